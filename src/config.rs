@@ -1,0 +1,290 @@
+//! Typed configuration: `config/default.toml`, or the file given with
+//! `--config`, then `TESSERA_*` environment variables for single keys
+//! (`TESSERA_MEDIA__CANVAS_WIDTH=640` sets `media.canvas_width`).
+//!
+//! Every field has a default, so the server runs with no file at all.
+//! Unknown keys are errors, and every error names the file and the field.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::media::CodecFamily;
+
+/// The config file read when `--config` is not given, relative to the working directory.
+pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
+/// Prefix of environment variables that override single keys.
+pub const ENV_PREFIX: &str = "TESSERA_";
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// HTTP and WebSocket listener.
+    pub server: ServerConfig,
+    /// Canvas, codecs and encoder templates.
+    pub media: MediaConfig,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address for HTTP and WebSocket signaling. Loopback by default, so a
+    /// fresh install is not reachable from the network until an admin says so.
+    pub listen: SocketAddr,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+/// `[media]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// Canvas width in pixels (even).
+    pub canvas_width: u32,
+    /// Canvas height in pixels (even).
+    pub canvas_height: u32,
+    /// Canvas frames per second.
+    pub framerate: u32,
+    /// Family chosen when an offer has both VP8 and H.264 and the client asked for neither.
+    pub preferred_codec: CodecFamily,
+    /// Directory of encoder templates (`vp8.pipeline`, `h264.pipeline`, `opus.pipeline`).
+    /// When it does not exist the built-in templates are used.
+    pub pipelines_dir: PathBuf,
+    /// Receive jitter buffer in milliseconds. GStreamer's default of 200 ms
+    /// alone would eat most of a conversational latency budget.
+    pub jitter_buffer_ms: u32,
+    /// Shortest time between two keyframes forced by receivers' PLI/FIR, per family.
+    pub keyframe_min_interval_ms: u64,
+    /// Gap in pixels around each tile.
+    pub tile_gap: u32,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            canvas_width: 1280,
+            canvas_height: 720,
+            framerate: 30,
+            preferred_codec: CodecFamily::Vp8,
+            pipelines_dir: PathBuf::from("pipelines"),
+            jitter_buffer_ms: 60,
+            keyframe_min_interval_ms: 1000,
+            tile_gap: 4,
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file given with `--config` does not exist.
+    #[error("config file {path} not found; pass an existing file to --config, or omit it to use {DEFAULT_CONFIG_PATH}")]
+    NotFound {
+        /// Path given.
+        path: PathBuf,
+    },
+    /// TOML syntax, an unknown key or a wrong type (figment names file and key).
+    #[error("{0}")]
+    Parse(#[from] Box<figment::Error>),
+    /// A value of the right type but outside its range.
+    #[error("{source_name}: `{field}` {reason}")]
+    Invalid {
+        /// The file (or "defaults") the bad value came from.
+        source_name: String,
+        /// Dotted key, e.g. `media.canvas_width`.
+        field: &'static str,
+        /// What is wrong and what is allowed.
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Loads the configuration: built-in defaults, then the file, then the environment.
+    ///
+    /// With `path == None`, [`DEFAULT_CONFIG_PATH`] is read if it exists.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    /// Like [`Config::load`] but with the environment given explicitly (for tests).
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let file = match path {
+            Some(p) if !p.exists() => {
+                return Err(ConfigError::NotFound {
+                    path: p.to_path_buf(),
+                })
+            }
+            Some(p) => Some(p.to_path_buf()),
+            None => Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists()),
+        };
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = &file {
+            figment = figment.merge(Toml::file_exact(f));
+        }
+        // Only TESSERA_<SECTION>__<KEY> variables are config keys; TESSERA_LOG is
+        // the log filter and is read elsewhere.
+        for (key, value) in env {
+            let Some(rest) = key.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            if !rest.contains("__") {
+                continue;
+            }
+            let path = rest.to_ascii_lowercase().replace("__", ".");
+            figment = figment.merge(Toml::string(&env_as_toml(&path, &value)));
+        }
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        let source_name = file
+            .map(|f| f.display().to_string())
+            .unwrap_or_else(|| "built-in defaults".into());
+        config.validate(&source_name)?;
+        Ok(config)
+    }
+
+    /// Checks ranges that the types cannot express.
+    pub fn validate(&self, source_name: &str) -> Result<(), ConfigError> {
+        let invalid = |field: &'static str, reason: String| ConfigError::Invalid {
+            source_name: source_name.to_string(),
+            field,
+            reason,
+        };
+        let m = &self.media;
+        for (field, v) in [
+            ("media.canvas_width", m.canvas_width),
+            ("media.canvas_height", m.canvas_height),
+        ] {
+            if !(64..=3840).contains(&v) || v % 2 != 0 {
+                return Err(invalid(
+                    field,
+                    format!("is {v}; use an even number from 64 to 3840"),
+                ));
+            }
+        }
+        if !(1..=60).contains(&m.framerate) {
+            return Err(invalid(
+                "media.framerate",
+                format!("is {}; use 1 to 60", m.framerate),
+            ));
+        }
+        if m.jitter_buffer_ms > 2000 {
+            return Err(invalid(
+                "media.jitter_buffer_ms",
+                format!("is {}; use 0 to 2000", m.jitter_buffer_ms),
+            ));
+        }
+        if m.tile_gap * 4 > m.canvas_height {
+            return Err(invalid(
+                "media.tile_gap",
+                format!("is {}; use at most a quarter of the canvas height", m.tile_gap),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One `section.key=value` override as a TOML document. Numbers and booleans
+/// stay typed; anything else becomes a string.
+fn env_as_toml(path: &str, value: &str) -> String {
+    let (section, key) = path.rsplit_once('.').unwrap_or(("", path));
+    let typed = value.parse::<i64>().is_ok()
+        || value.parse::<f64>().is_ok()
+        || value == "true"
+        || value == "false";
+    let value = if typed {
+        value.to_string()
+    } else {
+        serde_json::to_string(value).unwrap_or_default()
+    };
+    if section.is_empty() {
+        format!("{key} = {value}\n")
+    } else {
+        format!("[{section}]\n{key} = {value}\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn write_tmp(name: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("tessera-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        path
+    }
+
+    fn no_env() -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    #[test]
+    fn shipped_default_file_matches_built_in_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_PATH);
+        let c = Config::load_with_env(Some(&path), no_env()).unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn env_overrides_single_keys() {
+        let path = write_tmp("env.toml", "[media]\ncanvas_width = 640\n");
+        let env = vec![
+            ("TESSERA_MEDIA__CANVAS_HEIGHT".to_string(), "360".to_string()),
+            ("TESSERA_SERVER__LISTEN".to_string(), "127.0.0.1:9999".to_string()),
+            ("TESSERA_LOG".to_string(), "debug".to_string()),
+        ];
+        let c = Config::load_with_env(Some(&path), env).unwrap();
+        assert_eq!((c.media.canvas_width, c.media.canvas_height), (640, 360));
+        assert_eq!(c.server.listen.port(), 9999);
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_key() {
+        let path = write_tmp("unknown.toml", "[media]\ncanvas_widht = 640\n");
+        let e = Config::load_with_env(Some(&path), no_env()).unwrap_err().to_string();
+        assert!(e.contains("canvas_widht"), "{e}");
+        assert!(e.contains("unknown.toml"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let path = write_tmp("type.toml", "[media]\nframerate = \"fast\"\n");
+        let e = Config::load_with_env(Some(&path), no_env()).unwrap_err().to_string();
+        assert!(e.contains("framerate"), "{e}");
+    }
+
+    #[test]
+    fn out_of_range_names_file_field_and_fix() {
+        let path = write_tmp("range.toml", "[media]\ncanvas_width = 641\n");
+        let e = Config::load_with_env(Some(&path), no_env()).unwrap_err().to_string();
+        assert!(e.contains("range.toml"), "{e}");
+        assert!(e.contains("media.canvas_width"), "{e}");
+        assert!(e.contains("even number"), "{e}");
+    }
+
+    #[test]
+    fn missing_explicit_file_is_an_error() {
+        let e = Config::load_with_env(Some(Path::new("/nonexistent/x.toml")), no_env()).unwrap_err();
+        assert!(matches!(e, ConfigError::NotFound { .. }));
+    }
+}

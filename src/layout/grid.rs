@@ -1,0 +1,132 @@
+//! The grid layout: `ceil(sqrt(n))` columns, rows filled left to right, the
+//! last row centred; every tile has the canvas's aspect ratio.
+
+use super::{even, Layout, Rect, Size};
+
+/// Equal tiles in rows; see the module header.
+#[derive(Debug, Clone, Default)]
+pub struct Grid {
+    /// Pixels of background left around every tile (half on each side).
+    pub gap: u32,
+}
+
+impl Layout for Grid {
+    fn tiles(&self, canvas: Size, count: usize) -> Vec<Rect> {
+        if count == 0 || canvas.width == 0 || canvas.height == 0 {
+            return Vec::new();
+        }
+        let cols = (count as f64).sqrt().ceil() as u32;
+        let rows = (count as u32).div_ceil(cols);
+        let cell_w = canvas.width / cols;
+        let cell_h = canvas.height / rows;
+        // Largest box of the canvas's aspect ratio that fits in a cell, less the gap.
+        let avail_w = cell_w.saturating_sub(self.gap).max(2);
+        let avail_h = cell_h.saturating_sub(self.gap).max(2);
+        let (tile_w, tile_h) = if u64::from(avail_w) * u64::from(canvas.height)
+            <= u64::from(avail_h) * u64::from(canvas.width)
+        {
+            let h = u64::from(avail_w) * u64::from(canvas.height) / u64::from(canvas.width);
+            (avail_w, h as u32)
+        } else {
+            let w = u64::from(avail_h) * u64::from(canvas.width) / u64::from(canvas.height);
+            (w as u32, avail_h)
+        };
+        let (tile_w, tile_h) = (even(tile_w).max(2), even(tile_h).max(2));
+        // Centre the whole block of rows vertically and each tile in its cell.
+        let top = (canvas.height - rows * cell_h) / 2;
+        (0..count as u32)
+            .map(|i| {
+                let row = i / cols;
+                let col = i % cols;
+                let in_row = if row == rows - 1 {
+                    count as u32 - row * cols
+                } else {
+                    cols
+                };
+                let left = (canvas.width - in_row * cell_w) / 2;
+                Rect {
+                    x: even(left + col * cell_w + (cell_w - tile_w) / 2),
+                    y: even(top + row * cell_h + (cell_h - tile_h) / 2),
+                    width: tile_w,
+                    height: tile_h,
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HD: Size = Size {
+        width: 1280,
+        height: 720,
+    };
+
+    #[test]
+    fn one_tile_fills_the_canvas() {
+        assert_eq!(
+            Grid::default().tiles(HD, 1),
+            vec![Rect {
+                x: 0,
+                y: 0,
+                width: 1280,
+                height: 720
+            }]
+        );
+    }
+
+    #[test]
+    fn zero_tiles_is_empty() {
+        assert!(Grid::default().tiles(HD, 0).is_empty());
+    }
+
+    #[test]
+    fn four_tiles_are_quadrants() {
+        let t = Grid::default().tiles(HD, 4);
+        assert_eq!(t[0], Rect { x: 0, y: 0, width: 640, height: 360 });
+        assert_eq!(t[3], Rect { x: 640, y: 360, width: 640, height: 360 });
+    }
+
+    #[test]
+    fn last_row_is_centred() {
+        // 3 tiles: 2 columns, 2 rows; the lone third tile sits in the middle.
+        let t = Grid::default().tiles(HD, 3);
+        assert_eq!(t.len(), 3);
+        assert_eq!(t[2].y, 360);
+        assert_eq!(t[2].x + t[2].width / 2, 640);
+        // 5 tiles: 3 columns, 2 rows, last row of 2 centred.
+        let t = Grid::default().tiles(HD, 5);
+        let mid = (t[3].x + t[4].x + t[4].width) / 2;
+        assert!((mid as i64 - 640).abs() <= 2, "{t:?}");
+    }
+
+    #[test]
+    fn one_to_thirty_tiles_fit_without_overlap_and_keep_aspect() {
+        for canvas in [HD, Size { width: 640, height: 360 }, Size { width: 720, height: 720 }] {
+            for gap in [0, 8] {
+                let grid = Grid { gap };
+                for n in 1..=30 {
+                    let tiles = grid.tiles(canvas, n);
+                    assert_eq!(tiles.len(), n);
+                    let cols = (n as f64).sqrt().ceil() as usize;
+                    for (i, a) in tiles.iter().enumerate() {
+                        assert!(a.inside(canvas), "n={n} tile {i} {a:?} outside {canvas:?}");
+                        assert!(a.width >= 2 && a.height >= 2);
+                        assert_eq!(a.x % 2 + a.y % 2 + a.width % 2 + a.height % 2, 0);
+                        let want = canvas.width as f64 / canvas.height as f64;
+                        let got = a.width as f64 / a.height as f64;
+                        assert!((got - want).abs() / want < 0.03, "n={n} aspect {got} vs {want}");
+                        for b in &tiles[i + 1..] {
+                            assert!(!a.overlaps(b), "n={n}: {a:?} overlaps {b:?}");
+                        }
+                    }
+                    // Column count follows ceil(sqrt(n)).
+                    let first_row = tiles.iter().filter(|t| t.y == tiles[0].y).count();
+                    assert_eq!(first_row, cols.min(n), "n={n}");
+                }
+            }
+        }
+    }
+}

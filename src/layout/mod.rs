@@ -1,0 +1,64 @@
+//! Canvas geometry: where each participant's tile goes.
+//!
+//! A [`Layout`] is a pure function from the canvas size and the participant
+//! count to one rectangle per participant, in join order. The room applies
+//! whatever layout it is given; layout files plug in here as another
+//! implementation of the trait.
+
+mod grid;
+
+pub use grid::Grid;
+
+/// A size in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
+/// A rectangle on the canvas, in pixels from the top-left corner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rect {
+    /// Left edge.
+    pub x: u32,
+    /// Top edge.
+    pub y: u32,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+}
+
+impl Rect {
+    /// The centre point, rounded down.
+    pub fn center(&self) -> (u32, u32) {
+        (self.x + self.width / 2, self.y + self.height / 2)
+    }
+
+    /// True when the two rectangles share any pixel.
+    pub fn overlaps(&self, other: &Rect) -> bool {
+        self.x < other.x + other.width
+            && other.x < self.x + self.width
+            && self.y < other.y + other.height
+            && other.y < self.y + self.height
+    }
+
+    /// True when the rectangle lies entirely within a canvas of `size`.
+    pub fn inside(&self, size: Size) -> bool {
+        self.x + self.width <= size.width && self.y + self.height <= size.height
+    }
+}
+
+/// Places tiles on a canvas.
+pub trait Layout: Send + Sync + std::fmt::Debug {
+    /// One rectangle per participant, in the order given (join order).
+    /// Rectangles have even coordinates and sizes (I420 chroma is 2x2).
+    fn tiles(&self, canvas: Size, count: usize) -> Vec<Rect>;
+}
+
+/// Rounds down to an even number, so I420 tiles align with chroma samples.
+pub(crate) fn even(v: u32) -> u32 {
+    v & !1
+}

@@ -1,0 +1,92 @@
+//! The `tessera` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tessera::config::Config;
+use tracing_subscriber::EnvFilter;
+
+/// Tessera: a WebRTC MCU for classrooms and small conferences.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server (the default when no command is given).
+    Serve(ServeArgs),
+    /// Check the config file and encoder templates, then exit.
+    Check(ServeArgs),
+}
+
+#[derive(clap::Args, Debug, Default)]
+struct ServeArgs {
+    /// Config file (default: config/default.toml if present, else built-in defaults).
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Listen address, overriding `server.listen`.
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<SocketAddr>,
+}
+
+fn init_logging() {
+    let filter = EnvFilter::try_from_env("TESSERA_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+    Ok(config)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    init_logging();
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => {
+            let config = load_config(&args)?;
+            tessera::logging::bridge_gstreamer_log();
+            let listener = tokio::net::TcpListener::bind(config.server.listen)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot listen on {} (server.listen); pick a free address with --listen",
+                        config.server.listen
+                    )
+                })?;
+            tessera::server::run(listener, config, shutdown_signal()).await
+        }
+        Command::Check(args) => {
+            let config = load_config(&args)?;
+            tessera::server::init_gstreamer()?;
+            tessera::server::media_settings(&config)?;
+            println!("config and encoder templates are valid");
+            Ok(())
+        }
+    }
+}

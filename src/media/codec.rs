@@ -1,0 +1,377 @@
+//! Codec choice: which payload types of a client's SDP offer the room will use.
+//!
+//! Pure logic over a parsed offer. Only VP8, H.264 (constrained baseline or
+//! baseline, packetization-mode 1) and Opus are accepted, so an offer can never
+//! pull an arbitrary depayloader or decoder into the room.
+
+use std::fmt;
+
+use gstreamer_sdp as gst_sdp;
+use serde::{Deserialize, Serialize};
+
+/// A family of video codecs the room can encode its canvas in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CodecFamily {
+    /// VP8, RTP payload format RFC 7741.
+    Vp8,
+    /// H.264 constrained baseline, packetization-mode 1 (RFC 6184).
+    H264,
+}
+
+impl CodecFamily {
+    /// Both families, in the default order of preference.
+    pub const ALL: [CodecFamily; 2] = [CodecFamily::Vp8, CodecFamily::H264];
+
+    /// The SDP / RTP caps encoding name.
+    pub fn encoding_name(self) -> &'static str {
+        match self {
+            CodecFamily::Vp8 => "VP8",
+            CodecFamily::H264 => "H264",
+        }
+    }
+
+    /// Lower-case name used in config, protocol and file names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CodecFamily::Vp8 => "vp8",
+            CodecFamily::H264 => "h264",
+        }
+    }
+}
+
+impl fmt::Display for CodecFamily {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The H.264 profile-level-id the room's encoder produces: constrained baseline, level 3.1.
+pub const H264_PROFILE_LEVEL_ID: &str = "42e01f";
+
+/// The video codec chosen from an offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoChoice {
+    /// Codec family the participant sends and receives.
+    pub family: CodecFamily,
+    /// Payload type the offer uses for it.
+    pub payload: u8,
+    /// For H.264, the offered profile-level-id of that payload type.
+    pub profile_level_id: Option<String>,
+}
+
+/// Everything the room needs from an offer to build a participant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaChoice {
+    /// Opus payload type of the audio m-line.
+    pub audio_payload: u8,
+    /// Chosen video codec of the video m-line.
+    pub video: VideoChoice,
+    /// True when the audio m-line comes before the video m-line in the offer.
+    pub audio_first: bool,
+}
+
+/// Why an offer cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CodecError {
+    /// The text is not SDP.
+    #[error("the offer is not valid SDP")]
+    Unparsable,
+    /// No `m=audio` or no `m=video` section.
+    #[error("the offer has no {0} m-line; send one audio and one video transceiver")]
+    MissingMedia(&'static str),
+    /// The audio m-line lacks Opus.
+    #[error("the offer's audio m-line has no opus/48000/2 (offered: {offered})")]
+    NoOpus {
+        /// Encoding names offered.
+        offered: String,
+    },
+    /// The video m-line has neither VP8 nor a usable H.264.
+    #[error(
+        "the offer's video m-line has no supported codec: VP8, or H264 with a baseline profile and packetization-mode=1 (offered: {offered})"
+    )]
+    NoVideoCodec {
+        /// Encoding names offered.
+        offered: String,
+    },
+    /// The client asked for a family its own offer does not contain.
+    #[error("codec `{wanted}` was requested but the offer does not contain it (offered: {offered})")]
+    WantedNotOffered {
+        /// The family asked for in `join`.
+        wanted: CodecFamily,
+        /// Encoding names offered.
+        offered: String,
+    },
+}
+
+/// One `a=rtpmap` entry with its `a=fmtp` parameters.
+#[derive(Debug, Clone)]
+struct Format {
+    payload: u8,
+    encoding: String,
+    clock_rate: u32,
+    fmtp: Vec<(String, String)>,
+}
+
+impl Format {
+    fn param(&self, key: &str) -> Option<&str> {
+        self.fmtp
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn formats_of(media: &gst_sdp::SDPMediaRef) -> Vec<Format> {
+    let mut out = Vec::new();
+    for fmt in media.formats() {
+        let Ok(payload) = fmt.parse::<u8>() else {
+            continue;
+        };
+        let Some(rtpmap) = attribute_for(media, "rtpmap", payload) else {
+            continue;
+        };
+        // "VP8/90000" or "opus/48000/2"
+        let mut parts = rtpmap.split('/');
+        let encoding = parts.next().unwrap_or_default().trim().to_string();
+        let clock_rate = parts.next().and_then(|c| c.trim().parse().ok()).unwrap_or(0);
+        let fmtp = attribute_for(media, "fmtp", payload)
+            .map(|p| {
+                p.split(';')
+                    .filter_map(|kv| {
+                        let (k, v) = kv.split_once('=')?;
+                        Some((k.trim().to_string(), v.trim().to_string()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(Format {
+            payload,
+            encoding,
+            clock_rate,
+            fmtp,
+        });
+    }
+    out
+}
+
+/// The value of `a=<key>:<payload> <value>` in a media section.
+fn attribute_for(media: &gst_sdp::SDPMediaRef, key: &str, payload: u8) -> Option<String> {
+    let prefix = format!("{payload} ");
+    media.attributes().find_map(|a| {
+        if a.key() != key {
+            return None;
+        }
+        a.value()?.strip_prefix(&prefix).map(str::to_string)
+    })
+}
+
+fn offered_names(formats: &[Format]) -> String {
+    let mut names: Vec<&str> = formats.iter().map(|f| f.encoding.as_str()).collect();
+    names.dedup();
+    names.join(", ")
+}
+
+/// True for an H.264 format the room can send and receive: a baseline-family
+/// profile (profile_idc 0x42) and packetization-mode 1.
+fn is_usable_h264(f: &Format) -> bool {
+    f.encoding.eq_ignore_ascii_case("H264")
+        && f.clock_rate == 90000
+        && f.param("packetization-mode") == Some("1")
+        && f.param("profile-level-id")
+            .is_some_and(|p| p.len() == 6 && p[..2].eq_ignore_ascii_case("42"))
+}
+
+fn pick_video(formats: &[Format], family: CodecFamily) -> Option<VideoChoice> {
+    match family {
+        CodecFamily::Vp8 => formats
+            .iter()
+            .find(|f| f.encoding.eq_ignore_ascii_case("VP8") && f.clock_rate == 90000)
+            .map(|f| VideoChoice {
+                family,
+                payload: f.payload,
+                profile_level_id: None,
+            }),
+        CodecFamily::H264 => {
+            let usable: Vec<&Format> = formats.iter().filter(|f| is_usable_h264(f)).collect();
+            // Exactly what the encoder makes, if offered; otherwise any baseline one.
+            let best = usable
+                .iter()
+                .find(|f| {
+                    f.param("profile-level-id")
+                        .is_some_and(|p| p.eq_ignore_ascii_case(H264_PROFILE_LEVEL_ID))
+                })
+                .or_else(|| usable.first())?;
+            Some(VideoChoice {
+                family,
+                payload: best.payload,
+                profile_level_id: best.param("profile-level-id").map(str::to_ascii_lowercase),
+            })
+        }
+    }
+}
+
+/// Chooses the audio and video codecs for a participant from its offer.
+///
+/// `wanted` is the family the client asked for in `join`; without it,
+/// `preferred` wins when the offer has both families.
+pub fn choose_codecs(
+    offer: &gst_sdp::SDPMessageRef,
+    wanted: Option<CodecFamily>,
+    preferred: CodecFamily,
+) -> Result<MediaChoice, CodecError> {
+    let audio = offer
+        .medias()
+        .find(|m| m.media() == Some("audio"))
+        .ok_or(CodecError::MissingMedia("audio"))?;
+    let video = offer
+        .medias()
+        .find(|m| m.media() == Some("video"))
+        .ok_or(CodecError::MissingMedia("video"))?;
+
+    let audio_formats = formats_of(audio);
+    let opus = audio_formats
+        .iter()
+        .find(|f| f.encoding.eq_ignore_ascii_case("opus") && f.clock_rate == 48000)
+        .ok_or_else(|| CodecError::NoOpus {
+            offered: offered_names(&audio_formats),
+        })?;
+
+    let video_formats = formats_of(video);
+    let choice = match wanted {
+        Some(family) => {
+            pick_video(&video_formats, family).ok_or_else(|| CodecError::WantedNotOffered {
+                wanted: family,
+                offered: offered_names(&video_formats),
+            })?
+        }
+        None => {
+            let other = if preferred == CodecFamily::Vp8 {
+                CodecFamily::H264
+            } else {
+                CodecFamily::Vp8
+            };
+            pick_video(&video_formats, preferred)
+                .or_else(|| pick_video(&video_formats, other))
+                .ok_or_else(|| CodecError::NoVideoCodec {
+                    offered: offered_names(&video_formats),
+                })?
+        }
+    };
+    let audio_first = offer
+        .medias()
+        .position(|m| m.media() == Some("audio"))
+        < offer.medias().position(|m| m.media() == Some("video"));
+    Ok(MediaChoice {
+        audio_payload: opus.payload,
+        video: choice,
+        audio_first,
+    })
+}
+
+/// Parses SDP text, mapping failure to [`CodecError::Unparsable`].
+pub fn parse_sdp(text: &str) -> Result<gst_sdp::SDPMessage, CodecError> {
+    let msg = gst_sdp::SDPMessage::parse_buffer(text.as_bytes())
+        .map_err(|_| CodecError::Unparsable)?;
+    if msg.medias_len() == 0 && !text.trim_start().starts_with("v=") {
+        return Err(CodecError::Unparsable);
+    }
+    Ok(msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHROMIUM: &str = include_str!("../../tests/fixtures/sdp/chromium-offer.sdp");
+    const CHROMIUM_H264: &str = include_str!("../../tests/fixtures/sdp/chromium-h264-offer.sdp");
+    const CHROMIUM_RECVONLY: &str =
+        include_str!("../../tests/fixtures/sdp/chromium-recvonly-offer.sdp");
+    const FIREFOX: &str = include_str!("../../tests/fixtures/sdp/firefox-offer.sdp");
+
+    fn choose(text: &str, wanted: Option<CodecFamily>, pref: CodecFamily) -> Result<MediaChoice, CodecError> {
+        gstreamer::init().unwrap();
+        choose_codecs(&parse_sdp(text).unwrap(), wanted, pref)
+    }
+
+    #[test]
+    fn chromium_prefers_vp8_by_default() {
+        let c = choose(CHROMIUM, None, CodecFamily::Vp8).unwrap();
+        assert_eq!(c.audio_payload, 111);
+        assert_eq!(c.video, VideoChoice { family: CodecFamily::Vp8, payload: 96, profile_level_id: None });
+    }
+
+    #[test]
+    fn chromium_h264_picks_constrained_baseline_mode_1() {
+        for text in [CHROMIUM, CHROMIUM_H264] {
+            let c = choose(text, Some(CodecFamily::H264), CodecFamily::Vp8).unwrap();
+            assert_eq!(c.video.family, CodecFamily::H264);
+            // 108 is 42e01f packetization-mode=1 in both fixtures
+            assert_eq!(c.video.payload, 108);
+            assert_eq!(c.video.profile_level_id.as_deref(), Some("42e01f"));
+        }
+        let c = choose(CHROMIUM, None, CodecFamily::H264).unwrap();
+        assert_eq!(c.video.payload, 108);
+    }
+
+    #[test]
+    fn firefox_uses_its_own_payload_types() {
+        let c = choose(FIREFOX, None, CodecFamily::Vp8).unwrap();
+        assert_eq!(c.audio_payload, 109);
+        assert_eq!(c.video.payload, 120);
+        // Firefox ESR here has no H.264: preference falls back to VP8 ...
+        let c = choose(FIREFOX, None, CodecFamily::H264).unwrap();
+        assert_eq!(c.video.family, CodecFamily::Vp8);
+        // ... but an explicit wish that cannot be met is an error.
+        let e = choose(FIREFOX, Some(CodecFamily::H264), CodecFamily::Vp8).unwrap_err();
+        assert!(matches!(e, CodecError::WantedNotOffered { wanted: CodecFamily::H264, .. }), "{e}");
+        assert!(e.to_string().contains("VP8"), "{e}");
+    }
+
+    #[test]
+    fn recvonly_offer_is_accepted() {
+        let c = choose(CHROMIUM_RECVONLY, None, CodecFamily::Vp8).unwrap();
+        assert_eq!(c.video.payload, 96);
+        assert_eq!(c.audio_payload, 111);
+    }
+
+    #[test]
+    fn only_unsupported_video_is_rejected() {
+        let vp9_only = CHROMIUM
+            .lines()
+            .map(|l| {
+                if l.starts_with("a=rtpmap:") && (l.contains("VP8/") || l.contains("H264/")) {
+                    l.replace("VP8/", "XV8/").replace("H264/", "XH264/")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\r\n");
+        let e = choose(&vp9_only, None, CodecFamily::Vp8).unwrap_err();
+        assert!(matches!(e, CodecError::NoVideoCodec { .. }), "{e}");
+        assert!(e.to_string().contains("VP9"), "{e}");
+    }
+
+    #[test]
+    fn h264_without_mode_1_or_baseline_is_rejected() {
+        let offer = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 100 101\r\na=rtpmap:100 H264/90000\r\n\
+a=fmtp:100 profile-level-id=42e01f;packetization-mode=0\r\n\
+a=rtpmap:101 H264/90000\r\na=fmtp:101 profile-level-id=640c1f;packetization-mode=1\r\n";
+        let e = choose(offer, None, CodecFamily::H264).unwrap_err();
+        assert!(matches!(e, CodecError::NoVideoCodec { .. }), "{e}");
+    }
+
+    #[test]
+    fn missing_media_and_garbage_are_errors() {
+        let audio_only = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n";
+        assert_eq!(choose(audio_only, None, CodecFamily::Vp8), Err(CodecError::MissingMedia("video")));
+        let no_opus = CHROMIUM.replace("opus/48000/2", "speex/48000/2");
+        assert!(matches!(choose(&no_opus, None, CodecFamily::Vp8), Err(CodecError::NoOpus { .. })));
+        gstreamer::init().unwrap();
+        assert!(parse_sdp("hello").is_err());
+    }
+}

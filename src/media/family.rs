@@ -1,0 +1,214 @@
+//! One encoder per codec family: the canvas is encoded once for VP8 and once
+//! for H.264, and each encoded stream fans out to every participant of the
+//! family through a tee.
+//!
+//! ```text
+//! canvas tee ─► queue(leaky, 2) ─► [template: vp8enc ...] ─► family tee ─► per-participant payloader
+//! ```
+//!
+//! Receivers' PLI/FIR arrive as upstream force-key-unit events through the
+//! family tee. A probe on the tee's sink pad lets at most one through per
+//! `keyframe_min_interval`; a request held back is re-issued once the
+//! interval has passed, so a late joiner still gets its keyframe.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_video as gst_video;
+
+use super::templates::TemplateKind;
+use super::{add_chain, make_element, make_leaky_queue, remove_elements, sync_downstream_first};
+use super::{CodecFamily, MediaSettings};
+
+/// Rate-limit state for forced keyframes, shared with the pad probe.
+#[derive(Debug)]
+struct KeyframeGate {
+    interval: Duration,
+    last: Option<Instant>,
+    pending: bool,
+}
+
+impl KeyframeGate {
+    /// Decides whether a keyframe request may go to the encoder now.
+    /// A refused one is remembered as pending.
+    fn admit(&mut self, now: Instant) -> bool {
+        match self.last {
+            Some(last) if now.duration_since(last) < self.interval => {
+                self.pending = true;
+                false
+            }
+            _ => {
+                self.last = Some(now);
+                self.pending = false;
+                true
+            }
+        }
+    }
+
+    /// True when a held-back request is due now (and marks it sent).
+    fn take_due(&mut self, now: Instant) -> bool {
+        if self.pending && self.admit(now) {
+            return true;
+        }
+        false
+    }
+}
+
+/// A running family encoder branch.
+pub(super) struct FamilyEncoder {
+    family: CodecFamily,
+    queue: gst::Element,
+    encoder: gst::Element,
+    /// The encoded stream's tee; participants request pads from it.
+    pub(super) tee: gst::Element,
+    canvas_pad: gst::Pad,
+    gate: Arc<Mutex<KeyframeGate>>,
+    forced: Arc<AtomicU64>,
+}
+
+fn force_key_unit_event() -> gst::Event {
+    gst_video::UpstreamForceKeyUnitEvent::builder()
+        .all_headers(true)
+        .build()
+}
+
+impl FamilyEncoder {
+    /// Builds the branch and links it to the running canvas tee.
+    pub(super) fn start(
+        bin: &gst::Bin,
+        canvas_tee: &gst::Element,
+        family: CodecFamily,
+        settings: &MediaSettings,
+    ) -> anyhow::Result<FamilyEncoder> {
+        let queue = make_leaky_queue(&format!("{family}-enc-queue"), 2)?;
+        let encoder = settings
+            .templates
+            .build(TemplateKind::Video(family), &format!("{family}-encoder"))?
+            .upcast::<gst::Element>();
+        let tee = make_element("tee", &format!("{family}-tee"))?;
+        tee.set_property("allow-not-linked", true);
+        add_chain(bin, &[&queue, &encoder, &tee])?;
+
+        let gate = Arc::new(Mutex::new(KeyframeGate {
+            interval: settings.keyframe_min_interval,
+            last: None,
+            pending: false,
+        }));
+        let forced = Arc::new(AtomicU64::new(0));
+        let tee_sink = tee.static_pad("sink").context("family tee sink pad")?;
+        {
+            let gate = gate.clone();
+            let forced = forced.clone();
+            tee_sink.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+                let Some(ev) = info.event() else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                if !gst_video::ForceKeyUnitEvent::is(ev) {
+                    return gst::PadProbeReturn::Ok;
+                }
+                let admitted = gate
+                    .lock()
+                    .map(|mut g| g.admit(Instant::now()))
+                    .unwrap_or(true);
+                if admitted {
+                    forced.fetch_add(1, Ordering::Relaxed);
+                    gst::PadProbeReturn::Ok
+                } else {
+                    gst::PadProbeReturn::Drop
+                }
+            });
+        }
+
+        sync_downstream_first(&[&queue, &encoder, &tee])?;
+        let canvas_pad = canvas_tee
+            .request_pad_simple("src_%u")
+            .context("requesting a canvas tee pad")?;
+        canvas_pad
+            .link(&queue.static_pad("sink").context("queue sink")?)
+            .context("linking canvas tee to the encoder queue")?;
+        Ok(FamilyEncoder {
+            family,
+            queue,
+            encoder,
+            tee,
+            canvas_pad,
+            gate,
+            forced,
+        })
+    }
+
+    /// Asks the encoder for a keyframe, subject to the rate limit.
+    pub(super) fn request_keyframe(&self) {
+        let admitted = self
+            .gate
+            .lock()
+            .map(|mut g| g.admit(Instant::now()))
+            .unwrap_or(true);
+        if admitted {
+            self.send_keyframe_request();
+        }
+    }
+
+    /// Sends a held-back keyframe request once its interval has passed.
+    pub(super) fn flush_pending_keyframe(&self) {
+        let due = self
+            .gate
+            .lock()
+            .map(|mut g| g.take_due(Instant::now()))
+            .unwrap_or(false);
+        if due {
+            self.send_keyframe_request();
+        }
+    }
+
+    fn send_keyframe_request(&self) {
+        self.forced.fetch_add(1, Ordering::Relaxed);
+        // Straight into the encoder's source pad: this bypasses the gate's
+        // probe, which sits downstream on the tee.
+        if let Some(src) = self.encoder.static_pad("src") {
+            if !src.send_event(force_key_unit_event()) {
+                tracing::debug!(family = %self.family, "encoder ignored a keyframe request");
+            }
+        }
+    }
+
+    /// Keyframes forced so far (admitted receiver requests and re-issues).
+    pub(super) fn forced_keyframes(&self) -> u64 {
+        self.forced.load(Ordering::Relaxed)
+    }
+
+    /// Unlinks the branch from the canvas and frees it.
+    pub(super) fn stop(self, bin: &gst::Bin, canvas_tee: &gst::Element) {
+        // Release the tee pad first: after this the tee never pushes here,
+        // so stopping the branch cannot return FLUSHING into the canvas.
+        canvas_tee.release_request_pad(&self.canvas_pad);
+        remove_elements(bin, &[self.queue, self.encoder, self.tee]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gate_admits_one_per_interval_and_remembers_the_rest() {
+        let t0 = Instant::now();
+        let mut g = KeyframeGate {
+            interval: Duration::from_secs(1),
+            last: None,
+            pending: false,
+        };
+        assert!(g.admit(t0));
+        assert!(!g.admit(t0 + Duration::from_millis(100)));
+        assert!(!g.admit(t0 + Duration::from_millis(900)));
+        assert!(!g.take_due(t0 + Duration::from_millis(950)));
+        assert!(g.take_due(t0 + Duration::from_millis(1000)));
+        // Nothing pending any more.
+        assert!(!g.take_due(t0 + Duration::from_millis(3000)));
+        assert!(g.admit(t0 + Duration::from_millis(2100)));
+    }
+}

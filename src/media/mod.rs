@@ -1,0 +1,190 @@
+//! GStreamer media for one room: the canvas and audio mix ([`RoomMedia`]),
+//! one encoder per codec family in use ([`family`]), and per participant one
+//! `webrtcbin` with its ingest (depay + decode) and egress (payload) chains.
+//!
+//! Nothing here owns room state. GStreamer callbacks only post a
+//! [`MediaEvent`] to the room actor, which decides and calls back in.
+
+pub mod codec;
+mod family;
+mod ingest;
+mod participant;
+mod room_media;
+pub mod templates;
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+
+pub use codec::{CodecFamily, MediaChoice};
+pub use participant::ParticipantMedia;
+pub use room_media::RoomMedia;
+pub use templates::Templates;
+
+use crate::layout::Size;
+
+/// What a room's media is built with; shared by all rooms.
+#[derive(Debug, Clone)]
+pub struct MediaSettings {
+    /// Canvas size.
+    pub canvas: Size,
+    /// Canvas frames per second.
+    pub framerate: u32,
+    /// Receive jitter buffer.
+    pub jitter_buffer: Duration,
+    /// Shortest gap between receiver-forced keyframes per family.
+    pub keyframe_min_interval: Duration,
+    /// Gap in pixels around each tile.
+    pub tile_gap: u32,
+    /// Validated encoder templates.
+    pub templates: std::sync::Arc<Templates>,
+}
+
+/// Something a GStreamer callback saw, posted to the room actor.
+#[derive(Debug)]
+pub enum MediaEvent {
+    /// webrtcbin gathered a local ICE candidate.
+    IceCandidate {
+        /// Participant the webrtcbin belongs to.
+        participant: String,
+        /// m-line index.
+        mline: u32,
+        /// Candidate line.
+        candidate: String,
+    },
+    /// The answer for a participant's offer was created (or failed).
+    AnswerCreated {
+        /// Participant.
+        participant: String,
+        /// The answer, or why not.
+        answer: Result<gstreamer_webrtc::WebRTCSessionDescription, String>,
+    },
+    /// A new incoming stream appeared; its pad is blocked until linked.
+    IncomingStream {
+        /// Participant.
+        participant: String,
+        /// The webrtcbin source pad.
+        pad: gst::Pad,
+        /// Probe holding the pad blocked.
+        probe: gst::PadProbeId,
+    },
+    /// The first decoded video frame of a participant reached its tile.
+    VideoStarted {
+        /// Participant.
+        participant: String,
+    },
+    /// ICE or DTLS failed for a participant: it cannot be reached any more.
+    ConnectionFailed {
+        /// Participant.
+        participant: String,
+        /// Which state went to failed.
+        what: &'static str,
+    },
+}
+
+/// Creates an element, naming it after its owner (`p1a2b-vp8dec`) so that a
+/// bus error can be traced back to a participant.
+pub fn make_element(factory: &str, name: &str) -> anyhow::Result<gst::Element> {
+    gst::ElementFactory::make(factory)
+        .name(name)
+        .build()
+        .with_context(|| format!("creating element {factory} ({name}); is its plugin installed?"))
+}
+
+/// A capsfilter with the given caps.
+pub(crate) fn make_capsfilter(name: &str, caps: &gst::Caps) -> anyhow::Result<gst::Element> {
+    let e = make_element("capsfilter", name)?;
+    e.set_property("caps", caps);
+    Ok(e)
+}
+
+/// A queue that drops the oldest data instead of blocking when it holds
+/// `max_buffers`: late frames are dropped, never piled up as latency.
+pub(crate) fn make_leaky_queue(name: &str, max_buffers: u32) -> anyhow::Result<gst::Element> {
+    let q = make_element("queue", name)?;
+    q.set_property_from_str("leaky", "downstream");
+    q.set_property("max-size-buffers", max_buffers);
+    q.set_property("max-size-bytes", 0u32);
+    q.set_property("max-size-time", 0u64);
+    Ok(q)
+}
+
+/// Adds elements to a bin and links them in order.
+pub(crate) fn add_chain(bin: &gst::Bin, chain: &[&gst::Element]) -> anyhow::Result<()> {
+    bin.add_many(chain.iter().copied())
+        .context("adding elements to the pipeline")?;
+    gst::Element::link_many(chain.iter().copied()).with_context(|| {
+        let names: Vec<_> = chain.iter().map(|e| e.name().to_string()).collect();
+        format!("linking {}", names.join(" ! "))
+    })
+}
+
+/// Brings elements to the bin's state, downstream first so that no element
+/// pushes into one that is not ready yet.
+pub(crate) fn sync_downstream_first(chain: &[&gst::Element]) -> anyhow::Result<()> {
+    for e in chain.iter().rev() {
+        e.sync_state_with_parent()
+            .with_context(|| format!("starting {}", e.name()))?;
+    }
+    Ok(())
+}
+
+/// Stops elements and removes them from the bin. Errors are logged, not
+/// returned: teardown goes on whatever one element says.
+pub(crate) fn remove_elements(bin: &gst::Bin, elements: &[gst::Element]) {
+    for e in elements {
+        if let Err(err) = e.set_state(gst::State::Null) {
+            tracing::warn!(element = %e.name(), "stopping element: {err}");
+        }
+    }
+    for e in elements {
+        if e.parent().as_ref() == Some(bin.upcast_ref()) {
+            if let Err(err) = bin.remove(e) {
+                tracing::warn!(element = %e.name(), "removing element: {err}");
+            }
+        }
+    }
+}
+
+/// Caps of raw I420 video of a size (and optionally a frame rate).
+pub(crate) fn i420_caps(size: Size, framerate: Option<u32>) -> gst::Caps {
+    let mut b = gst::Caps::builder("video/x-raw")
+        .field("format", "I420")
+        .field("width", size.width as i32)
+        .field("height", size.height as i32)
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1));
+    if let Some(fps) = framerate {
+        b = b.field("framerate", gst::Fraction::new(fps as i32, 1));
+    }
+    b.build()
+}
+
+/// The room's internal audio format: 48 kHz mono float, so that summing and
+/// subtracting (mix-minus) never clips and never resamples.
+pub(crate) fn mix_audio_caps() -> gst::Caps {
+    gst::Caps::builder("audio/x-raw")
+        .field("format", "F32LE")
+        .field("rate", 48000i32)
+        .field("channels", 1i32)
+        .field("layout", "interleaved")
+        .build()
+}
+
+/// Duration of the mixers' output buffers: one 20 ms Opus frame.
+pub(crate) const MIX_BUFFER: Duration = Duration::from_millis(20);
+
+/// Extra time aggregators (compositor, audiomixer) wait for live inputs,
+/// on top of the jitter buffer: decode time plus scheduling slack on a busy
+/// two-core machine. Frames later than this are dropped, not queued.
+pub(crate) const AGGREGATOR_SLACK: Duration = Duration::from_millis(40);
+
+/// Configures a live aggregator (compositor or audiomixer) for a room.
+pub(crate) fn configure_aggregator(agg: &gst::Element, settings: &MediaSettings) {
+    let latency = settings.jitter_buffer + AGGREGATOR_SLACK;
+    agg.set_property("latency", latency.as_nanos() as u64);
+    // Start from the first buffer's time: an aggregator added mid-lesson
+    // must not produce the whole lesson's worth of output from time zero.
+    agg.set_property_from_str("start-time-selection", "first");
+}

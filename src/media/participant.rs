@@ -1,0 +1,472 @@
+//! One participant's media: a `webrtcbin` whose transceivers use the codecs
+//! chosen from the offer, the egress chains feeding it, the tile it occupies
+//! on the canvas, and its mix-minus.
+//!
+//! ```text
+//! family tee ─► queue(leaky) ─► rtp{vp8,h264}pay(pt) ─────────────────────────► webrtcbin (video)
+//! full-mix tee ─► queue(leaky) ─► minus mixer ─► caps ─► [opus template] ─► rtpopuspay(pt) ─► webrtcbin (audio)
+//!                 own voice × −1 ─►─┘   (linked by ingest when the voice arrives)
+//! placeholder: videotestsrc(grey) ─► caps(tile) ─► textoverlay(name) ─► compositor (until video arrives)
+//! ```
+//!
+//! Mix-minus subtracts the participant's own decoded voice from the full
+//! mix, sample-aligned by timestamp, in float so nothing clips: each person
+//! hears everyone but themselves with two mixer inputs instead of N−1.
+
+use anyhow::Context as _;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_sdp as gst_sdp;
+use gstreamer_webrtc as gst_webrtc;
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::codec::MediaChoice;
+use super::templates::TemplateKind;
+use super::{
+    add_chain, configure_aggregator, i420_caps, make_capsfilter, make_element, make_leaky_queue,
+    mix_audio_caps, remove_elements, CodecFamily, MediaEvent, RoomMedia,
+    MIX_BUFFER,
+};
+use crate::layout::{Rect, Size};
+
+/// Size of a placeholder tile before the first layout is applied.
+const INITIAL_TILE: Size = Size {
+    width: 320,
+    height: 180,
+};
+/// The placeholder only changes when the layout does: a few frames a second suffice.
+const PLACEHOLDER_FPS: u32 = 5;
+/// Video buffers a participant's send queue may hold before dropping the oldest.
+const VIDEO_EGRESS_QUEUE: u32 = 5;
+/// Audio buffers (20 ms each) the queues around the mixers may hold.
+const AUDIO_QUEUE: u32 = 25;
+
+/// The video tile's decoded branch, once video arrived.
+pub(super) struct VideoTile {
+    pub(super) caps: gst::Element,
+    pub(super) pad: gst::Pad,
+}
+
+/// Everything the room pipeline holds for one participant. Give it back to
+/// [`RoomMedia::remove_participant`] to free it.
+#[must_use = "pass to RoomMedia::remove_participant to free its elements"]
+pub struct ParticipantMedia {
+    pub(super) id: String,
+    pub(super) family: CodecFamily,
+    pub(super) webrtcbin: gst::Element,
+    pub(super) elements: Vec<gst::Element>,
+    family_tee_pad: gst::Pad,
+    full_tee_pad: gst::Pad,
+    pub(super) minus_mixer: gst::Element,
+    placeholder_caps: gst::Element,
+    placeholder_pad: gst::Pad,
+    pub(super) video: Option<VideoTile>,
+    /// The own voice's pad on the full mixer, once audio arrived.
+    pub(super) own_mix_pad: Option<gst::Pad>,
+    pub(super) tile: Rect,
+}
+
+impl std::fmt::Debug for ParticipantMedia {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParticipantMedia")
+            .field("id", &self.id)
+            .field("family", &self.family)
+            .finish()
+    }
+}
+
+/// The `application/x-rtp` caps a transceiver answers with.
+fn video_rtp_caps(choice: &MediaChoice) -> gst::Caps {
+    let v = &choice.video;
+    let mut b = gst::Caps::builder("application/x-rtp")
+        .field("media", "video")
+        .field("encoding-name", v.family.encoding_name())
+        .field("payload", i32::from(v.payload))
+        .field("clock-rate", 90000i32)
+        .field("rtcp-fb-nack-pli", true)
+        .field("rtcp-fb-ccm-fir", true);
+    if v.family == CodecFamily::H264 {
+        b = b
+            .field("packetization-mode", "1")
+            .field(
+                "profile-level-id",
+                v.profile_level_id
+                    .as_deref()
+                    .unwrap_or(super::codec::H264_PROFILE_LEVEL_ID),
+            )
+            .field("level-asymmetry-allowed", "1");
+    }
+    b.build()
+}
+
+fn audio_rtp_caps(choice: &MediaChoice) -> gst::Caps {
+    gst::Caps::builder("application/x-rtp")
+        .field("media", "audio")
+        .field("encoding-name", "OPUS")
+        .field("payload", i32::from(choice.audio_payload))
+        .field("clock-rate", 48000i32)
+        .field("encoding-params", "2")
+        .build()
+}
+
+/// Requests a webrtcbin sink pad whose transceiver answers with exactly `caps`.
+///
+/// Setting codec preferences up front lets `create-answer` succeed before any
+/// media has flowed into the pad.
+fn request_send_pad(webrtcbin: &gst::Element, caps: &gst::Caps) -> anyhow::Result<gst::Pad> {
+    let templ = webrtcbin
+        .pad_template("sink_%u")
+        .context("webrtcbin has no sink_%u template")?;
+    let pad = webrtcbin
+        .request_pad(&templ, None, Some(caps))
+        .context("requesting a webrtcbin sink pad")?;
+    let trans = pad.property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver");
+    trans.set_property("codec-preferences", caps);
+    trans.set_property(
+        "direction",
+        gst_webrtc::WebRTCRTPTransceiverDirection::Sendrecv,
+    );
+    Ok(pad)
+}
+
+fn placeholder_caps(tile: Size) -> gst::Caps {
+    i420_caps(tile, Some(PLACEHOLDER_FPS))
+}
+
+impl RoomMedia {
+    /// Builds a participant's webrtcbin and send chains, and a placeholder tile.
+    ///
+    /// The family encoder starts here if this is its first participant.
+    pub fn add_participant(
+        &mut self,
+        id: &str,
+        name: &str,
+        choice: &MediaChoice,
+        events: &UnboundedSender<MediaEvent>,
+    ) -> anyhow::Result<ParticipantMedia> {
+        let family = choice.video.family;
+        let family_tee = self.ensure_family(family)?.tee.clone();
+        let bin = self.pipeline.clone().upcast::<gst::Bin>();
+        let n = |what: &str| format!("{id}-{what}");
+
+        let webrtcbin = make_element("webrtcbin", &n("webrtc"))?;
+        webrtcbin.set_property_from_str("bundle-policy", "max-bundle");
+        webrtcbin.set_property("latency", self.settings.jitter_buffer.as_millis() as u32);
+        bin.add(&webrtcbin).context("adding webrtcbin")?;
+        connect_webrtcbin_signals(&webrtcbin, id, events);
+
+        // Transceivers in the offer's m-line order.
+        let (audio_pad, video_pad) = if choice.audio_first {
+            let a = request_send_pad(&webrtcbin, &audio_rtp_caps(choice))?;
+            (a, request_send_pad(&webrtcbin, &video_rtp_caps(choice))?)
+        } else {
+            let v = request_send_pad(&webrtcbin, &video_rtp_caps(choice))?;
+            (request_send_pad(&webrtcbin, &audio_rtp_caps(choice))?, v)
+        };
+
+        // Video egress: one shared encoded stream, payloaded per participant.
+        let vqueue = make_leaky_queue(&n("video-out-queue"), VIDEO_EGRESS_QUEUE)?;
+        let pay = match family {
+            CodecFamily::Vp8 => {
+                let p = make_element("rtpvp8pay", &n("vp8pay"))?;
+                p.set_property_from_str("picture-id-mode", "15-bit");
+                p
+            }
+            CodecFamily::H264 => {
+                let p = make_element("rtph264pay", &n("h264pay"))?;
+                p.set_property("config-interval", -1i32);
+                p.set_property_from_str("aggregate-mode", "zero-latency");
+                p
+            }
+        };
+        pay.set_property("pt", u32::from(choice.video.payload));
+        pay.set_property("mtu", 1200u32);
+        add_chain(&bin, &[&vqueue, &pay])?;
+        pay.static_pad("src")
+            .context("payloader src")?
+            .link(&video_pad)
+            .context("linking video payloader to webrtcbin")?;
+
+        // Audio egress: mix-minus, encoded per participant.
+        let aqueue = make_leaky_queue(&n("full-mix-queue"), AUDIO_QUEUE)?;
+        let minus_mixer = make_element("audiomixer", &n("mix-minus"))?;
+        configure_aggregator(&minus_mixer, &self.settings);
+        minus_mixer.set_property("output-buffer-duration", MIX_BUFFER.as_nanos() as u64);
+        let minus_caps = make_capsfilter(&n("mix-minus-caps"), &mix_audio_caps())?;
+        let opusenc = self
+            .settings
+            .templates
+            .build(TemplateKind::Opus, &n("opusenc"))?
+            .upcast::<gst::Element>();
+        let opuspay = make_element("rtpopuspay", &n("opuspay"))?;
+        opuspay.set_property("pt", u32::from(choice.audio_payload));
+        bin.add(&aqueue).context("adding audio queue")?;
+        add_chain(&bin, &[&minus_mixer, &minus_caps, &opusenc, &opuspay])?;
+        aqueue
+            .link(&minus_mixer)
+            .context("linking full mix to the mix-minus mixer")?;
+        opuspay
+            .static_pad("src")
+            .context("opus payloader src")?
+            .link(&audio_pad)
+            .context("linking opus payloader to webrtcbin")?;
+
+        // Placeholder tile with the participant's name.
+        let ph_src = make_element("videotestsrc", &n("placeholder"))?;
+        ph_src.set_property("is-live", true);
+        ph_src.set_property_from_str("pattern", "solid-color");
+        ph_src.set_property("foreground-color", 0xff40_4040u32);
+        let ph_caps = make_capsfilter(&n("placeholder-caps"), &placeholder_caps(INITIAL_TILE))?;
+        let ph_text = make_element("textoverlay", &n("placeholder-name"))?;
+        ph_text.set_property("text", name);
+        ph_text.set_property_from_str("valignment", "center");
+        ph_text.set_property_from_str("halignment", "center");
+        ph_text.set_property("font-desc", "Sans Bold 20");
+        ph_text.set_property("shaded-background", true);
+        add_chain(&bin, &[&ph_src, &ph_caps, &ph_text])?;
+        let placeholder_pad = self
+            .compositor
+            .request_pad_simple("sink_%u")
+            .context("requesting a compositor pad for the placeholder")?;
+        placeholder_pad.set_property("zorder", 1u32);
+        ph_text
+            .static_pad("src")
+            .context("placeholder src")?
+            .link(&placeholder_pad)
+            .context("linking placeholder to compositor")?;
+
+        let elements = vec![
+            webrtcbin.clone(),
+            vqueue.clone(),
+            pay.clone(),
+            aqueue.clone(),
+            minus_mixer.clone(),
+            minus_caps.clone(),
+            opusenc.clone(),
+            opuspay.clone(),
+            ph_src.clone(),
+            ph_caps.clone(),
+            ph_text.clone(),
+        ];
+        for e in &elements {
+            e.sync_state_with_parent()
+                .with_context(|| format!("starting {}", e.name()))?;
+        }
+
+        // Connect to the shared streams last, once every element is playing.
+        let family_tee_pad = family_tee
+            .request_pad_simple("src_%u")
+            .context("requesting a family tee pad")?;
+        family_tee_pad
+            .link(&vqueue.static_pad("sink").context("video queue sink")?)
+            .context("linking family tee to participant")?;
+        let full_tee_pad = self
+            .full_tee
+            .request_pad_simple("src_%u")
+            .context("requesting a full-mix tee pad")?;
+        full_tee_pad
+            .link(&aqueue.static_pad("sink").context("audio queue sink")?)
+            .context("linking full mix to participant")?;
+        self.pipeline.recalculate_latency().ok();
+
+        // A newcomer needs a keyframe to see anything.
+        if let Some(enc) = self.families.get(&family) {
+            enc.request_keyframe();
+        }
+
+        let pm = ParticipantMedia {
+            id: id.to_string(),
+            family,
+            webrtcbin,
+            elements,
+            family_tee_pad,
+            full_tee_pad,
+            minus_mixer,
+            placeholder_caps: ph_caps,
+            placeholder_pad,
+            video: None,
+            own_mix_pad: None,
+            tile: Rect {
+                x: 0,
+                y: 0,
+                width: INITIAL_TILE.width,
+                height: INITIAL_TILE.height,
+            },
+        };
+        Ok(pm)
+    }
+
+    /// Removes a participant's elements and pads without disturbing the others.
+    /// Stops its family's encoder when `last_of_family`.
+    pub fn remove_participant(&mut self, pm: ParticipantMedia, last_of_family: bool) {
+        let bin = self.pipeline.clone().upcast::<gst::Bin>();
+        // 1. Shared producers stop pushing into this participant.
+        if let Some(enc) = self.families.get(&pm.family) {
+            enc.tee.release_request_pad(&pm.family_tee_pad);
+        }
+        self.full_tee.release_request_pad(&pm.full_tee_pad);
+        // 2. Its own elements stop (webrtcbin first: it feeds the ingest chains).
+        remove_elements(&bin, &pm.elements);
+        // 3. Its inputs to the shared mixers go away.
+        self.compositor.release_request_pad(&pm.placeholder_pad);
+        if let Some(v) = &pm.video {
+            self.compositor.release_request_pad(&v.pad);
+        }
+        if let Some(p) = &pm.own_mix_pad {
+            self.full_mixer.release_request_pad(p);
+        }
+        if last_of_family {
+            self.stop_family(pm.family);
+        }
+    }
+
+    /// Moves a participant's tile (placeholder and video) to `rect`.
+    pub fn place_tile(&self, pm: &mut ParticipantMedia, rect: Rect) {
+        let size = Size {
+            width: rect.width,
+            height: rect.height,
+        };
+        set_pad_geometry(&pm.placeholder_pad, rect);
+        pm.placeholder_caps
+            .set_property("caps", placeholder_caps(size));
+        if let Some(v) = &pm.video {
+            set_pad_geometry(&v.pad, rect);
+            v.caps.set_property("caps", i420_caps(size, None));
+        }
+        pm.tile = rect;
+    }
+
+    /// Hides the placeholder once the participant's own video is shown.
+    pub fn hide_placeholder(&self, pm: &ParticipantMedia) {
+        pm.placeholder_pad.set_property("alpha", 0.0f64);
+    }
+}
+
+/// Sets a compositor pad's position and size.
+pub(super) fn set_pad_geometry(pad: &gst::Pad, rect: Rect) {
+    pad.set_property("xpos", rect.x as i32);
+    pad.set_property("ypos", rect.y as i32);
+    pad.set_property("width", rect.width as i32);
+    pad.set_property("height", rect.height as i32);
+}
+
+impl ParticipantMedia {
+    /// Participant id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The family this participant receives.
+    pub fn family(&self) -> CodecFamily {
+        self.family
+    }
+
+    /// Applies the remote offer and asks for an answer; the answer arrives as
+    /// [`MediaEvent::AnswerCreated`].
+    pub fn negotiate(&self, offer: gst_sdp::SDPMessage, events: &UnboundedSender<MediaEvent>) {
+        let desc = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, offer);
+        self.webrtcbin
+            .emit_by_name::<()>("set-remote-description", &[&desc, &None::<gst::Promise>]);
+        let events = events.clone();
+        let id = self.id.clone();
+        let promise = gst::Promise::with_change_func(move |reply| {
+            let answer = match reply {
+                Ok(Some(s)) => s
+                    .get::<gst_webrtc::WebRTCSessionDescription>("answer")
+                    .map_err(|_| {
+                        s.get::<glib::Error>("error")
+                            .map(|e| e.to_string())
+                            .unwrap_or_else(|_| "webrtcbin returned no answer".into())
+                    }),
+                Ok(None) => Err("webrtcbin returned no answer".into()),
+                Err(e) => Err(format!("create-answer failed: {e:?}")),
+            };
+            let _ = events.send(MediaEvent::AnswerCreated {
+                participant: id.clone(),
+                answer,
+            });
+        });
+        // webrtcbin runs its operations in order: this answer sees the offer above.
+        self.webrtcbin
+            .emit_by_name::<()>("create-answer", &[&None::<gst::Structure>, &promise]);
+    }
+
+    /// Applies the answer we created as the local description.
+    pub fn set_local_answer(&self, answer: &gst_webrtc::WebRTCSessionDescription) {
+        self.webrtcbin
+            .emit_by_name::<()>("set-local-description", &[answer, &None::<gst::Promise>]);
+    }
+
+    /// Adds a remote ICE candidate.
+    pub fn add_ice_candidate(&self, mline: u32, candidate: &str) {
+        self.webrtcbin
+            .emit_by_name::<()>("add-ice-candidate", &[&mline, &candidate]);
+    }
+}
+
+/// Wires webrtcbin's signals to posted events. Callbacks hold no room state.
+fn connect_webrtcbin_signals(
+    webrtcbin: &gst::Element,
+    id: &str,
+    events: &UnboundedSender<MediaEvent>,
+) {
+    {
+        let (events, id) = (events.clone(), id.to_string());
+        webrtcbin.connect("on-ice-candidate", false, move |values| {
+            let mline = values.get(1).and_then(|v| v.get::<u32>().ok());
+            let candidate = values.get(2).and_then(|v| v.get::<String>().ok());
+            if let (Some(mline), Some(candidate)) = (mline, candidate) {
+                let _ = events.send(MediaEvent::IceCandidate {
+                    participant: id.clone(),
+                    mline,
+                    candidate,
+                });
+            }
+            None
+        });
+    }
+    {
+        let (events, id) = (events.clone(), id.to_string());
+        webrtcbin.connect_pad_added(move |_, pad| {
+            if pad.direction() != gst::PadDirection::Src {
+                return;
+            }
+            // Hold data until the actor has linked a decoder: an unlinked pad
+            // would return not-linked and stop the whole receive path.
+            let Some(probe) = pad.add_probe(gst::PadProbeType::BLOCK_DOWNSTREAM, |_, _| {
+                gst::PadProbeReturn::Ok
+            }) else {
+                return;
+            };
+            let _ = events.send(MediaEvent::IncomingStream {
+                participant: id.clone(),
+                pad: pad.clone(),
+                probe,
+            });
+        });
+    }
+    for (property, what) in [
+        ("ice-connection-state", "ice"),
+        ("connection-state", "dtls"),
+    ] {
+        let (events, id) = (events.clone(), id.to_string());
+        webrtcbin.connect_notify(Some(property), move |w, _| {
+            let failed = match property {
+                "ice-connection-state" => {
+                    w.property::<gst_webrtc::WebRTCICEConnectionState>(property)
+                        == gst_webrtc::WebRTCICEConnectionState::Failed
+                }
+                _ => {
+                    w.property::<gst_webrtc::WebRTCPeerConnectionState>(property)
+                        == gst_webrtc::WebRTCPeerConnectionState::Failed
+                }
+            };
+            if failed {
+                let _ = events.send(MediaEvent::ConnectionFailed {
+                    participant: id.clone(),
+                    what,
+                });
+            }
+        });
+    }
+}

@@ -1,0 +1,187 @@
+//! The room's shared media: one pipeline holding the canvas and the full
+//! audio mix, plus one encoder per codec family in use.
+//!
+//! ```text
+//! videotestsrc(black, live) ─► compositor ─► capsfilter(I420 WxH@fps) ─► canvas tee ─► [family encoders]
+//!   participant tiles ───────►─┘
+//! audiotestsrc(silence, live) ─► audiomixer ─► capsfilter(F32 48k mono) ─► full-mix tee ─► [mix-minus per participant]
+//!   participant voices ─────────►─┘
+//! ```
+//!
+//! The canvas caps are fixed, so joins and leaves never renegotiate it. The
+//! live background sources keep both mixers ticking in an empty room.
+
+use std::collections::HashMap;
+
+use anyhow::Context as _;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+
+use super::family::FamilyEncoder;
+use super::{
+    add_chain, configure_aggregator, i420_caps, make_capsfilter, make_element, mix_audio_caps,
+    CodecFamily, MediaSettings, MIX_BUFFER,
+};
+
+/// The room pipeline and its shared elements. Dropping it stops the pipeline.
+#[must_use = "dropping RoomMedia stops the room's pipeline"]
+pub struct RoomMedia {
+    pub(super) pipeline: gst::Pipeline,
+    pub(super) settings: MediaSettings,
+    pub(super) compositor: gst::Element,
+    pub(super) canvas_tee: gst::Element,
+    pub(super) full_mixer: gst::Element,
+    pub(super) full_tee: gst::Element,
+    pub(super) families: HashMap<CodecFamily, FamilyEncoder>,
+    pub(super) room: String,
+}
+
+impl std::fmt::Debug for RoomMedia {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoomMedia").field("room", &self.room).finish()
+    }
+}
+
+impl RoomMedia {
+    /// Builds and starts the room pipeline.
+    pub fn new(room: &str, settings: MediaSettings) -> anyhow::Result<RoomMedia> {
+        let pipeline = gst::Pipeline::with_name(&format!("room-{room}"));
+        let bin = pipeline.upcast_ref::<gst::Bin>();
+
+        // Canvas.
+        let bg = make_element("videotestsrc", "canvas-bg")?;
+        bg.set_property("is-live", true);
+        bg.set_property_from_str("pattern", "black");
+        let bg_caps = make_capsfilter(
+            "canvas-bg-caps",
+            &i420_caps(settings.canvas, Some(settings.framerate)),
+        )?;
+        let compositor = make_element("compositor", "canvas")?;
+        configure_aggregator(&compositor, &settings);
+        compositor.set_property_from_str("background", "black");
+        let canvas_caps = make_capsfilter(
+            "canvas-caps",
+            &i420_caps(settings.canvas, Some(settings.framerate)),
+        )?;
+        let canvas_tee = make_element("tee", "canvas-tee")?;
+        canvas_tee.set_property("allow-not-linked", true);
+        add_chain(bin, &[&bg, &bg_caps])?;
+        add_chain(bin, &[&compositor, &canvas_caps, &canvas_tee])?;
+        let bg_pad = compositor
+            .request_pad_simple("sink_%u")
+            .context("requesting compositor pad for the background")?;
+        bg_pad.set_property("zorder", 0u32);
+        bg_caps
+            .static_pad("src")
+            .context("background caps src")?
+            .link(&bg_pad)
+            .context("linking background to compositor")?;
+
+        // Full audio mix.
+        let silence = make_element("audiotestsrc", "mix-silence")?;
+        silence.set_property("is-live", true);
+        silence.set_property_from_str("wave", "silence");
+        silence.set_property("samplesperbuffer", 960i32);
+        let silence_caps = make_capsfilter("mix-silence-caps", &mix_audio_caps())?;
+        let full_mixer = make_element("audiomixer", "full-mix")?;
+        configure_aggregator(&full_mixer, &settings);
+        full_mixer.set_property("output-buffer-duration", MIX_BUFFER.as_nanos() as u64);
+        let full_caps = make_capsfilter("full-mix-caps", &mix_audio_caps())?;
+        let full_tee = make_element("tee", "full-mix-tee")?;
+        full_tee.set_property("allow-not-linked", true);
+        add_chain(bin, &[&silence, &silence_caps])?;
+        add_chain(bin, &[&full_mixer, &full_caps, &full_tee])?;
+        let silence_pad = full_mixer
+            .request_pad_simple("sink_%u")
+            .context("requesting mixer pad for silence")?;
+        silence_caps
+            .static_pad("src")
+            .context("silence caps src")?
+            .link(&silence_pad)
+            .context("linking silence to mixer")?;
+
+        pipeline
+            .set_state(gst::State::Playing)
+            .context("starting the room pipeline")?;
+        Ok(RoomMedia {
+            pipeline,
+            settings,
+            compositor,
+            canvas_tee,
+            full_mixer,
+            full_tee,
+            families: HashMap::new(),
+            room: room.to_string(),
+        })
+    }
+
+    /// The pipeline, for its bus and for debugging.
+    pub fn pipeline(&self) -> &gst::Pipeline {
+        &self.pipeline
+    }
+
+    /// The canvas size.
+    pub fn canvas(&self) -> crate::layout::Size {
+        self.settings.canvas
+    }
+
+    /// Gap around tiles, from the config.
+    pub fn tile_gap(&self) -> u32 {
+        self.settings.tile_gap
+    }
+
+    /// Families whose encoder is running now.
+    pub fn active_families(&self) -> Vec<CodecFamily> {
+        let mut v: Vec<_> = self.families.keys().copied().collect();
+        v.sort();
+        v
+    }
+
+    /// Starts the family's encoder if it is not running yet.
+    pub(super) fn ensure_family(&mut self, family: CodecFamily) -> anyhow::Result<&FamilyEncoder> {
+        if !self.families.contains_key(&family) {
+            let enc = FamilyEncoder::start(
+                self.pipeline.upcast_ref(),
+                &self.canvas_tee,
+                family,
+                &self.settings,
+            )
+            .with_context(|| format!("starting the {family} encoder"))?;
+            tracing::info!(room = %self.room, %family, "encoder started");
+            self.families.insert(family, enc);
+        }
+        Ok(&self.families[&family])
+    }
+
+    /// Stops the family's encoder (its last receiver left).
+    pub(super) fn stop_family(&mut self, family: CodecFamily) {
+        if let Some(enc) = self.families.remove(&family) {
+            enc.stop(self.pipeline.upcast_ref(), &self.canvas_tee);
+            tracing::info!(room = %self.room, %family, "encoder stopped");
+        }
+    }
+
+    /// Re-issues keyframe requests that the rate limit held back.
+    pub fn flush_keyframe_requests(&self) {
+        for enc in self.families.values() {
+            enc.flush_pending_keyframe();
+        }
+    }
+
+    /// Number of keyframes forced so far on a family's encoder (for tests and metrics).
+    pub fn forced_keyframes(&self, family: CodecFamily) -> u64 {
+        self.families
+            .get(&family)
+            .map(|f| f.forced_keyframes())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for RoomMedia {
+    fn drop(&mut self) {
+        if let Err(e) = self.pipeline.set_state(gst::State::Null) {
+            tracing::warn!(room = %self.room, "stopping room pipeline: {e}");
+        }
+    }
+}
+

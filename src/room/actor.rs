@@ -1,0 +1,525 @@
+//! The room actor: one tokio task that owns a room's participants and its
+//! [`RoomMedia`]. It takes [`RoomCommand`]s from signaling sessions,
+//! [`MediaEvent`]s from GStreamer callbacks, and the pipeline's bus messages,
+//! and is the only code that changes the room.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, error, info, info_span, warn, Instrument};
+
+use super::{LeaveReason, Registry};
+use crate::layout::{Grid, Layout};
+use crate::media::codec::{choose_codecs, parse_sdp, CodecError};
+use crate::media::{CodecFamily, MediaEvent, ParticipantMedia, RoomMedia};
+use crate::signaling::protocol::{ErrorCode, ParticipantInfo, ServerMessage, PROTOCOL_VERSION};
+
+/// How often held-back keyframe requests are re-checked.
+const KEYFRAME_TICK: Duration = Duration::from_millis(100);
+
+/// A command from a signaling session (or the server) to a room.
+#[derive(Debug)]
+pub enum RoomCommand {
+    /// A client joins.
+    Join {
+        /// Its new id.
+        participant: String,
+        /// Display name.
+        name: String,
+        /// Family it asked for, if any.
+        codec: Option<CodecFamily>,
+        /// Where the room sends this client's messages.
+        outbox: mpsc::Sender<ServerMessage>,
+    },
+    /// The client's SDP offer.
+    Offer {
+        /// Sender.
+        participant: String,
+        /// SDP text.
+        sdp: String,
+    },
+    /// A remote ICE candidate.
+    Ice {
+        /// Sender.
+        participant: String,
+        /// m-line index.
+        mline: u32,
+        /// Candidate line.
+        candidate: String,
+    },
+    /// The client leaves (or its socket closed).
+    Leave {
+        /// Who.
+        participant: String,
+        /// Why.
+        reason: LeaveReason,
+    },
+    /// Report the room's state.
+    Inspect {
+        /// Where to send it.
+        reply: oneshot::Sender<RoomSnapshot>,
+    },
+    /// Remove everyone and close (server shutdown).
+    Close,
+}
+
+/// A view of a room, for the API and tests.
+#[derive(Debug, Clone)]
+pub struct RoomSnapshot {
+    /// Room id.
+    pub room: String,
+    /// Participants in join order.
+    pub participants: Vec<ParticipantInfo>,
+    /// Families whose encoder is running.
+    pub encoders: Vec<CodecFamily>,
+    /// Keyframes forced per running family.
+    pub forced_keyframes: Vec<(CodecFamily, u64)>,
+    /// The room's pipeline, weakly: upgrading fails once the room is freed.
+    pub pipeline: glib::WeakRef<gst::Pipeline>,
+}
+
+struct Participant {
+    name: String,
+    wanted: Option<CodecFamily>,
+    outbox: mpsc::Sender<ServerMessage>,
+    media: Option<ParticipantMedia>,
+    /// Join order, for the layout.
+    seq: u64,
+}
+
+/// The actor's state. Created by the registry, consumed by [`RoomActor::run`].
+pub(super) struct RoomActor {
+    room: String,
+    media: RoomMedia,
+    commands: mpsc::Receiver<RoomCommand>,
+    registry: Registry,
+    preferred: CodecFamily,
+    participants: BTreeMap<String, Participant>,
+    next_seq: u64,
+    events_tx: mpsc::UnboundedSender<MediaEvent>,
+    events_rx: mpsc::UnboundedReceiver<MediaEvent>,
+    layout: Box<dyn Layout>,
+    closing: bool,
+}
+
+impl RoomActor {
+    pub(super) fn new(
+        room: &str,
+        media: RoomMedia,
+        commands: mpsc::Receiver<RoomCommand>,
+        registry: Registry,
+        preferred: CodecFamily,
+    ) -> RoomActor {
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        RoomActor {
+            room: room.to_string(),
+            commands,
+            registry,
+            preferred,
+            participants: BTreeMap::new(),
+            next_seq: 0,
+            events_tx,
+            events_rx,
+            layout: Box::new(Grid {
+                gap: media.tile_gap(),
+            }),
+            closing: false,
+            media,
+        }
+    }
+
+    /// Runs until the last participant has left.
+    pub(super) async fn run(mut self) {
+        let span = info_span!("room", room = %self.room);
+        async move {
+            info!("room opened");
+            let Some(bus) = self.media.pipeline().bus() else {
+                error!("room pipeline has no bus");
+                return;
+            };
+            let mut bus = bus.stream();
+            let mut tick = tokio::time::interval(KEYFRAME_TICK);
+            loop {
+                tokio::select! {
+                    cmd = self.commands.recv() => match cmd {
+                        Some(cmd) => self.on_command(cmd),
+                        None => break,
+                    },
+                    Some(ev) = self.events_rx.recv() => self.on_media_event(ev),
+                    Some(msg) = bus.next() => self.on_bus_message(&msg),
+                    _ = tick.tick() => self.media.flush_keyframe_requests(),
+                }
+                // An empty room retires, unless a command (a join) is queued.
+                let mut retired = false;
+                while self.participants.is_empty() {
+                    match self.registry.retire(&self.room, &mut self.commands) {
+                        Some(cmd) => self.on_command(cmd),
+                        None => {
+                            retired = true;
+                            break;
+                        }
+                    }
+                }
+                if retired {
+                    break;
+                }
+            }
+            info!("room closed");
+            // Dropping `self.media` sets the pipeline to Null and frees it.
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn on_command(&mut self, cmd: RoomCommand) {
+        match cmd {
+            RoomCommand::Join {
+                participant,
+                name,
+                codec,
+                outbox,
+            } => self.on_join(participant, name, codec, outbox),
+            RoomCommand::Offer { participant, sdp } => self.on_offer(&participant, &sdp),
+            RoomCommand::Ice {
+                participant,
+                mline,
+                candidate,
+            } => {
+                if let Some(m) = self.participants.get(&participant).and_then(|p| p.media.as_ref()) {
+                    m.add_ice_candidate(mline, &candidate);
+                } else {
+                    self.reply_error(
+                        &participant,
+                        ErrorCode::OutOfOrder,
+                        "ice candidate before offer: send the offer first".into(),
+                    );
+                }
+            }
+            RoomCommand::Leave {
+                participant,
+                reason,
+            } => self.remove(&participant, reason),
+            RoomCommand::Inspect { reply } => {
+                let _ = reply.send(self.snapshot());
+            }
+            RoomCommand::Close => {
+                self.closing = true;
+                let ids: Vec<_> = self.participants.keys().cloned().collect();
+                for id in ids {
+                    self.remove(&id, LeaveReason::Shutdown);
+                }
+            }
+        }
+    }
+
+    fn on_join(
+        &mut self,
+        id: String,
+        name: String,
+        codec: Option<CodecFamily>,
+        outbox: mpsc::Sender<ServerMessage>,
+    ) {
+        if self.closing {
+            let _ = outbox.try_send(ServerMessage::Error {
+                code: ErrorCode::RoomUnavailable,
+                message: format!("room {} is closing; join again in a moment", self.room),
+            });
+            return;
+        }
+        info!(participant = %id, "joined");
+        self.next_seq += 1;
+        self.participants.insert(
+            id.clone(),
+            Participant {
+                name,
+                wanted: codec,
+                outbox,
+                media: None,
+                seq: self.next_seq,
+            },
+        );
+        let joined = ServerMessage::Joined {
+            version: PROTOCOL_VERSION,
+            room: self.room.clone(),
+            participant_id: id.clone(),
+            participants: self.participant_list(),
+        };
+        self.send(&id, joined);
+        self.broadcast_participants(Some(&id));
+    }
+
+    fn on_offer(&mut self, id: &str, sdp: &str) {
+        let span = info_span!("offer", participant = %id);
+        let _enter = span.enter();
+        let Some(p) = self.participants.get(id) else {
+            return;
+        };
+        if p.media.is_some() {
+            self.reply_error(
+                id,
+                ErrorCode::OutOfOrder,
+                "this participant already negotiated; renegotiation is not supported, leave and join again".into(),
+            );
+            return;
+        }
+        let offer = match parse_sdp(sdp) {
+            Ok(o) => o,
+            Err(e) => return self.reply_error(id, ErrorCode::BadOffer, e.to_string()),
+        };
+        let choice = match choose_codecs(&offer, p.wanted, self.preferred) {
+            Ok(c) => c,
+            Err(e) => {
+                let code = match e {
+                    CodecError::Unparsable | CodecError::MissingMedia(_) => ErrorCode::BadOffer,
+                    _ => ErrorCode::UnsupportedCodec,
+                };
+                info!("offer refused: {e}");
+                return self.reply_error(id, code, e.to_string());
+            }
+        };
+        let name = p.name.clone();
+        let pm = match self.media.add_participant(id, &name, &choice, &self.events_tx) {
+            Ok(pm) => pm,
+            Err(e) => {
+                error!("building participant media: {e:#}");
+                return self.reply_error(
+                    id,
+                    ErrorCode::Internal,
+                    format!("the server could not set up your media: {e}"),
+                );
+            }
+        };
+        info!(family = %choice.video.family, video_pt = choice.video.payload, audio_pt = choice.audio_payload, "offer accepted");
+        pm.negotiate(offer, &self.events_tx);
+        if let Some(p) = self.participants.get_mut(id) {
+            p.media = Some(pm);
+        }
+        self.relayout();
+        self.broadcast_participants(None);
+    }
+
+    fn on_media_event(&mut self, ev: MediaEvent) {
+        match ev {
+            MediaEvent::IceCandidate {
+                participant,
+                mline,
+                candidate,
+            } => self.send(
+                &participant,
+                ServerMessage::Ice {
+                    candidate,
+                    sdp_m_line_index: mline,
+                },
+            ),
+            MediaEvent::AnswerCreated {
+                participant,
+                answer,
+            } => {
+                let Some(pm) = self.participants.get(&participant).and_then(|p| p.media.as_ref()) else {
+                    return;
+                };
+                match answer {
+                    Ok(answer) => {
+                        pm.set_local_answer(&answer);
+                        let sdp = answer.sdp().as_text().unwrap_or_default();
+                        debug!(participant = %participant, "answer ready");
+                        self.send(&participant, ServerMessage::Answer { sdp });
+                    }
+                    Err(why) => {
+                        warn!(participant = %participant, "no answer: {why}");
+                        self.reply_error(
+                            &participant,
+                            ErrorCode::BadOffer,
+                            format!("the offer could not be answered: {why}"),
+                        );
+                        self.remove(&participant, LeaveReason::MediaFailed(why));
+                    }
+                }
+            }
+            MediaEvent::IncomingStream {
+                participant,
+                pad,
+                probe,
+            } => {
+                let Some(p) = self.participants.get_mut(&participant) else {
+                    pad.remove_probe(probe);
+                    return;
+                };
+                let Some(pm) = p.media.as_mut() else {
+                    pad.remove_probe(probe);
+                    return;
+                };
+                if let Err(e) = self.media.link_incoming(pm, &pad, probe, &self.events_tx) {
+                    warn!(participant = %participant, "incoming stream refused: {e:#}");
+                }
+            }
+            MediaEvent::VideoStarted { participant } => {
+                if let Some(pm) = self.participants.get(&participant).and_then(|p| p.media.as_ref()) {
+                    debug!(participant = %participant, "video started");
+                    self.media.hide_placeholder(pm);
+                }
+            }
+            MediaEvent::ConnectionFailed { participant, what } => {
+                info!(participant = %participant, "{what} failed");
+                self.remove(&participant, LeaveReason::MediaFailed(format!("{what} failed")));
+            }
+        }
+    }
+
+    fn on_bus_message(&mut self, msg: &gst::Message) {
+        use gst::MessageView;
+        match msg.view() {
+            MessageView::Error(err) => {
+                let path = msg
+                    .src()
+                    .map(|s| s.path_string().to_string())
+                    .unwrap_or_default();
+                let owner = owner_participant(msg, self.media.pipeline());
+                warn!(element = %path, "pipeline error: {} ({:?})", err.error(), err.debug());
+                dump_dot(self.media.pipeline(), "error");
+                match owner {
+                    Some(id) if self.participants.contains_key(&id) => self.remove(
+                        &id,
+                        LeaveReason::MediaFailed(format!("{}", err.error())),
+                    ),
+                    _ => error!(element = %path, "error in the room's shared media: {}", err.error()),
+                }
+            }
+            MessageView::Warning(w) => {
+                debug!("pipeline warning: {} ({:?})", w.error(), w.debug());
+            }
+            MessageView::Latency(_) => {
+                let _ = self.media.pipeline().recalculate_latency();
+            }
+            _ => {}
+        }
+    }
+
+    /// Removes a participant and re-flows the canvas.
+    fn remove(&mut self, id: &str, reason: LeaveReason) {
+        let Some(p) = self.participants.remove(id) else {
+            return;
+        };
+        info!(participant = %id, reason = %reason.describe(), "left");
+        if let Some(pm) = p.media {
+            let family = pm.family();
+            let last = !self
+                .participants
+                .values()
+                .any(|o| o.media.as_ref().is_some_and(|m| m.family() == family));
+            self.media.remove_participant(pm, last);
+        }
+        if reason != LeaveReason::SocketClosed {
+            let _ = p.outbox.try_send(ServerMessage::Left {
+                reason: reason.describe(),
+            });
+        }
+        self.relayout();
+        self.broadcast_participants(None);
+    }
+
+    /// Applies the layout to every participant with media, in join order.
+    fn relayout(&mut self) {
+        let mut order: Vec<(&u64, &mut ParticipantMedia)> = self
+            .participants
+            .values_mut()
+            .filter_map(|p| p.media.as_mut().map(|m| (&p.seq, m)))
+            .collect();
+        order.sort_by_key(|(seq, _)| **seq);
+        let rects = self.layout.tiles(self.media.canvas(), order.len());
+        for ((_, pm), rect) in order.into_iter().zip(rects) {
+            self.media.place_tile(pm, rect);
+        }
+    }
+
+    fn participant_list(&self) -> Vec<ParticipantInfo> {
+        let mut list: Vec<_> = self.participants.iter().collect();
+        list.sort_by_key(|(_, p)| p.seq);
+        list.into_iter()
+            .map(|(id, p)| ParticipantInfo {
+                id: id.clone(),
+                name: p.name.clone(),
+                codec: p.media.as_ref().map(|m| m.family()),
+            })
+            .collect()
+    }
+
+    fn broadcast_participants(&mut self, except: Option<&str>) {
+        let list = self.participant_list();
+        let ids: Vec<_> = self
+            .participants
+            .keys()
+            .filter(|id| Some(id.as_str()) != except)
+            .cloned()
+            .collect();
+        for id in ids {
+            self.send(
+                &id,
+                ServerMessage::Participants {
+                    participants: list.clone(),
+                },
+            );
+        }
+    }
+
+    fn reply_error(&mut self, id: &str, code: ErrorCode, message: String) {
+        self.send(id, ServerMessage::Error { code, message });
+    }
+
+    /// Queues a message for one client; a client that cannot keep up is removed.
+    fn send(&mut self, id: &str, msg: ServerMessage) {
+        let Some(p) = self.participants.get(id) else {
+            return;
+        };
+        match p.outbox.try_send(msg) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                // The session is gone; its Leave is on the way.
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                warn!(participant = %id, "outbox full, removing participant");
+                self.remove(id, LeaveReason::TooSlow);
+            }
+        }
+    }
+
+    fn snapshot(&self) -> RoomSnapshot {
+        let encoders = self.media.active_families();
+        RoomSnapshot {
+            room: self.room.clone(),
+            participants: self.participant_list(),
+            forced_keyframes: encoders
+                .iter()
+                .map(|f| (*f, self.media.forced_keyframes(*f)))
+                .collect(),
+            encoders,
+            pipeline: self.media.pipeline().downgrade(),
+        }
+    }
+}
+
+/// The participant whose element posted `msg`: the name prefix of the
+/// pipeline's direct child that contains the source (`p1a2b3c4d-vp8dec`).
+fn owner_participant(msg: &gst::Message, pipeline: &gst::Pipeline) -> Option<String> {
+    let mut obj = msg.src()?.clone();
+    loop {
+        let parent = obj.parent()?;
+        if parent.as_ptr() == pipeline.upcast_ref::<gst::Object>().as_ptr() {
+            let name = obj.name();
+            let (prefix, _) = name.split_once('-')?;
+            return (prefix.starts_with('p') && prefix.len() == 9).then(|| prefix.to_string());
+        }
+        obj = parent;
+    }
+}
+
+/// Writes a `.dot` graph of the pipeline when `GST_DEBUG_DUMP_DOT_DIR` is set.
+fn dump_dot(pipeline: &gst::Pipeline, what: &str) {
+    if std::env::var_os("GST_DEBUG_DUMP_DOT_DIR").is_some() {
+        pipeline.debug_to_dot_file_with_ts(gst::DebugGraphDetails::all(), what);
+    }
+}

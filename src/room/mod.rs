@@ -1,0 +1,43 @@
+//! Rooms: one actor task per room owning its GStreamer pipeline
+//! ([`actor`]), and the [`Registry`] that creates a room on its first join
+//! and forgets it when its last participant has left.
+
+mod actor;
+mod registry;
+
+pub use actor::{RoomCommand, RoomSnapshot};
+pub use registry::{Registry, RoomError, RoomHandle};
+
+/// Why a participant left the room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaveReason {
+    /// It sent `leave`.
+    Requested,
+    /// Its WebSocket closed.
+    SocketClosed,
+    /// ICE or DTLS failed, or its media branch hit an error.
+    MediaFailed(String),
+    /// Its outgoing message queue overflowed (a stuck client).
+    TooSlow,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+impl LeaveReason {
+    /// Words for the `left` message and logs.
+    pub fn describe(&self) -> String {
+        match self {
+            LeaveReason::Requested => "you left the room".into(),
+            LeaveReason::SocketClosed => "connection closed".into(),
+            LeaveReason::MediaFailed(why) => format!("media connection failed: {why}"),
+            LeaveReason::TooSlow => "the connection could not keep up with signaling".into(),
+            LeaveReason::Shutdown => "the server is shutting down".into(),
+        }
+    }
+}
+
+/// A fresh participant id: `p` and 8 hex digits.
+pub fn new_participant_id() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("p{}", &id[..8])
+}

@@ -1,0 +1,184 @@
+//! The room registry: room id → handle of its actor.
+//!
+//! A join goes through the registry lock so that it cannot race with the
+//! room's teardown: the actor removes its entry only while holding the same
+//! lock and after checking that no command is waiting in its queue.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+use super::actor::{RoomActor, RoomCommand};
+use crate::media::{CodecFamily, MediaSettings, RoomMedia};
+
+/// Commands a room queues before a sender is told the room is busy.
+const ROOM_QUEUE: usize = 256;
+
+/// A room could not take a command.
+#[derive(Debug, thiserror::Error)]
+pub enum RoomError {
+    /// Its pipeline could not be built.
+    #[error("room {room}: cannot start its media pipeline: {reason}")]
+    Start {
+        /// Room id.
+        room: String,
+        /// Why.
+        reason: String,
+    },
+    /// Its command queue is full.
+    #[error("room {room} is overloaded; try again")]
+    Busy {
+        /// Room id.
+        room: String,
+    },
+    /// It has closed.
+    #[error("room {room} has closed")]
+    Closed {
+        /// Room id.
+        room: String,
+    },
+}
+
+/// Sends commands to one room's actor.
+#[derive(Debug, Clone)]
+pub struct RoomHandle {
+    room: String,
+    tx: mpsc::Sender<RoomCommand>,
+}
+
+impl RoomHandle {
+    /// Room id.
+    pub fn room(&self) -> &str {
+        &self.room
+    }
+
+    /// Queues a command without waiting.
+    pub fn send(&self, cmd: RoomCommand) -> Result<(), RoomError> {
+        self.tx.try_send(cmd).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => RoomError::Busy {
+                room: self.room.clone(),
+            },
+            mpsc::error::TrySendError::Closed(_) => RoomError::Closed {
+                room: self.room.clone(),
+            },
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+struct Rooms {
+    by_id: HashMap<String, RoomHandle>,
+}
+
+/// All rooms of the server. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    rooms: Arc<Mutex<Rooms>>,
+    settings: MediaSettings,
+    preferred: CodecFamily,
+}
+
+impl Registry {
+    /// An empty registry; rooms get `settings`.
+    pub fn new(settings: MediaSettings, preferred: CodecFamily) -> Registry {
+        Registry {
+            rooms: Arc::new(Mutex::new(Rooms::default())),
+            settings,
+            preferred,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Rooms> {
+        // A panic elsewhere must not take every room down with it.
+        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Number of live rooms.
+    pub fn room_count(&self) -> usize {
+        self.lock().by_id.len()
+    }
+
+    /// Ids of live rooms, sorted.
+    pub fn room_ids(&self) -> Vec<String> {
+        let mut ids: Vec<_> = self.lock().by_id.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// The handle of a live room.
+    pub fn get(&self, room: &str) -> Option<RoomHandle> {
+        self.lock().by_id.get(room).cloned()
+    }
+
+    /// Delivers a join to `room`, creating the room if needed.
+    pub fn join(&self, room: &str, join: RoomCommand) -> Result<RoomHandle, RoomError> {
+        let join = match self.send_to_existing(room, join)? {
+            Ok(handle) => return Ok(handle),
+            Err(join) => join,
+        };
+        // Build the pipeline outside the lock: it changes element state.
+        let media = RoomMedia::new(room, self.settings.clone()).map_err(|e| RoomError::Start {
+            room: room.to_string(),
+            reason: format!("{e:#}"),
+        })?;
+        let (tx, rx) = mpsc::channel(ROOM_QUEUE);
+        let handle = RoomHandle {
+            room: room.to_string(),
+            tx,
+        };
+        let mut unused_media = None;
+        let result = {
+            let mut rooms = self.lock();
+            if let Some(existing) = rooms.by_id.get(room).cloned() {
+                // Someone else created it meanwhile; ours is not needed.
+                unused_media = Some(media);
+                existing.send(join).map(|_| existing)
+            } else {
+                handle.send(join)?;
+                rooms.by_id.insert(room.to_string(), handle.clone());
+                let actor = RoomActor::new(room, media, rx, self.clone(), self.preferred);
+                tokio::spawn(actor.run());
+                Ok(handle)
+            }
+        };
+        drop(unused_media);
+        result
+    }
+
+    /// Sends to a live room; gives the command back when there is none.
+    fn send_to_existing(
+        &self,
+        room: &str,
+        cmd: RoomCommand,
+    ) -> Result<Result<RoomHandle, RoomCommand>, RoomError> {
+        let rooms = self.lock();
+        let Some(handle) = rooms.by_id.get(room) else {
+            return Ok(Err(cmd));
+        };
+        handle.send(cmd)?;
+        Ok(Ok(handle.clone()))
+    }
+
+    /// Called by an empty room's actor: forgets the room unless a command
+    /// arrived meanwhile, which is then returned for the actor to handle.
+    pub(super) fn retire(&self, room: &str, rx: &mut mpsc::Receiver<RoomCommand>) -> Option<RoomCommand> {
+        let mut rooms = self.lock();
+        match rx.try_recv() {
+            Ok(cmd) => Some(cmd),
+            Err(_) => {
+                rooms.by_id.remove(room);
+                rx.close();
+                None
+            }
+        }
+    }
+
+    /// Asks every room to close, for shutdown.
+    pub fn close_all(&self) {
+        let handles: Vec<_> = self.lock().by_id.values().cloned().collect();
+        for h in handles {
+            let _ = h.send(RoomCommand::Close);
+        }
+    }
+}

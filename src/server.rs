@@ -1,0 +1,136 @@
+//! The server: GStreamer set-up, template validation, the room registry and
+//! the HTTP listener. `run(listener, config, shutdown)` serves until
+//! `shutdown` resolves, then closes every room.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use gstreamer as gst;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::layout::Size;
+use crate::media::{MediaSettings, Templates};
+use crate::room::Registry;
+
+/// GStreamer elements the server cannot run without, and the Debian package
+/// that ships each.
+const REQUIRED_ELEMENTS: &[(&str, &str)] = &[
+    ("webrtcbin", "gstreamer1.0-plugins-bad"),
+    ("nicesrc", "gstreamer1.0-nice"),
+    ("dtlssrtpenc", "gstreamer1.0-plugins-bad"),
+    ("compositor", "gstreamer1.0-plugins-base"),
+    ("audiomixer", "gstreamer1.0-plugins-base"),
+    ("videoscale", "gstreamer1.0-plugins-base"),
+    ("textoverlay", "gstreamer1.0-x"),
+    ("rtpvp8depay", "gstreamer1.0-plugins-good"),
+    ("vp8dec", "gstreamer1.0-plugins-good"),
+    ("rtph264depay", "gstreamer1.0-plugins-good"),
+    ("avdec_h264", "gstreamer1.0-libav"),
+    ("rtpopusdepay", "gstreamer1.0-plugins-good"),
+    ("opusdec", "gstreamer1.0-plugins-base"),
+    ("audioamplify", "gstreamer1.0-plugins-good"),
+];
+
+/// Initialises GStreamer and checks the elements the server needs.
+pub fn init_gstreamer() -> anyhow::Result<()> {
+    gst::init().context("initialising GStreamer")?;
+    let missing: Vec<String> = REQUIRED_ELEMENTS
+        .iter()
+        .filter(|(name, _)| gst::ElementFactory::find(name).is_none())
+        .map(|(name, pkg)| format!("{name} (Debian package {pkg})"))
+        .collect();
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "missing GStreamer elements: {}; run scripts/setup.sh",
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// A running server, for in-process use (tests, embedding).
+pub struct Server {
+    registry: Registry,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// Address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The rooms.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+/// Builds the media settings from config, validating the encoder templates.
+pub fn media_settings(config: &Config) -> anyhow::Result<MediaSettings> {
+    let m = &config.media;
+    let templates = Templates::load(&m.pipelines_dir)?;
+    tracing::info!(templates = %templates.origin(), "encoder templates validated");
+    Ok(MediaSettings {
+        canvas: Size {
+            width: m.canvas_width,
+            height: m.canvas_height,
+        },
+        framerate: m.framerate,
+        jitter_buffer: Duration::from_millis(u64::from(m.jitter_buffer_ms)),
+        keyframe_min_interval: Duration::from_millis(m.keyframe_min_interval_ms),
+        tile_gap: m.tile_gap,
+        templates: Arc::new(templates),
+    })
+}
+
+/// Starts serving on `listener` in the background; returns a handle and a
+/// future that completes when the server has stopped after `shutdown`.
+pub fn start(
+    listener: TcpListener,
+    config: &Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<(Server, impl Future<Output = ()>)> {
+    init_gstreamer()?;
+    let settings = media_settings(config)?;
+    let registry = Registry::new(settings, config.media.preferred_codec);
+    let addr = listener.local_addr().context("reading the listen address")?;
+    let routes = crate::http::routes(registry.clone());
+    let closing = registry.clone();
+    let served = warp::serve(routes)
+        .incoming(listener)
+        .graceful(async move {
+            shutdown.await;
+            tracing::info!("shutting down: closing rooms");
+            closing.close_all();
+        })
+        .run();
+    let waiting = registry.clone();
+    let done = async move {
+        served.await;
+        // Give room actors a moment to tear their pipelines down.
+        for _ in 0..50 {
+            if waiting.room_count() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    Ok((Server { registry, addr }, done))
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (server, done) = start(listener, &config, shutdown)?;
+    tracing::info!(addr = %server.addr(), "listening: signaling at ws://{}/ws", server.addr());
+    done.await;
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! Signaling: the JSON wire protocol and the per-socket session that turns
+//! WebSocket frames into room commands and room events back into frames.
+
+pub mod protocol;
+pub mod session;

@@ -1,0 +1,318 @@
+//! The signaling wire protocol: JSON text frames over the `/ws` WebSocket.
+//!
+//! Every message is an object with a `type` field. Client messages are
+//! [`ClientMessage`], server messages are [`ServerMessage`]. Unknown types and
+//! unknown fields are rejected, so a typo gets a precise error instead of being
+//! silently ignored. `docs/protocol.md` shows every message with an example.
+
+use serde::{Deserialize, Serialize};
+
+use crate::media::CodecFamily;
+
+/// Version of this protocol, sent in [`ServerMessage::Joined`].
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Longest room id accepted: ids end up in URLs, logs and file names.
+pub const MAX_ROOM_ID_LEN: usize = 64;
+/// Longest display name accepted, in characters.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// A message from a client to the server.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// Enter a room, creating it if it does not exist. Must come first.
+    #[serde(rename_all = "camelCase")]
+    Join {
+        /// Room id: 1 to 64 characters of `A-Z a-z 0-9 - _ .`.
+        room: String,
+        /// Display name shown to the others: 1 to 64 characters.
+        name: String,
+        /// Codec family this client wants to receive; the offer decides when absent.
+        #[serde(default)]
+        codec: Option<CodecFamily>,
+    },
+    /// The client's SDP offer (one audio and one video m-line, sendrecv).
+    Offer {
+        /// Session description text.
+        sdp: String,
+    },
+    /// A trickled ICE candidate from the client.
+    #[serde(rename_all = "camelCase")]
+    Ice {
+        /// Candidate line (`candidate:...`); empty signals end of candidates.
+        candidate: String,
+        /// Index of the m-line the candidate belongs to.
+        sdp_m_line_index: u32,
+        /// Media id the candidate belongs to, if the client knows it.
+        #[serde(default)]
+        sdp_mid: Option<String>,
+    },
+    /// Leave the room. The socket stays open and may join again.
+    Leave,
+}
+
+/// A participant as the others see them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParticipantInfo {
+    /// Participant id, unique within the server's lifetime.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Codec family the participant receives, once its offer was accepted.
+    pub codec: Option<CodecFamily>,
+}
+
+/// A message from the server to a client.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ServerMessage {
+    /// The join was accepted; send the offer next.
+    #[serde(rename_all = "camelCase")]
+    Joined {
+        /// Protocol version spoken by the server.
+        version: u32,
+        /// Room joined.
+        room: String,
+        /// The id this client has in the room.
+        participant_id: String,
+        /// Everyone in the room, this client included.
+        participants: Vec<ParticipantInfo>,
+    },
+    /// The server's SDP answer to the client's offer.
+    Answer {
+        /// Session description text.
+        sdp: String,
+    },
+    /// A trickled ICE candidate from the server.
+    #[serde(rename_all = "camelCase")]
+    Ice {
+        /// Candidate line.
+        candidate: String,
+        /// Index of the m-line the candidate belongs to.
+        sdp_m_line_index: u32,
+    },
+    /// The room's participant list changed (join, codec chosen, or leave).
+    Participants {
+        /// Everyone in the room.
+        participants: Vec<ParticipantInfo>,
+    },
+    /// This client is no longer in the room (after `leave`, or removed).
+    Left {
+        /// Why, in plain words.
+        reason: String,
+    },
+    /// Something this client sent was refused. The socket stays usable.
+    Error {
+        /// Stable machine-readable code, see [`ErrorCode`].
+        code: ErrorCode,
+        /// What went wrong and how to fix it, for humans.
+        message: String,
+    },
+}
+
+/// Stable error codes sent in [`ServerMessage::Error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorCode {
+    /// The text was not a JSON object of a known message type with valid fields.
+    BadMessage,
+    /// The message is valid but not allowed now (e.g. an offer before join).
+    OutOfOrder,
+    /// The offer could not be parsed or lacks an audio or video m-line.
+    BadOffer,
+    /// The offer has no codec this server accepts for some m-line.
+    UnsupportedCodec,
+    /// The room cannot take this participant right now.
+    RoomUnavailable,
+    /// The server failed; the message says what.
+    Internal,
+}
+
+/// Why a client text frame was refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DecodeError {
+    /// Not JSON, not an object, unknown type, or a missing/unknown field.
+    #[error("{0}")]
+    Malformed(String),
+    /// A field has a value outside its allowed range.
+    #[error("field `{field}`: {reason}")]
+    Invalid {
+        /// Name of the offending field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl DecodeError {
+    /// The error reply to send back for this decode failure.
+    pub fn to_reply(&self) -> ServerMessage {
+        ServerMessage::Error {
+            code: ErrorCode::BadMessage,
+            message: self.to_string(),
+        }
+    }
+}
+
+/// Parses and validates one text frame from a client.
+pub fn decode_client_message(text: &str) -> Result<ClientMessage, DecodeError> {
+    let msg: ClientMessage =
+        serde_json::from_str(text).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if let ClientMessage::Join { room, name, .. } = &msg {
+        validate_room_id(room)?;
+        validate_name(name)?;
+    }
+    Ok(msg)
+}
+
+/// Checks a room id: 1 to [`MAX_ROOM_ID_LEN`] of `A-Z a-z 0-9 - _ .`, not starting with `.`.
+pub fn validate_room_id(room: &str) -> Result<(), DecodeError> {
+    let invalid = |reason: &str| DecodeError::Invalid {
+        field: "room",
+        reason: reason.to_string(),
+    };
+    if room.is_empty() || room.len() > MAX_ROOM_ID_LEN {
+        return Err(invalid(&format!(
+            "must be 1 to {MAX_ROOM_ID_LEN} characters long"
+        )));
+    }
+    if room.starts_with('.')
+        || !room
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(invalid(
+            "may contain only letters, digits, '-', '_' and '.', and may not start with '.'",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a display name: 1 to [`MAX_NAME_LEN`] characters, no control characters.
+pub fn validate_name(name: &str) -> Result<(), DecodeError> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() || name.chars().count() > MAX_NAME_LEN {
+        return Err(DecodeError::Invalid {
+            field: "name",
+            reason: format!("must be 1 to {MAX_NAME_LEN} characters and not blank"),
+        });
+    }
+    if name.chars().any(char::is_control) {
+        return Err(DecodeError::Invalid {
+            field: "name",
+            reason: "may not contain control characters".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Serializes a server message to a JSON text frame.
+pub fn encode_server_message(msg: &ServerMessage) -> String {
+    // Serializing these plain structs cannot fail.
+    serde_json::to_string(msg).expect("server messages always serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn malformed(text: &str) -> String {
+        match decode_client_message(text) {
+            Err(DecodeError::Malformed(m)) => m,
+            other => panic!("expected malformed for {text}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_every_client_message() {
+        assert_eq!(
+            decode_client_message(r#"{"type":"join","room":"math-1","name":"Ada","codec":"h264"}"#),
+            Ok(ClientMessage::Join {
+                room: "math-1".into(),
+                name: "Ada".into(),
+                codec: Some(CodecFamily::H264)
+            })
+        );
+        assert_eq!(
+            decode_client_message(r#"{"type":"join","room":"r","name":"Bo"}"#),
+            Ok(ClientMessage::Join {
+                room: "r".into(),
+                name: "Bo".into(),
+                codec: None
+            })
+        );
+        assert_eq!(
+            decode_client_message(r#"{"type":"offer","sdp":"v=0"}"#),
+            Ok(ClientMessage::Offer { sdp: "v=0".into() })
+        );
+        assert_eq!(
+            decode_client_message(
+                r#"{"type":"ice","candidate":"candidate:1 1 UDP 1 127.0.0.1 5000 typ host","sdpMLineIndex":1,"sdpMid":"1"}"#
+            ),
+            Ok(ClientMessage::Ice {
+                candidate: "candidate:1 1 UDP 1 127.0.0.1 5000 typ host".into(),
+                sdp_m_line_index: 1,
+                sdp_mid: Some("1".into())
+            })
+        );
+        assert_eq!(
+            decode_client_message(r#"{"type":"leave"}"#),
+            Ok(ClientMessage::Leave)
+        );
+    }
+
+    #[test]
+    fn malformed_json_is_an_error() {
+        assert!(malformed("{not json").contains("key must be a string"));
+        assert!(malformed("[1,2]").contains("expected"));
+        assert!(malformed("").contains("EOF"));
+    }
+
+    #[test]
+    fn unknown_type_is_named() {
+        let m = malformed(r#"{"type":"dance"}"#);
+        assert!(m.contains("unknown variant `dance`"), "{m}");
+        let m = malformed(r#"{"room":"r"}"#);
+        assert!(m.contains("missing field `type`"), "{m}");
+    }
+
+    #[test]
+    fn missing_and_unknown_fields_are_named() {
+        let m = malformed(r#"{"type":"join","room":"r"}"#);
+        assert!(m.contains("missing field `name`"), "{m}");
+        let m = malformed(r#"{"type":"offer","sdp":"v=0","extra":1}"#);
+        assert!(m.contains("unknown field `extra`"), "{m}");
+        let m = malformed(r#"{"type":"join","room":"r","name":"n","codec":"vp9"}"#);
+        assert!(m.contains("unknown variant `vp9`"), "{m}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_field() {
+        let e = decode_client_message(r#"{"type":"join","room":"../etc","name":"n"}"#).unwrap_err();
+        assert!(matches!(e, DecodeError::Invalid { field: "room", .. }), "{e:?}");
+        let e = decode_client_message(r#"{"type":"join","room":"r","name":"  "}"#).unwrap_err();
+        assert!(matches!(e, DecodeError::Invalid { field: "name", .. }), "{e:?}");
+        let long = "x".repeat(65);
+        let e = decode_client_message(&format!(r#"{{"type":"join","room":"{long}","name":"n"}}"#))
+            .unwrap_err();
+        assert!(e.to_string().starts_with("field `room`"), "{e}");
+    }
+
+    #[test]
+    fn error_reply_has_code_and_message() {
+        let reply = DecodeError::Malformed("oops".into()).to_reply();
+        let text = encode_server_message(&reply);
+        assert_eq!(text, r#"{"type":"error","code":"bad-message","message":"oops"}"#);
+    }
+
+    #[test]
+    fn server_messages_use_camel_case() {
+        let text = encode_server_message(&ServerMessage::Ice {
+            candidate: "c".into(),
+            sdp_m_line_index: 0,
+        });
+        assert_eq!(text, r#"{"type":"ice","candidate":"c","sdpMLineIndex":0}"#);
+    }
+}
