@@ -6,7 +6,7 @@
 //! webrtcbin src (VP8)  ─► rtpvp8depay ─► vp8dec(threads=1) ─┐
 //! webrtcbin src (H264) ─► rtph264depay ─► avdec_h264 ───────┴► videoconvert ─► videoscale(bilinear, borders)
 //!                         ─► caps(I420, tile size) ─► queue(leaky) ─► compositor (tile)
-//! webrtcbin src (OPUS) ─► rtpopusdepay ─► opusdec ─► audioconvert ─► audioresample ─► caps(F32 48k mono) ─► tee
+//! webrtcbin src (OPUS) ─► rtpopusdepay ─► opusdec ─► audioconvert ─► audioresample ─► caps(F32 48k mono) ─► audiorate ─► tee
 //!                         tee ─► queue ─► full mixer
 //!                         tee ─► queue ─► audioamplify(−1) ─► own mix-minus mixer
 //! ```
@@ -17,9 +17,9 @@ use gstreamer::prelude::*;
 use gstreamer_video as gst_video;
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::participant::{set_pad_geometry, VideoTile};
+use super::participant::{set_pad_geometry, Added, VideoTile};
 use super::{
-    add_chain, i420_caps, make_capsfilter, make_element, make_leaky_queue, mix_audio_caps,
+    i420_caps, make_capsfilter, make_element, make_leaky_queue, mix_audio_caps,
     sync_downstream_first, CodecFamily, MediaEvent, ParticipantMedia, RoomMedia,
 };
 use crate::layout::Size;
@@ -48,18 +48,34 @@ impl RoomMedia {
             .get::<&str>("encoding-name")
             .unwrap_or_default()
             .to_ascii_uppercase();
+        let mut added = Added::default();
         let result = match (media.as_str(), encoding.as_str()) {
             ("video", "VP8") if pm.family == CodecFamily::Vp8 => {
-                self.link_video(pm, pad, CodecFamily::Vp8, events)
+                self.link_video(pm, pad, CodecFamily::Vp8, events, &mut added)
             }
             ("video", "H264") if pm.family == CodecFamily::H264 => {
-                self.link_video(pm, pad, CodecFamily::H264, events)
+                self.link_video(pm, pad, CodecFamily::H264, events, &mut added)
             }
-            ("audio", "OPUS") => self.link_audio(pm, pad),
+            ("audio", "OPUS") => self.link_audio(pm, pad, &mut added),
             _ => Err(anyhow::anyhow!(
                 "incoming {media} stream in {encoding} was not negotiated"
             )),
         };
+        match &result {
+            Ok(()) => pm.elements.extend(added.into_elements()),
+            Err(_) => {
+                // Unlinked, the pad drops what arrives; the rest of the participant goes on.
+                if let Some(peer) = pad.peer() {
+                    let _ = pad.unlink(&peer);
+                }
+                added.undo(self.pipeline.upcast_ref());
+                if media == "video" {
+                    pm.video = None;
+                } else {
+                    pm.own_mix_pad = None;
+                }
+            }
+        }
         pad.remove_probe(probe);
         result
     }
@@ -70,6 +86,7 @@ impl RoomMedia {
         pad: &gst::Pad,
         family: CodecFamily,
         events: &UnboundedSender<MediaEvent>,
+        added: &mut Added,
     ) -> anyhow::Result<()> {
         if pm.video.is_some() {
             bail!("a second incoming video stream is not supported");
@@ -104,13 +121,8 @@ impl RoomMedia {
         let queue = make_leaky_queue(&n("tile-queue"), TILE_QUEUE)?;
         let chain = [&depay, &dec, &convert, &scale, &tile_caps, &queue];
         let bin = self.pipeline.clone().upcast::<gst::Bin>();
-        add_chain(&bin, &chain)?;
-        pm.elements.extend(chain.iter().map(|e| (*e).clone()));
-
-        let comp_pad = self
-            .compositor
-            .request_pad_simple("sink_%u")
-            .context("requesting a compositor pad for a tile")?;
+        added.chain(&bin, &chain)?;
+        let comp_pad = added.request(&self.compositor, "sink_%u")?;
         comp_pad.set_property("zorder", 2u32);
         set_pad_geometry(&comp_pad, pm.tile);
         queue
@@ -148,7 +160,12 @@ impl RoomMedia {
         Ok(())
     }
 
-    fn link_audio(&mut self, pm: &mut ParticipantMedia, pad: &gst::Pad) -> anyhow::Result<()> {
+    fn link_audio(
+        &mut self,
+        pm: &mut ParticipantMedia,
+        pad: &gst::Pad,
+        added: &mut Added,
+    ) -> anyhow::Result<()> {
         if pm.own_mix_pad.is_some() {
             bail!("a second incoming audio stream is not supported");
         }
@@ -160,6 +177,10 @@ impl RoomMedia {
         let convert = make_element("audioconvert", &n("audioconvert"))?;
         let resample = make_element("audioresample", &n("audioresample"))?;
         let caps = make_capsfilter(&n("voice-caps"), &mix_audio_caps())?;
+        // Sample-exact timestamps: the full mix and the mix-minus must place
+        // every sample of this voice at the same offset for the subtraction
+        // to cancel it, and RTP arrival jitter would otherwise shift them.
+        let rate = make_element("audiorate", &n("voice-rate"))?;
         let tee = make_element("tee", &n("voice-tee"))?;
         let to_full = make_leaky_queue(&n("voice-full-queue"), VOICE_QUEUE)?;
         let to_minus = make_leaky_queue(&n("voice-minus-queue"), VOICE_QUEUE)?;
@@ -167,37 +188,30 @@ impl RoomMedia {
         invert.set_property("amplification", -1.0f32);
 
         let bin = self.pipeline.clone().upcast::<gst::Bin>();
-        let main = [&depay, &dec, &convert, &resample, &caps, &tee];
-        add_chain(&bin, &main)?;
-        bin.add_many([&to_full, &to_minus, &invert])
-            .context("adding voice queues")?;
-        to_minus.link(&invert).context("linking voice inverter")?;
+        let main = [&depay, &dec, &convert, &resample, &caps, &rate, &tee];
+        added.chain(&bin, &main)?;
+        added.chain(&bin, &[&to_full])?;
+        added.chain(&bin, &[&to_minus, &invert])?;
         tee.link(&to_full).context("linking voice tee")?;
         tee.link(&to_minus).context("linking voice tee")?;
-        pm.elements
-            .extend(main.iter().map(|e| (*e).clone()).chain([to_full.clone(), to_minus.clone(), invert.clone()]));
 
-        let full_pad = self
-            .full_mixer
-            .request_pad_simple("sink_%u")
-            .context("requesting a full-mix pad")?;
+        let full_pad = added.request(&self.full_mixer, "sink_%u")?;
         to_full
             .static_pad("src")
             .context("voice queue src")?
             .link(&full_pad)
             .context("linking voice to the full mix")?;
         pm.own_mix_pad = Some(full_pad);
-        let minus_pad = pm
-            .minus_mixer
-            .request_pad_simple("sink_%u")
-            .context("requesting a mix-minus pad")?;
+        let minus_pad = added.request(&pm.minus_mixer, "sink_%u")?;
         invert
             .static_pad("src")
             .context("inverter src")?
             .link(&minus_pad)
             .context("linking inverted voice to mix-minus")?;
 
-        sync_downstream_first(&[&depay, &dec, &convert, &resample, &caps, &tee, &to_full, &to_minus, &invert])?;
+        sync_downstream_first(&[
+            &depay, &dec, &convert, &resample, &caps, &rate, &tee, &to_full, &to_minus, &invert,
+        ])?;
         pad.link(&depay.static_pad("sink").context("opus depayloader sink")?)
             .context("linking webrtcbin to opus depayloader")?;
         self.pipeline.recalculate_latency().ok();

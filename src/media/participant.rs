@@ -23,7 +23,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::codec::MediaChoice;
 use super::templates::TemplateKind;
 use super::{
-    add_chain, configure_aggregator, i420_caps, make_capsfilter, make_element, make_leaky_queue,
+    configure_aggregator, i420_caps, make_capsfilter, make_element, make_leaky_queue,
     mix_audio_caps, remove_elements, CodecFamily, MediaEvent, RoomMedia,
     MIX_BUFFER,
 };
@@ -86,14 +86,11 @@ fn video_rtp_caps(choice: &MediaChoice) -> gst::Caps {
         .field("rtcp-fb-nack-pli", true)
         .field("rtcp-fb-ccm-fir", true);
     if v.family == CodecFamily::H264 {
+        // No profile-level-id here: the answer then echoes the offer's value
+        // for this payload type, and the stream we send (constrained baseline
+        // 42e01f) is decodable by any baseline receiver whatever it offered.
         b = b
             .field("packetization-mode", "1")
-            .field(
-                "profile-level-id",
-                v.profile_level_id
-                    .as_deref()
-                    .unwrap_or(super::codec::H264_PROFILE_LEVEL_ID),
-            )
             .field("level-asymmetry-allowed", "1");
     }
     b.build()
@@ -145,6 +142,28 @@ impl RoomMedia {
         events: &UnboundedSender<MediaEvent>,
     ) -> anyhow::Result<ParticipantMedia> {
         let family = choice.video.family;
+        let had_family = self.families.contains_key(&family);
+        let mut added = Added::default();
+        let result = self.build_participant(id, name, choice, events, &mut added);
+        if result.is_err() {
+            // Leave the room exactly as it was.
+            added.undo(self.pipeline.upcast_ref());
+            if !had_family {
+                self.stop_family(family);
+            }
+        }
+        result
+    }
+
+    fn build_participant(
+        &mut self,
+        id: &str,
+        name: &str,
+        choice: &MediaChoice,
+        events: &UnboundedSender<MediaEvent>,
+        added: &mut Added,
+    ) -> anyhow::Result<ParticipantMedia> {
+        let family = choice.video.family;
         let family_tee = self.ensure_family(family)?.tee.clone();
         let bin = self.pipeline.clone().upcast::<gst::Bin>();
         let n = |what: &str| format!("{id}-{what}");
@@ -152,7 +171,7 @@ impl RoomMedia {
         let webrtcbin = make_element("webrtcbin", &n("webrtc"))?;
         webrtcbin.set_property_from_str("bundle-policy", "max-bundle");
         webrtcbin.set_property("latency", self.settings.jitter_buffer.as_millis() as u32);
-        bin.add(&webrtcbin).context("adding webrtcbin")?;
+        added.chain(&bin, &[&webrtcbin])?;
         connect_webrtcbin_signals(&webrtcbin, id, events);
 
         // Transceivers in the offer's m-line order.
@@ -181,7 +200,7 @@ impl RoomMedia {
         };
         pay.set_property("pt", u32::from(choice.video.payload));
         pay.set_property("mtu", 1200u32);
-        add_chain(&bin, &[&vqueue, &pay])?;
+        added.chain(&bin, &[&vqueue, &pay])?;
         pay.static_pad("src")
             .context("payloader src")?
             .link(&video_pad)
@@ -193,6 +212,8 @@ impl RoomMedia {
         configure_aggregator(&minus_mixer, &self.settings);
         minus_mixer.set_property("output-buffer-duration", MIX_BUFFER.as_nanos() as u64);
         let minus_caps = make_capsfilter(&n("mix-minus-caps"), &mix_audio_caps())?;
+        // Mixing is in float; Opus encoders take 16-bit integers.
+        let to_s16 = make_element("audioconvert", &n("mix-minus-convert"))?;
         let opusenc = self
             .settings
             .templates
@@ -200,8 +221,8 @@ impl RoomMedia {
             .upcast::<gst::Element>();
         let opuspay = make_element("rtpopuspay", &n("opuspay"))?;
         opuspay.set_property("pt", u32::from(choice.audio_payload));
-        bin.add(&aqueue).context("adding audio queue")?;
-        add_chain(&bin, &[&minus_mixer, &minus_caps, &opusenc, &opuspay])?;
+        added.chain(&bin, &[&aqueue])?;
+        added.chain(&bin, &[&minus_mixer, &minus_caps, &to_s16, &opusenc, &opuspay])?;
         aqueue
             .link(&minus_mixer)
             .context("linking full mix to the mix-minus mixer")?;
@@ -223,11 +244,8 @@ impl RoomMedia {
         ph_text.set_property_from_str("halignment", "center");
         ph_text.set_property("font-desc", "Sans Bold 20");
         ph_text.set_property("shaded-background", true);
-        add_chain(&bin, &[&ph_src, &ph_caps, &ph_text])?;
-        let placeholder_pad = self
-            .compositor
-            .request_pad_simple("sink_%u")
-            .context("requesting a compositor pad for the placeholder")?;
+        added.chain(&bin, &[&ph_src, &ph_caps, &ph_text])?;
+        let placeholder_pad = added.request(&self.compositor, "sink_%u")?;
         placeholder_pad.set_property("zorder", 1u32);
         ph_text
             .static_pad("src")
@@ -242,6 +260,7 @@ impl RoomMedia {
             aqueue.clone(),
             minus_mixer.clone(),
             minus_caps.clone(),
+            to_s16.clone(),
             opusenc.clone(),
             opuspay.clone(),
             ph_src.clone(),
@@ -254,16 +273,11 @@ impl RoomMedia {
         }
 
         // Connect to the shared streams last, once every element is playing.
-        let family_tee_pad = family_tee
-            .request_pad_simple("src_%u")
-            .context("requesting a family tee pad")?;
+        let family_tee_pad = added.request(&family_tee, "src_%u")?;
         family_tee_pad
             .link(&vqueue.static_pad("sink").context("video queue sink")?)
             .context("linking family tee to participant")?;
-        let full_tee_pad = self
-            .full_tee
-            .request_pad_simple("src_%u")
-            .context("requesting a full-mix tee pad")?;
+        let full_tee_pad = added.request(&self.full_tee, "src_%u")?;
         full_tee_pad
             .link(&aqueue.static_pad("sink").context("audio queue sink")?)
             .context("linking full mix to participant")?;
@@ -339,6 +353,54 @@ impl RoomMedia {
     /// Hides the placeholder once the participant's own video is shown.
     pub fn hide_placeholder(&self, pm: &ParticipantMedia) {
         pm.placeholder_pad.set_property("alpha", 0.0f64);
+    }
+}
+
+/// What a half-built participant has added to the room, so a failure can
+/// take it all back out.
+#[derive(Default)]
+pub(super) struct Added {
+    elements: Vec<gst::Element>,
+    pads: Vec<(gst::Element, gst::Pad)>,
+}
+
+impl Added {
+    /// Adds elements to the bin, remembers them, then links them in order.
+    pub(super) fn chain(&mut self, bin: &gst::Bin, chain: &[&gst::Element]) -> anyhow::Result<()> {
+        for e in chain {
+            bin.add(*e)
+                .with_context(|| format!("adding {}", e.name()))?;
+            self.elements.push((*e).clone());
+        }
+        if chain.len() > 1 {
+            gst::Element::link_many(chain.iter().copied()).with_context(|| {
+                let names: Vec<_> = chain.iter().map(|e| e.name().to_string()).collect();
+                format!("linking {}", names.join(" ! "))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Requests a pad from a shared element and remembers it.
+    pub(super) fn request(&mut self, owner: &gst::Element, template: &str) -> anyhow::Result<gst::Pad> {
+        let pad = owner
+            .request_pad_simple(template)
+            .with_context(|| format!("requesting {template} from {}", owner.name()))?;
+        self.pads.push((owner.clone(), pad.clone()));
+        Ok(pad)
+    }
+
+    /// The elements, once everything succeeded and the participant owns them.
+    pub(super) fn into_elements(self) -> Vec<gst::Element> {
+        self.elements
+    }
+
+    /// Releases the pads, then stops and removes the elements.
+    pub(super) fn undo(self, bin: &gst::Bin) {
+        for (owner, pad) in &self.pads {
+            owner.release_request_pad(pad);
+        }
+        remove_elements(bin, &self.elements);
     }
 }
 

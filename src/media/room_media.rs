@@ -85,6 +85,10 @@ impl RoomMedia {
         let silence_caps = make_capsfilter("mix-silence-caps", &mix_audio_caps())?;
         let full_mixer = make_element("audiomixer", "full-mix")?;
         configure_aggregator(&full_mixer, &settings);
+        // Created with the pipeline, so time zero is now: its output then sits
+        // on the 48 kHz sample grid, and every mix-minus mixer anchored on it
+        // places each voice at the very same sample offset as this mix does.
+        full_mixer.set_property_from_str("start-time-selection", "zero");
         full_mixer.set_property("output-buffer-duration", MIX_BUFFER.as_nanos() as u64);
         let full_caps = make_capsfilter("full-mix-caps", &mix_audio_caps())?;
         let full_tee = make_element("tee", "full-mix-tee")?;

@@ -1,0 +1,76 @@
+//! Media checks for tests: colours sampled from decoded frames, and tone
+//! power measured with a Goertzel filter.
+
+/// A decoded RGB frame.
+#[derive(Clone)]
+pub struct Frame {
+    pub width: u32,
+    pub height: u32,
+    /// Packed RGB, `stride` bytes per row.
+    pub data: Vec<u8>,
+    pub stride: usize,
+}
+
+impl Frame {
+    /// Mean colour of a 9x9 block around (x, y).
+    pub fn rgb_at(&self, x: u32, y: u32) -> (u8, u8, u8) {
+        let (mut r, mut g, mut b, mut n) = (0u32, 0u32, 0u32, 0u32);
+        for dy in -4i32..=4 {
+            for dx in -4i32..=4 {
+                let px = (x as i32 + dx).clamp(0, self.width as i32 - 1) as usize;
+                let py = (y as i32 + dy).clamp(0, self.height as i32 - 1) as usize;
+                let i = py * self.stride + px * 3;
+                r += u32::from(self.data[i]);
+                g += u32::from(self.data[i + 1]);
+                b += u32::from(self.data[i + 2]);
+                n += 1;
+            }
+        }
+        ((r / n) as u8, (g / n) as u8, (b / n) as u8)
+    }
+}
+
+/// True when `got` is within a codec's tolerance of `want` (0xRRGGBB).
+pub fn color_matches(got: (u8, u8, u8), want: u32) -> bool {
+    let w = (
+        ((want >> 16) & 0xff) as i32,
+        ((want >> 8) & 0xff) as i32,
+        (want & 0xff) as i32,
+    );
+    (got.0 as i32 - w.0).abs() < 60 && (got.1 as i32 - w.1).abs() < 60 && (got.2 as i32 - w.2).abs() < 60
+}
+
+/// Power of `freq` in `samples` (Goertzel), normalised by the sample count
+/// so that a full-scale sine gives about 0.25.
+pub fn tone_power(samples: &[f32], freq: f64, rate: f64) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let w = 2.0 * std::f64::consts::PI * freq / rate;
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in samples {
+        let s0 = f64::from(x) + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+    power / (samples.len() as f64).powi(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn goertzel_finds_the_tone_and_not_others() {
+        let rate = 48000.0;
+        let s: Vec<f32> = (0..48000)
+            .map(|i| (0.5 * (2.0 * std::f64::consts::PI * 700.0 * i as f64 / rate).sin()) as f32)
+            .collect();
+        let on = tone_power(&s, 700.0, rate);
+        let off = tone_power(&s, 1100.0, rate);
+        assert!(on > 0.05, "{on}");
+        assert!(off < on / 1000.0, "{off} vs {on}");
+    }
+}

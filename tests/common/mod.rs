@@ -1,0 +1,130 @@
+//! Shared test support: a `Once`-guarded [`init`], the server started
+//! in-process on 127.0.0.1:0 ([`TestServer`]), a headless GStreamer WebRTC
+//! client speaking the real protocol ([`peer::TestPeer`]), and media checks
+//! ([`media`]: pixel sampling, Goertzel tone detection).
+
+#![allow(dead_code)]
+
+pub mod media;
+pub mod peer;
+
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use tessera::config::Config;
+use tessera::room::{Registry, RoomCommand, RoomSnapshot};
+use tokio::sync::{oneshot, Mutex};
+
+static INIT: Once = Once::new();
+
+/// Tests that start servers and peers run one at a time: two at once would
+/// share two cores and make each other's media late.
+pub static SERIAL: Mutex<()> = Mutex::const_new(());
+
+/// Initialises logging and GStreamer once per test binary, with the leaks
+/// tracer on so tests can count live elements.
+pub fn init() {
+    INIT.call_once(|| {
+        // Must be set before gst::init reads it.
+        std::env::set_var("GST_TRACERS", "leaks(filters=\"GstElement\")");
+        let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+        gst::init().expect("gst init");
+    });
+}
+
+/// The config used by end-to-end tests: a small canvas keeps two cores
+/// from falling behind while three peers and the server share them.
+pub fn test_config() -> Config {
+    let mut c = Config::default();
+    c.media.canvas_width = 640;
+    c.media.canvas_height = 360;
+    c.media.framerate = 15;
+    c.media.pipelines_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines").into();
+    c
+}
+
+/// A server running in this process on an ephemeral loopback port.
+pub struct TestServer {
+    pub addr: std::net::SocketAddr,
+    pub registry: Registry,
+    pub config: Config,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl TestServer {
+    pub async fn start(config: Config) -> TestServer {
+        init();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let (server, done) = tessera::server::start(listener, &config, async move {
+            let _ = stop_rx.await;
+        })
+        .expect("server starts");
+        tokio::spawn(done);
+        TestServer {
+            addr: server.addr(),
+            registry: server.registry().clone(),
+            config,
+            stop: Some(stop_tx),
+        }
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// A snapshot of a live room, or None if there is no such room.
+    pub async fn room(&self, room: &str) -> Option<RoomSnapshot> {
+        let handle = self.registry.get(room)?;
+        let (tx, rx) = oneshot::channel();
+        handle.send(RoomCommand::Inspect { reply: tx }).ok()?;
+        rx.await.ok()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// Polls `cond` every 50 ms until it holds or `timeout` passes.
+pub async fn wait_until<F: FnMut() -> bool>(timeout: Duration, mut cond: F) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Names of every GStreamer element alive in this process (leaks tracer).
+pub fn live_elements() -> Vec<String> {
+    let Some(tracer) = gst::active_tracers()
+        .into_iter()
+        .find(|t| t.type_().name() == "GstLeaksTracer")
+    else {
+        panic!("the leaks tracer is not active; init() must run before gst::init");
+    };
+    let s = tracer.emit_by_name::<gst::Structure>("get-live-objects", &[]);
+    let list = s.get::<gst::List>("live-objects-list").unwrap();
+    list.iter()
+        .filter_map(|v| v.get::<gst::Structure>().ok())
+        .filter_map(|st| st.get::<gst::Object>("object").ok())
+        .filter(|o| o.is::<gst::Element>())
+        .map(|o| o.name().to_string())
+        .collect()
+}

@@ -1,0 +1,398 @@
+//! A headless WebRTC client built on GStreamer `webrtcbin`: sends a solid
+//! colour and a sine tone, offers like a browser, and keeps what it receives
+//! (the canvas frames, the audio, the server's messages) for assertions.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_sdp as gst_sdp;
+use gstreamer_video as gst_video;
+use gstreamer_webrtc as gst_webrtc;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::media::Frame;
+use super::wait_until;
+
+/// What the peer sends and offers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SendCodec {
+    Vp8,
+    H264,
+    /// VP9 only: a codec the server refuses.
+    Vp9,
+}
+
+#[derive(Clone, Debug)]
+pub struct PeerOptions {
+    pub room: String,
+    pub name: String,
+    pub codec: SendCodec,
+    /// `codec` field of the join message.
+    pub ask: Option<&'static str>,
+    /// Solid colour sent, 0xRRGGBB.
+    pub color: u32,
+    /// Sine tone sent, Hz.
+    pub tone_hz: f64,
+}
+
+/// Seconds of received audio kept.
+const AUDIO_KEEP: usize = 48000 * 3;
+
+#[derive(Default)]
+pub struct Received {
+    pub messages: Vec<Value>,
+    pub frames: u64,
+    pub last_frame: Option<Frame>,
+    pub video_caps: Option<String>,
+    pub keyframes: u64,
+    pub audio: VecDeque<f32>,
+    pub audio_samples: u64,
+}
+
+pub struct TestPeer {
+    pub id: String,
+    pub opts: PeerOptions,
+    pipeline: gst::Pipeline,
+    pub state: Arc<Mutex<Received>>,
+    out: mpsc::UnboundedSender<Message>,
+    ws_task: tokio::task::JoinHandle<()>,
+}
+
+fn send_branch(opts: &PeerOptions) -> String {
+    let (video, pt, caps) = match opts.codec {
+        SendCodec::Vp8 => (
+            "vp8enc deadline=1 cpu-used=8 threads=1 target-bitrate=300000 keyframe-max-dist=30 ! rtpvp8pay pt=96",
+            96,
+            "encoding-name=VP8",
+        ),
+        SendCodec::H264 => (
+            "x264enc tune=zerolatency speed-preset=ultrafast threads=1 bitrate=300 key-int-max=30 ! video/x-h264,profile=constrained-baseline ! rtph264pay config-interval=-1 pt=102 aggregate-mode=zero-latency",
+            102,
+            "encoding-name=H264,packetization-mode=(string)1",
+        ),
+        SendCodec::Vp9 => (
+            "vp9enc deadline=1 cpu-used=8 threads=1 ! rtpvp9pay pt=98",
+            98,
+            "encoding-name=VP9",
+        ),
+    };
+    format!(
+        "webrtcbin name=webrtc bundle-policy=max-bundle latency=60 \
+         videotestsrc is-live=true pattern=solid-color foreground-color={fg} \
+           ! video/x-raw,width=320,height=240,framerate=15/1 ! videoconvert ! {video} \
+           ! application/x-rtp,media=video,clock-rate=90000,payload={pt},{caps} ! webrtc. \
+         audiotestsrc is-live=true wave=sine freq={freq} volume=0.3 ! audioconvert ! audioresample \
+           ! opusenc bitrate=32000 ! rtpopuspay pt=111 \
+           ! application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=111 ! webrtc.",
+        fg = 0xff00_0000u32 | opts.color,
+        freq = opts.tone_hz,
+    )
+}
+
+impl TestPeer {
+    /// Connects, joins, and starts negotiating. Returns once `joined` arrived.
+    pub async fn join(ws_url: &str, opts: PeerOptions) -> TestPeer {
+        let (ws, _) = tokio_tungstenite::connect_async(ws_url)
+            .await
+            .expect("websocket connects");
+        let (mut sink, mut stream) = ws.split();
+        let state = Arc::new(Mutex::new(Received::default()));
+        let (out, mut out_rx) = mpsc::unbounded_channel::<Message>();
+        let (inbound_tx, mut inbound) = mpsc::unbounded_channel::<Value>();
+
+        let reader_state = state.clone();
+        let ws_task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    Some(m) = out_rx.recv() => {
+                        if sink.send(m).await.is_err() { break; }
+                    }
+                    frame = stream.next() => {
+                        let Some(Ok(Message::Text(t))) = frame else {
+                            if frame.is_none() { break; }
+                            continue;
+                        };
+                        let v: Value = serde_json::from_str(&t).expect("server sends JSON");
+                        reader_state.lock().unwrap().messages.push(v.clone());
+                        let _ = inbound_tx.send(v);
+                    }
+                    else => break,
+                }
+            }
+        });
+
+        let mut join = json!({"type": "join", "room": opts.room, "name": opts.name});
+        if let Some(c) = opts.ask {
+            join["codec"] = json!(c);
+        }
+        out.send(Message::text(join.to_string())).unwrap();
+        let id = loop {
+            let v = tokio::time::timeout(Duration::from_secs(10), inbound.recv())
+                .await
+                .expect("joined in time")
+                .expect("socket open");
+            if v["type"] == "joined" {
+                break v["participantId"].as_str().unwrap().to_string();
+            }
+            assert_ne!(v["type"], "error", "join refused: {v}");
+        };
+
+        let pipeline = gst::parse::launch(&send_branch(&opts))
+            .expect("peer pipeline parses")
+            .downcast::<gst::Pipeline>()
+            .unwrap();
+        pipeline.set_property("name", format!("peer-{}", opts.name));
+        let webrtc = pipeline.by_name("webrtc").unwrap();
+        for t in 0..2u32 {
+            if let Some(tr) = webrtc.emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&(t as i32)]) {
+                tr.set_property("direction", gst_webrtc::WebRTCRTPTransceiverDirection::Sendrecv);
+            }
+        }
+
+        // Offer when webrtcbin wants to negotiate.
+        {
+            let out = out.clone();
+            webrtc.connect("on-negotiation-needed", false, move |values| {
+                let webrtc = values[0].get::<gst::Element>().unwrap();
+                let out = out.clone();
+                let w = webrtc.clone();
+                let promise = gst::Promise::with_change_func(move |reply| {
+                    let reply = reply.expect("offer").expect("offer structure");
+                    let offer = reply
+                        .get::<gst_webrtc::WebRTCSessionDescription>("offer")
+                        .expect("offer in reply");
+                    w.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
+                    let sdp = offer.sdp().as_text().unwrap();
+                    let _ = out.send(Message::text(json!({"type": "offer", "sdp": sdp}).to_string()));
+                });
+                webrtc.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
+                None
+            });
+        }
+        {
+            let out = out.clone();
+            webrtc.connect("on-ice-candidate", false, move |values| {
+                let mline = values[1].get::<u32>().unwrap();
+                let cand = values[2].get::<String>().unwrap();
+                let _ = out.send(Message::text(
+                    json!({"type": "ice", "candidate": cand, "sdpMLineIndex": mline}).to_string(),
+                ));
+                None
+            });
+        }
+        {
+            let pipeline_weak = pipeline.downgrade();
+            let state = state.clone();
+            webrtc.connect_pad_added(move |_, pad| {
+                if pad.direction() != gst::PadDirection::Src {
+                    return;
+                }
+                let Some(pipeline) = pipeline_weak.upgrade() else { return };
+                attach_receiver(&pipeline, pad, state.clone());
+            });
+        }
+        pipeline.set_state(gst::State::Playing).expect("peer pipeline plays");
+
+        // Apply the server's answer and candidates as they come.
+        let webrtc_weak = webrtc.downgrade();
+        tokio::spawn(async move {
+            while let Some(v) = inbound.recv().await {
+                let Some(webrtc) = webrtc_weak.upgrade() else { break };
+                match v["type"].as_str() {
+                    Some("answer") => {
+                        let sdp = gst_sdp::SDPMessage::parse_buffer(v["sdp"].as_str().unwrap().as_bytes()).unwrap();
+                        let answer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, sdp);
+                        webrtc.emit_by_name::<()>("set-remote-description", &[&answer, &None::<gst::Promise>]);
+                    }
+                    Some("ice") => {
+                        let mline = v["sdpMLineIndex"].as_u64().unwrap() as u32;
+                        let cand = v["candidate"].as_str().unwrap().to_string();
+                        webrtc.emit_by_name::<()>("add-ice-candidate", &[&mline, &cand]);
+                    }
+                    _ => {}
+                }
+            }
+        });
+
+        TestPeer {
+            id,
+            opts,
+            pipeline,
+            state,
+            out,
+            ws_task,
+        }
+    }
+
+    /// Sends a raw text frame on the signaling socket.
+    pub fn send_text(&self, text: &str) {
+        let _ = self.out.send(Message::text(text.to_string()));
+    }
+
+    pub fn frames(&self) -> u64 {
+        self.state.lock().unwrap().frames
+    }
+
+    pub fn keyframes(&self) -> u64 {
+        self.state.lock().unwrap().keyframes
+    }
+
+    pub fn last_frame(&self) -> Option<Frame> {
+        self.state.lock().unwrap().last_frame.clone()
+    }
+
+    pub fn video_caps(&self) -> Option<String> {
+        self.state.lock().unwrap().video_caps.clone()
+    }
+
+    /// The last `secs` seconds of received audio (48 kHz mono).
+    pub fn recent_audio(&self, secs: f64) -> Vec<f32> {
+        let st = self.state.lock().unwrap();
+        let n = ((secs * 48000.0) as usize).min(st.audio.len());
+        st.audio.iter().skip(st.audio.len() - n).copied().collect()
+    }
+
+    pub fn audio_samples(&self) -> u64 {
+        self.state.lock().unwrap().audio_samples
+    }
+
+    pub fn messages(&self) -> Vec<Value> {
+        self.state.lock().unwrap().messages.clone()
+    }
+
+    /// Waits for a server message matching `pred`.
+    pub async fn wait_message(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        let mut found = None;
+        wait_until(timeout, || {
+            found = self.state.lock().unwrap().messages.iter().find(|m| pred(m)).cloned();
+            found.is_some()
+        })
+        .await;
+        found
+    }
+
+    /// Number of participants in the latest list the server sent.
+    pub fn participant_count(&self) -> Option<usize> {
+        let st = self.state.lock().unwrap();
+        st.messages.iter().rev().find_map(|m| match m["type"].as_str() {
+            Some("participants") | Some("joined") => m["participants"].as_array().map(|a| a.len()),
+            _ => None,
+        })
+    }
+
+    /// Sends a PLI to the server: an upstream force-key-unit event on the
+    /// received video stream, which webrtcbin turns into RTCP.
+    pub fn request_keyframe(&self) {
+        let depay = self
+            .pipeline
+            .iterate_recurse()
+            .into_iter()
+            .flatten()
+            .find(|e| e.name().starts_with("recv-depay-video"))
+            .expect("receiving video");
+        let ev = gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
+        assert!(depay.static_pad("sink").unwrap().push_event(ev));
+    }
+
+    /// Sends `leave` and stops media.
+    pub async fn leave(self) {
+        self.send_text(r#"{"type":"leave"}"#);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.shutdown();
+    }
+
+    /// Drops the socket without a `leave`, as a crashed client would.
+    pub fn drop_abruptly(self) {
+        self.shutdown();
+    }
+
+    fn shutdown(self) {
+        self.ws_task.abort();
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+impl Drop for TestPeer {
+    fn drop(&mut self) {
+        self.ws_task.abort();
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// Decodes a received stream into an appsink that records it.
+fn attach_receiver(pipeline: &gst::Pipeline, pad: &gst::Pad, state: Arc<Mutex<Received>>) {
+    let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+    let s = caps.structure(0).unwrap();
+    let media = s.get::<&str>("media").unwrap_or_default().to_string();
+    let encoding = s.get::<&str>("encoding-name").unwrap_or_default().to_string();
+    let desc = match (media.as_str(), encoding.as_str()) {
+        ("video", "VP8") => "rtpvp8depay name=recv-depay-video ! vp8dec ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false",
+        ("video", "H264") => "rtph264depay name=recv-depay-video ! avdec_h264 ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false",
+        ("audio", "OPUS") => "rtpopusdepay ! opusdec ! audioconvert ! audioresample ! audio/x-raw,format=F32LE,rate=48000,channels=1,layout=interleaved ! appsink name=sink sync=false",
+        _ => "fakesink name=sink",
+    };
+    let bin = gst::parse::bin_from_description(desc, true).unwrap();
+    pipeline.add(&bin).unwrap();
+    bin.sync_state_with_parent().unwrap();
+    pad.link(&bin.static_pad("sink").unwrap()).unwrap();
+    if media == "video" {
+        state.lock().unwrap().video_caps = Some(caps.to_string());
+        let depay = bin.by_name("recv-depay-video").unwrap();
+        let st = state.clone();
+        depay.static_pad("src").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(buf) = info.buffer() {
+                if !buf.flags().contains(gst::BufferFlags::DELTA_UNIT) {
+                    st.lock().unwrap().keyframes += 1;
+                }
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
+    let Some(sink) = bin.by_name("sink").and_then(|s| s.downcast::<gst_app::AppSink>().ok()) else {
+        return;
+    };
+    let is_video = media == "video";
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+                let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+                let mut st = state.lock().unwrap();
+                if is_video {
+                    let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
+                    st.frames += 1;
+                    st.last_frame = Some(Frame {
+                        width: info.width(),
+                        height: info.height(),
+                        data: map.as_slice().to_vec(),
+                        stride: info.stride()[0] as usize,
+                    });
+                } else {
+                    let samples: &[f32] = bytemuck_f32(map.as_slice());
+                    st.audio_samples += samples.len() as u64;
+                    st.audio.extend(samples.iter().copied());
+                    while st.audio.len() > AUDIO_KEEP {
+                        st.audio.pop_front();
+                    }
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+}
+
+/// Views raw little-endian F32 bytes as samples.
+fn bytemuck_f32(bytes: &[u8]) -> &[f32] {
+    let n = bytes.len() / 4;
+    // SAFETY: GStreamer buffer memory is aligned for any primitive, F32LE is
+    // the native layout on the test machines (x86_64), and n*4 <= len.
+    unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<f32>(), n) }
+}

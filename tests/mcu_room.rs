@@ -1,0 +1,180 @@
+//! End to end over real WebRTC: three GStreamer peers in one room, two
+//! receiving VP8 and one H.264. Checks the composited canvas (each peer's
+//! colour in its grid tile), mix-minus audio (the others' tones, not one's
+//! own), keyframes on PLI, re-flow after an abrupt drop, and full teardown.
+
+mod common;
+
+use std::time::Duration;
+
+use common::media::{color_matches, tone_power};
+use common::peer::{PeerOptions, SendCodec, TestPeer};
+use common::{init, live_elements, test_config, wait_until, TestServer, SERIAL};
+use tessera::layout::{Grid, Layout, Rect, Size};
+use tessera::media::CodecFamily;
+
+const RED: u32 = 0xff0000;
+const GREEN: u32 = 0x00ff00;
+const BLUE: u32 = 0x0000ff;
+
+fn opts(room: &str, name: &str, codec: SendCodec, ask: Option<&'static str>, color: u32, tone_hz: f64) -> PeerOptions {
+    PeerOptions {
+        room: room.into(),
+        name: name.into(),
+        codec,
+        ask,
+        color,
+        tone_hz,
+    }
+}
+
+fn tiles(server: &TestServer, n: usize) -> Vec<Rect> {
+    let m = &server.config.media;
+    Grid { gap: m.tile_gap }.tiles(
+        Size {
+            width: m.canvas_width,
+            height: m.canvas_height,
+        },
+        n,
+    )
+}
+
+/// True when `peer`'s latest canvas shows `colors[i]` at the centre of tile i.
+fn canvas_shows(peer: &TestPeer, rects: &[Rect], colors: &[u32]) -> bool {
+    let Some(frame) = peer.last_frame() else {
+        return false;
+    };
+    rects.iter().zip(colors).all(|(r, c)| {
+        let (x, y) = r.center();
+        color_matches(frame.rgb_at(x, y), *c)
+    })
+}
+
+fn describe_canvas(peer: &TestPeer, rects: &[Rect]) -> String {
+    match peer.last_frame() {
+        None => format!("{}: no frame", peer.opts.name),
+        Some(f) => format!(
+            "{}: {}x{} frames={} centres={:?}",
+            peer.opts.name,
+            f.width,
+            f.height,
+            peer.frames(),
+            rects.iter().map(|r| f.rgb_at(r.center().0, r.center().1)).collect::<Vec<_>>()
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_peers_composite_mix_minus_pli_reflow_and_teardown() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let server = TestServer::start(test_config()).await;
+    let baseline = live_elements().len();
+    let url = server.ws_url();
+    let room = "lesson";
+
+    let a = TestPeer::join(&url, opts(room, "ada", SendCodec::Vp8, None, RED, 500.0)).await;
+    let b = TestPeer::join(&url, opts(room, "bo", SendCodec::Vp8, Some("vp8"), GREEN, 1700.0)).await;
+    let c = TestPeer::join(&url, opts(room, "cy", SendCodec::H264, Some("h264"), BLUE, 3100.0)).await;
+    let peers = [&a, &b, &c];
+
+    // Every peer decodes the canvas at the configured size, in its own codec,
+    // with each participant's colour in the tile the grid gives it.
+    let rects = tiles(&server, 3);
+    let colors = [RED, GREEN, BLUE];
+    let ok = wait_until(Duration::from_secs(30), || {
+        peers.iter().all(|p| canvas_shows(p, &rects, &colors) && p.frames() > 30)
+    })
+    .await;
+    assert!(
+        ok,
+        "canvas did not show all three tiles: {}",
+        peers.iter().map(|p| describe_canvas(p, &rects)).collect::<Vec<_>>().join("; ")
+    );
+    for p in peers {
+        let f = p.last_frame().unwrap();
+        assert_eq!((f.width, f.height), (640, 360), "{}", p.opts.name);
+        assert_eq!(p.participant_count(), Some(3), "{}", p.opts.name);
+    }
+    assert!(a.video_caps().unwrap().contains("VP8"), "{:?}", a.video_caps());
+    assert!(b.video_caps().unwrap().contains("VP8"), "{:?}", b.video_caps());
+    assert!(c.video_caps().unwrap().contains("H264"), "{:?}", c.video_caps());
+    let snap = server.room(room).await.unwrap();
+    assert_eq!(snap.encoders, vec![CodecFamily::Vp8, CodecFamily::H264]);
+
+    // Mix-minus: each hears the other two tones and not its own.
+    assert!(
+        wait_until(Duration::from_secs(10), || peers.iter().all(|p| p.audio_samples() > 48000 * 2)).await,
+        "audio did not arrive"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // No tone is near a sum or difference of two others (intermodulation
+    // through the Opus codec would otherwise look like a leak).
+    let tones = [500.0, 1700.0, 3100.0];
+    for (i, p) in peers.iter().enumerate() {
+        let audio = p.recent_audio(2.0);
+        if std::env::var_os("TESSERA_TEST_DEBUG").is_some() {
+            for w in audio.chunks(12000) {
+                let pw: Vec<f64> = tones.iter().map(|f| tone_power(w, *f, 48000.0)).collect();
+                eprintln!("{} window powers {pw:?}", p.opts.name);
+            }
+        }
+        let audio = p.recent_audio(1.0);
+        let powers: Vec<f64> = tones.iter().map(|f| tone_power(&audio, *f, 48000.0)).collect();
+        let own = powers[i];
+        for (j, other) in powers.iter().enumerate() {
+            if j == i {
+                continue;
+            }
+            assert!(*other > 1e-4, "{} should hear tone {} Hz: powers {powers:?}", p.opts.name, tones[j]);
+            assert!(own < other / 100.0, "{} hears its own tone: powers {powers:?}", p.opts.name);
+        }
+    }
+
+    // A receiver's PLI yields a keyframe on its family's stream.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let before = b.keyframes();
+    let forced_before = server.room(room).await.unwrap().forced_keyframes;
+    b.request_keyframe();
+    assert!(
+        wait_until(Duration::from_secs(3), || b.keyframes() > before).await,
+        "no keyframe after PLI (keyframes seen {before})"
+    );
+    let forced_after = server.room(room).await.unwrap().forced_keyframes;
+    let vp8 = |v: &Vec<(CodecFamily, u64)>| v.iter().find(|(f, _)| *f == CodecFamily::Vp8).map(|x| x.1).unwrap_or(0);
+    assert!(vp8(&forced_after) > vp8(&forced_before), "{forced_before:?} -> {forced_after:?}");
+
+    // c drops its socket without leave: the canvas re-flows to two tiles and
+    // frames keep coming to the others.
+    c.drop_abruptly();
+    let rects2 = tiles(&server, 2);
+    let ok = wait_until(Duration::from_secs(15), || {
+        [&a, &b].iter().all(|p| canvas_shows(p, &rects2, &[RED, GREEN]) && p.participant_count() == Some(2))
+    })
+    .await;
+    assert!(ok, "no re-flow: {}", [&a, &b].iter().map(|p| describe_canvas(p, &rects2)).collect::<Vec<_>>().join("; "));
+    let counts = (a.frames(), b.frames());
+    assert!(
+        wait_until(Duration::from_secs(5), || a.frames() > counts.0 + 15 && b.frames() > counts.1 + 15).await,
+        "frames stopped after the drop"
+    );
+    let snap = server.room(room).await.unwrap();
+    assert_eq!(snap.encoders, vec![CodecFamily::Vp8], "H.264 encoder stops with its last receiver");
+    let pipeline = snap.pipeline.clone();
+    drop(snap);
+
+    // Last ones leave: the room and its pipeline are gone.
+    a.leave().await;
+    b.leave().await;
+    assert!(
+        wait_until(Duration::from_secs(10), || server.registry.room_count() == 0).await,
+        "room still open: {:?}",
+        server.registry.room_ids()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || pipeline.upgrade().is_none()).await,
+        "room pipeline still alive"
+    );
+    let ok = wait_until(Duration::from_secs(10), || live_elements().len() <= baseline).await;
+    assert!(ok, "elements left behind: {} > {baseline}: {:?}", live_elements().len(), live_elements());
+}
