@@ -26,8 +26,10 @@ use crate::layout::Size;
 
 /// Decoded frames a tile's queue may hold before dropping the oldest.
 const TILE_QUEUE: u32 = 3;
-/// Decoded 20 ms audio buffers queued in front of each mixer.
-const VOICE_QUEUE: u32 = 25;
+/// Decoded 20 ms audio buffers queued in front of each mixer: a full second,
+/// so that only a stalled mixer ever drops voice. A drop in one of the two
+/// paths but not the other would misalign the mix-minus subtraction.
+const VOICE_QUEUE: u32 = 50;
 
 impl RoomMedia {
     /// Links a new incoming stream of `pm` and releases its blocking probe.
@@ -181,12 +183,15 @@ impl RoomMedia {
         // every sample of this voice at the same offset for the subtraction
         // to cancel it, and RTP arrival jitter would otherwise shift them.
         let rate = make_element("audiorate", &n("voice-rate"))?;
+        // Start at the first real sample, not with silence from time zero.
+        rate.set_property("skip-to-first", true);
         let tee = make_element("tee", &n("voice-tee"))?;
         let to_full = make_leaky_queue(&n("voice-full-queue"), VOICE_QUEUE)?;
         let to_minus = make_leaky_queue(&n("voice-minus-queue"), VOICE_QUEUE)?;
         let invert = make_element("audioamplify", &n("voice-invert"))?;
         invert.set_property("amplification", -1.0f32);
 
+        center_on_sample(&tee.static_pad("sink").context("voice tee sink")?);
         let bin = self.pipeline.clone().upcast::<gst::Bin>();
         let main = [&depay, &dec, &convert, &resample, &caps, &rate, &tee];
         added.chain(&bin, &main)?;
@@ -216,5 +221,110 @@ impl RoomMedia {
             .context("linking webrtcbin to opus depayloader")?;
         self.pipeline.recalculate_latency().ok();
         Ok(())
+    }
+}
+
+/// The running time of the middle of 48 kHz sample `n`.
+fn sample_middle(n: u64) -> u64 {
+    (u128::from(n) * 1_000_000_000 / 48_000) as u64 + HALF_SAMPLE_NS
+}
+
+/// The 48 kHz sample that running time `rt` falls in.
+fn sample_at(rt: u64) -> u64 {
+    (u128::from(rt) * 48_000 / 1_000_000_000) as u64
+}
+
+/// Half of one 48 kHz sample period, in nanoseconds.
+const HALF_SAMPLE_NS: u64 = 10_417;
+/// A buffer this far from where the previous one ended starts a new run.
+const RESYNC_NS: u64 = 10_000_000;
+
+/// Counts samples along a voice and times each buffer at the middle of its
+/// first sample's period.
+///
+/// Mixers turn running time into a sample offset by rounding down. Two
+/// mixers whose origins differ by a nanosecond round a time that sits a hair
+/// before a sample boundary to different samples, and the mix-minus
+/// subtraction then misses by one sample. A time in the middle of a sample
+/// period rounds alike in both; counting samples (instead of flooring each
+/// buffer's own time) keeps consecutive buffers exactly contiguous.
+#[derive(Debug, Default)]
+struct SampleClock {
+    next: Option<u64>,
+}
+
+impl SampleClock {
+    /// The running time for a buffer arriving at `rt` with `samples` samples.
+    fn place(&mut self, rt: u64, samples: u64) -> u64 {
+        let start = match self.next {
+            Some(n) if sample_middle(n).abs_diff(rt) < RESYNC_NS => n,
+            _ => sample_at(rt),
+        };
+        self.next = Some(start + samples);
+        sample_middle(start)
+    }
+}
+
+/// Retimes every buffer through `pad` with a [`SampleClock`], so that the
+/// full mix and the mix-minus place each sample of this voice alike.
+fn center_on_sample(pad: &gst::Pad) {
+    let clock = std::sync::Mutex::new(SampleClock::default());
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some(segment) = pad
+            .sticky_event::<gst::event::Segment>(0)
+            .and_then(|e| e.segment().clone().downcast::<gst::ClockTime>().ok())
+        else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Some(buffer) = info.buffer_mut() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Some(rt) = buffer.pts().and_then(|pts| segment.to_running_time(pts)) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        // F32 mono: four bytes a sample.
+        let samples = (buffer.size() / 4) as u64;
+        let placed = match clock.lock() {
+            Ok(mut c) => c.place(rt.nseconds(), samples),
+            Err(_) => return gst::PadProbeReturn::Ok,
+        };
+        if let Some(pts) = segment.position_from_running_time(gst::ClockTime::from_nseconds(placed)) {
+            buffer.make_mut().set_pts(pts);
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_clock_keeps_buffers_contiguous_and_mid_sample() {
+        // A base a hair before a sample boundary, plus per-buffer rounding.
+        let base = 416_583_333u64;
+        let mut clock = SampleClock::default();
+        let mut prev: Option<u64> = None;
+        for k in 0..500u64 {
+            let rt = base + (u128::from(k * 960) * 1_000_000_000 / 48_000) as u64 + (k % 3);
+            let placed = clock.place(rt, 960);
+            let n = sample_at(placed);
+            if let Some(p) = prev {
+                assert_eq!(n - p, 960, "buffer {k}");
+            }
+            prev = Some(n);
+            // Mid-sample: 0.5 of a period from the sample's start, give or take a nanosecond.
+            let frac = (u128::from(placed) * 48_000 % 1_000_000_000) as f64 / 1e9;
+            assert!((frac - 0.5).abs() < 0.001, "buffer {k}: {frac}");
+        }
+    }
+
+    #[test]
+    fn sample_clock_resyncs_after_a_gap() {
+        let mut clock = SampleClock::default();
+        let a = clock.place(1_000_000_000, 960);
+        let b = clock.place(2_000_000_000, 960);
+        assert_eq!(sample_at(a), 48_000);
+        assert_eq!(sample_at(b), 96_000);
     }
 }

@@ -34,6 +34,12 @@ const INITIAL_TILE: Size = Size {
     width: 320,
     height: 180,
 };
+/// The placeholder is rendered once at this size and scaled by its compositor
+/// pad, so a re-flow never renegotiates it.
+const PLACEHOLDER_SIZE: Size = Size {
+    width: 320,
+    height: 180,
+};
 /// The placeholder only changes when the layout does: a few frames a second suffice.
 const PLACEHOLDER_FPS: u32 = 5;
 /// Video buffers a participant's send queue may hold before dropping the oldest.
@@ -58,7 +64,6 @@ pub struct ParticipantMedia {
     family_tee_pad: gst::Pad,
     full_tee_pad: gst::Pad,
     pub(super) minus_mixer: gst::Element,
-    placeholder_caps: gst::Element,
     placeholder_pad: gst::Pad,
     pub(super) video: Option<VideoTile>,
     /// The own voice's pad on the full mixer, once audio arrived.
@@ -237,7 +242,7 @@ impl RoomMedia {
         ph_src.set_property("is-live", true);
         ph_src.set_property_from_str("pattern", "solid-color");
         ph_src.set_property("foreground-color", 0xff40_4040u32);
-        let ph_caps = make_capsfilter(&n("placeholder-caps"), &placeholder_caps(INITIAL_TILE))?;
+        let ph_caps = make_capsfilter(&n("placeholder-caps"), &placeholder_caps(PLACEHOLDER_SIZE))?;
         let ph_text = make_element("textoverlay", &n("placeholder-name"))?;
         ph_text.set_property("text", name);
         ph_text.set_property_from_str("valignment", "center");
@@ -296,7 +301,6 @@ impl RoomMedia {
             family_tee_pad,
             full_tee_pad,
             minus_mixer,
-            placeholder_caps: ph_caps,
             placeholder_pad,
             video: None,
             own_mix_pad: None,
@@ -341,8 +345,6 @@ impl RoomMedia {
             height: rect.height,
         };
         set_pad_geometry(&pm.placeholder_pad, rect);
-        pm.placeholder_caps
-            .set_property("caps", placeholder_caps(size));
         if let Some(v) = &pm.video {
             set_pad_geometry(&v.pad, rect);
             v.caps.set_property("caps", i420_caps(size, None));
