@@ -68,6 +68,10 @@ pub struct MediaConfig {
     pub keyframe_min_interval_ms: u64,
     /// Gap in pixels around each tile.
     pub tile_gap: u32,
+    /// Lowest UDP port for media (ICE). 0 with `rtp_port_max` 0: any free port.
+    pub rtp_port_min: u16,
+    /// Highest UDP port for media (ICE). Open this range in the firewall.
+    pub rtp_port_max: u16,
 }
 
 impl Default for MediaConfig {
@@ -81,6 +85,8 @@ impl Default for MediaConfig {
             jitter_buffer_ms: 60,
             keyframe_min_interval_ms: 1000,
             tile_gap: 4,
+            rtp_port_min: 0,
+            rtp_port_max: 0,
         }
     }
 }
@@ -137,6 +143,7 @@ impl Config {
         }
         // Only TESSERA_<SECTION>__<KEY> variables are config keys; TESSERA_LOG is
         // the log filter and is read elsewhere.
+        let mut overridden = Vec::new();
         for (key, value) in env {
             let Some(rest) = key.strip_prefix(ENV_PREFIX) else {
                 continue;
@@ -145,14 +152,18 @@ impl Config {
                 continue;
             }
             let path = rest.to_ascii_lowercase().replace("__", ".");
+            overridden.push(key.clone());
             figment = figment.merge(Toml::string(&env_as_toml(&path, &value)));
         }
         let config: Config = figment
             .extract()
             .map_err(|e| ConfigError::Parse(Box::new(e)))?;
-        let source_name = file
+        let mut source_name = file
             .map(|f| f.display().to_string())
             .unwrap_or_else(|| "built-in defaults".into());
+        if !overridden.is_empty() {
+            source_name = format!("{source_name} with {}", overridden.join(", "));
+        }
         config.validate(&source_name)?;
         Ok(config)
     }
@@ -191,7 +202,19 @@ impl Config {
         if m.tile_gap * 4 > m.canvas_height {
             return Err(invalid(
                 "media.tile_gap",
-                format!("is {}; use at most a quarter of the canvas height", m.tile_gap),
+                format!(
+                    "is {}; use at most a quarter of the canvas height",
+                    m.tile_gap
+                ),
+            ));
+        }
+        if (m.rtp_port_min == 0) != (m.rtp_port_max == 0) || m.rtp_port_min > m.rtp_port_max {
+            return Err(invalid(
+                "media.rtp_port_min",
+                format!(
+                    "and media.rtp_port_max are {} and {}; set both to 0 (any port) or to a range with min <= max",
+                    m.rtp_port_min, m.rtp_port_max
+                ),
             ));
         }
         Ok(())
@@ -249,8 +272,14 @@ mod tests {
     fn env_overrides_single_keys() {
         let path = write_tmp("env.toml", "[media]\ncanvas_width = 640\n");
         let env = vec![
-            ("TESSERA_MEDIA__CANVAS_HEIGHT".to_string(), "360".to_string()),
-            ("TESSERA_SERVER__LISTEN".to_string(), "127.0.0.1:9999".to_string()),
+            (
+                "TESSERA_MEDIA__CANVAS_HEIGHT".to_string(),
+                "360".to_string(),
+            ),
+            (
+                "TESSERA_SERVER__LISTEN".to_string(),
+                "127.0.0.1:9999".to_string(),
+            ),
             ("TESSERA_LOG".to_string(), "debug".to_string()),
         ];
         let c = Config::load_with_env(Some(&path), env).unwrap();
@@ -261,7 +290,9 @@ mod tests {
     #[test]
     fn unknown_key_names_file_and_key() {
         let path = write_tmp("unknown.toml", "[media]\ncanvas_widht = 640\n");
-        let e = Config::load_with_env(Some(&path), no_env()).unwrap_err().to_string();
+        let e = Config::load_with_env(Some(&path), no_env())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("canvas_widht"), "{e}");
         assert!(e.contains("unknown.toml"), "{e}");
     }
@@ -269,22 +300,41 @@ mod tests {
     #[test]
     fn wrong_type_names_the_key() {
         let path = write_tmp("type.toml", "[media]\nframerate = \"fast\"\n");
-        let e = Config::load_with_env(Some(&path), no_env()).unwrap_err().to_string();
+        let e = Config::load_with_env(Some(&path), no_env())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("framerate"), "{e}");
     }
 
     #[test]
     fn out_of_range_names_file_field_and_fix() {
         let path = write_tmp("range.toml", "[media]\ncanvas_width = 641\n");
-        let e = Config::load_with_env(Some(&path), no_env()).unwrap_err().to_string();
+        let e = Config::load_with_env(Some(&path), no_env())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("range.toml"), "{e}");
         assert!(e.contains("media.canvas_width"), "{e}");
         assert!(e.contains("even number"), "{e}");
     }
 
     #[test]
+    fn half_a_port_range_is_an_error() {
+        let path = write_tmp("ports.toml", "[media]\nrtp_port_min = 40000\n");
+        let e = Config::load_with_env(Some(&path), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("media.rtp_port_min"), "{e}");
+        let path = write_tmp(
+            "ports2.toml",
+            "[media]\nrtp_port_min = 40000\nrtp_port_max = 40100\n",
+        );
+        assert!(Config::load_with_env(Some(&path), no_env()).is_ok());
+    }
+
+    #[test]
     fn missing_explicit_file_is_an_error() {
-        let e = Config::load_with_env(Some(Path::new("/nonexistent/x.toml")), no_env()).unwrap_err();
+        let e =
+            Config::load_with_env(Some(Path::new("/nonexistent/x.toml")), no_env()).unwrap_err();
         assert!(matches!(e, ConfigError::NotFound { .. }));
     }
 }

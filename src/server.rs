@@ -84,6 +84,7 @@ pub fn media_settings(config: &Config) -> anyhow::Result<MediaSettings> {
         jitter_buffer: Duration::from_millis(u64::from(m.jitter_buffer_ms)),
         keyframe_min_interval: Duration::from_millis(m.keyframe_min_interval_ms),
         tile_gap: m.tile_gap,
+        rtp_ports: (m.rtp_port_max != 0).then_some((m.rtp_port_min, m.rtp_port_max)),
         templates: Arc::new(templates),
     })
 }
@@ -98,7 +99,9 @@ pub fn start(
     init_gstreamer()?;
     let settings = media_settings(config)?;
     let registry = Registry::new(settings, config.media.preferred_codec);
-    let addr = listener.local_addr().context("reading the listen address")?;
+    let addr = listener
+        .local_addr()
+        .context("reading the listen address")?;
     let routes = crate::http::routes(registry.clone());
     let closing = registry.clone();
     let served = warp::serve(routes)

@@ -17,7 +17,14 @@ const RED: u32 = 0xff0000;
 const GREEN: u32 = 0x00ff00;
 const BLUE: u32 = 0x0000ff;
 
-fn opts(room: &str, name: &str, codec: SendCodec, ask: Option<&'static str>, color: u32, tone_hz: f64) -> PeerOptions {
+fn opts(
+    room: &str,
+    name: &str,
+    codec: SendCodec,
+    ask: Option<&'static str>,
+    color: u32,
+    tone_hz: f64,
+) -> PeerOptions {
     PeerOptions {
         room: room.into(),
         name: name.into(),
@@ -59,7 +66,10 @@ fn describe_canvas(peer: &TestPeer, rects: &[Rect]) -> String {
             f.width,
             f.height,
             peer.frames(),
-            rects.iter().map(|r| f.rgb_at(r.center().0, r.center().1)).collect::<Vec<_>>()
+            rects
+                .iter()
+                .map(|r| f.rgb_at(r.center().0, r.center().1))
+                .collect::<Vec<_>>()
         ),
     }
 }
@@ -74,8 +84,16 @@ async fn three_peers_composite_mix_minus_pli_reflow_and_teardown() {
     let room = "lesson";
 
     let a = TestPeer::join(&url, opts(room, "ada", SendCodec::Vp8, None, RED, 500.0)).await;
-    let b = TestPeer::join(&url, opts(room, "bo", SendCodec::Vp8, Some("vp8"), GREEN, 1700.0)).await;
-    let c = TestPeer::join(&url, opts(room, "cy", SendCodec::H264, Some("h264"), BLUE, 3100.0)).await;
+    let b = TestPeer::join(
+        &url,
+        opts(room, "bo", SendCodec::Vp8, Some("vp8"), GREEN, 1700.0),
+    )
+    .await;
+    let c = TestPeer::join(
+        &url,
+        opts(room, "cy", SendCodec::H264, Some("h264"), BLUE, 3100.0),
+    )
+    .await;
     let peers = [&a, &b, &c];
 
     // Every peer decodes the canvas at the configured size, in its own codec,
@@ -83,28 +101,71 @@ async fn three_peers_composite_mix_minus_pli_reflow_and_teardown() {
     let rects = tiles(&server, 3);
     let colors = [RED, GREEN, BLUE];
     let ok = wait_until(Duration::from_secs(30), || {
-        peers.iter().all(|p| canvas_shows(p, &rects, &colors) && p.frames() > 30)
+        peers
+            .iter()
+            .all(|p| canvas_shows(p, &rects, &colors) && p.frames() > 30)
     })
     .await;
     assert!(
         ok,
         "canvas did not show all three tiles: {}",
-        peers.iter().map(|p| describe_canvas(p, &rects)).collect::<Vec<_>>().join("; ")
+        peers
+            .iter()
+            .map(|p| describe_canvas(p, &rects))
+            .collect::<Vec<_>>()
+            .join("; ")
     );
     for p in peers {
         let f = p.last_frame().unwrap();
         assert_eq!((f.width, f.height), (640, 360), "{}", p.opts.name);
         assert_eq!(p.participant_count(), Some(3), "{}", p.opts.name);
     }
-    assert!(a.video_caps().unwrap().contains("VP8"), "{:?}", a.video_caps());
-    assert!(b.video_caps().unwrap().contains("VP8"), "{:?}", b.video_caps());
-    assert!(c.video_caps().unwrap().contains("H264"), "{:?}", c.video_caps());
+    assert!(
+        a.video_caps().unwrap().contains("VP8"),
+        "{:?}",
+        a.video_caps()
+    );
+    assert!(
+        b.video_caps().unwrap().contains("VP8"),
+        "{:?}",
+        b.video_caps()
+    );
+    assert!(
+        c.video_caps().unwrap().contains("H264"),
+        "{:?}",
+        c.video_caps()
+    );
     let snap = server.room(room).await.unwrap();
     assert_eq!(snap.encoders, vec![CodecFamily::Vp8, CodecFamily::H264]);
 
+    // The server's ICE candidates use the configured UDP range.
+    for p in peers {
+        let ports: Vec<u16> = p
+            .messages()
+            .iter()
+            .filter(|m| m["type"] == "ice")
+            .filter_map(|m| {
+                // candidate:<foundation> <component> <transport> <priority> <address> <port> ...
+                let fields: Vec<&str> = m["candidate"].as_str()?.split_whitespace().collect();
+                fields.get(2)?.eq_ignore_ascii_case("udp").then_some(())?;
+                fields.get(5)?.parse().ok()
+            })
+            .collect();
+        assert!(!ports.is_empty(), "{} got no candidates", p.opts.name);
+        let (lo, hi) = common::TEST_RTP_PORTS;
+        assert!(
+            ports.iter().all(|port| (lo..=hi).contains(port)),
+            "{}: {ports:?}",
+            p.opts.name
+        );
+    }
+
     // Mix-minus: each hears the other two tones and not its own.
     assert!(
-        wait_until(Duration::from_secs(10), || peers.iter().all(|p| p.audio_samples() > 48000 * 2)).await,
+        wait_until(Duration::from_secs(10), || peers
+            .iter()
+            .all(|p| p.audio_samples() > 48000 * 2))
+        .await,
         "audio did not arrive"
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -120,14 +181,26 @@ async fn three_peers_composite_mix_minus_pli_reflow_and_teardown() {
             }
         }
         let audio = p.recent_audio(1.0);
-        let powers: Vec<f64> = tones.iter().map(|f| tone_power(&audio, *f, 48000.0)).collect();
+        let powers: Vec<f64> = tones
+            .iter()
+            .map(|f| tone_power(&audio, *f, 48000.0))
+            .collect();
         let own = powers[i];
         for (j, other) in powers.iter().enumerate() {
             if j == i {
                 continue;
             }
-            assert!(*other > 1e-4, "{} should hear tone {} Hz: powers {powers:?}", p.opts.name, tones[j]);
-            assert!(own < other / 100.0, "{} hears its own tone: powers {powers:?}", p.opts.name);
+            assert!(
+                *other > 1e-4,
+                "{} should hear tone {} Hz: powers {powers:?}",
+                p.opts.name,
+                tones[j]
+            );
+            assert!(
+                own < other / 100.0,
+                "{} hears its own tone: powers {powers:?}",
+                p.opts.name
+            );
         }
     }
 
@@ -141,25 +214,49 @@ async fn three_peers_composite_mix_minus_pli_reflow_and_teardown() {
         "no keyframe after PLI (keyframes seen {before})"
     );
     let forced_after = server.room(room).await.unwrap().forced_keyframes;
-    let vp8 = |v: &Vec<(CodecFamily, u64)>| v.iter().find(|(f, _)| *f == CodecFamily::Vp8).map(|x| x.1).unwrap_or(0);
-    assert!(vp8(&forced_after) > vp8(&forced_before), "{forced_before:?} -> {forced_after:?}");
+    let vp8 = |v: &Vec<(CodecFamily, u64)>| {
+        v.iter()
+            .find(|(f, _)| *f == CodecFamily::Vp8)
+            .map(|x| x.1)
+            .unwrap_or(0)
+    };
+    assert!(
+        vp8(&forced_after) > vp8(&forced_before),
+        "{forced_before:?} -> {forced_after:?}"
+    );
 
     // c drops its socket without leave: the canvas re-flows to two tiles and
     // frames keep coming to the others.
     c.drop_abruptly();
     let rects2 = tiles(&server, 2);
     let ok = wait_until(Duration::from_secs(15), || {
-        [&a, &b].iter().all(|p| canvas_shows(p, &rects2, &[RED, GREEN]) && p.participant_count() == Some(2))
+        [&a, &b]
+            .iter()
+            .all(|p| canvas_shows(p, &rects2, &[RED, GREEN]) && p.participant_count() == Some(2))
     })
     .await;
-    assert!(ok, "no re-flow: {}", [&a, &b].iter().map(|p| describe_canvas(p, &rects2)).collect::<Vec<_>>().join("; "));
+    assert!(
+        ok,
+        "no re-flow: {}",
+        [&a, &b]
+            .iter()
+            .map(|p| describe_canvas(p, &rects2))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
     let counts = (a.frames(), b.frames());
     assert!(
-        wait_until(Duration::from_secs(5), || a.frames() > counts.0 + 15 && b.frames() > counts.1 + 15).await,
+        wait_until(Duration::from_secs(5), || a.frames() > counts.0 + 15
+            && b.frames() > counts.1 + 15)
+        .await,
         "frames stopped after the drop"
     );
     let snap = server.room(room).await.unwrap();
-    assert_eq!(snap.encoders, vec![CodecFamily::Vp8], "H.264 encoder stops with its last receiver");
+    assert_eq!(
+        snap.encoders,
+        vec![CodecFamily::Vp8],
+        "H.264 encoder stops with its last receiver"
+    );
     let pipeline = snap.pipeline.clone();
     drop(snap);
 
@@ -167,7 +264,9 @@ async fn three_peers_composite_mix_minus_pli_reflow_and_teardown() {
     a.leave().await;
     b.leave().await;
     assert!(
-        wait_until(Duration::from_secs(10), || server.registry.room_count() == 0).await,
+        wait_until(Duration::from_secs(10), || server.registry.room_count()
+            == 0)
+        .await,
         "room still open: {:?}",
         server.registry.room_ids()
     );
@@ -175,6 +274,14 @@ async fn three_peers_composite_mix_minus_pli_reflow_and_teardown() {
         wait_until(Duration::from_secs(10), || pipeline.upgrade().is_none()).await,
         "room pipeline still alive"
     );
-    let ok = wait_until(Duration::from_secs(10), || live_elements().len() <= baseline).await;
-    assert!(ok, "elements left behind: {} > {baseline}: {:?}", live_elements().len(), live_elements());
+    let ok = wait_until(Duration::from_secs(10), || {
+        live_elements().len() <= baseline
+    })
+    .await;
+    assert!(
+        ok,
+        "elements left behind: {} > {baseline}: {:?}",
+        live_elements().len(),
+        live_elements()
+    );
 }

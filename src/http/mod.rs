@@ -49,8 +49,8 @@ pub fn routes(
                 version: env!("CARGO_PKG_VERSION"),
             })
         });
-    let index = warp::path::end().and(warp::get()).map(|| {
-        warp::reply::html(include_str!("index.html"))
-    });
+    let index = warp::path::end()
+        .and(warp::get())
+        .map(|| warp::reply::html(include_str!("index.html")));
     ws.or(health).or(status).or(index)
 }

@@ -85,8 +85,24 @@ mod tests {
     #[test]
     fn four_tiles_are_quadrants() {
         let t = Grid::default().tiles(HD, 4);
-        assert_eq!(t[0], Rect { x: 0, y: 0, width: 640, height: 360 });
-        assert_eq!(t[3], Rect { x: 640, y: 360, width: 640, height: 360 });
+        assert_eq!(
+            t[0],
+            Rect {
+                x: 0,
+                y: 0,
+                width: 640,
+                height: 360
+            }
+        );
+        assert_eq!(
+            t[3],
+            Rect {
+                x: 640,
+                y: 360,
+                width: 640,
+                height: 360
+            }
+        );
     }
 
     #[test]
@@ -104,7 +120,17 @@ mod tests {
 
     #[test]
     fn one_to_thirty_tiles_fit_without_overlap_and_keep_aspect() {
-        for canvas in [HD, Size { width: 640, height: 360 }, Size { width: 720, height: 720 }] {
+        for canvas in [
+            HD,
+            Size {
+                width: 640,
+                height: 360,
+            },
+            Size {
+                width: 720,
+                height: 720,
+            },
+        ] {
             for gap in [0, 8] {
                 let grid = Grid { gap };
                 for n in 1..=30 {
@@ -117,7 +143,10 @@ mod tests {
                         assert_eq!(a.x % 2 + a.y % 2 + a.width % 2 + a.height % 2, 0);
                         let want = canvas.width as f64 / canvas.height as f64;
                         let got = a.width as f64 / a.height as f64;
-                        assert!((got - want).abs() / want < 0.03, "n={n} aspect {got} vs {want}");
+                        assert!(
+                            (got - want).abs() / want < 0.03,
+                            "n={n} aspect {got} vs {want}"
+                        );
                         for b in &tiles[i + 1..] {
                             assert!(!a.overlaps(b), "n={n}: {a:?} overlaps {b:?}");
                         }

@@ -95,7 +95,9 @@ pub enum CodecError {
         offered: String,
     },
     /// The client asked for a family its own offer does not contain.
-    #[error("codec `{wanted}` was requested but the offer does not contain it (offered: {offered})")]
+    #[error(
+        "codec `{wanted}` was requested but the offer does not contain it (offered: {offered})"
+    )]
     WantedNotOffered {
         /// The family asked for in `join`.
         wanted: CodecFamily,
@@ -134,7 +136,10 @@ fn formats_of(media: &gst_sdp::SDPMediaRef) -> Vec<Format> {
         // "VP8/90000" or "opus/48000/2"
         let mut parts = rtpmap.split('/');
         let encoding = parts.next().unwrap_or_default().trim().to_string();
-        let clock_rate = parts.next().and_then(|c| c.trim().parse().ok()).unwrap_or(0);
+        let clock_rate = parts
+            .next()
+            .and_then(|c| c.trim().parse().ok())
+            .unwrap_or(0);
         let fmtp = attribute_for(media, "fmtp", payload)
             .map(|p| {
                 p.split(';')
@@ -258,9 +263,7 @@ pub fn choose_codecs(
                 })?
         }
     };
-    let audio_first = offer
-        .medias()
-        .position(|m| m.media() == Some("audio"))
+    let audio_first = offer.medias().position(|m| m.media() == Some("audio"))
         < offer.medias().position(|m| m.media() == Some("video"));
     Ok(MediaChoice {
         audio_payload: opus.payload,
@@ -271,8 +274,8 @@ pub fn choose_codecs(
 
 /// Parses SDP text, mapping failure to [`CodecError::Unparsable`].
 pub fn parse_sdp(text: &str) -> Result<gst_sdp::SDPMessage, CodecError> {
-    let msg = gst_sdp::SDPMessage::parse_buffer(text.as_bytes())
-        .map_err(|_| CodecError::Unparsable)?;
+    let msg =
+        gst_sdp::SDPMessage::parse_buffer(text.as_bytes()).map_err(|_| CodecError::Unparsable)?;
     if msg.medias_len() == 0 && !text.trim_start().starts_with("v=") {
         return Err(CodecError::Unparsable);
     }
@@ -289,7 +292,11 @@ mod tests {
         include_str!("../../tests/fixtures/sdp/chromium-recvonly-offer.sdp");
     const FIREFOX: &str = include_str!("../../tests/fixtures/sdp/firefox-offer.sdp");
 
-    fn choose(text: &str, wanted: Option<CodecFamily>, pref: CodecFamily) -> Result<MediaChoice, CodecError> {
+    fn choose(
+        text: &str,
+        wanted: Option<CodecFamily>,
+        pref: CodecFamily,
+    ) -> Result<MediaChoice, CodecError> {
         gstreamer::init().unwrap();
         choose_codecs(&parse_sdp(text).unwrap(), wanted, pref)
     }
@@ -298,7 +305,14 @@ mod tests {
     fn chromium_prefers_vp8_by_default() {
         let c = choose(CHROMIUM, None, CodecFamily::Vp8).unwrap();
         assert_eq!(c.audio_payload, 111);
-        assert_eq!(c.video, VideoChoice { family: CodecFamily::Vp8, payload: 96, profile_level_id: None });
+        assert_eq!(
+            c.video,
+            VideoChoice {
+                family: CodecFamily::Vp8,
+                payload: 96,
+                profile_level_id: None
+            }
+        );
     }
 
     #[test]
@@ -324,7 +338,16 @@ mod tests {
         assert_eq!(c.video.family, CodecFamily::Vp8);
         // ... but an explicit wish that cannot be met is an error.
         let e = choose(FIREFOX, Some(CodecFamily::H264), CodecFamily::Vp8).unwrap_err();
-        assert!(matches!(e, CodecError::WantedNotOffered { wanted: CodecFamily::H264, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                CodecError::WantedNotOffered {
+                    wanted: CodecFamily::H264,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         assert!(e.to_string().contains("VP8"), "{e}");
     }
 
@@ -368,9 +391,15 @@ a=rtpmap:101 H264/90000\r\na=fmtp:101 profile-level-id=640c1f;packetization-mode
     fn missing_media_and_garbage_are_errors() {
         let audio_only = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
 m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n";
-        assert_eq!(choose(audio_only, None, CodecFamily::Vp8), Err(CodecError::MissingMedia("video")));
+        assert_eq!(
+            choose(audio_only, None, CodecFamily::Vp8),
+            Err(CodecError::MissingMedia("video"))
+        );
         let no_opus = CHROMIUM.replace("opus/48000/2", "speex/48000/2");
-        assert!(matches!(choose(&no_opus, None, CodecFamily::Vp8), Err(CodecError::NoOpus { .. })));
+        assert!(matches!(
+            choose(&no_opus, None, CodecFamily::Vp8),
+            Err(CodecError::NoOpus { .. })
+        ));
         gstreamer::init().unwrap();
         assert!(parse_sdp("hello").is_err());
     }

@@ -151,7 +151,8 @@ impl RoomMedia {
 
         sync_downstream_first(&chain)?;
         let depay_sink = depay.static_pad("sink").context("depayloader sink")?;
-        pad.link(&depay_sink).context("linking webrtcbin to depayloader")?;
+        pad.link(&depay_sink)
+            .context("linking webrtcbin to depayloader")?;
         self.pipeline.recalculate_latency().ok();
         // Ask the sender for a keyframe now rather than at its next periodic one.
         depay_sink.push_event(
@@ -288,7 +289,8 @@ fn center_on_sample(pad: &gst::Pad) {
             Ok(mut c) => c.place(rt.nseconds(), samples),
             Err(_) => return gst::PadProbeReturn::Ok,
         };
-        if let Some(pts) = segment.position_from_running_time(gst::ClockTime::from_nseconds(placed)) {
+        if let Some(pts) = segment.position_from_running_time(gst::ClockTime::from_nseconds(placed))
+        {
             buffer.make_mut().set_pts(pts);
         }
         gst::PadProbeReturn::Ok

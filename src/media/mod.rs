@@ -38,6 +38,8 @@ pub struct MediaSettings {
     pub keyframe_min_interval: Duration,
     /// Gap in pixels around each tile.
     pub tile_gap: u32,
+    /// UDP port range for ICE, or None for any free port.
+    pub rtp_ports: Option<(u16, u16)>,
     /// Validated encoder templates.
     pub templates: std::sync::Arc<Templates>,
 }

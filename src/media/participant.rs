@@ -24,8 +24,7 @@ use super::codec::MediaChoice;
 use super::templates::TemplateKind;
 use super::{
     configure_aggregator, i420_caps, make_capsfilter, make_element, make_leaky_queue,
-    mix_audio_caps, remove_elements, CodecFamily, MediaEvent, RoomMedia,
-    MIX_BUFFER,
+    mix_audio_caps, remove_elements, CodecFamily, MediaEvent, RoomMedia, MIX_BUFFER,
 };
 use crate::layout::{Rect, Size};
 
@@ -176,6 +175,12 @@ impl RoomMedia {
         let webrtcbin = make_element("webrtcbin", &n("webrtc"))?;
         webrtcbin.set_property_from_str("bundle-policy", "max-bundle");
         webrtcbin.set_property("latency", self.settings.jitter_buffer.as_millis() as u32);
+        if let Some((min, max)) = self.settings.rtp_ports {
+            let ice = webrtcbin.property::<glib::Object>("ice-agent");
+            // Max first: min may not exceed the current max.
+            ice.set_property("max-rtp-port", u32::from(max));
+            ice.set_property("min-rtp-port", u32::from(min));
+        }
         added.chain(&bin, &[&webrtcbin])?;
         connect_webrtcbin_signals(&webrtcbin, id, events);
 
@@ -227,7 +232,10 @@ impl RoomMedia {
         let opuspay = make_element("rtpopuspay", &n("opuspay"))?;
         opuspay.set_property("pt", u32::from(choice.audio_payload));
         added.chain(&bin, &[&aqueue])?;
-        added.chain(&bin, &[&minus_mixer, &minus_caps, &to_s16, &opusenc, &opuspay])?;
+        added.chain(
+            &bin,
+            &[&minus_mixer, &minus_caps, &to_s16, &opusenc, &opuspay],
+        )?;
         aqueue
             .link(&minus_mixer)
             .context("linking full mix to the mix-minus mixer")?;
@@ -384,7 +392,11 @@ impl Added {
     }
 
     /// Requests a pad from a shared element and remembers it.
-    pub(super) fn request(&mut self, owner: &gst::Element, template: &str) -> anyhow::Result<gst::Pad> {
+    pub(super) fn request(
+        &mut self,
+        owner: &gst::Element,
+        template: &str,
+    ) -> anyhow::Result<gst::Pad> {
         let pad = owner
             .request_pad_simple(template)
             .with_context(|| format!("requesting {template} from {}", owner.name()))?;
@@ -428,7 +440,8 @@ impl ParticipantMedia {
     /// Applies the remote offer and asks for an answer; the answer arrives as
     /// [`MediaEvent::AnswerCreated`].
     pub fn negotiate(&self, offer: gst_sdp::SDPMessage, events: &UnboundedSender<MediaEvent>) {
-        let desc = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, offer);
+        let desc =
+            gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, offer);
         self.webrtcbin
             .emit_by_name::<()>("set-remote-description", &[&desc, &None::<gst::Promise>]);
         let events = events.clone();

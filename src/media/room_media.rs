@@ -38,7 +38,9 @@ pub struct RoomMedia {
 
 impl std::fmt::Debug for RoomMedia {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RoomMedia").field("room", &self.room).finish()
+        f.debug_struct("RoomMedia")
+            .field("room", &self.room)
+            .finish()
     }
 }
 
@@ -188,4 +190,3 @@ impl Drop for RoomMedia {
         }
     }
 }
-

@@ -195,7 +195,10 @@ fn validate(kind: TemplateKind, text: &str, file: &Path) -> Result<(), TemplateE
         TemplateKind::Opus => "audio/x-raw",
         TemplateKind::Video(_) => "video/x-raw",
     };
-    if !sink.query_caps(None).can_intersect(&gst::Caps::new_empty_simple(raw)) {
+    if !sink
+        .query_caps(None)
+        .can_intersect(&gst::Caps::new_empty_simple(raw))
+    {
         return Err(shape(format!("must accept {raw} at its input")));
     }
     Ok(())
@@ -222,11 +225,8 @@ mod tests {
     }
 
     fn dir_with(vp8: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "tessera-tpl-{}-{}",
-            std::process::id(),
-            vp8.len()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("tessera-tpl-{}-{}", std::process::id(), vp8.len()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("vp8.pipeline"), vp8).unwrap();
         std::fs::write(dir.join("h264.pipeline"), BUILTIN_H264).unwrap();
@@ -247,7 +247,9 @@ mod tests {
     #[test]
     fn wrong_output_is_named() {
         init();
-        let e = Templates::load(&dir_with("x264enc")).unwrap_err().to_string();
+        let e = Templates::load(&dir_with("x264enc"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("must output video/x-vp8"), "{e}");
     }
 

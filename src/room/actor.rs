@@ -189,7 +189,11 @@ impl RoomActor {
                 mline,
                 candidate,
             } => {
-                if let Some(m) = self.participants.get(&participant).and_then(|p| p.media.as_ref()) {
+                if let Some(m) = self
+                    .participants
+                    .get(&participant)
+                    .and_then(|p| p.media.as_ref())
+                {
                     m.add_ice_candidate(mline, &candidate);
                 } else {
                     self.reply_error(
@@ -282,7 +286,10 @@ impl RoomActor {
             }
         };
         let name = p.name.clone();
-        let pm = match self.media.add_participant(id, &name, &choice, &self.events_tx) {
+        let pm = match self
+            .media
+            .add_participant(id, &name, &choice, &self.events_tx)
+        {
             Ok(pm) => pm,
             Err(e) => {
                 error!("building participant media: {e:#}");
@@ -319,7 +326,11 @@ impl RoomActor {
                 participant,
                 answer,
             } => {
-                let Some(pm) = self.participants.get(&participant).and_then(|p| p.media.as_ref()) else {
+                let Some(pm) = self
+                    .participants
+                    .get(&participant)
+                    .and_then(|p| p.media.as_ref())
+                else {
                     return;
                 };
                 match answer {
@@ -358,14 +369,21 @@ impl RoomActor {
                 }
             }
             MediaEvent::VideoStarted { participant } => {
-                if let Some(pm) = self.participants.get(&participant).and_then(|p| p.media.as_ref()) {
+                if let Some(pm) = self
+                    .participants
+                    .get(&participant)
+                    .and_then(|p| p.media.as_ref())
+                {
                     debug!(participant = %participant, "video started");
                     self.media.hide_placeholder(pm);
                 }
             }
             MediaEvent::ConnectionFailed { participant, what } => {
                 info!(participant = %participant, "{what} failed");
-                self.remove(&participant, LeaveReason::MediaFailed(format!("{what} failed")));
+                self.remove(
+                    &participant,
+                    LeaveReason::MediaFailed(format!("{what} failed")),
+                );
             }
         }
     }
@@ -382,11 +400,12 @@ impl RoomActor {
                 warn!(element = %path, "pipeline error: {} ({:?})", err.error(), err.debug());
                 dump_dot(self.media.pipeline(), "error");
                 match owner {
-                    Some(id) if self.participants.contains_key(&id) => self.remove(
-                        &id,
-                        LeaveReason::MediaFailed(format!("{}", err.error())),
-                    ),
-                    _ => error!(element = %path, "error in the room's shared media: {}", err.error()),
+                    Some(id) if self.participants.contains_key(&id) => {
+                        self.remove(&id, LeaveReason::MediaFailed(format!("{}", err.error())))
+                    }
+                    _ => {
+                        error!(element = %path, "error in the room's shared media: {}", err.error())
+                    }
                 }
             }
             MessageView::Warning(w) => {

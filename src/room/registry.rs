@@ -162,7 +162,11 @@ impl Registry {
 
     /// Called by an empty room's actor: forgets the room unless a command
     /// arrived meanwhile, which is then returned for the actor to handle.
-    pub(super) fn retire(&self, room: &str, rx: &mut mpsc::Receiver<RoomCommand>) -> Option<RoomCommand> {
+    pub(super) fn retire(
+        &self,
+        room: &str,
+        rx: &mut mpsc::Receiver<RoomCommand>,
+    ) -> Option<RoomCommand> {
         let mut rooms = self.lock();
         match rx.try_recv() {
             Ok(cmd) => Some(cmd),

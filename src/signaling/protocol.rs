@@ -291,9 +291,15 @@ mod tests {
     #[test]
     fn invalid_values_name_the_field() {
         let e = decode_client_message(r#"{"type":"join","room":"../etc","name":"n"}"#).unwrap_err();
-        assert!(matches!(e, DecodeError::Invalid { field: "room", .. }), "{e:?}");
+        assert!(
+            matches!(e, DecodeError::Invalid { field: "room", .. }),
+            "{e:?}"
+        );
         let e = decode_client_message(r#"{"type":"join","room":"r","name":"  "}"#).unwrap_err();
-        assert!(matches!(e, DecodeError::Invalid { field: "name", .. }), "{e:?}");
+        assert!(
+            matches!(e, DecodeError::Invalid { field: "name", .. }),
+            "{e:?}"
+        );
         let long = "x".repeat(65);
         let e = decode_client_message(&format!(r#"{{"type":"join","room":"{long}","name":"n"}}"#))
             .unwrap_err();
@@ -304,7 +310,10 @@ mod tests {
     fn error_reply_has_code_and_message() {
         let reply = DecodeError::Malformed("oops".into()).to_reply();
         let text = encode_server_message(&reply);
-        assert_eq!(text, r#"{"type":"error","code":"bad-message","message":"oops"}"#);
+        assert_eq!(
+            text,
+            r#"{"type":"error","code":"bad-message","message":"oops"}"#
+        );
     }
 
     #[test]

@@ -37,7 +37,9 @@ pub fn color_matches(got: (u8, u8, u8), want: u32) -> bool {
         ((want >> 8) & 0xff) as i32,
         (want & 0xff) as i32,
     );
-    (got.0 as i32 - w.0).abs() < 60 && (got.1 as i32 - w.1).abs() < 60 && (got.2 as i32 - w.2).abs() < 60
+    (got.0 as i32 - w.0).abs() < 60
+        && (got.1 as i32 - w.1).abs() < 60
+        && (got.2 as i32 - w.2).abs() < 60
 }
 
 /// Power of `freq` in `samples` (Goertzel), normalised by the sample count

@@ -39,6 +39,9 @@ pub fn init() {
     });
 }
 
+/// UDP range the test server's ICE candidates must stay in.
+pub const TEST_RTP_PORTS: (u16, u16) = (42000, 42999);
+
 /// The config used by end-to-end tests: a small canvas keeps two cores
 /// from falling behind while three peers and the server share them.
 pub fn test_config() -> Config {
@@ -47,6 +50,8 @@ pub fn test_config() -> Config {
     c.media.canvas_height = 360;
     c.media.framerate = 15;
     c.media.pipelines_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines").into();
+    c.media.rtp_port_min = TEST_RTP_PORTS.0;
+    c.media.rtp_port_max = TEST_RTP_PORTS.1;
     c
 }
 

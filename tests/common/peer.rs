@@ -151,8 +151,14 @@ impl TestPeer {
         pipeline.set_property("name", format!("peer-{}", opts.name));
         let webrtc = pipeline.by_name("webrtc").unwrap();
         for t in 0..2u32 {
-            if let Some(tr) = webrtc.emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&(t as i32)]) {
-                tr.set_property("direction", gst_webrtc::WebRTCRTPTransceiverDirection::Sendrecv);
+            if let Some(tr) = webrtc.emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>(
+                "get-transceiver",
+                &[&(t as i32)],
+            ) {
+                tr.set_property(
+                    "direction",
+                    gst_webrtc::WebRTCRTPTransceiverDirection::Sendrecv,
+                );
             }
         }
 
@@ -170,7 +176,9 @@ impl TestPeer {
                         .expect("offer in reply");
                     w.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
                     let sdp = offer.sdp().as_text().unwrap();
-                    let _ = out.send(Message::text(json!({"type": "offer", "sdp": sdp}).to_string()));
+                    let _ = out.send(Message::text(
+                        json!({"type": "offer", "sdp": sdp}).to_string(),
+                    ));
                 });
                 webrtc.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
                 None
@@ -194,22 +202,37 @@ impl TestPeer {
                 if pad.direction() != gst::PadDirection::Src {
                     return;
                 }
-                let Some(pipeline) = pipeline_weak.upgrade() else { return };
+                let Some(pipeline) = pipeline_weak.upgrade() else {
+                    return;
+                };
                 attach_receiver(&pipeline, pad, state.clone());
             });
         }
-        pipeline.set_state(gst::State::Playing).expect("peer pipeline plays");
+        pipeline
+            .set_state(gst::State::Playing)
+            .expect("peer pipeline plays");
 
         // Apply the server's answer and candidates as they come.
         let webrtc_weak = webrtc.downgrade();
         tokio::spawn(async move {
             while let Some(v) = inbound.recv().await {
-                let Some(webrtc) = webrtc_weak.upgrade() else { break };
+                let Some(webrtc) = webrtc_weak.upgrade() else {
+                    break;
+                };
                 match v["type"].as_str() {
                     Some("answer") => {
-                        let sdp = gst_sdp::SDPMessage::parse_buffer(v["sdp"].as_str().unwrap().as_bytes()).unwrap();
-                        let answer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, sdp);
-                        webrtc.emit_by_name::<()>("set-remote-description", &[&answer, &None::<gst::Promise>]);
+                        let sdp = gst_sdp::SDPMessage::parse_buffer(
+                            v["sdp"].as_str().unwrap().as_bytes(),
+                        )
+                        .unwrap();
+                        let answer = gst_webrtc::WebRTCSessionDescription::new(
+                            gst_webrtc::WebRTCSDPType::Answer,
+                            sdp,
+                        );
+                        webrtc.emit_by_name::<()>(
+                            "set-remote-description",
+                            &[&answer, &None::<gst::Promise>],
+                        );
                     }
                     Some("ice") => {
                         let mline = v["sdpMLineIndex"].as_u64().unwrap() as u32;
@@ -268,10 +291,21 @@ impl TestPeer {
     }
 
     /// Waits for a server message matching `pred`.
-    pub async fn wait_message(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+    pub async fn wait_message(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
         let mut found = None;
         wait_until(timeout, || {
-            found = self.state.lock().unwrap().messages.iter().find(|m| pred(m)).cloned();
+            found = self
+                .state
+                .lock()
+                .unwrap()
+                .messages
+                .iter()
+                .find(|m| pred(m))
+                .cloned();
             found.is_some()
         })
         .await;
@@ -281,10 +315,15 @@ impl TestPeer {
     /// Number of participants in the latest list the server sent.
     pub fn participant_count(&self) -> Option<usize> {
         let st = self.state.lock().unwrap();
-        st.messages.iter().rev().find_map(|m| match m["type"].as_str() {
-            Some("participants") | Some("joined") => m["participants"].as_array().map(|a| a.len()),
-            _ => None,
-        })
+        st.messages
+            .iter()
+            .rev()
+            .find_map(|m| match m["type"].as_str() {
+                Some("participants") | Some("joined") => {
+                    m["participants"].as_array().map(|a| a.len())
+                }
+                _ => None,
+            })
     }
 
     /// Sends a PLI to the server: an upstream force-key-unit event on the
@@ -297,7 +336,9 @@ impl TestPeer {
             .flatten()
             .find(|e| e.name().starts_with("recv-depay-video"))
             .expect("receiving video");
-        let ev = gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
+        let ev = gst_video::UpstreamForceKeyUnitEvent::builder()
+            .all_headers(true)
+            .build();
         assert!(depay.static_pad("sink").unwrap().push_event(ev));
     }
 
@@ -331,7 +372,10 @@ fn attach_receiver(pipeline: &gst::Pipeline, pad: &gst::Pad, state: Arc<Mutex<Re
     let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
     let s = caps.structure(0).unwrap();
     let media = s.get::<&str>("media").unwrap_or_default().to_string();
-    let encoding = s.get::<&str>("encoding-name").unwrap_or_default().to_string();
+    let encoding = s
+        .get::<&str>("encoding-name")
+        .unwrap_or_default()
+        .to_string();
     let desc = match (media.as_str(), encoding.as_str()) {
         ("video", "VP8") => "rtpvp8depay name=recv-depay-video ! vp8dec ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false",
         ("video", "H264") => "rtph264depay name=recv-depay-video ! avdec_h264 ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false",
@@ -346,16 +390,22 @@ fn attach_receiver(pipeline: &gst::Pipeline, pad: &gst::Pad, state: Arc<Mutex<Re
         state.lock().unwrap().video_caps = Some(caps.to_string());
         let depay = bin.by_name("recv-depay-video").unwrap();
         let st = state.clone();
-        depay.static_pad("src").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-            if let Some(buf) = info.buffer() {
-                if !buf.flags().contains(gst::BufferFlags::DELTA_UNIT) {
-                    st.lock().unwrap().keyframes += 1;
+        depay
+            .static_pad("src")
+            .unwrap()
+            .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                if let Some(buf) = info.buffer() {
+                    if !buf.flags().contains(gst::BufferFlags::DELTA_UNIT) {
+                        st.lock().unwrap().keyframes += 1;
+                    }
                 }
-            }
-            gst::PadProbeReturn::Ok
-        });
+                gst::PadProbeReturn::Ok
+            });
     }
-    let Some(sink) = bin.by_name("sink").and_then(|s| s.downcast::<gst_app::AppSink>().ok()) else {
+    let Some(sink) = bin
+        .by_name("sink")
+        .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
+    else {
         return;
     };
     let is_video = media == "video";

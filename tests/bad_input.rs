@@ -1,0 +1,157 @@
+//! Bad input over the real signaling socket: malformed and out-of-order
+//! messages get a precise error and the socket stays usable; an offer with
+//! only an unsupported codec is refused while the room carries on.
+
+mod common;
+
+use std::time::Duration;
+
+use common::peer::{PeerOptions, SendCodec, TestPeer};
+use common::{init, test_config, wait_until, TestServer, SERIAL};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn send_and_read(ws: &mut Ws, text: &str) -> Value {
+    ws.send(Message::text(text.to_string())).await.unwrap();
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a reply in time")
+            .expect("socket open")
+            .expect("a frame");
+        if let Message::Text(t) = frame {
+            return serde_json::from_str(&t).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_out_of_order_messages_get_errors_and_the_socket_stays_usable() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let server = TestServer::start(test_config()).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url())
+        .await
+        .unwrap();
+
+    let cases = [
+        ("{not json", "bad-message", "key must be a string"),
+        (
+            r#"{"type":"dance"}"#,
+            "bad-message",
+            "unknown variant `dance`",
+        ),
+        (
+            r#"{"type":"join","room":"r"}"#,
+            "bad-message",
+            "missing field `name`",
+        ),
+        (
+            r#"{"type":"join","room":"r","name":"n","x":1}"#,
+            "bad-message",
+            "unknown field `x`",
+        ),
+        (
+            r#"{"type":"join","room":"a/b","name":"n"}"#,
+            "bad-message",
+            "field `room`",
+        ),
+        (
+            r#"{"type":"offer","sdp":"v=0"}"#,
+            "out-of-order",
+            "send join first",
+        ),
+        (r#"{"type":"leave"}"#, "out-of-order", "send join first"),
+    ];
+    for (text, code, needle) in cases {
+        let reply = send_and_read(&mut ws, text).await;
+        assert_eq!(reply["type"], "error", "{text} -> {reply}");
+        assert_eq!(reply["code"], code, "{text} -> {reply}");
+        let message = reply["message"].as_str().unwrap();
+        assert!(message.contains(needle), "{text} -> {message}");
+    }
+    // Still usable: a proper join works on the same socket.
+    let reply = send_and_read(&mut ws, r#"{"type":"join","room":"r1","name":"Ada"}"#).await;
+    assert_eq!(reply["type"], "joined", "{reply}");
+    assert_eq!(reply["version"], 1);
+    let id = reply["participantId"].as_str().unwrap().to_string();
+    assert_eq!(reply["participants"][0]["id"], id.as_str());
+    // Joining twice is out of order; garbage SDP is a bad offer.
+    let reply = send_and_read(&mut ws, r#"{"type":"join","room":"r2","name":"Ada"}"#).await;
+    assert_eq!(reply["code"], "out-of-order", "{reply}");
+    let reply = send_and_read(&mut ws, r#"{"type":"offer","sdp":"hello"}"#).await;
+    assert_eq!(reply["code"], "bad-offer", "{reply}");
+    // Leave, then the room is gone.
+    let reply = send_and_read(&mut ws, r#"{"type":"leave"}"#).await;
+    assert_eq!(reply["type"], "left", "{reply}");
+    assert!(wait_until(Duration::from_secs(5), || server.registry.room_count() == 0).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_with_only_an_unsupported_codec_is_refused_and_the_room_carries_on() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let server = TestServer::start(test_config()).await;
+    let url = server.ws_url();
+    let opts = |name: &str, codec, color, ask| PeerOptions {
+        room: "club".into(),
+        name: name.into(),
+        codec,
+        ask,
+        color,
+        tone_hz: 600.0,
+    };
+    let good = TestPeer::join(&url, opts("good", SendCodec::Vp8, 0xff0000, None)).await;
+    assert!(
+        wait_until(Duration::from_secs(20), || good.frames() > 15).await,
+        "first peer gets no canvas"
+    );
+
+    let bad = TestPeer::join(&url, opts("vp9", SendCodec::Vp9, 0x00ff00, None)).await;
+    let err = bad
+        .wait_message(Duration::from_secs(10), |m| m["type"] == "error")
+        .await
+        .expect("an error for the VP9-only offer");
+    assert_eq!(err["code"], "unsupported-codec", "{err}");
+    assert!(err["message"].as_str().unwrap().contains("VP9"), "{err}");
+
+    // Asking for a family the offer lacks is refused too.
+    let h264_ask = TestPeer::join(
+        &url,
+        opts("wants-h264", SendCodec::Vp8, 0x0000ff, Some("h264")),
+    )
+    .await;
+    let err = h264_ask
+        .wait_message(Duration::from_secs(10), |m| m["type"] == "error")
+        .await
+        .expect("an error for an unmet codec wish");
+    assert_eq!(err["code"], "unsupported-codec", "{err}");
+
+    // The first participant is undisturbed: frames keep coming, one tile, red.
+    let before = good.frames();
+    assert!(
+        wait_until(Duration::from_secs(5), || good.frames() > before + 30).await,
+        "frames stopped for the good peer"
+    );
+    let frame = good.last_frame().unwrap();
+    let (r, g, b) = frame.rgb_at(frame.width / 2, frame.height / 2);
+    assert!(
+        r > 150 && g < 80 && b < 80,
+        "centre is not red: {:?}",
+        (r, g, b)
+    );
+    let snap = server.room("club").await.unwrap();
+    assert_eq!(snap.encoders.len(), 1, "no encoder for the refused offers");
+    drop(bad);
+    drop(h264_ask);
+    good.leave().await;
+    assert!(
+        wait_until(Duration::from_secs(10), || server.registry.room_count()
+            == 0)
+        .await
+    );
+}
