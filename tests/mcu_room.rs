@@ -1,7 +1,9 @@
-//! End to end over real WebRTC: three GStreamer peers in one room, two
-//! receiving VP8 and one H.264. Checks the composited canvas (each peer's
-//! colour in its grid tile), mix-minus audio (the others' tones, not one's
-//! own), keyframes on PLI, re-flow after an abrupt drop, and full teardown.
+//! End to end over real WebRTC: four GStreamer peers in one room, three
+//! receiving VP8 and one H.264, three talking (each a distinct tone) and one
+//! listening. Checks the composited canvas (each peer's colour in its grid
+//! tile), mix-minus audio (the others' tones, not one's own; the listener
+//! hears all), keyframes on PLI, re-flow after an abrupt drop, and full
+//! teardown.
 
 mod common;
 
@@ -16,6 +18,7 @@ use tessera::media::CodecFamily;
 const RED: u32 = 0xff0000;
 const GREEN: u32 = 0x00ff00;
 const BLUE: u32 = 0x0000ff;
+const YELLOW: u32 = 0xffff00;
 
 fn opts(
     room: &str,
@@ -94,12 +97,14 @@ async fn three_peers_composite_mix_minus_pli_reflow_and_teardown() {
         opts(room, "cy", SendCodec::H264, Some("h264"), BLUE, 3100.0),
     )
     .await;
-    let peers = [&a, &b, &c];
+    // dee listens without talking: it hears the shared encode of the full mix.
+    let d = TestPeer::join(&url, opts(room, "dee", SendCodec::Vp8, None, YELLOW, 0.0)).await;
+    let peers = [&a, &b, &c, &d];
 
     // Every peer decodes the canvas at the configured size, in its own codec,
     // with each participant's colour in the tile the grid gives it.
-    let rects = tiles(&server, 3);
-    let colors = [RED, GREEN, BLUE];
+    let rects = tiles(&server, 4);
+    let colors = [RED, GREEN, BLUE, YELLOW];
     let ok = wait_until(Duration::from_secs(30), || {
         peers
             .iter()
@@ -118,7 +123,7 @@ async fn three_peers_composite_mix_minus_pli_reflow_and_teardown() {
     for p in peers {
         let f = p.last_frame().unwrap();
         assert_eq!((f.width, f.height), (640, 360), "{}", p.opts.name);
-        assert_eq!(p.participant_count(), Some(3), "{}", p.opts.name);
+        assert_eq!(p.participant_count(), Some(4), "{}", p.opts.name);
     }
     assert!(
         a.video_caps().unwrap().contains("VP8"),
@@ -172,7 +177,7 @@ async fn three_peers_composite_mix_minus_pli_reflow_and_teardown() {
     // No tone is near a sum or difference of two others (intermodulation
     // through the Opus codec would otherwise look like a leak).
     let tones = [500.0, 1700.0, 3100.0];
-    for (i, p) in peers.iter().enumerate() {
+    for (i, p) in [&a, &b, &c].iter().enumerate() {
         let audio = p.recent_audio(2.0);
         if std::env::var_os("TESSERA_TEST_DEBUG").is_some() {
             for w in audio.chunks(12000) {
@@ -204,6 +209,21 @@ async fn three_peers_composite_mix_minus_pli_reflow_and_teardown() {
         }
     }
 
+    // The silent listener hears all three talkers through the shared encode,
+    // and only the three talkers count as talking.
+    let audio = d.recent_audio(1.0);
+    let powers: Vec<f64> = tones
+        .iter()
+        .map(|f| tone_power(&audio, *f, 48000.0))
+        .collect();
+    assert!(
+        powers.iter().all(|p| *p > 1e-4),
+        "dee should hear every tone: {powers:?}"
+    );
+    let mut talkers = vec![a.id.clone(), b.id.clone(), c.id.clone()];
+    talkers.sort();
+    assert_eq!(server.room(room).await.unwrap().talking, talkers);
+
     // A receiver's PLI yields a keyframe on its family's stream.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let before = b.keyframes();
@@ -225,32 +245,25 @@ async fn three_peers_composite_mix_minus_pli_reflow_and_teardown() {
         "{forced_before:?} -> {forced_after:?}"
     );
 
-    // c drops its socket without leave: the canvas re-flows to two tiles and
-    // frames keep coming to the others.
+    // c drops its socket without leave: the canvas re-flows to three tiles
+    // and frames keep coming to the others.
     c.drop_abruptly();
-    let rects2 = tiles(&server, 2);
+    let rest = [&a, &b, &d];
+    let rects3 = tiles(&server, 3);
     let ok = wait_until(Duration::from_secs(15), || {
-        [&a, &b]
-            .iter()
-            .all(|p| canvas_shows(p, &rects2, &[RED, GREEN]) && p.participant_count() == Some(2))
+        rest.iter().all(|p| {
+            canvas_shows(p, &rects3, &[RED, GREEN, YELLOW]) && p.participant_count() == Some(3)
+        })
     })
     .await;
-    assert!(
-        ok,
-        "no re-flow: {}",
-        [&a, &b]
-            .iter()
-            .map(|p| describe_canvas(p, &rects2))
-            .collect::<Vec<_>>()
-            .join("; ")
-    );
-    let counts = (a.frames(), b.frames());
-    assert!(
-        wait_until(Duration::from_secs(5), || a.frames() > counts.0 + 15
-            && b.frames() > counts.1 + 15)
-        .await,
-        "frames stopped after the drop"
-    );
+    let seen: Vec<String> = rest.iter().map(|p| describe_canvas(p, &rects3)).collect();
+    assert!(ok, "no re-flow: {}", seen.join("; "));
+    let counts: Vec<u64> = rest.iter().map(|p| p.frames()).collect();
+    let flowing = wait_until(Duration::from_secs(5), || {
+        rest.iter().zip(&counts).all(|(p, n)| p.frames() > n + 15)
+    })
+    .await;
+    assert!(flowing, "frames stopped after the drop");
     let snap = server.room(room).await.unwrap();
     assert_eq!(
         snap.encoders,
@@ -263,6 +276,7 @@ async fn three_peers_composite_mix_minus_pli_reflow_and_teardown() {
     // Last ones leave: the room and its pipeline are gone.
     a.leave().await;
     b.leave().await;
+    d.leave().await;
     assert!(
         wait_until(Duration::from_secs(10), || server.registry.room_count()
             == 0)

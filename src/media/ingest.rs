@@ -6,7 +6,8 @@
 //! webrtcbin src (VP8)  ─► rtpvp8depay ─► vp8dec(threads=1) ─┐
 //! webrtcbin src (H264) ─► rtph264depay ─► avdec_h264 ───────┴► videoconvert ─► videoscale(bilinear, borders)
 //!                         ─► caps(I420, tile size) ─► queue(leaky) ─► compositor (tile)
-//! webrtcbin src (OPUS) ─► rtpopusdepay ─► opusdec ─► audioconvert ─► audioresample ─► caps(F32 48k mono) ─► audiorate ─► tee
+//! webrtcbin src (OPUS) ─► rtpopusdepay ─► opusdec ─► audioconvert ─► audioresample ─► caps(F32 48k mono)
+//!                         ─► audiorate ─► level (talk detection) ─► tee
 //!                         tee ─► queue ─► full mixer
 //!                         tee ─► queue ─► audioamplify(−1) ─► own mix-minus mixer
 //! ```
@@ -23,6 +24,14 @@ use super::{
     sync_downstream_first, CodecFamily, MediaEvent, ParticipantMedia, RoomMedia,
 };
 use crate::layout::Size;
+
+/// Name suffix of a voice's `level` element; its bus messages carry the
+/// participant id as the name's prefix.
+pub const VOICE_LEVEL_SUFFIX: &str = "voice-level";
+/// How often a voice's loudness is reported. Short enough that a talker's
+/// own encoder takes over before the full mix carries their first syllable
+/// back to them (the mixers' latency is longer than this).
+const LEVEL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Decoded frames a tile's queue may hold before dropping the oldest.
 const TILE_QUEUE: u32 = 3;
@@ -186,6 +195,10 @@ impl RoomMedia {
         let rate = make_element("audiorate", &n("voice-rate"))?;
         // Start at the first real sample, not with silence from time zero.
         rate.set_property("skip-to-first", true);
+        // Loudness for talk detection, posted on the bus every LEVEL_INTERVAL.
+        let level = make_element("level", &n(VOICE_LEVEL_SUFFIX))?;
+        level.set_property("interval", LEVEL_INTERVAL.as_nanos() as u64);
+        level.set_property("post-messages", true);
         let tee = make_element("tee", &n("voice-tee"))?;
         let to_full = make_leaky_queue(&n("voice-full-queue"), VOICE_QUEUE)?;
         let to_minus = make_leaky_queue(&n("voice-minus-queue"), VOICE_QUEUE)?;
@@ -194,7 +207,9 @@ impl RoomMedia {
 
         center_on_sample(&tee.static_pad("sink").context("voice tee sink")?);
         let bin = self.pipeline.clone().upcast::<gst::Bin>();
-        let main = [&depay, &dec, &convert, &resample, &caps, &rate, &tee];
+        let main = [
+            &depay, &dec, &convert, &resample, &caps, &rate, &level, &tee,
+        ];
         added.chain(&bin, &main)?;
         added.chain(&bin, &[&to_full])?;
         added.chain(&bin, &[&to_minus, &invert])?;
@@ -216,7 +231,8 @@ impl RoomMedia {
             .context("linking inverted voice to mix-minus")?;
 
         sync_downstream_first(&[
-            &depay, &dec, &convert, &resample, &caps, &rate, &tee, &to_full, &to_minus, &invert,
+            &depay, &dec, &convert, &resample, &caps, &rate, &level, &tee, &to_full, &to_minus,
+            &invert,
         ])?;
         pad.link(&depay.static_pad("sink").context("opus depayloader sink")?)
             .context("linking webrtcbin to opus depayloader")?;

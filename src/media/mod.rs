@@ -19,6 +19,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 
 pub use codec::{CodecFamily, MediaChoice};
+pub use ingest::VOICE_LEVEL_SUFFIX;
 pub use participant::ParticipantMedia;
 pub use room_media::RoomMedia;
 pub use templates::Templates;

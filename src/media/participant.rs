@@ -4,14 +4,16 @@
 //!
 //! ```text
 //! family tee ─► queue(leaky) ─► rtp{vp8,h264}pay(pt) ─────────────────────────► webrtcbin (video)
-//! full-mix tee ─► queue(leaky) ─► minus mixer ─► caps ─► [opus template] ─► rtpopuspay(pt) ─► webrtcbin (audio)
-//!                 own voice × −1 ─►─┘   (linked by ingest when the voice arrives)
+//! full-mix tee ─► queue(leaky) ─► minus mixer ─► caps ─► s16 ─► valve ─► [opus] ─┐ (talking)
+//!                 own voice × −1 ─►─┘   (linked by ingest when the voice arrives)     input-selector ─► rtpopuspay(pt) ─► webrtcbin (audio)
+//! shared tee (one Opus encode of the full mix) ─► queue(leaky) ───────────────────┘ (not talking)
 //! placeholder: videotestsrc(grey) ─► caps(tile) ─► textoverlay(name) ─► compositor (until video arrives)
 //! ```
 //!
 //! Mix-minus subtracts the participant's own decoded voice from the full
 //! mix, sample-aligned by timestamp, in float so nothing clips: each person
-//! hears everyone but themselves with two mixer inputs instead of N−1.
+//! hears everyone but themselves with two mixer inputs instead of N−1. Only
+//! talkers get their own Opus encode; the valve idles it otherwise.
 
 use anyhow::Context as _;
 use gstreamer as gst;
@@ -46,6 +48,16 @@ const VIDEO_EGRESS_QUEUE: u32 = 5;
 /// Audio buffers (20 ms each) the queues around the mixers may hold.
 const AUDIO_QUEUE: u32 = 25;
 
+/// Chooses what a participant hears: its own mix-minus encode (talking) or
+/// the shared encode of the full mix (not talking).
+struct TalkSwitch {
+    valve: gst::Element,
+    selector: gst::Element,
+    own: gst::Pad,
+    shared: gst::Pad,
+    talking: bool,
+}
+
 /// The video tile's decoded branch, once video arrived.
 pub(super) struct VideoTile {
     pub(super) caps: gst::Element,
@@ -62,7 +74,9 @@ pub struct ParticipantMedia {
     pub(super) elements: Vec<gst::Element>,
     family_tee_pad: gst::Pad,
     full_tee_pad: gst::Pad,
+    shared_tee_pad: gst::Pad,
     pub(super) minus_mixer: gst::Element,
+    talk: TalkSwitch,
     placeholder_pad: gst::Pad,
     pub(super) video: Option<VideoTile>,
     /// The own voice's pad on the full mixer, once audio arrived.
@@ -216,7 +230,9 @@ impl RoomMedia {
             .link(&video_pad)
             .context("linking video payloader to webrtcbin")?;
 
-        // Audio egress: mix-minus, encoded per participant.
+        // Audio egress. A talker hears its own mix-minus, encoded for it
+        // alone; everyone else shares the full mix's one encode. A valve
+        // idles the own encoder while the participant is not talking.
         let aqueue = make_leaky_queue(&n("full-mix-queue"), AUDIO_QUEUE)?;
         let minus_mixer = make_element("audiomixer", &n("mix-minus"))?;
         configure_aggregator(&minus_mixer, &self.settings);
@@ -224,21 +240,46 @@ impl RoomMedia {
         let minus_caps = make_capsfilter(&n("mix-minus-caps"), &mix_audio_caps())?;
         // Mixing is in float; Opus encoders take 16-bit integers.
         let to_s16 = make_element("audioconvert", &n("mix-minus-convert"))?;
+        let valve = make_element("valve", &n("mix-minus-valve"))?;
+        valve.set_property("drop", true);
         let opusenc = self
             .settings
             .templates
             .build(TemplateKind::Opus, &n("opusenc"))?
             .upcast::<gst::Element>();
+        let shared_queue = make_leaky_queue(&n("shared-mix-queue"), AUDIO_QUEUE)?;
+        let selector = make_element("input-selector", &n("audio-select"))?;
+        // Drop what the inactive input brings instead of holding it back.
+        selector.set_property("sync-streams", false);
         let opuspay = make_element("rtpopuspay", &n("opuspay"))?;
         opuspay.set_property("pt", u32::from(choice.audio_payload));
         added.chain(&bin, &[&aqueue])?;
         added.chain(
             &bin,
-            &[&minus_mixer, &minus_caps, &to_s16, &opusenc, &opuspay],
+            &[&minus_mixer, &minus_caps, &to_s16, &valve, &opusenc],
         )?;
+        added.chain(&bin, &[&shared_queue])?;
+        added.chain(&bin, &[&selector, &opuspay])?;
         aqueue
             .link(&minus_mixer)
             .context("linking full mix to the mix-minus mixer")?;
+        let own_select_pad = selector
+            .request_pad_simple("sink_%u")
+            .context("requesting the selector's own-mix input")?;
+        opusenc
+            .static_pad("src")
+            .context("opus encoder src")?
+            .link(&own_select_pad)
+            .context("linking own mix-minus to the selector")?;
+        let shared_select_pad = selector
+            .request_pad_simple("sink_%u")
+            .context("requesting the selector's shared-mix input")?;
+        shared_queue
+            .static_pad("src")
+            .context("shared queue src")?
+            .link(&shared_select_pad)
+            .context("linking shared mix to the selector")?;
+        selector.set_property("active-pad", &shared_select_pad);
         opuspay
             .static_pad("src")
             .context("opus payloader src")?
@@ -274,7 +315,10 @@ impl RoomMedia {
             minus_mixer.clone(),
             minus_caps.clone(),
             to_s16.clone(),
+            valve.clone(),
             opusenc.clone(),
+            shared_queue.clone(),
+            selector.clone(),
             opuspay.clone(),
             ph_src.clone(),
             ph_caps.clone(),
@@ -294,6 +338,14 @@ impl RoomMedia {
         full_tee_pad
             .link(&aqueue.static_pad("sink").context("audio queue sink")?)
             .context("linking full mix to participant")?;
+        let shared_tee_pad = added.request(&self.shared_opus_tee, "src_%u")?;
+        shared_tee_pad
+            .link(
+                &shared_queue
+                    .static_pad("sink")
+                    .context("shared queue sink")?,
+            )
+            .context("linking the shared encode to participant")?;
         self.pipeline.recalculate_latency().ok();
 
         // A newcomer needs a keyframe to see anything.
@@ -308,7 +360,15 @@ impl RoomMedia {
             elements,
             family_tee_pad,
             full_tee_pad,
+            shared_tee_pad,
             minus_mixer,
+            talk: TalkSwitch {
+                valve,
+                selector,
+                own: own_select_pad,
+                shared: shared_select_pad,
+                talking: false,
+            },
             placeholder_pad,
             video: None,
             own_mix_pad: None,
@@ -331,6 +391,7 @@ impl RoomMedia {
             enc.tee.release_request_pad(&pm.family_tee_pad);
         }
         self.full_tee.release_request_pad(&pm.full_tee_pad);
+        self.shared_opus_tee.release_request_pad(&pm.shared_tee_pad);
         // 2. Its own elements stop (webrtcbin first: it feeds the ingest chains).
         remove_elements(&bin, &pm.elements);
         // 3. Its inputs to the shared mixers go away.
@@ -358,6 +419,23 @@ impl RoomMedia {
             v.caps.set_property("caps", i420_caps(size, None));
         }
         pm.tile = rect;
+    }
+
+    /// Switches what a participant hears when it starts or stops talking.
+    pub fn set_talking(&self, pm: &mut ParticipantMedia, talking: bool) {
+        let t = &mut pm.talk;
+        if t.talking == talking {
+            return;
+        }
+        if talking {
+            // Wake the own encoder first, then listen to it.
+            t.valve.set_property("drop", false);
+            t.selector.set_property("active-pad", &t.own);
+        } else {
+            t.selector.set_property("active-pad", &t.shared);
+            t.valve.set_property("drop", true);
+        }
+        t.talking = talking;
     }
 
     /// Hides the placeholder once the participant's own video is shown.

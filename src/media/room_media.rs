@@ -5,6 +5,7 @@
 //! videotestsrc(black, live) ─► compositor ─► capsfilter(I420 WxH@fps) ─► canvas tee ─► [family encoders]
 //!   participant tiles ───────►─┘
 //! audiotestsrc(silence, live) ─► audiomixer ─► capsfilter(F32 48k mono) ─► full-mix tee ─► [mix-minus per participant]
+//!                                                                     full-mix tee ─► queue ─► [opus] ─► shared tee (non-talkers)
 //!   participant voices ─────────►─┘
 //! ```
 //!
@@ -18,9 +19,10 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 
 use super::family::FamilyEncoder;
+use super::templates::TemplateKind;
 use super::{
-    add_chain, configure_aggregator, i420_caps, make_capsfilter, make_element, mix_audio_caps,
-    CodecFamily, MediaSettings, MIX_BUFFER,
+    add_chain, configure_aggregator, i420_caps, make_capsfilter, make_element, make_leaky_queue,
+    mix_audio_caps, CodecFamily, MediaSettings, MIX_BUFFER,
 };
 
 /// The room pipeline and its shared elements. Dropping it stops the pipeline.
@@ -32,6 +34,8 @@ pub struct RoomMedia {
     pub(super) canvas_tee: gst::Element,
     pub(super) full_mixer: gst::Element,
     pub(super) full_tee: gst::Element,
+    /// One Opus encode of the full mix, for everyone who is not talking.
+    pub(super) shared_opus_tee: gst::Element,
     pub(super) families: HashMap<CodecFamily, FamilyEncoder>,
     pub(super) room: String,
 }
@@ -106,6 +110,28 @@ impl RoomMedia {
             .link(&silence_pad)
             .context("linking silence to mixer")?;
 
+        // The shared encode of the full mix, heard by everyone not talking.
+        let shared_queue = make_leaky_queue("shared-mix-queue", 25)?;
+        let shared_convert = make_element("audioconvert", "shared-mix-convert")?;
+        let shared_enc = settings
+            .templates
+            .build(TemplateKind::Opus, "shared-mix-opusenc")?
+            .upcast::<gst::Element>();
+        let shared_opus_tee = make_element("tee", "shared-mix-tee")?;
+        shared_opus_tee.set_property("allow-not-linked", true);
+        add_chain(
+            bin,
+            &[
+                &shared_queue,
+                &shared_convert,
+                &shared_enc,
+                &shared_opus_tee,
+            ],
+        )?;
+        full_tee
+            .link(&shared_queue)
+            .context("linking the full mix to its shared encoder")?;
+
         pipeline
             .set_state(gst::State::Playing)
             .context("starting the room pipeline")?;
@@ -116,6 +142,7 @@ impl RoomMedia {
             canvas_tee,
             full_mixer,
             full_tee,
+            shared_opus_tee,
             families: HashMap::new(),
             room: room.to_string(),
         })

@@ -12,6 +12,7 @@ use gstreamer::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
+use super::talk::TalkDetector;
 use super::{LeaveReason, Registry};
 use crate::layout::{Grid, Layout};
 use crate::media::codec::{choose_codecs, parse_sdp, CodecError};
@@ -78,6 +79,9 @@ pub struct RoomSnapshot {
     pub encoders: Vec<CodecFamily>,
     /// Keyframes forced per running family.
     pub forced_keyframes: Vec<(CodecFamily, u64)>,
+    /// Ids of participants who are talking (they hear their own mix-minus
+    /// encode; the others share one encode of the full mix).
+    pub talking: Vec<String>,
     /// The room's pipeline, weakly: upgrading fails once the room is freed.
     pub pipeline: glib::WeakRef<gst::Pipeline>,
 }
@@ -89,6 +93,8 @@ struct Participant {
     media: Option<ParticipantMedia>,
     /// Join order, for the layout.
     seq: u64,
+    /// Whether the participant is talking (its own mix-minus encode is on).
+    talk: TalkDetector,
 }
 
 /// The actor's state. Created by the registry, consumed by [`RoomActor::run`].
@@ -244,6 +250,7 @@ impl RoomActor {
                 outbox,
                 media: None,
                 seq: self.next_seq,
+                talk: TalkDetector::default(),
             },
         );
         let joined = ServerMessage::Joined {
@@ -411,10 +418,30 @@ impl RoomActor {
             MessageView::Warning(w) => {
                 debug!("pipeline warning: {} ({:?})", w.error(), w.debug());
             }
+            MessageView::Element(e) => {
+                if let Some((id, rms)) = voice_level(msg, e.structure()) {
+                    self.on_voice_level(&id, rms);
+                }
+            }
             MessageView::Latency(_) => {
                 let _ = self.media.pipeline().recalculate_latency();
             }
             _ => {}
+        }
+    }
+
+    /// Feeds a voice level to the participant's talk detector and switches
+    /// what it hears when it starts or stops talking.
+    fn on_voice_level(&mut self, id: &str, rms_dbfs: f64) {
+        let Some(p) = self.participants.get_mut(id) else {
+            return;
+        };
+        let Some(talking) = p.talk.update(rms_dbfs, std::time::Instant::now()) else {
+            return;
+        };
+        if let Some(pm) = p.media.as_mut() {
+            debug!(participant = %id, talking, "talk state");
+            self.media.set_talking(pm, talking);
         }
     }
 
@@ -516,9 +543,37 @@ impl RoomActor {
                 .map(|f| (*f, self.media.forced_keyframes(*f)))
                 .collect(),
             encoders,
+            talking: {
+                let mut t: Vec<_> = self
+                    .participants
+                    .iter()
+                    .filter(|(_, p)| p.talk.is_talking())
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                t.sort();
+                t
+            },
             pipeline: self.media.pipeline().downgrade(),
         }
     }
+}
+
+/// A voice level report: the participant and its loudness in dBFS.
+fn voice_level(msg: &gst::Message, s: Option<&gst::StructureRef>) -> Option<(String, f64)> {
+    let s = s?;
+    if s.name() != "level" {
+        return None;
+    }
+    let name = msg.src()?.name();
+    let id = name
+        .strip_suffix(crate::media::VOICE_LEVEL_SUFFIX)?
+        .strip_suffix('-')?;
+    let rms = s.get::<glib::ValueArray>("rms").ok()?;
+    let loudest = rms
+        .iter()
+        .filter_map(|v| v.get::<f64>().ok())
+        .fold(f64::NEG_INFINITY, f64::max);
+    Some((id.to_string(), loudest))
 }
 
 /// The participant whose element posted `msg`: the name prefix of the

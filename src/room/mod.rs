@@ -4,6 +4,7 @@
 
 mod actor;
 mod registry;
+pub mod talk;
 
 pub use actor::{RoomCommand, RoomSnapshot};
 pub use registry::{Registry, RoomError, RoomHandle};

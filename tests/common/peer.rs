@@ -38,7 +38,7 @@ pub struct PeerOptions {
     pub ask: Option<&'static str>,
     /// Solid colour sent, 0xRRGGBB.
     pub color: u32,
-    /// Sine tone sent, Hz.
+    /// Sine tone sent, Hz; 0 sends silence.
     pub tone_hz: f64,
 }
 
@@ -88,11 +88,15 @@ fn send_branch(opts: &PeerOptions) -> String {
          videotestsrc is-live=true pattern=solid-color foreground-color={fg} \
            ! video/x-raw,width=320,height=240,framerate=15/1 ! videoconvert ! {video} \
            ! application/x-rtp,media=video,clock-rate=90000,payload={pt},{caps} ! webrtc. \
-         audiotestsrc is-live=true wave=sine freq={freq} volume=0.3 ! audioconvert ! audioresample \
+         audiotestsrc is-live=true {wave} volume=0.3 ! audioconvert ! audioresample \
            ! opusenc bitrate=32000 ! rtpopuspay pt=111 \
            ! application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=111 ! webrtc.",
         fg = 0xff00_0000u32 | opts.color,
-        freq = opts.tone_hz,
+        wave = if opts.tone_hz > 0.0 {
+            format!("wave=sine freq={}", opts.tone_hz)
+        } else {
+            "wave=silence".to_string()
+        },
     )
 }
 

@@ -1,0 +1,73 @@
+//! Who is talking, from voice levels, with hysteresis.
+//!
+//! A listener who is not talking hears the full mix: their own voice in it
+//! is below [`TALK_START_DBFS`], inaudible. So only talkers need their own
+//! mix-minus encode; everyone else shares one encode of the full mix. A
+//! talker stays a talker for [`TALK_HOLD`] after their last loud moment, so
+//! the pauses between words do not flip them back and forth.
+
+use std::time::{Duration, Instant};
+
+/// Loudness (RMS, dBFS) above which a voice counts as talking. Room noise
+/// through a browser's noise suppression sits well below it; speech and
+/// the test tones sit well above.
+pub const TALK_START_DBFS: f64 = -45.0;
+/// How long a talker stays one after their last loud level.
+pub const TALK_HOLD: Duration = Duration::from_millis(1500);
+
+/// Talking state of one voice.
+#[derive(Debug, Clone, Default)]
+pub struct TalkDetector {
+    talking: bool,
+    last_loud: Option<Instant>,
+}
+
+impl TalkDetector {
+    /// Whether the voice counts as talking now.
+    pub fn is_talking(&self) -> bool {
+        self.talking
+    }
+
+    /// Feeds one level reading; returns the new state when it changed.
+    pub fn update(&mut self, rms_dbfs: f64, now: Instant) -> Option<bool> {
+        if rms_dbfs > TALK_START_DBFS {
+            self.last_loud = Some(now);
+        }
+        let talking = self
+            .last_loud
+            .is_some_and(|t| now.duration_since(t) < TALK_HOLD);
+        (talking != self.talking).then(|| {
+            self.talking = talking;
+            talking
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starts_at_once_and_holds_through_pauses() {
+        let t0 = Instant::now();
+        let ms = |m: u64| t0 + Duration::from_millis(m);
+        let mut d = TalkDetector::default();
+        assert_eq!(d.update(-70.0, ms(0)), None);
+        assert!(!d.is_talking());
+        assert_eq!(d.update(-20.0, ms(50)), Some(true));
+        // A pause shorter than the hold keeps the floor.
+        assert_eq!(d.update(-80.0, ms(900)), None);
+        assert_eq!(d.update(-25.0, ms(1000)), None);
+        assert_eq!(d.update(-80.0, ms(2400)), None);
+        // Silence longer than the hold ends it.
+        assert_eq!(d.update(-80.0, ms(2600)), Some(false));
+        assert_eq!(d.update(-80.0, ms(5000)), None);
+    }
+
+    #[test]
+    fn threshold_is_exclusive() {
+        let mut d = TalkDetector::default();
+        assert_eq!(d.update(TALK_START_DBFS, Instant::now()), None);
+        assert_eq!(d.update(TALK_START_DBFS + 0.1, Instant::now()), Some(true));
+    }
+}
