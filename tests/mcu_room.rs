@@ -224,6 +224,15 @@ async fn three_peers_composite_mix_minus_pli_reflow_and_teardown() {
     talkers.sort();
     assert_eq!(server.room(room).await.unwrap().talking, talkers);
 
+    // The server asked every sender for a keyframe (PLI) once its stream was linked.
+    for p in peers {
+        assert!(
+            p.key_requests() >= 1,
+            "{} got no keyframe request",
+            p.opts.name
+        );
+    }
+
     // A receiver's PLI yields a keyframe on its family's stream.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let before = b.keyframes();

@@ -21,7 +21,7 @@ use gstreamer::prelude::*;
 use gstreamer_video as gst_video;
 
 use super::templates::TemplateKind;
-use super::{add_chain, make_element, make_leaky_queue, remove_elements, sync_downstream_first};
+use super::{add_chain, make_leaky_queue, make_tee, remove_elements, sync_downstream_first};
 use super::{CodecFamily, MediaSettings};
 
 /// Rate-limit state for forced keyframes, shared with the pad probe.
@@ -89,8 +89,7 @@ impl FamilyEncoder {
             .templates
             .build(TemplateKind::Video(family), &format!("{family}-encoder"))?
             .upcast::<gst::Element>();
-        let tee = make_element("tee", &format!("{family}-tee"))?;
-        tee.set_property("allow-not-linked", true);
+        let tee = make_tee(&format!("{family}-tee"))?;
         add_chain(bin, &[&queue, &encoder, &tee])?;
 
         let gate = Arc::new(Mutex::new(KeyframeGate {
@@ -143,24 +142,23 @@ impl FamilyEncoder {
 
     /// Asks the encoder for a keyframe, subject to the rate limit.
     pub(super) fn request_keyframe(&self) {
-        let admitted = self
-            .gate
-            .lock()
-            .map(|mut g| g.admit(Instant::now()))
-            .unwrap_or(true);
-        if admitted {
-            self.send_keyframe_request();
-        }
+        self.send_if(|g, now| g.admit(now));
     }
 
     /// Sends a held-back keyframe request once its interval has passed.
     pub(super) fn flush_pending_keyframe(&self) {
-        let due = self
+        self.send_if(|g, now| g.take_due(now));
+    }
+
+    /// Sends a keyframe request if the gate says so. A poisoned gate (a
+    /// panic elsewhere) lets requests through rather than starve receivers.
+    fn send_if(&self, decide: impl FnOnce(&mut KeyframeGate, Instant) -> bool) {
+        let send = self
             .gate
             .lock()
-            .map(|mut g| g.take_due(Instant::now()))
-            .unwrap_or(false);
-        if due {
+            .map(|mut g| decide(&mut g, Instant::now()))
+            .unwrap_or(true);
+        if send {
             self.send_keyframe_request();
         }
     }

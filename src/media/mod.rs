@@ -114,6 +114,29 @@ pub(crate) fn make_leaky_queue(name: &str, max_buffers: u32) -> anyhow::Result<g
     Ok(q)
 }
 
+/// A tee whose consumers come and go: pushing on with none linked is fine.
+pub(crate) fn make_tee(name: &str) -> anyhow::Result<gst::Element> {
+    let tee = make_element("tee", name)?;
+    tee.set_property("allow-not-linked", true);
+    Ok(tee)
+}
+
+/// Requests a pad from `aggregator` (compositor or mixer) and links the
+/// source pad of `from` into it.
+pub(crate) fn link_into_new_pad(
+    from: &gst::Element,
+    aggregator: &gst::Element,
+) -> anyhow::Result<gst::Pad> {
+    let pad = aggregator
+        .request_pad_simple("sink_%u")
+        .with_context(|| format!("requesting a pad from {}", aggregator.name()))?;
+    from.static_pad("src")
+        .with_context(|| format!("{} has no src pad", from.name()))?
+        .link(&pad)
+        .with_context(|| format!("linking {} to {}", from.name(), aggregator.name()))?;
+    Ok(pad)
+}
+
 /// Adds elements to a bin and links them in order.
 pub(crate) fn add_chain(bin: &gst::Bin, chain: &[&gst::Element]) -> anyhow::Result<()> {
     bin.add_many(chain.iter().copied())

@@ -104,14 +104,21 @@ fn video_rtp_caps(choice: &MediaChoice) -> gst::Caps {
         .field("rtcp-fb-nack-pli", true)
         .field("rtcp-fb-ccm-fir", true);
     if v.family == CodecFamily::H264 {
-        // No profile-level-id here: the answer then echoes the offer's value
-        // for this payload type, and the stream we send (constrained baseline
-        // 42e01f) is decodable by any baseline receiver whatever it offered.
         b = b
             .field("packetization-mode", "1")
-            .field("level-asymmetry-allowed", "1");
+            .field("profile-level-id", h264_profile_level_id(choice));
     }
     b.build()
+}
+
+/// The profile-level-id the answer carries: the offer's own for the chosen
+/// payload type (a receiver matches on it), else the encoder's.
+fn h264_profile_level_id(choice: &MediaChoice) -> String {
+    choice
+        .video
+        .profile_level_id
+        .clone()
+        .unwrap_or_else(|| super::codec::H264_PROFILE_LEVEL_ID.to_string())
 }
 
 fn audio_rtp_caps(choice: &MediaChoice) -> gst::Caps {
@@ -209,23 +216,43 @@ impl RoomMedia {
 
         // Video egress: one shared encoded stream, payloaded per participant.
         let vqueue = make_leaky_queue(&n("video-out-queue"), VIDEO_EGRESS_QUEUE)?;
-        let pay = match family {
+        let (pay, pay_tail) = match family {
             CodecFamily::Vp8 => {
                 let p = make_element("rtpvp8pay", &n("vp8pay"))?;
                 p.set_property_from_str("picture-id-mode", "15-bit");
-                p
+                (p.clone(), p)
             }
             CodecFamily::H264 => {
                 let p = make_element("rtph264pay", &n("h264pay"))?;
                 p.set_property("config-interval", -1i32);
                 p.set_property_from_str("aggregate-mode", "zero-latency");
-                p
+                // The payloader derives profile-level-id from the encoder's
+                // SPS (its level follows the canvas size); the transceiver
+                // answered with the offer's. Stamp the negotiated one on the
+                // caps: a constrained-baseline stream plays on any baseline
+                // decoder whatever level the offer named.
+                let stamp = make_element("capssetter", &n("h264-caps"))?;
+                stamp.set_property(
+                    "caps",
+                    gst::Caps::builder("application/x-rtp")
+                        .field("profile-level-id", h264_profile_level_id(choice))
+                        .build(),
+                );
+                added.chain(&bin, &[&p, &stamp])?;
+                (p, stamp)
             }
         };
         pay.set_property("pt", u32::from(choice.video.payload));
         pay.set_property("mtu", 1200u32);
-        added.chain(&bin, &[&vqueue, &pay])?;
-        pay.static_pad("src")
+        added.chain(&bin, &[&vqueue])?;
+        if family == CodecFamily::Vp8 {
+            added.chain(&bin, &[&pay])?;
+        }
+        vqueue
+            .link(&pay)
+            .context("linking video queue to payloader")?;
+        pay_tail
+            .static_pad("src")
             .context("payloader src")?
             .link(&video_pad)
             .context("linking video payloader to webrtcbin")?;
@@ -307,7 +334,7 @@ impl RoomMedia {
             .link(&placeholder_pad)
             .context("linking placeholder to compositor")?;
 
-        let elements = vec![
+        let mut elements = vec![
             webrtcbin.clone(),
             vqueue.clone(),
             pay.clone(),
@@ -324,6 +351,9 @@ impl RoomMedia {
             ph_caps.clone(),
             ph_text.clone(),
         ];
+        if pay_tail != pay {
+            elements.push(pay_tail.clone());
+        }
         for e in &elements {
             e.sync_state_with_parent()
                 .with_context(|| format!("starting {}", e.name()))?;

@@ -21,8 +21,8 @@ use gstreamer::prelude::*;
 use super::family::FamilyEncoder;
 use super::templates::TemplateKind;
 use super::{
-    add_chain, configure_aggregator, i420_caps, make_capsfilter, make_element, make_leaky_queue,
-    mix_audio_caps, CodecFamily, MediaSettings, MIX_BUFFER,
+    add_chain, configure_aggregator, i420_caps, link_into_new_pad, make_capsfilter, make_element,
+    make_leaky_queue, make_tee, mix_audio_caps, CodecFamily, MediaSettings, MIX_BUFFER,
 };
 
 /// The room pipeline and its shared elements. Dropping it stops the pipeline.
@@ -69,19 +69,10 @@ impl RoomMedia {
             "canvas-caps",
             &i420_caps(settings.canvas, Some(settings.framerate)),
         )?;
-        let canvas_tee = make_element("tee", "canvas-tee")?;
-        canvas_tee.set_property("allow-not-linked", true);
+        let canvas_tee = make_tee("canvas-tee")?;
         add_chain(bin, &[&bg, &bg_caps])?;
         add_chain(bin, &[&compositor, &canvas_caps, &canvas_tee])?;
-        let bg_pad = compositor
-            .request_pad_simple("sink_%u")
-            .context("requesting compositor pad for the background")?;
-        bg_pad.set_property("zorder", 0u32);
-        bg_caps
-            .static_pad("src")
-            .context("background caps src")?
-            .link(&bg_pad)
-            .context("linking background to compositor")?;
+        link_into_new_pad(&bg_caps, &compositor)?.set_property("zorder", 0u32);
 
         // Full audio mix.
         let silence = make_element("audiotestsrc", "mix-silence")?;
@@ -97,18 +88,10 @@ impl RoomMedia {
         full_mixer.set_property_from_str("start-time-selection", "zero");
         full_mixer.set_property("output-buffer-duration", MIX_BUFFER.as_nanos() as u64);
         let full_caps = make_capsfilter("full-mix-caps", &mix_audio_caps())?;
-        let full_tee = make_element("tee", "full-mix-tee")?;
-        full_tee.set_property("allow-not-linked", true);
+        let full_tee = make_tee("full-mix-tee")?;
         add_chain(bin, &[&silence, &silence_caps])?;
         add_chain(bin, &[&full_mixer, &full_caps, &full_tee])?;
-        let silence_pad = full_mixer
-            .request_pad_simple("sink_%u")
-            .context("requesting mixer pad for silence")?;
-        silence_caps
-            .static_pad("src")
-            .context("silence caps src")?
-            .link(&silence_pad)
-            .context("linking silence to mixer")?;
+        link_into_new_pad(&silence_caps, &full_mixer)?;
 
         // The shared encode of the full mix, heard by everyone not talking.
         let shared_queue = make_leaky_queue("shared-mix-queue", 25)?;
@@ -117,8 +100,7 @@ impl RoomMedia {
             .templates
             .build(TemplateKind::Opus, "shared-mix-opusenc")?
             .upcast::<gst::Element>();
-        let shared_opus_tee = make_element("tee", "shared-mix-tee")?;
-        shared_opus_tee.set_property("allow-not-linked", true);
+        let shared_opus_tee = make_tee("shared-mix-tee")?;
         add_chain(
             bin,
             &[

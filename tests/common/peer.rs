@@ -54,6 +54,8 @@ pub struct Received {
     pub keyframes: u64,
     pub audio: VecDeque<f32>,
     pub audio_samples: u64,
+    /// Keyframe requests (PLI/FIR from the server) that reached our sender.
+    pub key_requests: u64,
 }
 
 pub struct TestPeer {
@@ -87,7 +89,7 @@ fn send_branch(opts: &PeerOptions) -> String {
         "webrtcbin name=webrtc bundle-policy=max-bundle latency=60 \
          videotestsrc is-live=true pattern=solid-color foreground-color={fg} \
            ! video/x-raw,width=320,height=240,framerate=15/1 ! videoconvert ! {video} \
-           ! application/x-rtp,media=video,clock-rate=90000,payload={pt},{caps} ! webrtc. \
+           ! identity name=send-video-rtp ! application/x-rtp,media=video,clock-rate=90000,payload={pt},{caps} ! webrtc. \
          audiotestsrc is-live=true {wave} volume=0.3 ! audioconvert ! audioresample \
            ! opusenc bitrate=32000 ! rtpopuspay pt=111 \
            ! application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=111 ! webrtc.",
@@ -153,6 +155,24 @@ impl TestPeer {
             .downcast::<gst::Pipeline>()
             .unwrap();
         pipeline.set_property("name", format!("peer-{}", opts.name));
+        {
+            // Count the server's PLI/FIR: webrtcbin turns them into upstream
+            // force-key-unit events towards our encoder.
+            let st = state.clone();
+            let tap = pipeline.by_name("send-video-rtp").unwrap();
+            tap.static_pad("src").unwrap().add_probe(
+                gst::PadProbeType::EVENT_UPSTREAM,
+                move |_, info| {
+                    if info
+                        .event()
+                        .is_some_and(|e| gst_video::ForceKeyUnitEvent::is(e))
+                    {
+                        st.lock().unwrap().key_requests += 1;
+                    }
+                    gst::PadProbeReturn::Ok
+                },
+            );
+        }
         let webrtc = pipeline.by_name("webrtc").unwrap();
         for t in 0..2u32 {
             if let Some(tr) = webrtc.emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>(
@@ -265,6 +285,10 @@ impl TestPeer {
 
     pub fn frames(&self) -> u64 {
         self.state.lock().unwrap().frames
+    }
+
+    pub fn key_requests(&self) -> u64 {
+        self.state.lock().unwrap().key_requests
     }
 
     pub fn keyframes(&self) -> u64 {
