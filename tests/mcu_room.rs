@@ -35,6 +35,7 @@ fn opts(
         ask,
         color,
         tone_hz,
+        send_video: true,
     }
 }
 

@@ -49,7 +49,8 @@ pub enum ClientMessage {
         sdp_mid: Option<String>,
     },
     /// Leave the room. The socket stays open and may join again.
-    Leave,
+    /// (A struct variant, so that unknown fields are rejected here too.)
+    Leave {},
 }
 
 /// A participant as the others see them.
@@ -259,7 +260,7 @@ mod tests {
         );
         assert_eq!(
             decode_client_message(r#"{"type":"leave"}"#),
-            Ok(ClientMessage::Leave)
+            Ok(ClientMessage::Leave {})
         );
     }
 
@@ -284,6 +285,8 @@ mod tests {
         assert!(m.contains("missing field `name`"), "{m}");
         let m = malformed(r#"{"type":"offer","sdp":"v=0","extra":1}"#);
         assert!(m.contains("unknown field `extra`"), "{m}");
+        let m = malformed(r#"{"type":"leave","now":true}"#);
+        assert!(m.contains("unknown field `now`"), "{m}");
         let m = malformed(r#"{"type":"join","room":"r","name":"n","codec":"vp9"}"#);
         assert!(m.contains("unknown variant `vp9`"), "{m}");
     }

@@ -145,7 +145,7 @@ fn handle_text(
             ),
             None => not_joined(),
         },
-        ClientMessage::Leave => match joined.take() {
+        ClientMessage::Leave {} => match joined.take() {
             Some(j) => forward(
                 &j,
                 RoomCommand::Leave {

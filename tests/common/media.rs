@@ -12,6 +12,15 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// The frame as a binary PPM image (any image viewer opens it).
+    pub fn to_ppm(&self) -> Vec<u8> {
+        let mut out = format!("P6\n{} {}\n255\n", self.width, self.height).into_bytes();
+        for y in 0..self.height as usize {
+            out.extend_from_slice(&self.data[y * self.stride..][..self.width as usize * 3]);
+        }
+        out
+    }
+
     /// Mean colour of a 9x9 block around (x, y).
     pub fn rgb_at(&self, x: u32, y: u32) -> (u8, u8, u8) {
         let (mut r, mut g, mut b, mut n) = (0u32, 0u32, 0u32, 0u32);

@@ -81,6 +81,13 @@ impl TestServer {
         }
     }
 
+    /// Stops the server as SIGTERM would: rooms close, clients are told.
+    pub fn shutdown(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+
     pub fn ws_url(&self) -> String {
         format!("ws://{}/ws", self.addr)
     }

@@ -40,6 +40,9 @@ pub struct PeerOptions {
     pub color: u32,
     /// Sine tone sent, Hz; 0 sends silence.
     pub tone_hz: f64,
+    /// False: no camera; the video m-line is recvonly, like a browser
+    /// without one.
+    pub send_video: bool,
 }
 
 /// Seconds of received audio kept.
@@ -85,15 +88,21 @@ fn send_branch(opts: &PeerOptions) -> String {
             "encoding-name=VP9",
         ),
     };
+    let video = if opts.send_video {
+        format!(
+            "videotestsrc is-live=true pattern=solid-color foreground-color={fg} \
+               ! video/x-raw,width=320,height=240,framerate=15/1 ! videoconvert ! {video} \
+               ! identity name=send-video-rtp ! application/x-rtp,media=video,clock-rate=90000,payload={pt},{caps} ! webrtc.",
+            fg = 0xff00_0000u32 | opts.color,
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "webrtcbin name=webrtc bundle-policy=max-bundle latency=60 \
-         videotestsrc is-live=true pattern=solid-color foreground-color={fg} \
-           ! video/x-raw,width=320,height=240,framerate=15/1 ! videoconvert ! {video} \
-           ! identity name=send-video-rtp ! application/x-rtp,media=video,clock-rate=90000,payload={pt},{caps} ! webrtc. \
+        "webrtcbin name=webrtc bundle-policy=max-bundle latency=60 {video} \
          audiotestsrc is-live=true {wave} volume=0.3 ! audioconvert ! audioresample \
            ! opusenc bitrate=32000 ! rtpopuspay pt=111 \
            ! application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=111 ! webrtc.",
-        fg = 0xff00_0000u32 | opts.color,
         wave = if opts.tone_hz > 0.0 {
             format!("wave=sine freq={}", opts.tone_hz)
         } else {
@@ -155,11 +164,10 @@ impl TestPeer {
             .downcast::<gst::Pipeline>()
             .unwrap();
         pipeline.set_property("name", format!("peer-{}", opts.name));
-        {
+        if let Some(tap) = pipeline.by_name("send-video-rtp") {
             // Count the server's PLI/FIR: webrtcbin turns them into upstream
             // force-key-unit events towards our encoder.
             let st = state.clone();
-            let tap = pipeline.by_name("send-video-rtp").unwrap();
             tap.static_pad("src").unwrap().add_probe(
                 gst::PadProbeType::EVENT_UPSTREAM,
                 move |_, info| {
@@ -174,6 +182,18 @@ impl TestPeer {
             );
         }
         let webrtc = pipeline.by_name("webrtc").unwrap();
+        if !opts.send_video {
+            let caps = gst::Caps::builder("application/x-rtp")
+                .field("media", "video")
+                .field("encoding-name", "VP8")
+                .field("payload", 96i32)
+                .field("clock-rate", 90000i32)
+                .build();
+            webrtc.emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>(
+                "add-transceiver",
+                &[&gst_webrtc::WebRTCRTPTransceiverDirection::Recvonly, &caps],
+            );
+        }
         for t in 0..2u32 {
             if let Some(tr) = webrtc.emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>(
                 "get-transceiver",
