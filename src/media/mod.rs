@@ -78,6 +78,15 @@ pub enum MediaEvent {
         /// Participant.
         participant: String,
     },
+    /// A participant's branch of a shared stream failed and was cut off.
+    BranchFailed {
+        /// Participant.
+        participant: String,
+        /// Which branch (video, mix, shared mix).
+        branch: &'static str,
+        /// The flow error it returned.
+        error: gst::FlowError,
+    },
     /// ICE or DTLS failed for a participant: it cannot be reached any more.
     ConnectionFailed {
         /// Participant.
@@ -135,6 +144,43 @@ pub(crate) fn link_into_new_pad(
         .link(&pad)
         .with_context(|| format!("linking {} to {}", from.name(), aggregator.name()))?;
     Ok(pad)
+}
+
+/// Keeps one consumer's failure from stopping a shared producer.
+///
+/// A tee stops at the first fatal flow return of any of its branches, so a
+/// participant whose send branch fails (not-negotiated, error) would stop
+/// the family encoder or the mix for the whole room. This probe sits on the
+/// tee's pad for that participant: once the branch's `queue` reports a fatal
+/// result on its source pad, the tee's buffers for it are dropped before
+/// they reach the queue (the tee sees OK), and `on_failure` runs once so the
+/// room can remove the participant.
+pub(crate) fn isolate_branch(
+    tee_pad: &gst::Pad,
+    queue: &gst::Element,
+    on_failure: impl Fn(gst::FlowError) + Send + Sync + 'static,
+) -> anyhow::Result<()> {
+    let queue_src = queue
+        .static_pad("src")
+        .context("branch queue has no src pad")?;
+    let reported = std::sync::atomic::AtomicBool::new(false);
+    tee_pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+        move |_, _| match queue_src.last_flow_result() {
+            // Flushing and not-linked are states, not failures: a queue
+            // starting up or being torn down reports them.
+            Ok(_) | Err(gst::FlowError::Flushing) | Err(gst::FlowError::NotLinked) => {
+                gst::PadProbeReturn::Ok
+            }
+            Err(e) => {
+                if !reported.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    on_failure(e);
+                }
+                gst::PadProbeReturn::Drop
+            }
+        },
+    );
+    Ok(())
 }
 
 /// Adds elements to a bin and links them in order.
@@ -213,4 +259,57 @@ pub(crate) fn configure_aggregator(agg: &gst::Element, settings: &MediaSettings)
     // Start from the first buffer's time: an aggregator added mid-lesson
     // must not produce the whole lesson's worth of output from time zero.
     agg.set_property_from_str("start-time-selection", "first");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    /// One tee, a healthy branch and a branch that fails mid-stream: with the
+    /// failing branch isolated, the healthy one gets every buffer.
+    #[test]
+    fn an_isolated_failing_branch_does_not_stop_the_tee() {
+        gst::init().unwrap();
+        let pipeline = gst::parse::launch(
+            "audiotestsrc num-buffers=300 ! tee name=t \
+             t. ! queue name=good ! fakesink name=goodsink \
+             t. ! queue name=bad ! identity error-after=5 ! fakesink",
+        )
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        let bad = pipeline.by_name("bad").unwrap();
+        let tee_pad = bad.static_pad("sink").unwrap().peer().unwrap();
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        {
+            let failures = failures.clone();
+            isolate_branch(&tee_pad, &bad, move |e| failures.lock().unwrap().push(e)).unwrap();
+        }
+        let received = Arc::new(AtomicU64::new(0));
+        {
+            let received = received.clone();
+            let sink = pipeline.by_name("goodsink").unwrap();
+            sink.static_pad("sink")
+                .unwrap()
+                .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                    received.fetch_add(1, Ordering::Relaxed);
+                    gst::PadProbeReturn::Ok
+                });
+        }
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while received.load(Ordering::Relaxed) < 300 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        pipeline.set_state(gst::State::Null).unwrap();
+        // Without the isolation the tee stops after a handful of buffers.
+        assert_eq!(
+            received.load(Ordering::Relaxed),
+            300,
+            "the healthy branch was starved"
+        );
+        assert_eq!(*failures.lock().unwrap(), vec![gst::FlowError::Error]);
+    }
 }

@@ -25,8 +25,9 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::codec::MediaChoice;
 use super::templates::TemplateKind;
 use super::{
-    configure_aggregator, i420_caps, make_capsfilter, make_element, make_leaky_queue,
-    mix_audio_caps, remove_elements, CodecFamily, MediaEvent, RoomMedia, MIX_BUFFER,
+    configure_aggregator, i420_caps, isolate_branch, make_capsfilter, make_element,
+    make_leaky_queue, mix_audio_caps, remove_elements, CodecFamily, MediaEvent, RoomMedia,
+    MIX_BUFFER,
 };
 use crate::layout::{Rect, Size};
 
@@ -376,6 +377,20 @@ impl RoomMedia {
                     .context("shared queue sink")?,
             )
             .context("linking the shared encode to participant")?;
+        for (pad, queue, branch) in [
+            (&family_tee_pad, &vqueue, "video"),
+            (&full_tee_pad, &aqueue, "mix"),
+            (&shared_tee_pad, &shared_queue, "shared mix"),
+        ] {
+            let (events, id) = (events.clone(), id.to_string());
+            isolate_branch(pad, queue, move |error| {
+                let _ = events.send(MediaEvent::BranchFailed {
+                    participant: id.clone(),
+                    branch,
+                    error,
+                });
+            })?;
+        }
         self.pipeline.recalculate_latency().ok();
 
         // A newcomer needs a keyframe to see anything.

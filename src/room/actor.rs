@@ -385,6 +385,17 @@ impl RoomActor {
                     self.media.hide_placeholder(pm);
                 }
             }
+            MediaEvent::BranchFailed {
+                participant,
+                branch,
+                error,
+            } => {
+                warn!(participant = %participant, branch, ?error, "send branch failed; cut off from the shared stream");
+                self.remove(
+                    &participant,
+                    LeaveReason::MediaFailed(format!("sending {branch} failed: {error:?}")),
+                );
+            }
             MediaEvent::ConnectionFailed { participant, what } => {
                 info!(participant = %participant, "{what} failed");
                 self.remove(
