@@ -144,6 +144,23 @@ async fn three_peers_composite_mix_minus_pli_reflow_and_teardown() {
     let snap = server.room(room).await.unwrap();
     assert_eq!(snap.encoders, vec![CodecFamily::Vp8, CodecFamily::H264]);
 
+    // Each peer was told the size its tile is shown at.
+    for (p, r) in peers.iter().zip(&rects) {
+        let tile = p
+            .messages()
+            .into_iter()
+            .rev()
+            .find(|m| m["type"] == "tile")
+            .unwrap_or_else(|| panic!("{} got no tile hint", p.opts.name));
+        assert_eq!(
+            (tile["width"].as_u64(), tile["height"].as_u64()),
+            (Some(r.width.into()), Some(r.height.into())),
+            "{tile}"
+        );
+        assert_eq!(tile["framerate"], 15);
+        assert!(tile["maxBitrate"].as_u64().unwrap() >= 60_000, "{tile}");
+    }
+
     // The server's ICE candidates use the configured UDP range.
     for p in peers {
         let ports: Vec<u16> = p

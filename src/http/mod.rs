@@ -1,5 +1,8 @@
-//! HTTP routes: the `/ws` signaling socket, a health check and a read-only
-//! status endpoint. Routes only translate; rooms do the work.
+//! HTTP routes: the `/ws` signaling socket, the embedded browser client
+//! ([`web`]), a health check and a read-only status endpoint. Routes only
+//! translate; rooms do the work.
+
+mod web;
 
 use serde::Serialize;
 use warp::Filter;
@@ -49,8 +52,5 @@ pub fn routes(
                 version: env!("CARGO_PKG_VERSION"),
             })
         });
-    let index = warp::path::end()
-        .and(warp::get())
-        .map(|| warp::reply::html(include_str!("index.html")));
-    ws.or(health).or(status).or(index)
+    ws.or(health).or(status).or(web::routes())
 }

@@ -6,8 +6,10 @@
 //! implementation of the trait.
 
 mod grid;
+mod hint;
 
 pub use grid::Grid;
+pub use hint::{send_hint, SendHint};
 
 /// A size in pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -83,6 +83,8 @@ pub struct ParticipantMedia {
     /// The own voice's pad on the full mixer, once audio arrived.
     pub(super) own_mix_pad: Option<gst::Pad>,
     pub(super) tile: Rect,
+    /// Whether a layout has placed the tile yet.
+    placed: bool,
 }
 
 impl std::fmt::Debug for ParticipantMedia {
@@ -423,6 +425,7 @@ impl RoomMedia {
                 width: INITIAL_TILE.width,
                 height: INITIAL_TILE.height,
             },
+            placed: false,
         };
         Ok(pm)
     }
@@ -464,6 +467,7 @@ impl RoomMedia {
             v.caps.set_property("caps", i420_caps(size, None));
         }
         pm.tile = rect;
+        pm.placed = true;
     }
 
     /// Switches what a participant hears when it starts or stops talking.
@@ -553,6 +557,11 @@ impl ParticipantMedia {
     /// Participant id.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Where the layout put this participant's tile, once placed.
+    pub fn tile(&self) -> Option<Rect> {
+        self.placed.then_some(self.tile)
     }
 
     /// The family this participant receives.

@@ -140,6 +140,11 @@ impl RoomMedia {
         self.settings.canvas
     }
 
+    /// Canvas frames per second.
+    pub fn framerate(&self) -> u32 {
+        self.settings.framerate
+    }
+
     /// Gap around tiles, from the config.
     pub fn tile_gap(&self) -> u32 {
         self.settings.tile_gap

@@ -14,7 +14,7 @@ use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use super::talk::TalkDetector;
 use super::{LeaveReason, Registry};
-use crate::layout::{Grid, Layout};
+use crate::layout::{send_hint, Grid, Layout};
 use crate::media::codec::{choose_codecs, parse_sdp, CodecError};
 use crate::media::{CodecFamily, MediaEvent, ParticipantMedia, RoomMedia};
 use crate::signaling::protocol::{ErrorCode, ParticipantInfo, ServerMessage, PROTOCOL_VERSION};
@@ -479,17 +479,40 @@ impl RoomActor {
         self.broadcast_participants(None);
     }
 
-    /// Applies the layout to every participant with media, in join order.
+    /// Applies the layout to every participant with media, in join order,
+    /// and tells each participant whose tile changed what to send.
     fn relayout(&mut self) {
-        let mut order: Vec<(&u64, &mut ParticipantMedia)> = self
+        let mut order: Vec<(u64, String)> = self
             .participants
-            .values_mut()
-            .filter_map(|p| p.media.as_mut().map(|m| (&p.seq, m)))
+            .iter()
+            .filter(|(_, p)| p.media.is_some())
+            .map(|(id, p)| (p.seq, id.clone()))
             .collect();
-        order.sort_by_key(|(seq, _)| **seq);
+        order.sort();
         let rects = self.layout.tiles(self.media.canvas(), order.len());
-        for ((_, pm), rect) in order.into_iter().zip(rects) {
+        let framerate = self.media.framerate();
+        for ((_, id), rect) in order.into_iter().zip(rects) {
+            let Some(pm) = self
+                .participants
+                .get_mut(&id)
+                .and_then(|p| p.media.as_mut())
+            else {
+                continue;
+            };
+            let changed = pm.tile() != Some(rect);
             self.media.place_tile(pm, rect);
+            if changed {
+                let hint = send_hint(rect, framerate);
+                self.send(
+                    &id,
+                    ServerMessage::Tile {
+                        width: hint.width,
+                        height: hint.height,
+                        framerate: hint.framerate,
+                        max_bitrate: hint.max_bitrate,
+                    },
+                );
+            }
         }
     }
 

@@ -99,6 +99,20 @@ pub enum ServerMessage {
         /// Everyone in the room.
         participants: Vec<ParticipantInfo>,
     },
+    /// The size and frame rate this client's video is shown at, and a
+    /// bitrate cap: send no more than this. Sent when the client's tile is
+    /// first placed and whenever the canvas re-flows.
+    #[serde(rename_all = "camelCase")]
+    Tile {
+        /// Tile width in pixels.
+        width: u32,
+        /// Tile height in pixels.
+        height: u32,
+        /// Canvas frames per second.
+        framerate: u32,
+        /// Video bitrate cap, bits per second.
+        max_bitrate: u32,
+    },
     /// This client is no longer in the room (after `leave`, or removed).
     Left {
         /// Why, in plain words.
