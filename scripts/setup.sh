@@ -28,7 +28,14 @@ else
   echo "setup: all ${#pkgs[@]} packages present"
 fi
 
-if [ "$want" = all ] && ! command -v cargo >/dev/null 2>&1; then
-  echo "setup: cargo not found; install Rust (https://rustup.rs) and re-run" >&2
-  exit 1
+if [ "$want" = all ] || [ "$want" = test ]; then
+  if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup: cargo not found; install Rust (https://rustup.rs) and re-run" >&2
+    exit 1
+  fi
+  # Firefox's WebDriver server is not packaged in Debian 12; it builds from crates.io.
+  if ! command -v geckodriver >/dev/null 2>&1; then
+    echo "setup: installing geckodriver (cargo install, a few minutes)"
+    cargo install --locked geckodriver
+  fi
 fi

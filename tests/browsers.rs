@@ -1,0 +1,190 @@
+//! Real browsers against the real server: headless Chromium (VP8 and H.264)
+//! and Firefox ESR (VP8) with fake camera and microphone, driven over
+//! WebDriver. Screenshots of each page are saved under target/tmp.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::browser::{Browser, Kind};
+use common::media::color_matches;
+use common::peer::{PeerOptions, SendCodec, TestPeer};
+use common::{init, test_config, TestServer, SERIAL};
+use serde_json::Value;
+use tessera::layout::{Grid, Layout, Size};
+
+/// Waits until `pred` holds for the page's stats; returns the last stats.
+async fn wait_stats(
+    b: &Browser,
+    timeout: Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> (bool, Value) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let s = b.stats().await;
+        if pred(&s) {
+            return (true, s);
+        }
+        if Instant::now() > deadline {
+            return (false, s);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn room_url(server: &TestServer, room: &str, name: &str, codec: &str) -> String {
+    format!(
+        "http://{}/r/{room}?name={name}&codec={codec}&autojoin=1",
+        server.addr
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_h264_chromium_vp8_and_firefox_vp8_share_a_room() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let server = TestServer::start(test_config()).await;
+    let specs = [
+        (Kind::Chromium, "chromium-h264", "h264"),
+        (Kind::Chromium, "chromium-vp8", "vp8"),
+        (Kind::Firefox, "firefox-vp8", "vp8"),
+    ];
+    let mut browsers = Vec::new();
+    for (kind, label, codec) in specs {
+        let b = Browser::launch(kind, label).await;
+        b.client
+            .goto(&room_url(&server, "club", label, codec))
+            .await
+            .unwrap();
+        browsers.push((b, codec));
+    }
+
+    // Each decodes 60+ frames of the canvas in the codec it asked for, hears
+    // audio, and shows three participants.
+    for (b, codec) in &browsers {
+        let (ok, s) = wait_stats(b, Duration::from_secs(60), |s| {
+            s["framesDecoded"].as_u64().unwrap_or(0) >= 60
+                && s["frameWidth"] == 640
+                && s["frameHeight"] == 360
+                && s["codec"] == *codec
+                && s["participants"] == 3
+                && s["audioEnergy"].as_f64().unwrap_or(0.0) > 1e-4
+        })
+        .await;
+        b.screenshot(&format!("browser-{}", b.label)).await;
+        assert!(ok, "{}: {s}", b.label);
+    }
+
+    // One browser crashes; the other two keep decoding and show two.
+    let (gone, _) = browsers.remove(0);
+    gone.kill_abruptly();
+    for (b, _) in &browsers {
+        let before = b.stats().await["framesDecoded"].as_u64().unwrap_or(0);
+        let (ok, s) = wait_stats(b, Duration::from_secs(30), |s| {
+            s["participants"] == 2 && s["framesDecoded"].as_u64().unwrap_or(0) > before + 30
+        })
+        .await;
+        assert!(ok, "{} after the crash: {s}", b.label);
+    }
+    drop(gone);
+    for (b, _) in browsers {
+        b.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_sees_a_peer_in_its_tile_and_sends_only_what_its_tile_needs() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let server = TestServer::start(test_config()).await;
+    let b = Browser::launch(Kind::Chromium, "chromium-alone").await;
+    b.client
+        .goto(&room_url(&server, "desk", "viewer", "vp8"))
+        .await
+        .unwrap();
+
+    // Alone, the browser's tile is the whole canvas: measure what it sends.
+    let (ok, s) = wait_stats(&b, Duration::from_secs(40), |s| {
+        s["framesDecoded"].as_u64().unwrap_or(0) >= 30
+            && s["sentFrameWidth"].as_u64().unwrap_or(0) > 0
+    })
+    .await;
+    assert!(ok, "alone: {s}");
+    let alone = sent_rate(&b).await;
+
+    // A GStreamer peer joins, then two more: the browser's tile shrinks.
+    let opts = |name: &str, color: u32| PeerOptions {
+        room: "desk".into(),
+        name: name.into(),
+        codec: SendCodec::Vp8,
+        ask: None,
+        color,
+        tone_hz: 0.0,
+        send_video: true,
+    };
+    let blue = TestPeer::join(&server.ws_url(), opts("blue", 0x0000ff)).await;
+
+    // The browser's canvas, read back from the video element, shows the
+    // peer's colour in the peer's tile (the second of two).
+    let m = &server.config.media;
+    let canvas = Size {
+        width: m.canvas_width,
+        height: m.canvas_height,
+    };
+    let two = Grid { gap: m.tile_gap }.tiles(canvas, 2);
+    let (x, y) = two[1].center();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = None;
+    while Instant::now() < deadline {
+        seen = b.canvas_rgb(x, y).await;
+        if seen.is_some_and(|c| color_matches(c, 0x0000ff)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    b.screenshot("browser-with-peer").await;
+    assert!(
+        seen.is_some_and(|c| color_matches(c, 0x0000ff)),
+        "peer tile shows {seen:?}"
+    );
+
+    let red = TestPeer::join(&server.ws_url(), opts("red", 0xff0000)).await;
+    let green = TestPeer::join(&server.ws_url(), opts("green", 0x00ff00)).await;
+    let four = Grid { gap: m.tile_gap }.tiles(canvas, 4);
+    let (ok, s) = wait_stats(&b, Duration::from_secs(30), |s| {
+        s["participants"] == 4
+            && s["tile"]["width"] == four[0].width
+            && s["sentFrameWidth"].as_u64().unwrap_or(u64::MAX) <= u64::from(four[0].width)
+    })
+    .await;
+    assert!(
+        ok,
+        "the browser did not shrink what it sends to its tile: {s}"
+    );
+    // Let the encoder settle on the new size and cap, then measure again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let in_four = sent_rate(&b).await;
+    println!(
+        "upstream video: alone {:.0} kbit/s, in a 4-tile canvas {:.0} kbit/s ({:.0} % less)",
+        alone / 1000.0,
+        in_four / 1000.0,
+        100.0 * (1.0 - in_four / alone)
+    );
+    assert!(
+        in_four < alone * 0.7,
+        "upstream did not drop: {alone} -> {in_four} bit/s"
+    );
+
+    drop((blue, red, green));
+    b.close().await;
+}
+
+/// The browser's outbound video bitrate over two seconds, bits per second.
+async fn sent_rate(b: &Browser) -> f64 {
+    let bytes = |s: &Value| s["sentBytes"].as_f64().unwrap_or(0.0);
+    let t0 = Instant::now();
+    let s0 = bytes(&b.stats().await);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let s1 = bytes(&b.stats().await);
+    (s1 - s0) * 8.0 / t0.elapsed().as_secs_f64()
+}

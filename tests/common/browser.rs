@@ -1,0 +1,225 @@
+//! Real browsers for tests: headless Chromium (chromedriver) and Firefox ESR
+//! (geckodriver) with fake camera and microphone, driven over WebDriver.
+//! Each browser gets its own driver process and a fresh profile.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder};
+use serde_json::{json, Value};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Chromium,
+    Firefox,
+}
+
+pub struct Browser {
+    pub kind: Kind,
+    pub label: String,
+    pub client: Client,
+    driver: Child,
+    profile: PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn capabilities(kind: Kind, profile: &std::path::Path) -> serde_json::Map<String, Value> {
+    let caps = match kind {
+        Kind::Chromium => json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--no-first-run", "--disable-sync", "--disable-dev-shm-usage",
+                    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                    "--autoplay-policy=no-user-gesture-required",
+                    "--allow-loopback-in-peer-connection",
+                    "--window-size=1280,800",
+                    format!("--user-data-dir={}", profile.display()),
+                ]
+            }
+        }),
+        Kind::Firefox => json!({
+            "browserName": "firefox",
+            "moz:firefoxOptions": {
+                "binary": "/usr/bin/firefox-esr",
+                "args": ["-headless", "--width=1280", "--height=800", "-profile", profile.display().to_string()],
+                "prefs": {
+                    "media.navigator.streams.fake": true,
+                    "media.navigator.permission.disabled": true,
+                    "media.autoplay.default": 0,
+                    "media.autoplay.blocking_policy": 0,
+                    "media.peerconnection.ice.loopback": true,
+                    "media.peerconnection.ice.obfuscate_host_addresses": false,
+                    "app.update.enabled": false,
+                    "app.normandy.enabled": false,
+                    "browser.shell.checkDefaultBrowser": false,
+                    "browser.safebrowsing.malware.enabled": false,
+                    "browser.safebrowsing.phishing.enabled": false,
+                    "datareporting.policy.dataSubmissionEnabled": false,
+                    "extensions.update.enabled": false,
+                    "network.captive-portal-service.enabled": false,
+                    "toolkit.telemetry.enabled": false
+                }
+            }
+        }),
+    };
+    caps.as_object().unwrap().clone()
+}
+
+impl Browser {
+    /// Starts a driver and a browser session.
+    pub async fn launch(kind: Kind, label: &str) -> Browser {
+        let port = free_port();
+        let profile =
+            std::env::temp_dir().join(format!("tessera-{label}-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&profile);
+        std::fs::create_dir_all(&profile).unwrap();
+        let mut cmd = match kind {
+            Kind::Chromium => {
+                let mut c = Command::new("chromedriver");
+                c.arg(format!("--port={port}"));
+                c
+            }
+            Kind::Firefox => {
+                let mut c = Command::new(geckodriver());
+                c.args(["--port", &port.to_string(), "--host", "127.0.0.1"]);
+                c
+            }
+        };
+        let driver = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting the {kind:?} driver: {e}; run scripts/setup.sh"));
+        let url = format!("http://127.0.0.1:{port}");
+        let mut last = None;
+        for _ in 0..100 {
+            match ClientBuilder::native()
+                .capabilities(capabilities(kind, &profile))
+                .connect(&url)
+                .await
+            {
+                Ok(client) => {
+                    return Browser {
+                        kind,
+                        label: label.to_string(),
+                        client,
+                        driver,
+                        profile,
+                    }
+                }
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("no {kind:?} session: {last:?}");
+    }
+
+    /// Runs `body` as an async script: it gets `done` to call with a result.
+    pub async fn run(&self, body: &str) -> Value {
+        let script = format!(
+            "const done = arguments[arguments.length - 1];
+             (async () => {{ {body} }})().then(done, (e) => done({{ error: String(e) }}));"
+        );
+        self.client
+            .execute_async(&script, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("{}: script failed: {e}", self.label))
+    }
+
+    /// `window.tessera.stats()`, or Null before the page has set it up.
+    pub async fn stats(&self) -> Value {
+        self.run("return window.tessera ? await window.tessera.stats() : null;")
+            .await
+    }
+
+    /// The colour of the received canvas at (x, y) in canvas pixels, read
+    /// back by drawing the video element into a 2D canvas.
+    pub async fn canvas_rgb(&self, x: u32, y: u32) -> Option<(u8, u8, u8)> {
+        let v = self
+            .run(&format!(
+                "const v = document.getElementById('canvas');
+                 if (!v.videoWidth) return null;
+                 const c = document.createElement('canvas');
+                 c.width = v.videoWidth; c.height = v.videoHeight;
+                 const g = c.getContext('2d');
+                 g.drawImage(v, 0, 0);
+                 const d = g.getImageData({x} - 4, {y} - 4, 9, 9).data;
+                 let r = 0, gr = 0, b = 0;
+                 for (let i = 0; i < d.length; i += 4) {{ r += d[i]; gr += d[i + 1]; b += d[i + 2]; }}
+                 const n = d.length / 4;
+                 return [Math.round(r / n), Math.round(gr / n), Math.round(b / n)];"
+            ))
+            .await;
+        let a = v.as_array()?;
+        Some((
+            a[0].as_u64()? as u8,
+            a[1].as_u64()? as u8,
+            a[2].as_u64()? as u8,
+        ))
+    }
+
+    /// Saves a screenshot of the page under target/tmp for a person to look at.
+    pub async fn screenshot(&self, name: &str) -> PathBuf {
+        let png = self.client.screenshot().await.expect("screenshot");
+        let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.png"));
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+
+    /// Kills the browser processes without any goodbye, as a crash would.
+    pub fn kill_abruptly(&self) {
+        let marker = self.profile.display().to_string();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            if String::from_utf8_lossy(&cmdline).contains(&marker) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// geckodriver from PATH, or where `cargo install` puts it.
+fn geckodriver() -> PathBuf {
+    let in_cargo = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .map(|c| c.join("bin/geckodriver"));
+    match in_cargo {
+        Some(p) if p.exists() => p,
+        _ => PathBuf::from("geckodriver"),
+    }
+}
