@@ -188,3 +188,51 @@ async fn sent_rate(b: &Browser) -> f64 {
     let s1 = bytes(&b.stats().await);
     (s1 - s0) * 8.0 / t0.elapsed().as_secs_f64()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_reconnects_by_itself_after_a_server_restart() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let mut server = TestServer::start(test_config()).await;
+    let addr = server.addr;
+    let b = Browser::launch(Kind::Chromium, "chromium-restart").await;
+    b.client
+        .goto(&room_url(&server, "lab", "phoenix", "vp8"))
+        .await
+        .unwrap();
+    let (ok, before) = wait_stats(&b, Duration::from_secs(40), |s| {
+        s["state"] == "connected" && s["framesDecoded"].as_u64().unwrap_or(0) >= 20
+    })
+    .await;
+    assert!(ok, "first connection: {before}");
+
+    // The server goes away: the page says it is reconnecting.
+    server.shutdown();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut state = String::new();
+    while Instant::now() < deadline && !state.starts_with("Reconnecting") {
+        state = b
+            .run("return document.getElementById('state').textContent;")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    b.screenshot("browser-reconnecting").await;
+    assert!(state.starts_with("Reconnecting"), "state shown: {state:?}");
+    drop(server);
+
+    // A new server on the same address: the page rejoins on its own.
+    let server = TestServer::start_at(test_config(), addr).await;
+    let (ok, after) = wait_stats(&b, Duration::from_secs(60), |s| {
+        s["state"] == "connected"
+            && s["participantId"] != before["participantId"]
+            && s["participants"] == 1
+            && s["framesDecoded"].as_u64().unwrap_or(0) >= 20
+    })
+    .await;
+    assert!(ok, "no rejoin after the restart: {after}");
+    assert_eq!(server.registry.room_ids(), vec!["lab".to_string()]);
+    b.close().await;
+}

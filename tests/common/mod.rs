@@ -66,8 +66,25 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(config: Config) -> TestServer {
+        Self::start_at(config, "127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// Starts on a given address (retrying while a previous server on it
+    /// is still letting go of the port).
+    pub async fn start_at(config: Config, addr: std::net::SocketAddr) -> TestServer {
         init();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut tries = 0;
+        let listener = loop {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => break l,
+                Err(e) if tries < 100 => {
+                    tries += 1;
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("binding {addr}: {e}"),
+            }
+        };
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (server, done) = tessera::server::start(listener, &config, async move {
             let _ = stop_rx.await;
