@@ -207,6 +207,8 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // Also after a failed test: no browser may outlive it and slow the next.
+        self.kill_abruptly();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
