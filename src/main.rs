@@ -23,6 +23,21 @@ enum Command {
     Serve(ServeArgs),
     /// Check the config file and encoder templates, then exit.
     Check(ServeArgs),
+    /// Work with layout files.
+    Layouts {
+        #[command(subcommand)]
+        action: LayoutsCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum LayoutsCommand {
+    /// Validate every layout file in DIR (default: layouts); exits non-zero
+    /// on any error, printing file:line:column: field: message.
+    Check {
+        /// Directory of `*.toml` layout files.
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args, Debug, Default)]
@@ -46,6 +61,28 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
         config.server.listen = listen;
     }
     Ok(config)
+}
+
+fn check_layouts(dir: &std::path::Path) -> anyhow::Result<()> {
+    let entries = tessera::layout::library::load_dir(dir)
+        .with_context(|| format!("reading layouts directory {}", dir.display()))?;
+    if entries.is_empty() {
+        anyhow::bail!("{}: no *.toml layout files", dir.display());
+    }
+    let mut bad = 0;
+    for e in &entries {
+        match &e.layout {
+            Ok(l) => println!("ok     {} ({})", e.path.display(), l.description),
+            Err(err) => {
+                bad += 1;
+                println!("error  {err}");
+            }
+        }
+    }
+    if bad > 0 {
+        anyhow::bail!("{bad} of {} layout files have errors", entries.len());
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -98,6 +135,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 })?;
             tessera::server::run(listener, config, shutdown_signal()).await
         }
+        Command::Layouts {
+            action: LayoutsCommand::Check { dir },
+        } => check_layouts(&dir.unwrap_or_else(|| PathBuf::from("layouts"))),
         Command::Check(args) => {
             let config = load_config(&args)?;
             tessera::server::init_gstreamer()?;

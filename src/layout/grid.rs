@@ -12,47 +12,64 @@ pub struct Grid {
 
 impl Layout for Grid {
     fn tiles(&self, canvas: Size, count: usize) -> Vec<Rect> {
-        if count == 0 || canvas.width == 0 || canvas.height == 0 {
+        if count == 0 {
             return Vec::new();
         }
         let cols = (count as f64).sqrt().ceil() as u32;
-        let rows = (count as u32).div_ceil(cols);
-        let cell_w = canvas.width / cols;
-        let cell_h = canvas.height / rows;
-        // Largest box of the canvas's aspect ratio that fits in a cell, less the gap.
-        let avail_w = cell_w.saturating_sub(self.gap).max(2);
-        let avail_h = cell_h.saturating_sub(self.gap).max(2);
-        let (tile_w, tile_h) = if u64::from(avail_w) * u64::from(canvas.height)
-            <= u64::from(avail_h) * u64::from(canvas.width)
-        {
-            let h = u64::from(avail_w) * u64::from(canvas.height) / u64::from(canvas.width);
-            (avail_w, h as u32)
-        } else {
-            let w = u64::from(avail_h) * u64::from(canvas.width) / u64::from(canvas.height);
-            (w as u32, avail_h)
+        let area = Rect {
+            x: 0,
+            y: 0,
+            width: canvas.width,
+            height: canvas.height,
         };
-        let (tile_w, tile_h) = (even(tile_w).max(2), even(tile_h).max(2));
-        // Centre the whole block of rows vertically and each tile in its cell.
-        let top = (canvas.height - rows * cell_h) / 2;
-        (0..count as u32)
-            .map(|i| {
-                let row = i / cols;
-                let col = i % cols;
-                let in_row = if row == rows - 1 {
-                    count as u32 - row * cols
-                } else {
-                    cols
-                };
-                let left = (canvas.width - in_row * cell_w) / 2;
-                Rect {
-                    x: even(left + col * cell_w + (cell_w - tile_w) / 2),
-                    y: even(top + row * cell_h + (cell_h - tile_h) / 2),
-                    width: tile_w,
-                    height: tile_h,
-                }
-            })
-            .collect()
+        arrange(area, count, cols, self.gap, canvas)
     }
+}
+
+/// Places `count` equal tiles in `area`, `cols` to a row (rows as needed),
+/// each the largest box of `aspect`'s ratio that fits its cell less `gap`,
+/// centred in its cell; the block of rows is centred vertically and the
+/// last row horizontally.
+pub(crate) fn arrange(area: Rect, count: usize, cols: u32, gap: u32, aspect: Size) -> Vec<Rect> {
+    if count == 0 || area.width == 0 || area.height == 0 || aspect.width == 0 || aspect.height == 0
+    {
+        return Vec::new();
+    }
+    let cols = cols.clamp(1, count as u32);
+    let rows = (count as u32).div_ceil(cols);
+    let cell_w = area.width / cols;
+    let cell_h = area.height / rows;
+    let avail_w = cell_w.saturating_sub(gap).max(2);
+    let avail_h = cell_h.saturating_sub(gap).max(2);
+    let (tile_w, tile_h) = if u64::from(avail_w) * u64::from(aspect.height)
+        <= u64::from(avail_h) * u64::from(aspect.width)
+    {
+        let h = u64::from(avail_w) * u64::from(aspect.height) / u64::from(aspect.width);
+        (avail_w, h as u32)
+    } else {
+        let w = u64::from(avail_h) * u64::from(aspect.width) / u64::from(aspect.height);
+        (w as u32, avail_h)
+    };
+    let (tile_w, tile_h) = (even(tile_w).max(2), even(tile_h).max(2));
+    let top = area.y + (area.height - rows * cell_h) / 2;
+    (0..count as u32)
+        .map(|i| {
+            let row = i / cols;
+            let col = i % cols;
+            let in_row = if row == rows - 1 {
+                count as u32 - row * cols
+            } else {
+                cols
+            };
+            let left = area.x + (area.width - in_row * cell_w) / 2;
+            Rect {
+                x: even(left + col * cell_w + (cell_w - tile_w) / 2),
+                y: even(top + row * cell_h + (cell_h - tile_h) / 2),
+                width: tile_w,
+                height: tile_h,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

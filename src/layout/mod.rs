@@ -1,13 +1,18 @@
 //! Canvas geometry: where each participant's tile goes.
 //!
 //! A [`Layout`] is a pure function from the canvas size and the participant
-//! count to one rectangle per participant, in join order. The room applies
-//! whatever layout it is given; layout files plug in here as another
-//! implementation of the trait.
+//! count to one rectangle per participant, in join order; rooms use the
+//! [`Grid`]. Layout files ([`file`]: format and validation, [`engine`]:
+//! placement by role and state, [`library`]: reading a directory) describe
+//! richer canvases; the five built-ins ship in `layouts/`.
 
+pub mod engine;
+pub mod file;
 mod grid;
 mod hint;
+pub mod library;
 
+pub use engine::{place, Member, Placement, BUILTIN};
 pub use grid::Grid;
 pub use hint::{send_hint, SendHint};
 

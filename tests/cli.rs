@@ -1,0 +1,67 @@
+//! The `tessera` command line: what an admin runs.
+
+use std::process::Command;
+
+fn tessera(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("TESSERA_LOG", "error")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn layouts_check_accepts_the_shipped_layouts() {
+    let (ok, text) = tessera(&["layouts", "check"]);
+    assert!(ok, "{text}");
+    for name in ["grid", "pip", "presenter", "screen", "speaker"] {
+        assert!(
+            text.contains(&format!("ok     layouts/{name}.toml")),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn layouts_check_names_file_line_and_field_of_a_broken_layout() {
+    let dir = std::env::temp_dir().join(format!("tessera-cli-layouts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("ok.toml"),
+        "[[group]]\n[[group.region]]\nx = 0.0\ny = 0.0\nw = 1.0\nh = 1.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("bad.toml"),
+        "[[group]]\n[[group.region]]\nx = 0.0\ny = 0.0\nwidth = 1.0\nh = 1.0\n",
+    )
+    .unwrap();
+    let (ok, text) = tessera(&["layouts", "check", dir.to_str().unwrap()]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("bad.toml:5:1: width: unknown field `width`"),
+        "{text}"
+    );
+    assert!(text.contains("ok.toml"), "{text}");
+    assert!(text.contains("1 of 2 layout files have errors"), "{text}");
+}
+
+#[test]
+fn check_reports_a_bad_config_value_with_file_and_field() {
+    let dir = std::env::temp_dir().join(format!("tessera-cli-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("c.toml");
+    std::fs::write(&cfg, "[media]\nframerate = 120\n").unwrap();
+    let (ok, text) = tessera(&["check", "--config", cfg.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        text.contains("c.toml: `media.framerate` is 120; use 1 to 60"),
+        "{text}"
+    );
+    let (ok, text) = tessera(&["check"]);
+    assert!(ok, "{text}");
+}
