@@ -291,7 +291,7 @@ mod tests {
             "[[group]]\nmax = 1\n[[group.region]]\nx = 0.0\ny = 0.0\nw = 1.0\nh = 1.0\n",
         )
         .unwrap();
-        let p = place(&layout, HD, &vec![Member::default(); 4]);
+        let p = place(&layout, HD, &[Member::default(); 4]);
         assert_eq!(p.len(), 4);
     }
 }
