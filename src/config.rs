@@ -27,6 +27,28 @@ pub struct Config {
     pub server: ServerConfig,
     /// Canvas, codecs and encoder templates.
     pub media: MediaConfig,
+    /// Layout files.
+    pub layouts: LayoutsConfig,
+}
+
+/// `[layouts]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LayoutsConfig {
+    /// Directory of layout files (`*.toml`). The built-in layouts are always
+    /// available; a file of the same name replaces one.
+    pub dir: PathBuf,
+    /// Layout a new room starts with.
+    pub default: String,
+}
+
+impl Default for LayoutsConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("layouts"),
+            default: "grid".into(),
+        }
+    }
 }
 
 /// `[server]`
@@ -66,8 +88,6 @@ pub struct MediaConfig {
     pub jitter_buffer_ms: u32,
     /// Shortest time between two keyframes forced by receivers' PLI/FIR, per family.
     pub keyframe_min_interval_ms: u64,
-    /// Gap in pixels around each tile.
-    pub tile_gap: u32,
     /// Lowest UDP port for media (ICE). 0 with `rtp_port_max` 0: any free port.
     pub rtp_port_min: u16,
     /// Highest UDP port for media (ICE). Open this range in the firewall.
@@ -84,7 +104,6 @@ impl Default for MediaConfig {
             pipelines_dir: PathBuf::from("pipelines"),
             jitter_buffer_ms: 60,
             keyframe_min_interval_ms: 1000,
-            tile_gap: 4,
             rtp_port_min: 0,
             rtp_port_max: 0,
         }
@@ -197,15 +216,6 @@ impl Config {
             return Err(invalid(
                 "media.jitter_buffer_ms",
                 format!("is {}; use 0 to 2000", m.jitter_buffer_ms),
-            ));
-        }
-        if m.tile_gap * 4 > m.canvas_height {
-            return Err(invalid(
-                "media.tile_gap",
-                format!(
-                    "is {}; use at most a quarter of the canvas height",
-                    m.tile_gap
-                ),
             ));
         }
         if (m.rtp_port_min == 0) != (m.rtp_port_max == 0) || m.rtp_port_min > m.rtp_port_max {

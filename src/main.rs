@@ -142,7 +142,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = load_config(&args)?;
             tessera::server::init_gstreamer()?;
             tessera::server::media_settings(&config)?;
-            println!("config and encoder templates are valid");
+            tessera::server::default_layout(&config)?;
+            println!("config, encoder templates and default layout are valid");
             Ok(())
         }
     }

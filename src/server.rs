@@ -83,9 +83,32 @@ pub fn media_settings(config: &Config) -> anyhow::Result<MediaSettings> {
         framerate: m.framerate,
         jitter_buffer: Duration::from_millis(u64::from(m.jitter_buffer_ms)),
         keyframe_min_interval: Duration::from_millis(m.keyframe_min_interval_ms),
-        tile_gap: m.tile_gap,
         rtp_ports: (m.rtp_port_max != 0).then_some((m.rtp_port_min, m.rtp_port_max)),
         templates: Arc::new(templates),
+    })
+}
+
+/// Loads the layouts and picks the default one, or says which setting to fix.
+pub fn default_layout(
+    config: &Config,
+) -> anyhow::Result<std::sync::Arc<crate::layout::file::LayoutFile>> {
+    let dir = &config.layouts.dir;
+    let library = crate::layout::library::Library::load(dir)
+        .with_context(|| format!("reading layouts from {} (layouts.dir)", dir.display()))?;
+    for (name, error) in library.errors() {
+        tracing::warn!(layout = %name, "layout file not loaded: {error}");
+    }
+    let name = &config.layouts.default;
+    library.get(name).ok_or_else(|| {
+        let why = library
+            .errors()
+            .get(name)
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
+        anyhow::anyhow!(
+            "layouts.default = \"{name}\": no usable layout of that name{why}; available: {}",
+            library.names().join(", ")
+        )
     })
 }
 
@@ -98,7 +121,8 @@ pub fn start(
 ) -> anyhow::Result<(Server, impl Future<Output = ()>)> {
     init_gstreamer()?;
     let settings = media_settings(config)?;
-    let registry = Registry::new(settings, config.media.preferred_codec);
+    let layout = default_layout(config)?;
+    let registry = Registry::new(settings, config.media.preferred_codec, layout);
     let addr = listener
         .local_addr()
         .context("reading the listen address")?;

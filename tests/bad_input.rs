@@ -105,6 +105,7 @@ async fn an_offer_with_only_an_unsupported_codec_is_refused_and_the_room_carries
         color,
         tone_hz: 600.0,
         send_video: true,
+        role: None,
     };
     let good = TestPeer::join(&url, opts("good", SendCodec::Vp8, 0xff0000, None)).await;
     assert!(

@@ -11,7 +11,6 @@ use common::media::color_matches;
 use common::peer::{PeerOptions, SendCodec, TestPeer};
 use common::{init, test_config, TestServer, SERIAL};
 use serde_json::Value;
-use tessera::layout::{Grid, Layout, Size};
 
 /// Waits until `pred` holds for the page's stats; returns the last stats.
 async fn wait_stats(
@@ -121,17 +120,13 @@ async fn a_browser_sees_a_peer_in_its_tile_and_sends_only_what_its_tile_needs() 
         color,
         tone_hz: 0.0,
         send_video: true,
+        role: None,
     };
     let blue = TestPeer::join(&server.ws_url(), opts("blue", 0x0000ff)).await;
 
     // The browser's canvas, read back from the video element, shows the
     // peer's colour in the peer's tile (the second of two).
-    let m = &server.config.media;
-    let canvas = Size {
-        width: m.canvas_width,
-        height: m.canvas_height,
-    };
-    let two = Grid { gap: m.tile_gap }.tiles(canvas, 2);
+    let two = common::grid_tiles(&server.config, 2);
     let (x, y) = two[1].center();
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut seen = None;
@@ -150,7 +145,7 @@ async fn a_browser_sees_a_peer_in_its_tile_and_sends_only_what_its_tile_needs() 
 
     let red = TestPeer::join(&server.ws_url(), opts("red", 0xff0000)).await;
     let green = TestPeer::join(&server.ws_url(), opts("green", 0x00ff00)).await;
-    let four = Grid { gap: m.tile_gap }.tiles(canvas, 4);
+    let four = common::grid_tiles(&server.config, 4);
     let (ok, s) = wait_stats(&b, Duration::from_secs(30), |s| {
         s["participants"] == 4
             && s["tile"]["width"] == four[0].width

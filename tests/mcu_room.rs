@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::media::{color_matches, tone_power};
 use common::peer::{PeerOptions, SendCodec, TestPeer};
 use common::{init, live_elements, test_config, wait_until, TestServer, SERIAL};
-use tessera::layout::{Grid, Layout, Rect, Size};
+use tessera::layout::Rect;
 use tessera::media::CodecFamily;
 
 const RED: u32 = 0xff0000;
@@ -36,18 +36,12 @@ fn opts(
         color,
         tone_hz,
         send_video: true,
+        role: None,
     }
 }
 
 fn tiles(server: &TestServer, n: usize) -> Vec<Rect> {
-    let m = &server.config.media;
-    Grid { gap: m.tile_gap }.tiles(
-        Size {
-            width: m.canvas_width,
-            height: m.canvas_height,
-        },
-        n,
-    )
+    common::grid_tiles(&server.config, n)
 }
 
 /// True when `peer`'s latest canvas shows `colors[i]` at the centre of tile i.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::media::{color_matches, Frame};
 use common::peer::{PeerOptions, SendCodec, TestPeer};
 use common::{init, test_config, wait_until, TestServer, SERIAL};
-use tessera::layout::{Grid, Layout, Rect, Size};
+use tessera::layout::Rect;
 
 /// The placeholder's grey (0x404040).
 const PLACEHOLDER: u32 = 0x404040;
@@ -45,18 +45,12 @@ async fn camera_less_participant_gets_a_named_placeholder_and_shutdown_tells_eve
         color: 0xff0000,
         tone_hz: 700.0,
         send_video,
+        role: None,
     };
     let cam = TestPeer::join(&url, opts("cam", true)).await;
     let nocam = TestPeer::join(&url, opts("Noor", false)).await;
 
-    let m = &server.config.media;
-    let rects = Grid { gap: m.tile_gap }.tiles(
-        Size {
-            width: m.canvas_width,
-            height: m.canvas_height,
-        },
-        2,
-    );
+    let rects = common::grid_tiles(&server.config, 2);
     // The camera-less participant receives the canvas too; its tile is the
     // grey placeholder (sampled off-centre, clear of the label) with a
     // bright name label across its middle.

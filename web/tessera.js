@@ -8,6 +8,7 @@
   const room = decodeURIComponent(location.pathname.replace(/^\/r\//, '').replace(/\/+$/, ''));
   const wantCodec = ['vp8', 'h264'].includes(params.get('codec')) ? params.get('codec') : null;
   const autojoin = params.get('autojoin') === '1';
+  const role = ['teacher', 'student', 'guest'].includes(params.get('role')) ? params.get('role') : null;
   const $ = (id) => document.getElementById(id);
   const ui = {
     canvas: $('canvas'), preview: $('preview'), prompt: $('prompt'), form: $('name-form'),
@@ -195,7 +196,9 @@
     if (leaving) return;
     setState(retries ? 'Reconnecting…' : 'Connecting…');
     ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws');
-    ws.onopen = () => send({ type: 'join', room, name, ...(wantCodec ? { codec: wantCodec } : {}) });
+    ws.onopen = () => send({
+      type: 'join', room, name, ...(wantCodec ? { codec: wantCodec } : {}), ...(role ? { role } : {}),
+    });
     ws.onmessage = (e) => { onMessage(JSON.parse(e.data)).catch((err) => console.error(err)); };
     ws.onclose = () => reconnect('lost the connection to the server');
   }

@@ -1,8 +1,11 @@
 //! Reading layout files from a directory (I/O at the edge; parsing and
 //! geometry are pure and live in [`super::file`] and [`super::engine`]).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use super::engine::BUILTIN;
 use super::file::{parse, LayoutError, LayoutFile};
 
 /// One file of a layouts directory: its name (file stem) and what parsing
@@ -45,9 +48,91 @@ pub fn load_dir(dir: &Path) -> std::io::Result<Vec<Entry>> {
         .collect())
 }
 
+/// The layouts a server offers: the built-ins, replaced or joined by the
+/// files of a directory. Broken files are kept aside with their errors; a
+/// built-in of the same name stays in force.
+#[derive(Debug, Clone, Default)]
+pub struct Library {
+    layouts: BTreeMap<String, Arc<LayoutFile>>,
+    errors: BTreeMap<String, LayoutError>,
+}
+
+impl Library {
+    /// Only the built-in layouts.
+    pub fn builtin() -> Library {
+        let mut lib = Library::default();
+        for (name, text) in BUILTIN {
+            let path = PathBuf::from(format!("(built-in) {name}.toml"));
+            // The built-ins are tested to parse.
+            if let Ok(l) = parse(&path, text) {
+                lib.layouts.insert(name.to_string(), Arc::new(l));
+            }
+        }
+        lib
+    }
+
+    /// The built-ins plus the files of `dir` (absent directory: built-ins only).
+    pub fn load(dir: &Path) -> std::io::Result<Library> {
+        let mut lib = Library::builtin();
+        if !dir.is_dir() {
+            return Ok(lib);
+        }
+        for entry in load_dir(dir)? {
+            match entry.layout {
+                Ok(l) => {
+                    lib.layouts.insert(entry.name, Arc::new(l));
+                }
+                Err(e) => {
+                    lib.errors.insert(entry.name, e);
+                }
+            }
+        }
+        Ok(lib)
+    }
+
+    /// A layout by name.
+    pub fn get(&self, name: &str) -> Option<Arc<LayoutFile>> {
+        self.layouts.get(name).cloned()
+    }
+
+    /// Names of the usable layouts, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.layouts.keys().cloned().collect()
+    }
+
+    /// Files that failed to load, by layout name.
+    pub fn errors(&self) -> &BTreeMap<String, LayoutError> {
+        &self.errors
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_broken_file_is_reported_and_the_builtin_stays() {
+        let dir = std::env::temp_dir().join(format!("tessera-lib-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("grid.toml"),
+            "[[group]]\n[[group.region]]\nx = 2.0\ny = 0.0\nw = 1.0\nh = 1.0\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("duo.toml"),
+            "[[group]]\n[[group.region]]\nx = 0.0\ny = 0.0\nw = 0.5\nh = 1.0\narrange = \"grid\"\n",
+        )
+        .unwrap();
+        let lib = Library::load(&dir).unwrap();
+        assert!(lib.get("grid").is_some());
+        assert!(lib.get("duo").is_some());
+        assert_eq!(lib.errors()["grid"].field, "group[0].region[0].x");
+        assert_eq!(
+            lib.names(),
+            ["duo", "grid", "pip", "presenter", "screen", "speaker"]
+        );
+    }
 
     #[test]
     fn the_shipped_directory_holds_the_builtins_and_all_parse() {

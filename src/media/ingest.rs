@@ -18,7 +18,7 @@ use gstreamer::prelude::*;
 use gstreamer_video as gst_video;
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::participant::{set_pad_geometry, Added, VideoTile};
+use super::participant::{apply_visibility, set_pad_geometry, Added, VideoTile};
 use super::{
     i420_caps, make_capsfilter, make_element, make_leaky_queue, mix_audio_caps,
     sync_downstream_first, CodecFamily, MediaEvent, ParticipantMedia, RoomMedia,
@@ -145,6 +145,7 @@ impl RoomMedia {
             caps: tile_caps.clone(),
             pad: comp_pad.clone(),
         });
+        apply_visibility(pm);
 
         // Tell the actor when the first decoded frame reaches the canvas.
         {

@@ -37,8 +37,6 @@ pub struct MediaSettings {
     pub jitter_buffer: Duration,
     /// Shortest gap between receiver-forced keyframes per family.
     pub keyframe_min_interval: Duration,
-    /// Gap in pixels around each tile.
-    pub tile_gap: u32,
     /// UDP port range for ICE, or None for any free port.
     pub rtp_ports: Option<(u16, u16)>,
     /// Validated encoder templates.

@@ -85,6 +85,10 @@ pub struct ParticipantMedia {
     pub(super) tile: Rect,
     /// Whether a layout has placed the tile yet.
     placed: bool,
+    /// Whether the layout shows this participant at all.
+    visible: bool,
+    /// Whether decoded video has reached the tile.
+    video_started: bool,
 }
 
 impl std::fmt::Debug for ParticipantMedia {
@@ -426,6 +430,8 @@ impl RoomMedia {
                 height: INITIAL_TILE.height,
             },
             placed: false,
+            visible: true,
+            video_started: false,
         };
         Ok(pm)
     }
@@ -455,8 +461,15 @@ impl RoomMedia {
         }
     }
 
-    /// Moves a participant's tile (placeholder and video) to `rect`.
-    pub fn place_tile(&self, pm: &mut ParticipantMedia, rect: Rect) {
+    /// Moves a participant's tile (placeholder and video) to `rect`, at
+    /// stacking level `z` (higher above; overlays of a layout).
+    pub fn place_tile(&self, pm: &mut ParticipantMedia, rect: Rect, z: u32) {
+        pm.placeholder_pad.set_property("zorder", 1 + 2 * z);
+        if let Some(v) = &pm.video {
+            v.pad.set_property("zorder", 2 + 2 * z);
+        }
+        pm.visible = true;
+        apply_visibility(pm);
         let size = Size {
             width: rect.width,
             height: rect.height,
@@ -487,9 +500,16 @@ impl RoomMedia {
         t.talking = talking;
     }
 
+    /// Takes a participant off the canvas (the layout has no place for it).
+    pub fn hide_tile(&self, pm: &mut ParticipantMedia) {
+        pm.visible = false;
+        apply_visibility(pm);
+    }
+
     /// Hides the placeholder once the participant's own video is shown.
-    pub fn hide_placeholder(&self, pm: &ParticipantMedia) {
-        pm.placeholder_pad.set_property("alpha", 0.0f64);
+    pub fn hide_placeholder(&self, pm: &mut ParticipantMedia) {
+        pm.video_started = true;
+        apply_visibility(pm);
     }
 }
 
@@ -542,6 +562,17 @@ impl Added {
             owner.release_request_pad(pad);
         }
         remove_elements(bin, &self.elements);
+    }
+}
+
+/// Shows or hides the placeholder and the video per the participant's state.
+/// Alpha 0 pads are skipped by the compositor: no blending cost.
+pub(super) fn apply_visibility(pm: &ParticipantMedia) {
+    let alpha = |on: bool| if on { 1.0f64 } else { 0.0 };
+    pm.placeholder_pad
+        .set_property("alpha", alpha(pm.visible && !pm.video_started));
+    if let Some(v) = &pm.video {
+        v.pad.set_property("alpha", alpha(pm.visible));
     }
 }
 

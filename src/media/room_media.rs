@@ -145,11 +145,6 @@ impl RoomMedia {
         self.settings.framerate
     }
 
-    /// Gap around tiles, from the config.
-    pub fn tile_gap(&self) -> u32 {
-        self.settings.tile_gap
-    }
-
     /// Families whose encoder is running now.
     pub fn active_families(&self) -> Vec<CodecFamily> {
         let mut v: Vec<_> = self.families.keys().copied().collect();

@@ -14,10 +14,15 @@ use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use super::talk::TalkDetector;
 use super::{LeaveReason, Registry};
-use crate::layout::{send_hint, Grid, Layout};
+use std::sync::Arc;
+
+use crate::layout::file::LayoutFile;
+use crate::layout::{place, send_hint, Member};
 use crate::media::codec::{choose_codecs, parse_sdp, CodecError};
 use crate::media::{CodecFamily, MediaEvent, ParticipantMedia, RoomMedia};
-use crate::signaling::protocol::{ErrorCode, ParticipantInfo, ServerMessage, PROTOCOL_VERSION};
+use crate::signaling::protocol::{
+    ErrorCode, ParticipantInfo, Role, ServerMessage, PROTOCOL_VERSION,
+};
 
 /// How often held-back keyframe requests are re-checked.
 const KEYFRAME_TICK: Duration = Duration::from_millis(100);
@@ -33,6 +38,8 @@ pub enum RoomCommand {
         name: String,
         /// Family it asked for, if any.
         codec: Option<CodecFamily>,
+        /// Role in the room.
+        role: Role,
         /// Where the room sends this client's messages.
         outbox: mpsc::Sender<ServerMessage>,
     },
@@ -88,6 +95,7 @@ pub struct RoomSnapshot {
 
 struct Participant {
     name: String,
+    role: Role,
     wanted: Option<CodecFamily>,
     outbox: mpsc::Sender<ServerMessage>,
     media: Option<ParticipantMedia>,
@@ -108,7 +116,7 @@ pub(super) struct RoomActor {
     next_seq: u64,
     events_tx: mpsc::UnboundedSender<MediaEvent>,
     events_rx: mpsc::UnboundedReceiver<MediaEvent>,
-    layout: Box<dyn Layout>,
+    layout: Arc<LayoutFile>,
     closing: bool,
 }
 
@@ -119,6 +127,7 @@ impl RoomActor {
         commands: mpsc::Receiver<RoomCommand>,
         registry: Registry,
         preferred: CodecFamily,
+        layout: Arc<LayoutFile>,
     ) -> RoomActor {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         RoomActor {
@@ -130,9 +139,7 @@ impl RoomActor {
             next_seq: 0,
             events_tx,
             events_rx,
-            layout: Box::new(Grid {
-                gap: media.tile_gap(),
-            }),
+            layout,
             closing: false,
             media,
         }
@@ -187,8 +194,9 @@ impl RoomActor {
                 participant,
                 name,
                 codec,
+                role,
                 outbox,
-            } => self.on_join(participant, name, codec, outbox),
+            } => self.on_join(participant, name, codec, role, outbox),
             RoomCommand::Offer { participant, sdp } => self.on_offer(&participant, &sdp),
             RoomCommand::Ice {
                 participant,
@@ -231,6 +239,7 @@ impl RoomActor {
         id: String,
         name: String,
         codec: Option<CodecFamily>,
+        role: Role,
         outbox: mpsc::Sender<ServerMessage>,
     ) {
         if self.closing {
@@ -246,6 +255,7 @@ impl RoomActor {
             id.clone(),
             Participant {
                 name,
+                role,
                 wanted: codec,
                 outbox,
                 media: None,
@@ -378,8 +388,8 @@ impl RoomActor {
             MediaEvent::VideoStarted { participant } => {
                 if let Some(pm) = self
                     .participants
-                    .get(&participant)
-                    .and_then(|p| p.media.as_ref())
+                    .get_mut(&participant)
+                    .and_then(|p| p.media.as_mut())
                 {
                     debug!(participant = %participant, "video started");
                     self.media.hide_placeholder(pm);
@@ -489,9 +499,16 @@ impl RoomActor {
             .map(|(id, p)| (p.seq, id.clone()))
             .collect();
         order.sort();
-        let rects = self.layout.tiles(self.media.canvas(), order.len());
+        let members: Vec<Member> = order
+            .iter()
+            .map(|(_, id)| Member {
+                teacher: self.participants[id].role == Role::Teacher,
+                ..Member::default()
+            })
+            .collect();
+        let placements = place(&self.layout, self.media.canvas(), &members);
         let framerate = self.media.framerate();
-        for ((_, id), rect) in order.into_iter().zip(rects) {
+        for (index, (_, id)) in order.into_iter().enumerate() {
             let Some(pm) = self
                 .participants
                 .get_mut(&id)
@@ -499,8 +516,13 @@ impl RoomActor {
             else {
                 continue;
             };
+            let Some(placement) = placements.iter().find(|p| p.member == index) else {
+                self.media.hide_tile(pm);
+                continue;
+            };
+            let rect = placement.rect;
             let changed = pm.tile() != Some(rect);
-            self.media.place_tile(pm, rect);
+            self.media.place_tile(pm, rect, placement.z);
             if changed {
                 let hint = send_hint(rect, framerate);
                 self.send(
@@ -523,6 +545,7 @@ impl RoomActor {
             .map(|(id, p)| ParticipantInfo {
                 id: id.clone(),
                 name: p.name.clone(),
+                role: p.role,
                 codec: p.media.as_ref().map(|m| m.family()),
             })
             .collect()

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 use super::actor::{RoomActor, RoomCommand};
+use crate::layout::file::LayoutFile;
 use crate::media::{CodecFamily, MediaSettings, RoomMedia};
 
 /// Commands a room queues before a sender is told the room is busy.
@@ -77,15 +78,21 @@ pub struct Registry {
     rooms: Arc<Mutex<Rooms>>,
     settings: MediaSettings,
     preferred: CodecFamily,
+    default_layout: Arc<LayoutFile>,
 }
 
 impl Registry {
-    /// An empty registry; rooms get `settings`.
-    pub fn new(settings: MediaSettings, preferred: CodecFamily) -> Registry {
+    /// An empty registry; rooms get `settings` and start with `default_layout`.
+    pub fn new(
+        settings: MediaSettings,
+        preferred: CodecFamily,
+        default_layout: Arc<LayoutFile>,
+    ) -> Registry {
         Registry {
             rooms: Arc::new(Mutex::new(Rooms::default())),
             settings,
             preferred,
+            default_layout,
         }
     }
 
@@ -137,7 +144,14 @@ impl Registry {
             } else {
                 handle.send(join)?;
                 rooms.by_id.insert(room.to_string(), handle.clone());
-                let actor = RoomActor::new(room, media, rx, self.clone(), self.preferred);
+                let actor = RoomActor::new(
+                    room,
+                    media,
+                    rx,
+                    self.clone(),
+                    self.preferred,
+                    self.default_layout.clone(),
+                );
                 tokio::spawn(actor.run());
                 Ok(handle)
             }

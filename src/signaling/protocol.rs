@@ -31,6 +31,9 @@ pub enum ClientMessage {
         /// Codec family this client wants to receive; the offer decides when absent.
         #[serde(default)]
         codec: Option<CodecFamily>,
+        /// Role in the room (default `student`). Layouts place teachers apart.
+        #[serde(default)]
+        role: Role,
     },
     /// The client's SDP offer (one audio and one video m-line, sendrecv).
     Offer {
@@ -53,6 +56,19 @@ pub enum ClientMessage {
     Leave {},
 }
 
+/// What a participant is in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Leads the lesson: the presenter layout shows them large.
+    Teacher,
+    /// Takes part.
+    #[default]
+    Student,
+    /// A visitor.
+    Guest,
+}
+
 /// A participant as the others see them.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -61,6 +77,8 @@ pub struct ParticipantInfo {
     pub id: String,
     /// Display name.
     pub name: String,
+    /// Role in the room.
+    pub role: Role,
     /// Codec family the participant receives, once its offer was accepted.
     pub codec: Option<CodecFamily>,
 }
@@ -247,7 +265,8 @@ mod tests {
             Ok(ClientMessage::Join {
                 room: "math-1".into(),
                 name: "Ada".into(),
-                codec: Some(CodecFamily::H264)
+                codec: Some(CodecFamily::H264),
+                role: Role::Student,
             })
         );
         assert_eq!(
@@ -255,7 +274,8 @@ mod tests {
             Ok(ClientMessage::Join {
                 room: "r".into(),
                 name: "Bo".into(),
-                codec: None
+                codec: None,
+                role: Role::Student,
             })
         );
         assert_eq!(
@@ -275,6 +295,21 @@ mod tests {
         assert_eq!(
             decode_client_message(r#"{"type":"leave"}"#),
             Ok(ClientMessage::Leave {})
+        );
+    }
+
+    #[test]
+    fn join_carries_a_role() {
+        let m = decode_client_message(r#"{"type":"join","room":"r","name":"T","role":"teacher"}"#);
+        assert!(
+            matches!(
+                m,
+                Ok(ClientMessage::Join {
+                    role: Role::Teacher,
+                    ..
+                })
+            ),
+            "{m:?}"
         );
     }
 
@@ -301,6 +336,8 @@ mod tests {
         assert!(m.contains("unknown field `extra`"), "{m}");
         let m = malformed(r#"{"type":"leave","now":true}"#);
         assert!(m.contains("unknown field `now`"), "{m}");
+        let m = malformed(r#"{"type":"join","room":"r","name":"n","role":"boss"}"#);
+        assert!(m.contains("unknown variant `boss`"), "{m}");
         let m = malformed(r#"{"type":"join","room":"r","name":"n","codec":"vp9"}"#);
         assert!(m.contains("unknown variant `vp9`"), "{m}");
     }

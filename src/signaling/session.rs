@@ -93,7 +93,12 @@ fn handle_text(
             .map(|e| error(ErrorCode::RoomUnavailable, e.to_string()))
     };
     match msg {
-        ClientMessage::Join { room, name, codec } => {
+        ClientMessage::Join {
+            room,
+            name,
+            codec,
+            role,
+        } => {
             if let Some(j) = joined {
                 return Some(error(
                     ErrorCode::OutOfOrder,
@@ -105,6 +110,7 @@ fn handle_text(
                 participant: participant.clone(),
                 name,
                 codec,
+                role,
                 outbox: outbox.clone(),
             };
             match registry.join(&room, cmd) {

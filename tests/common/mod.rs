@@ -127,6 +127,40 @@ impl Drop for TestServer {
     }
 }
 
+/// The tiles the built-in `layout` gives `members` (in join order) on the
+/// configured canvas, by member.
+pub fn layout_tiles(
+    config: &Config,
+    layout: &str,
+    members: &[tessera::layout::Member],
+) -> Vec<tessera::layout::Rect> {
+    let text = tessera::layout::BUILTIN
+        .iter()
+        .find(|(n, _)| *n == layout)
+        .expect("a built-in layout")
+        .1;
+    let layout = tessera::layout::file::parse(std::path::Path::new(layout), text).unwrap();
+    let canvas = tessera::layout::Size {
+        width: config.media.canvas_width,
+        height: config.media.canvas_height,
+    };
+    let placed = tessera::layout::place(&layout, canvas, members);
+    (0..members.len())
+        .map(|i| {
+            placed
+                .iter()
+                .find(|p| p.member == i)
+                .expect("everyone placed")
+                .rect
+        })
+        .collect()
+}
+
+/// The grid tiles of `n` participants on the configured canvas.
+pub fn grid_tiles(config: &Config, n: usize) -> Vec<tessera::layout::Rect> {
+    layout_tiles(config, "grid", &vec![tessera::layout::Member::default(); n])
+}
+
 /// Polls `cond` every 50 ms until it holds or `timeout` passes.
 pub async fn wait_until<F: FnMut() -> bool>(timeout: Duration, mut cond: F) -> bool {
     let deadline = Instant::now() + timeout;

@@ -43,6 +43,8 @@ pub struct PeerOptions {
     /// False: no camera; the video m-line is recvonly, like a browser
     /// without one.
     pub send_video: bool,
+    /// `role` field of the join message.
+    pub role: Option<&'static str>,
 }
 
 /// Seconds of received audio kept.
@@ -146,6 +148,9 @@ impl TestPeer {
         let mut join = json!({"type": "join", "room": opts.room, "name": opts.name});
         if let Some(c) = opts.ask {
             join["codec"] = json!(c);
+        }
+        if let Some(r) = opts.role {
+            join["role"] = json!(r);
         }
         out.send(Message::text(join.to_string())).unwrap();
         let id = loop {

@@ -1,0 +1,88 @@
+//! Layouts on a live room: with `presenter`, the teacher fills the large
+//! region whoever joined first, and the students share the strip.
+
+mod common;
+
+use std::time::Duration;
+
+use common::media::color_matches;
+use common::peer::{PeerOptions, SendCodec, TestPeer};
+use common::{init, layout_tiles, test_config, wait_until, TestServer, SERIAL};
+use tessera::layout::Member;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presenter_shows_the_teacher_large_and_students_in_the_strip() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let mut config = test_config();
+    config.layouts.default = "presenter".into();
+    let server = TestServer::start(config).await;
+    let url = server.ws_url();
+    let opts = |name: &str, color: u32, role| PeerOptions {
+        room: "class".into(),
+        name: name.into(),
+        codec: SendCodec::Vp8,
+        ask: None,
+        color,
+        tone_hz: 0.0,
+        send_video: true,
+        role,
+    };
+    // Three students first, the teacher last.
+    let peers = [
+        TestPeer::join(&url, opts("s1", 0x00ff00, Some("student"))).await,
+        TestPeer::join(&url, opts("s2", 0x0000ff, None)).await,
+        TestPeer::join(&url, opts("s3", 0xffff00, Some("guest"))).await,
+        TestPeer::join(&url, opts("teacher", 0xff0000, Some("teacher"))).await,
+    ];
+    let mut members = vec![Member::default(); 4];
+    members[3].teacher = true;
+    let rects = layout_tiles(&server.config, "presenter", &members);
+    let teacher = rects[3];
+    assert!(
+        rects[..3]
+            .iter()
+            .all(|r| r.width * r.height * 4 < teacher.width * teacher.height),
+        "the teacher's region is the large one: {rects:?}"
+    );
+    let colors = [0x00ff00, 0x0000ff, 0xffff00, 0xff0000];
+    let viewer = &peers[0];
+    let shows = || {
+        viewer.last_frame().is_some_and(|f| {
+            rects.iter().zip(colors).all(|(r, c)| {
+                let (x, y) = r.center();
+                color_matches(f.rgb_at(x, y), c)
+            })
+        })
+    };
+    let ok = wait_until(Duration::from_secs(30), shows).await;
+    let seen = viewer.last_frame().map(|f| {
+        rects
+            .iter()
+            .map(|r| f.rgb_at(r.center().0, r.center().1))
+            .collect::<Vec<_>>()
+    });
+    assert!(ok, "presenter canvas: {seen:?} for {rects:?}");
+    if let Some(f) = viewer.last_frame() {
+        let path = concat!(env!("CARGO_TARGET_TMPDIR"), "/presenter-canvas.ppm");
+        std::fs::write(path, f.to_ppm()).unwrap();
+    }
+    // The teacher's role is visible to everyone.
+    let list = viewer
+        .wait_message(Duration::from_secs(5), |m| {
+            m["type"] == "participants"
+                && m["participants"].as_array().is_some_and(|a| a.len() == 4)
+        })
+        .await
+        .expect("participant list");
+    let roles: Vec<_> = list["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["role"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(roles, ["student", "student", "guest", "teacher"]);
+    for p in peers {
+        p.leave().await;
+    }
+}
