@@ -29,6 +29,18 @@ pub struct Config {
     pub media: MediaConfig,
     /// Layout files.
     pub layouts: LayoutsConfig,
+    /// The admin HTTP API.
+    pub admin: AdminConfig,
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Bearer key for `/api/*` admin calls (also `TESSERA_ADMIN_KEY`).
+    /// Empty: the admin API is open, and only while the server listens on
+    /// loopback; on any other address it answers 403 until a key is set.
+    pub key: String,
 }
 
 /// `[layouts]`
@@ -166,6 +178,11 @@ impl Config {
         for (key, value) in env {
             let Some(rest) = key.strip_prefix(ENV_PREFIX) else {
                 continue;
+            };
+            // Short names for secrets that deployments set on their own.
+            let rest = match rest {
+                "ADMIN_KEY" => "ADMIN__KEY",
+                other => other,
             };
             if !rest.contains("__") {
                 continue;

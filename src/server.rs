@@ -88,6 +88,17 @@ pub fn media_settings(config: &Config) -> anyhow::Result<MediaSettings> {
     })
 }
 
+/// Loads the layouts, checking the default one, or says which setting to fix.
+pub fn layout_store(config: &Config) -> anyhow::Result<crate::layout::library::LayoutStore> {
+    default_layout(config)?;
+    let library = crate::layout::library::Library::load(&config.layouts.dir)?;
+    Ok(crate::layout::library::LayoutStore::new(
+        library,
+        config.layouts.dir.clone(),
+        config.layouts.default.clone(),
+    ))
+}
+
 /// Loads the layouts and picks the default one, or says which setting to fix.
 pub fn default_layout(
     config: &Config,
@@ -121,12 +132,13 @@ pub fn start(
 ) -> anyhow::Result<(Server, impl Future<Output = ()>)> {
     init_gstreamer()?;
     let settings = media_settings(config)?;
-    let layout = default_layout(config)?;
-    let registry = Registry::new(settings, config.media.preferred_codec, layout);
+    let layouts = layout_store(config)?;
+    let registry = Registry::new(settings, config.media.preferred_codec, layouts);
     let addr = listener
         .local_addr()
         .context("reading the listen address")?;
-    let routes = crate::http::routes(registry.clone());
+    let admin = crate::http::api::AdminAuth::new(&config.admin.key, addr.ip().is_loopback());
+    let routes = crate::http::routes(registry.clone(), admin);
     let closing = registry.clone();
     let served = warp::serve(routes)
         .incoming(listener)

@@ -82,6 +82,108 @@ async fn presenter_shows_the_teacher_large_and_students_in_the_strip() {
         .map(|p| p["role"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(roles, ["student", "student", "guest", "teacher"]);
+
+    // The admin API lists the layouts and switches the room to grid: the
+    // canvas re-flows within about a second.
+    let api = format!("http://{}/api", server.addr);
+    let http = reqwest::Client::new();
+    let list: serde_json::Value = http
+        .get(format!("{api}/layouts"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<_> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["grid", "pip", "presenter", "screen", "speaker"]);
+    let room: serde_json::Value = http
+        .get(format!("{api}/rooms/class"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(room["layout"], "presenter");
+    let switched = std::time::Instant::now();
+    let res = http
+        .put(format!("{api}/rooms/class/layout"))
+        .json(&serde_json::json!({"layout": "grid"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let grid = common::grid_tiles(&server.config, 4);
+    let in_grid = || {
+        viewer.last_frame().is_some_and(|f| {
+            grid.iter()
+                .zip(colors)
+                .all(|(r, c)| color_matches(f.rgb_at(r.center().0, r.center().1), c))
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), in_grid).await,
+        "no re-flow to grid"
+    );
+    println!(
+        "grid on the canvas {} ms after the API call",
+        switched.elapsed().as_millis()
+    );
+    assert!(
+        switched.elapsed() < Duration::from_millis(1500),
+        "re-flow took {:?}",
+        switched.elapsed()
+    );
+    let res = http
+        .put(format!("{api}/rooms/class/layout"))
+        .json(&serde_json::json!({"layout": "nope"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let res = http
+        .get(format!("{api}/rooms/nowhere"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+
+    // Over signaling: a student may not switch layouts; a teacher may, and
+    // everyone is told.
+    peers[0].send_text(r#"{"type":"setLayout","layout":"speaker"}"#);
+    let refused = peers[0]
+        .wait_message(Duration::from_secs(5), |m| m["type"] == "error")
+        .await
+        .expect("a refusal");
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    peers[3].send_text(r#"{"type":"setLayout","layout":"speaker"}"#);
+    for p in &peers {
+        let m = p
+            .wait_message(Duration::from_secs(5), |m| {
+                m["type"] == "layout" && m["name"] == "speaker"
+            })
+            .await;
+        assert!(
+            m.is_some(),
+            "{} was not told of the layout change",
+            p.opts.name
+        );
+    }
+    let room: serde_json::Value = http
+        .get(format!("{api}/rooms/class"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(room["layout"], "speaker");
     for p in peers {
         p.leave().await;
     }

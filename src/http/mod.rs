@@ -2,6 +2,7 @@
 //! ([`web`]), a health check and a read-only status endpoint. Routes only
 //! translate; rooms do the work.
 
+pub mod api;
 mod web;
 
 use serde::Serialize;
@@ -29,7 +30,9 @@ fn with_registry(
 /// All routes of the server.
 pub fn routes(
     registry: Registry,
+    admin: api::AdminAuth,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection> + Clone {
+    let api = api::routes(registry.clone(), admin);
     let ws = warp::path("ws")
         .and(warp::path::end())
         .and(warp::ws())
@@ -52,5 +55,5 @@ pub fn routes(
                 version: env!("CARGO_PKG_VERSION"),
             })
         });
-    ws.or(health).or(status).or(web::routes())
+    ws.or(health).or(status).or(api).or(web::routes())
 }

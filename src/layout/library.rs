@@ -106,6 +106,67 @@ impl Library {
     }
 }
 
+/// The server's layouts, shared by the HTTP API, signaling and rooms, and
+/// replaced whole when the directory changes.
+#[derive(Debug, Clone)]
+pub struct LayoutStore {
+    library: Arc<std::sync::RwLock<Library>>,
+    dir: PathBuf,
+    default: String,
+}
+
+impl LayoutStore {
+    /// A store over `library`, loaded from `dir`, whose rooms start with `default`.
+    pub fn new(library: Library, dir: PathBuf, default: String) -> LayoutStore {
+        LayoutStore {
+            library: Arc::new(std::sync::RwLock::new(library)),
+            dir,
+            default,
+        }
+    }
+
+    /// The current library (a cheap snapshot).
+    pub fn library(&self) -> Library {
+        self.library
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// A layout by name.
+    pub fn get(&self, name: &str) -> Option<Arc<LayoutFile>> {
+        self.library
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+    }
+
+    /// Name of the layout new rooms start with.
+    pub fn default_name(&self) -> &str {
+        &self.default
+    }
+
+    /// The directory the files come from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Re-reads the directory. A file that no longer parses keeps its last
+    /// good version in force (or the built-in of that name) and is reported.
+    pub fn reload(&self) -> std::io::Result<Library> {
+        let fresh = Library::load(&self.dir)?;
+        let mut lib = self.library.write().unwrap_or_else(|p| p.into_inner());
+        let mut merged = fresh.clone();
+        for name in fresh.errors.keys() {
+            if let Some(previous) = lib.layouts.get(name) {
+                merged.layouts.insert(name.clone(), previous.clone());
+            }
+        }
+        *lib = merged.clone();
+        Ok(merged)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

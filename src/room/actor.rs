@@ -66,6 +66,34 @@ pub enum RoomCommand {
         /// Why.
         reason: LeaveReason,
     },
+    /// Switch the room's layout. `by` is the participant asking (it must be
+    /// a teacher), or None for the admin API.
+    SetLayout {
+        /// Layout name.
+        name: String,
+        /// The layout.
+        layout: Arc<LayoutFile>,
+        /// Who asks.
+        by: Option<String>,
+        /// Outcome, for the admin API.
+        reply: Option<oneshot::Sender<Result<(), String>>>,
+    },
+    /// Pin a participant (or unpin with None); `by` as for `SetLayout`.
+    Pin {
+        /// Participant to pin.
+        participant: Option<String>,
+        /// Who asks.
+        by: Option<String>,
+        /// Outcome, for the admin API.
+        reply: Option<oneshot::Sender<Result<(), String>>>,
+    },
+    /// Layout files changed: rooms using `name` take the new version.
+    LayoutReloaded {
+        /// Layout name.
+        name: String,
+        /// The new version.
+        layout: Arc<LayoutFile>,
+    },
     /// Report the room's state.
     Inspect {
         /// Where to send it.
@@ -89,6 +117,10 @@ pub struct RoomSnapshot {
     /// Ids of participants who are talking (they hear their own mix-minus
     /// encode; the others share one encode of the full mix).
     pub talking: Vec<String>,
+    /// Name of the layout in force.
+    pub layout: String,
+    /// Pinned participant, if any.
+    pub pinned: Option<String>,
     /// The room's pipeline, weakly: upgrading fails once the room is freed.
     pub pipeline: glib::WeakRef<gst::Pipeline>,
 }
@@ -117,6 +149,8 @@ pub(super) struct RoomActor {
     events_tx: mpsc::UnboundedSender<MediaEvent>,
     events_rx: mpsc::UnboundedReceiver<MediaEvent>,
     layout: Arc<LayoutFile>,
+    layout_name: String,
+    pinned: Option<String>,
     closing: bool,
 }
 
@@ -127,6 +161,7 @@ impl RoomActor {
         commands: mpsc::Receiver<RoomCommand>,
         registry: Registry,
         preferred: CodecFamily,
+        layout_name: String,
         layout: Arc<LayoutFile>,
     ) -> RoomActor {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -140,6 +175,8 @@ impl RoomActor {
             events_tx,
             events_rx,
             layout,
+            layout_name,
+            pinned: None,
             closing: false,
             media,
         }
@@ -221,6 +258,50 @@ impl RoomActor {
                 participant,
                 reason,
             } => self.remove(&participant, reason),
+            RoomCommand::SetLayout {
+                name,
+                layout,
+                by,
+                reply,
+            } => {
+                let result = self
+                    .authorize(by.as_deref(), "switch the layout")
+                    .map(|()| {
+                        info!(layout = %name, "layout switched");
+                        self.layout = layout;
+                        self.layout_name = name;
+                        self.relayout();
+                        self.broadcast_layout();
+                    });
+                respond(reply, result);
+            }
+            RoomCommand::Pin {
+                participant,
+                by,
+                reply,
+            } => {
+                let result = self
+                    .authorize(by.as_deref(), "pin a participant")
+                    .and_then(|()| match &participant {
+                        Some(p) if !self.participants.contains_key(p) => {
+                            Err(format!("no participant {p} in room {}", self.room))
+                        }
+                        _ => Ok(()),
+                    })
+                    .map(|()| {
+                        self.pinned = participant;
+                        self.relayout();
+                        self.broadcast_layout();
+                    });
+                respond(reply, result);
+            }
+            RoomCommand::LayoutReloaded { name, layout } => {
+                if name == self.layout_name {
+                    info!(layout = %name, "layout file reloaded");
+                    self.layout = layout;
+                    self.relayout();
+                }
+            }
             RoomCommand::Inspect { reply } => {
                 let _ = reply.send(self.snapshot());
             }
@@ -270,6 +351,13 @@ impl RoomActor {
             participants: self.participant_list(),
         };
         self.send(&id, joined);
+        self.send(
+            &id,
+            ServerMessage::Layout {
+                name: self.layout_name.clone(),
+                pinned: self.pinned.clone(),
+            },
+        );
         self.broadcast_participants(Some(&id));
     }
 
@@ -472,6 +560,10 @@ impl RoomActor {
             return;
         };
         info!(participant = %id, reason = %reason.describe(), "left");
+        if self.pinned.as_deref() == Some(id) {
+            self.pinned = None;
+            self.broadcast_layout();
+        }
         if let Some(pm) = p.media {
             let family = pm.family();
             let last = !self
@@ -503,6 +595,7 @@ impl RoomActor {
             .iter()
             .map(|(_, id)| Member {
                 teacher: self.participants[id].role == Role::Teacher,
+                pinned: self.pinned.as_deref() == Some(id.as_str()),
                 ..Member::default()
             })
             .collect();
@@ -569,6 +662,36 @@ impl RoomActor {
         }
     }
 
+    /// Checks that `by` (a participant, or None for the admin API) may
+    /// change the room; tells a refused participant why.
+    fn authorize(&mut self, by: Option<&str>, what: &str) -> Result<(), String> {
+        let Some(id) = by else {
+            return Ok(());
+        };
+        match self.participants.get(id) {
+            Some(p) if p.role == Role::Teacher => Ok(()),
+            Some(_) => {
+                let message = format!("only a teacher may {what}");
+                self.reply_error(id, ErrorCode::Forbidden, message.clone());
+                Err(message)
+            }
+            None => Err(format!("{id} is not in room {}", self.room)),
+        }
+    }
+
+    fn broadcast_layout(&mut self) {
+        let ids: Vec<_> = self.participants.keys().cloned().collect();
+        for id in ids {
+            self.send(
+                &id,
+                ServerMessage::Layout {
+                    name: self.layout_name.clone(),
+                    pinned: self.pinned.clone(),
+                },
+            );
+        }
+    }
+
     fn reply_error(&mut self, id: &str, code: ErrorCode, message: String) {
         self.send(id, ServerMessage::Error { code, message });
     }
@@ -610,8 +733,17 @@ impl RoomActor {
                 t.sort();
                 t
             },
+            layout: self.layout_name.clone(),
+            pinned: self.pinned.clone(),
             pipeline: self.media.pipeline().downgrade(),
         }
+    }
+}
+
+/// Sends an outcome to the admin API, if it asked.
+fn respond(reply: Option<oneshot::Sender<Result<(), String>>>, result: Result<(), String>) {
+    if let Some(r) = reply {
+        let _ = r.send(result);
     }
 }
 

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use super::actor::{RoomActor, RoomCommand};
 use crate::layout::file::LayoutFile;
+use crate::layout::library::LayoutStore;
 use crate::media::{CodecFamily, MediaSettings, RoomMedia};
 
 /// Commands a room queues before a sender is told the room is busy.
@@ -78,21 +79,34 @@ pub struct Registry {
     rooms: Arc<Mutex<Rooms>>,
     settings: MediaSettings,
     preferred: CodecFamily,
-    default_layout: Arc<LayoutFile>,
+    layouts: LayoutStore,
 }
 
 impl Registry {
-    /// An empty registry; rooms get `settings` and start with `default_layout`.
-    pub fn new(
-        settings: MediaSettings,
-        preferred: CodecFamily,
-        default_layout: Arc<LayoutFile>,
-    ) -> Registry {
+    /// An empty registry; rooms get `settings` and start with the store's
+    /// default layout.
+    pub fn new(settings: MediaSettings, preferred: CodecFamily, layouts: LayoutStore) -> Registry {
         Registry {
             rooms: Arc::new(Mutex::new(Rooms::default())),
             settings,
             preferred,
-            default_layout,
+            layouts,
+        }
+    }
+
+    /// The server's layouts.
+    pub fn layouts(&self) -> &LayoutStore {
+        &self.layouts
+    }
+
+    /// Tells every room that a layout file changed.
+    pub fn layout_reloaded(&self, name: &str, layout: &Arc<LayoutFile>) {
+        let handles: Vec<_> = self.lock().by_id.values().cloned().collect();
+        for h in handles {
+            let _ = h.send(RoomCommand::LayoutReloaded {
+                name: name.to_string(),
+                layout: layout.clone(),
+            });
         }
     }
 
@@ -124,6 +138,11 @@ impl Registry {
             Ok(handle) => return Ok(handle),
             Err(join) => join,
         };
+        let default = self.layouts.default_name().to_string();
+        let layout = self.layouts.get(&default).ok_or_else(|| RoomError::Start {
+            room: room.to_string(),
+            reason: format!("the default layout {default} is not available"),
+        })?;
         // Build the pipeline outside the lock: it changes element state.
         let media = RoomMedia::new(room, self.settings.clone()).map_err(|e| RoomError::Start {
             room: room.to_string(),
@@ -150,7 +169,8 @@ impl Registry {
                     rx,
                     self.clone(),
                     self.preferred,
-                    self.default_layout.clone(),
+                    default,
+                    layout,
                 );
                 tokio::spawn(actor.run());
                 Ok(handle)

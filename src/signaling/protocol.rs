@@ -51,6 +51,17 @@ pub enum ClientMessage {
         #[serde(default)]
         sdp_mid: Option<String>,
     },
+    /// Teachers only: switch the room's layout.
+    SetLayout {
+        /// Name of a layout (see `GET /api/layouts`).
+        layout: String,
+    },
+    /// Teachers only: pin a participant (the `pinned` slot of layouts), or
+    /// unpin with null.
+    Pin {
+        /// Participant id, or null.
+        participant: Option<String>,
+    },
     /// Leave the room. The socket stays open and may join again.
     /// (A struct variant, so that unknown fields are rejected here too.)
     Leave {},
@@ -131,6 +142,14 @@ pub enum ServerMessage {
         /// Video bitrate cap, bits per second.
         max_bitrate: u32,
     },
+    /// The room's layout and pinned participant; sent after `joined` and
+    /// whenever either changes.
+    Layout {
+        /// Layout name.
+        name: String,
+        /// Pinned participant id, if any.
+        pinned: Option<String>,
+    },
     /// This client is no longer in the room (after `leave`, or removed).
     Left {
         /// Why, in plain words.
@@ -159,6 +178,10 @@ pub enum ErrorCode {
     UnsupportedCodec,
     /// The room cannot take this participant right now.
     RoomUnavailable,
+    /// The participant's role does not allow this (e.g. a student switching layouts).
+    Forbidden,
+    /// The named layout or participant does not exist.
+    NotFound,
     /// The server failed; the message says what.
     Internal,
 }
@@ -295,6 +318,20 @@ mod tests {
         assert_eq!(
             decode_client_message(r#"{"type":"leave"}"#),
             Ok(ClientMessage::Leave {})
+        );
+    }
+
+    #[test]
+    fn teacher_commands_parse() {
+        assert_eq!(
+            decode_client_message(r#"{"type":"setLayout","layout":"presenter"}"#),
+            Ok(ClientMessage::SetLayout {
+                layout: "presenter".into()
+            })
+        );
+        assert_eq!(
+            decode_client_message(r#"{"type":"pin","participant":null}"#),
+            Ok(ClientMessage::Pin { participant: None })
         );
     }
 

@@ -151,6 +151,38 @@ fn handle_text(
             ),
             None => not_joined(),
         },
+        ClientMessage::SetLayout { layout } => match joined {
+            Some(j) => match registry.layouts().get(&layout) {
+                Some(l) => forward(
+                    j,
+                    RoomCommand::SetLayout {
+                        name: layout,
+                        layout: l,
+                        by: Some(j.participant.clone()),
+                        reply: None,
+                    },
+                ),
+                None => Some(error(
+                    ErrorCode::NotFound,
+                    format!(
+                        "no layout named {layout}; available: {}",
+                        registry.layouts().library().names().join(", ")
+                    ),
+                )),
+            },
+            None => not_joined(),
+        },
+        ClientMessage::Pin { participant } => match joined {
+            Some(j) => forward(
+                j,
+                RoomCommand::Pin {
+                    participant,
+                    by: Some(j.participant.clone()),
+                    reply: None,
+                },
+            ),
+            None => not_joined(),
+        },
         ClientMessage::Leave {} => match joined.take() {
             Some(j) => forward(
                 &j,
