@@ -139,6 +139,7 @@ pub fn start(
         .context("reading the listen address")?;
     let admin = crate::http::api::AdminAuth::new(&config.admin.key, addr.ip().is_loopback());
     let routes = crate::http::routes(registry.clone(), admin);
+    let watch = crate::layout::watch::watch(registry.layouts().clone(), registry.clone());
     let closing = registry.clone();
     let served = warp::serve(routes)
         .incoming(listener)
@@ -151,6 +152,7 @@ pub fn start(
     let waiting = registry.clone();
     let done = async move {
         served.await;
+        drop(watch);
         // Give room actors a moment to tear their pipelines down.
         for _ in 0..50 {
             if waiting.room_count() == 0 {

@@ -188,3 +188,100 @@ async fn presenter_shows_the_teacher_large_and_students_in_the_strip() {
         p.leave().await;
     }
 }
+
+/// A two-tile layout: side by side, or (with `big_second`) the second
+/// participant large and the first in a strip below.
+fn duo(big_second: bool) -> String {
+    if big_second {
+        "description = \"second large\"\n[[group]]\n\
+         [[group.region]]\nx = 0.0\ny = 0.8\nw = 1.0\nh = 0.2\narrange = \"row\"\nmax = 1\n\
+         [[group.region]]\nx = 0.0\ny = 0.0\nw = 1.0\nh = 0.8\n"
+            .into()
+    } else {
+        "description = \"side by side\"\n[[group]]\n[[group.region]]\nx = 0.0\ny = 0.0\nw = 1.0\nh = 1.0\narrange = \"row\"\n".into()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_a_layout_file_changes_running_rooms_and_a_broken_edit_changes_nothing() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let dir = std::env::temp_dir().join(format!("tessera-hot-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("duo.toml");
+    std::fs::write(&file, duo(false)).unwrap();
+    let mut config = test_config();
+    config.layouts.dir = dir.clone();
+    config.layouts.default = "duo".into();
+    let server = TestServer::start(config).await;
+    let url = server.ws_url();
+    let opts = |name: &str, color: u32| PeerOptions {
+        room: "hot".into(),
+        name: name.into(),
+        codec: SendCodec::Vp8,
+        ask: None,
+        color,
+        tone_hz: 0.0,
+        send_video: true,
+        role: None,
+    };
+    let a = TestPeer::join(&url, opts("a", 0xff0000)).await;
+    let b = TestPeer::join(&url, opts("b", 0x0000ff)).await;
+    let (w, h) = (
+        server.config.media.canvas_width,
+        server.config.media.canvas_height,
+    );
+    let at = |x: f64, y: f64| ((f64::from(w) * x) as u32, (f64::from(h) * y) as u32);
+    let shows = |pts: &[((u32, u32), u32)]| {
+        a.last_frame().is_some_and(|f| {
+            pts.iter()
+                .all(|((x, y), c)| color_matches(f.rgb_at(*x, *y), *c))
+        })
+    };
+    // Side by side: red left, blue right.
+    let side = [(at(0.25, 0.5), 0xff0000), (at(0.75, 0.5), 0x0000ff)];
+    assert!(
+        wait_until(Duration::from_secs(30), || shows(&side)).await,
+        "side by side"
+    );
+
+    // Rewrite the file: blue large on top, red in the strip.
+    std::fs::write(&file, duo(true)).unwrap();
+    let stacked = [(at(0.5, 0.4), 0x0000ff), (at(0.5, 0.9), 0xff0000)];
+    assert!(
+        wait_until(Duration::from_secs(5), || shows(&stacked)).await,
+        "no hot reload"
+    );
+
+    // A broken edit: the room keeps the last good version, the API says why.
+    std::fs::write(
+        &file,
+        "[[group]]\n[[group.region]]\nx = 0.0\ny = 0.0\nw = 1.5\nh = 1.0\n",
+    )
+    .unwrap();
+    let api = format!("http://{}/api/layouts/duo", server.addr);
+    let mut info = serde_json::Value::Null;
+    for _ in 0..50 {
+        info = reqwest::get(&api).await.unwrap().json().await.unwrap();
+        if info["error"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let error = info["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error reported: {info}"));
+    assert!(
+        error.contains("duo.toml:2:1: group[0].region[0].w: is 1.5"),
+        "{error}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(shows(&stacked), "a broken file disturbed the room");
+    assert_eq!(
+        info["description"], "second large",
+        "the last good version stays in force"
+    );
+    a.leave().await;
+    b.leave().await;
+}
