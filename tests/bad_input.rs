@@ -17,6 +17,10 @@ type Ws =
 
 async fn send_and_read(ws: &mut Ws, text: &str) -> Value {
     ws.send(Message::text(text.to_string())).await.unwrap();
+    read(ws).await
+}
+
+async fn read(ws: &mut Ws) -> Value {
     loop {
         let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
             .await
@@ -80,6 +84,13 @@ async fn malformed_and_out_of_order_messages_get_errors_and_the_socket_stays_usa
     assert_eq!(reply["version"], 1);
     let id = reply["participantId"].as_str().unwrap().to_string();
     assert_eq!(reply["participants"][0]["id"], id.as_str());
+    // Then the room's layout.
+    let layout = read(&mut ws).await;
+    assert_eq!(
+        (layout["type"].as_str(), layout["name"].as_str()),
+        (Some("layout"), Some("grid")),
+        "{layout}"
+    );
     // Joining twice is out of order; garbage SDP is a bad offer.
     let reply = send_and_read(&mut ws, r#"{"type":"join","room":"r2","name":"Ada"}"#).await;
     assert_eq!(reply["code"], "out-of-order", "{reply}");
@@ -98,14 +109,10 @@ async fn an_offer_with_only_an_unsupported_codec_is_refused_and_the_room_carries
     let server = TestServer::start(test_config()).await;
     let url = server.ws_url();
     let opts = |name: &str, codec, color, ask| PeerOptions {
-        room: "club".into(),
-        name: name.into(),
         codec,
         ask,
-        color,
         tone_hz: 600.0,
-        send_video: true,
-        role: None,
+        ..PeerOptions::new("club", name, color)
     };
     let good = TestPeer::join(&url, opts("good", SendCodec::Vp8, 0xff0000, None)).await;
     assert!(

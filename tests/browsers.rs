@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::browser::{Browser, Kind};
 use common::media::color_matches;
-use common::peer::{PeerOptions, SendCodec, TestPeer};
+use common::peer::{PeerOptions, TestPeer};
 use common::{init, test_config, TestServer, SERIAL};
 use serde_json::Value;
 
@@ -112,16 +112,7 @@ async fn a_browser_sees_a_peer_in_its_tile_and_sends_only_what_its_tile_needs() 
     let alone = sent_rate(&b).await;
 
     // A GStreamer peer joins, then two more: the browser's tile shrinks.
-    let opts = |name: &str, color: u32| PeerOptions {
-        room: "desk".into(),
-        name: name.into(),
-        codec: SendCodec::Vp8,
-        ask: None,
-        color,
-        tone_hz: 0.0,
-        send_video: true,
-        role: None,
-    };
+    let opts = |name: &str, color: u32| PeerOptions::new("desk", name, color);
     let blue = TestPeer::join(&server.ws_url(), opts("blue", 0x0000ff)).await;
 
     // The browser's canvas, read back from the video element, shows the

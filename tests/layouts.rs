@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::media::color_matches;
-use common::peer::{PeerOptions, SendCodec, TestPeer};
+use common::peer::{PeerOptions, TestPeer};
 use common::{init, layout_tiles, test_config, wait_until, TestServer, SERIAL};
 use tessera::layout::Member;
 
@@ -19,14 +19,8 @@ async fn presenter_shows_the_teacher_large_and_students_in_the_strip() {
     let server = TestServer::start(config).await;
     let url = server.ws_url();
     let opts = |name: &str, color: u32, role| PeerOptions {
-        room: "class".into(),
-        name: name.into(),
-        codec: SendCodec::Vp8,
-        ask: None,
-        color,
-        tone_hz: 0.0,
-        send_video: true,
         role,
+        ..PeerOptions::new("class", name, color)
     };
     // Three students first, the teacher last.
     let peers = [
@@ -87,14 +81,7 @@ async fn presenter_shows_the_teacher_large_and_students_in_the_strip() {
     // canvas re-flows within about a second.
     let api = format!("http://{}/api", server.addr);
     let http = reqwest::Client::new();
-    let list: serde_json::Value = http
-        .get(format!("{api}/layouts"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: serde_json::Value = get_json(&http, &format!("{api}/layouts")).await;
     let names: Vec<_> = list
         .as_array()
         .unwrap()
@@ -102,14 +89,7 @@ async fn presenter_shows_the_teacher_large_and_students_in_the_strip() {
         .map(|l| l["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["grid", "pip", "presenter", "screen", "speaker"]);
-    let room: serde_json::Value = http
-        .get(format!("{api}/rooms/class"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let room: serde_json::Value = get_json(&http, &format!("{api}/rooms/class")).await;
     assert_eq!(room["layout"], "presenter");
     let switched = std::time::Instant::now();
     let res = http
@@ -175,18 +155,15 @@ async fn presenter_shows_the_teacher_large_and_students_in_the_strip() {
             p.opts.name
         );
     }
-    let room: serde_json::Value = http
-        .get(format!("{api}/rooms/class"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let room: serde_json::Value = get_json(&http, &format!("{api}/rooms/class")).await;
     assert_eq!(room["layout"], "speaker");
     for p in peers {
         p.leave().await;
     }
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
 }
 
 /// A two-tile layout: side by side, or (with `big_second`) the second
@@ -216,16 +193,7 @@ async fn editing_a_layout_file_changes_running_rooms_and_a_broken_edit_changes_n
     config.layouts.default = "duo".into();
     let server = TestServer::start(config).await;
     let url = server.ws_url();
-    let opts = |name: &str, color: u32| PeerOptions {
-        room: "hot".into(),
-        name: name.into(),
-        codec: SendCodec::Vp8,
-        ask: None,
-        color,
-        tone_hz: 0.0,
-        send_video: true,
-        role: None,
-    };
+    let opts = |name: &str, color: u32| PeerOptions::new("hot", name, color);
     let a = TestPeer::join(&url, opts("a", 0xff0000)).await;
     let b = TestPeer::join(&url, opts("b", 0x0000ff)).await;
     let (w, h) = (

@@ -29,14 +29,10 @@ fn opts(
     tone_hz: f64,
 ) -> PeerOptions {
     PeerOptions {
-        room: room.into(),
-        name: name.into(),
         codec,
         ask,
-        color,
         tone_hz,
-        send_video: true,
-        role: None,
+        ..PeerOptions::new(room, name, color)
     }
 }
 

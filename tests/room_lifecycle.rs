@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::media::{color_matches, Frame};
-use common::peer::{PeerOptions, SendCodec, TestPeer};
+use common::peer::{PeerOptions, TestPeer};
 use common::{init, test_config, wait_until, TestServer, SERIAL};
 use tessera::layout::Rect;
 
@@ -38,14 +38,9 @@ async fn camera_less_participant_gets_a_named_placeholder_and_shutdown_tells_eve
     let mut server = TestServer::start(test_config()).await;
     let url = server.ws_url();
     let opts = |name: &str, send_video: bool| PeerOptions {
-        room: "studio".into(),
-        name: name.into(),
-        codec: SendCodec::Vp8,
-        ask: None,
-        color: 0xff0000,
         tone_hz: 700.0,
         send_video,
-        role: None,
+        ..PeerOptions::new("studio", name, 0xff0000)
     };
     let cam = TestPeer::join(&url, opts("cam", true)).await;
     let nocam = TestPeer::join(&url, opts("Noor", false)).await;

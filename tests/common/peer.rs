@@ -47,6 +47,23 @@ pub struct PeerOptions {
     pub role: Option<&'static str>,
 }
 
+impl PeerOptions {
+    /// A VP8 peer sending `color` and silence, with a camera, no role and no
+    /// codec wish; change fields with struct update syntax.
+    pub fn new(room: &str, name: &str, color: u32) -> PeerOptions {
+        PeerOptions {
+            room: room.into(),
+            name: name.into(),
+            codec: SendCodec::Vp8,
+            ask: None,
+            color,
+            tone_hz: 0.0,
+            send_video: true,
+            role: None,
+        }
+    }
+}
+
 /// Seconds of received audio kept.
 const AUDIO_KEEP: usize = 48000 * 3;
 
