@@ -52,6 +52,9 @@ pub struct LayoutsConfig {
     pub dir: PathBuf,
     /// Layout a new room starts with.
     pub default: String,
+    /// The active speaker keeps the floor at least this long (milliseconds)
+    /// before a louder voice takes it, so the `speaker` slot does not flap.
+    pub speaker_hold_ms: u64,
 }
 
 impl Default for LayoutsConfig {
@@ -59,6 +62,7 @@ impl Default for LayoutsConfig {
         Self {
             dir: PathBuf::from("layouts"),
             default: "grid".into(),
+            speaker_hold_ms: 2000,
         }
     }
 }

@@ -96,7 +96,8 @@ pub fn layout_store(config: &Config) -> anyhow::Result<crate::layout::library::L
         library,
         config.layouts.dir.clone(),
         config.layouts.default.clone(),
-    ))
+    )
+    .with_speaker_hold(Duration::from_millis(config.layouts.speaker_hold_ms)))
 }
 
 /// Loads the layouts and picks the default one, or says which setting to fix.

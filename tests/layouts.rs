@@ -253,3 +253,59 @@ async fn editing_a_layout_file_changes_running_rooms_and_a_broken_edit_changes_n
     a.leave().await;
     b.leave().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_active_talker_takes_the_speaker_slot() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let mut config = test_config();
+    config.layouts.default = "speaker".into();
+    let server = TestServer::start(config).await;
+    let url = server.ws_url();
+    let quiet = |name: &str, color: u32| PeerOptions::new("talk", name, color);
+    let a = TestPeer::join(&url, quiet("a", 0xff0000)).await;
+    let b = TestPeer::join(&url, quiet("b", 0x00ff00)).await;
+    // Only the last to join talks.
+    let c = TestPeer::join(
+        &url,
+        PeerOptions {
+            tone_hz: 800.0,
+            ..quiet("c", 0x0000ff)
+        },
+    )
+    .await;
+    let mut members = vec![Member::default(); 3];
+    members[2].speaker = true;
+    let rects = layout_tiles(&server.config, "speaker", &members);
+    let big = rects[2];
+    assert!(
+        rects[..2].iter().all(|r| r.width < big.width / 2),
+        "{rects:?}"
+    );
+    let shows_c_large = || {
+        a.last_frame().is_some_and(|f| {
+            [(big, 0x0000ff), (rects[0], 0xff0000), (rects[1], 0x00ff00)]
+                .iter()
+                .all(|(r, col)| color_matches(f.rgb_at(r.center().0, r.center().1), *col))
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), shows_c_large).await,
+        "the talker is not in the speaker slot"
+    );
+    for p in [&a, &b, &c] {
+        let m = p
+            .wait_message(Duration::from_secs(5), |m| {
+                m["type"] == "speaker" && m["participantId"] == c.id.as_str()
+            })
+            .await;
+        assert!(m.is_some(), "{} was not told who speaks", p.opts.name);
+    }
+    assert_eq!(
+        server.room("talk").await.unwrap().speaker.as_deref(),
+        Some(c.id.as_str())
+    );
+    for p in [a, b, c] {
+        p.leave().await;
+    }
+}

@@ -210,6 +210,7 @@ pub fn routes(
                         "room": s.room,
                         "layout": s.layout,
                         "pinned": s.pinned,
+                        "speaker": s.speaker,
                         "participants": s.participants,
                         "encoders": s.encoders,
                         "talking": s.talking,

@@ -113,15 +113,28 @@ pub struct LayoutStore {
     library: Arc<std::sync::RwLock<Library>>,
     dir: PathBuf,
     default: String,
+    speaker_hold: std::time::Duration,
 }
 
 impl LayoutStore {
+    /// How long the active speaker keeps the floor at least.
+    pub fn speaker_hold(&self) -> std::time::Duration {
+        self.speaker_hold
+    }
+
+    /// Sets the speaker hold time (from config).
+    pub fn with_speaker_hold(mut self, hold: std::time::Duration) -> LayoutStore {
+        self.speaker_hold = hold;
+        self
+    }
+
     /// A store over `library`, loaded from `dir`, whose rooms start with `default`.
     pub fn new(library: Library, dir: PathBuf, default: String) -> LayoutStore {
         LayoutStore {
             library: Arc::new(std::sync::RwLock::new(library)),
             dir,
             default,
+            speaker_hold: std::time::Duration::from_secs(2),
         }
     }
 

@@ -12,7 +12,7 @@ use gstreamer::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
-use super::talk::TalkDetector;
+use super::talk::{Floor, TalkDetector};
 use super::{LeaveReason, Registry};
 use std::sync::Arc;
 
@@ -121,6 +121,8 @@ pub struct RoomSnapshot {
     pub layout: String,
     /// Pinned participant, if any.
     pub pinned: Option<String>,
+    /// The active speaker, if any.
+    pub speaker: Option<String>,
     /// The room's pipeline, weakly: upgrading fails once the room is freed.
     pub pipeline: glib::WeakRef<gst::Pipeline>,
 }
@@ -151,6 +153,10 @@ pub(super) struct RoomActor {
     layout: Arc<LayoutFile>,
     layout_name: String,
     pinned: Option<String>,
+    /// The active speaker.
+    floor: Floor,
+    /// Latest loudness (dBFS) of each voice.
+    loudness: std::collections::HashMap<String, f64>,
     closing: bool,
 }
 
@@ -163,6 +169,7 @@ impl RoomActor {
         preferred: CodecFamily,
         layout_name: String,
         layout: Arc<LayoutFile>,
+        speaker_hold: std::time::Duration,
     ) -> RoomActor {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         RoomActor {
@@ -177,6 +184,8 @@ impl RoomActor {
             layout,
             layout_name,
             pinned: None,
+            floor: Floor::new(speaker_hold),
+            loudness: std::collections::HashMap::new(),
             closing: false,
             media,
         }
@@ -542,6 +551,8 @@ impl RoomActor {
     /// Feeds a voice level to the participant's talk detector and switches
     /// what it hears when it starts or stops talking.
     fn on_voice_level(&mut self, id: &str, rms_dbfs: f64) {
+        self.loudness.insert(id.to_string(), rms_dbfs);
+        self.update_floor();
         let Some(p) = self.participants.get_mut(id) else {
             return;
         };
@@ -554,6 +565,39 @@ impl RoomActor {
         }
     }
 
+    /// Gives the floor to the loudest talker (subject to the hold) and
+    /// re-flows the canvas when it changes hands.
+    fn update_floor(&mut self) {
+        let loudest = self
+            .participants
+            .iter()
+            .filter(|(_, p)| p.talk.is_talking())
+            .filter_map(|(id, _)| self.loudness.get(id).map(|l| (id, *l)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(id, _)| id.clone());
+        if let Some(speaker) = self
+            .floor
+            .update(loudest.as_deref(), std::time::Instant::now())
+        {
+            info!(participant = %speaker, "active speaker");
+            self.relayout();
+            self.broadcast_speaker();
+        }
+    }
+
+    fn broadcast_speaker(&mut self) {
+        let speaker = self.floor.speaker().map(str::to_string);
+        let ids: Vec<_> = self.participants.keys().cloned().collect();
+        for id in ids {
+            self.send(
+                &id,
+                ServerMessage::Speaker {
+                    participant_id: speaker.clone(),
+                },
+            );
+        }
+    }
+
     /// Removes a participant and re-flows the canvas.
     fn remove(&mut self, id: &str, reason: LeaveReason) {
         let Some(p) = self.participants.remove(id) else {
@@ -563,6 +607,10 @@ impl RoomActor {
         if self.pinned.as_deref() == Some(id) {
             self.pinned = None;
             self.broadcast_layout();
+        }
+        self.loudness.remove(id);
+        if self.floor.remove(id) {
+            self.broadcast_speaker();
         }
         if let Some(pm) = p.media {
             let family = pm.family();
@@ -596,6 +644,7 @@ impl RoomActor {
             .map(|(_, id)| Member {
                 teacher: self.participants[id].role == Role::Teacher,
                 pinned: self.pinned.as_deref() == Some(id.as_str()),
+                speaker: self.floor.speaker() == Some(id.as_str()),
                 ..Member::default()
             })
             .collect();
@@ -735,6 +784,7 @@ impl RoomActor {
             },
             layout: self.layout_name.clone(),
             pinned: self.pinned.clone(),
+            speaker: self.floor.speaker().map(str::to_string),
             pipeline: self.media.pipeline().downgrade(),
         }
     }

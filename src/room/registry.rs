@@ -171,6 +171,7 @@ impl Registry {
                     self.preferred,
                     default,
                     layout,
+                    self.layouts.speaker_hold(),
                 );
                 tokio::spawn(actor.run());
                 Ok(handle)

@@ -43,9 +43,81 @@ impl TalkDetector {
     }
 }
 
+/// Who holds the floor: the loudest talker, who keeps it for at least a
+/// hold time against a louder rival, and keeps it when everyone falls quiet
+/// (the last speaker stays large until someone else speaks).
+#[derive(Debug, Clone)]
+pub struct Floor {
+    hold: Duration,
+    current: Option<String>,
+    since: Option<Instant>,
+}
+
+impl Floor {
+    /// A floor that changes hands at most once per `hold`.
+    pub fn new(hold: Duration) -> Floor {
+        Floor {
+            hold,
+            current: None,
+            since: None,
+        }
+    }
+
+    /// The participant holding the floor.
+    pub fn speaker(&self) -> Option<&str> {
+        self.current.as_deref()
+    }
+
+    /// Feeds the loudest participant talking now (None: nobody talks);
+    /// returns the new speaker when the floor changed hands.
+    pub fn update(&mut self, loudest: Option<&str>, now: Instant) -> Option<String> {
+        let candidate = loudest?;
+        if self.current.as_deref() == Some(candidate) {
+            return None;
+        }
+        let held_long_enough = self
+            .since
+            .is_none_or(|t| now.duration_since(t) >= self.hold);
+        if !held_long_enough {
+            return None;
+        }
+        self.current = Some(candidate.to_string());
+        self.since = Some(now);
+        self.current.clone()
+    }
+
+    /// Forgets a participant who left; the floor is free again.
+    pub fn remove(&mut self, id: &str) -> bool {
+        if self.current.as_deref() == Some(id) {
+            self.current = None;
+            self.since = None;
+            return true;
+        }
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_floor_changes_hands_at_most_once_per_hold() {
+        let t0 = Instant::now();
+        let ms = |m: u64| t0 + Duration::from_millis(m);
+        let mut f = Floor::new(Duration::from_secs(2));
+        assert_eq!(f.update(None, ms(0)), None);
+        assert_eq!(f.update(Some("a"), ms(100)), Some("a".into()));
+        // b is louder a moment later: a keeps the floor until the hold ends.
+        assert_eq!(f.update(Some("b"), ms(600)), None);
+        assert_eq!(f.update(Some("b"), ms(2000)), None);
+        assert_eq!(f.update(Some("b"), ms(2100)), Some("b".into()));
+        // Silence keeps the last speaker.
+        assert_eq!(f.update(None, ms(9000)), None);
+        assert_eq!(f.speaker(), Some("b"));
+        assert!(f.remove("b"));
+        assert_eq!(f.update(Some("a"), ms(9100)), Some("a".into()));
+    }
 
     #[test]
     fn starts_at_once_and_holds_through_pauses() {

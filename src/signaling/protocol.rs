@@ -150,6 +150,12 @@ pub enum ServerMessage {
         /// Pinned participant id, if any.
         pinned: Option<String>,
     },
+    /// The active speaker changed (it fills layouts' `speaker` slot).
+    #[serde(rename_all = "camelCase")]
+    Speaker {
+        /// Participant id of the active speaker, or null.
+        participant_id: Option<String>,
+    },
     /// This client is no longer in the room (after `leave`, or removed).
     Left {
         /// Why, in plain words.
