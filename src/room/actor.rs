@@ -167,10 +167,13 @@ impl RoomActor {
         commands: mpsc::Receiver<RoomCommand>,
         registry: Registry,
         preferred: CodecFamily,
-        layout_name: String,
-        layout: Arc<LayoutFile>,
-        speaker_hold: std::time::Duration,
+        initial: InitialLayout,
     ) -> RoomActor {
+        let InitialLayout {
+            name: layout_name,
+            layout,
+            speaker_hold,
+        } = initial;
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         RoomActor {
             room: room.to_string(),
@@ -788,6 +791,16 @@ impl RoomActor {
             pipeline: self.media.pipeline().downgrade(),
         }
     }
+}
+
+/// The layout a room starts with.
+pub(super) struct InitialLayout {
+    /// Layout name.
+    pub(super) name: String,
+    /// The layout.
+    pub(super) layout: Arc<LayoutFile>,
+    /// How long the active speaker keeps the floor at least.
+    pub(super) speaker_hold: std::time::Duration,
 }
 
 /// Sends an outcome to the admin API, if it asked.

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-use super::actor::{RoomActor, RoomCommand};
+use super::actor::{InitialLayout, RoomActor, RoomCommand};
 use crate::layout::file::LayoutFile;
 use crate::layout::library::LayoutStore;
 use crate::media::{CodecFamily, MediaSettings, RoomMedia};
@@ -169,9 +169,11 @@ impl Registry {
                     rx,
                     self.clone(),
                     self.preferred,
-                    default,
-                    layout,
-                    self.layouts.speaker_hold(),
+                    InitialLayout {
+                        name: default,
+                        layout,
+                        speaker_hold: self.layouts.speaker_hold(),
+                    },
                 );
                 tokio::spawn(actor.run());
                 Ok(handle)
