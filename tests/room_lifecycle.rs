@@ -80,6 +80,23 @@ async fn camera_less_participant_gets_a_named_placeholder_and_shutdown_tells_eve
         std::fs::write(path, f.to_ppm()).unwrap();
     }
 
+    // Video tiles carry their participant's name along the bottom edge.
+    let f = nocam.last_frame().unwrap();
+    let r = rects[0];
+    let mut label_pixels = 0;
+    for y in r.y + r.height * 4 / 5..r.y + r.height {
+        for x in r.x..r.x + r.width / 2 {
+            let i = y as usize * f.stride + x as usize * 3;
+            if f.data[i] > 200 && f.data[i + 1] > 200 && f.data[i + 2] > 200 {
+                label_pixels += 1;
+            }
+        }
+    }
+    assert!(
+        label_pixels > 20,
+        "no name label on the video tile ({label_pixels} white pixels)"
+    );
+
     // Shutdown: both are told, and the room is gone.
     server.shutdown();
     for p in [&cam, &nocam] {

@@ -14,6 +14,7 @@
     canvas: $('canvas'), preview: $('preview'), prompt: $('prompt'), form: $('name-form'),
     name: $('name'), title: $('prompt-title'), state: $('state'), count: $('count'),
     mic: $('mic'), cam: $('cam'), play: $('play'), leave: $('leave'), notice: $('notice'),
+    layout: $('layout'),
   };
 
   let name = params.get('name') || localStorage.getItem('tessera.name') || '';
@@ -154,6 +155,13 @@
       case 'participants':
         setCount(m.participants.length);
         break;
+      case 'layout':
+        // Teachers pick the room's layout; everyone else just sees it.
+        if (role === 'teacher') {
+          ui.layout.replaceChildren(...m.available.map((n) => new Option(n, n, false, n === m.name)));
+          ui.layout.hidden = false;
+        }
+        break;
       case 'tile':
         tileHint = m;
         await applyTileHint();
@@ -244,6 +252,7 @@
   ui.mic.addEventListener('click', () => toggle('audio', ui.mic, 'Mute mic', 'Unmute mic'));
   ui.cam.addEventListener('click', () => toggle('video', ui.cam, 'Stop camera', 'Start camera'));
   ui.play.addEventListener('click', playCanvas);
+  ui.layout.addEventListener('change', () => send({ type: 'setLayout', layout: ui.layout.value }));
   ui.leave.addEventListener('click', leave);
   ui.form.addEventListener('submit', (e) => {
     e.preventDefault();

@@ -18,7 +18,7 @@ use gstreamer::prelude::*;
 use gstreamer_video as gst_video;
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::participant::{apply_visibility, set_pad_geometry, Added, VideoTile};
+use super::participant::{apply_label, apply_visibility, set_pad_geometry, Added, VideoTile};
 use super::{
     i420_caps, make_capsfilter, make_element, make_leaky_queue, mix_audio_caps,
     sync_downstream_first, CodecFamily, MediaEvent, ParticipantMedia, RoomMedia,
@@ -129,8 +129,17 @@ impl RoomMedia {
             height: pm.tile.height,
         };
         let tile_caps = make_capsfilter(&n("tile-caps"), &i420_caps(tile_size, None))?;
+        let label = make_element("textoverlay", &n("label"))?;
+        label.set_property("text", &pm.name);
+        label.set_property_from_str("halignment", "left");
+        // Sized in pixels of the tile, not scaled against a reference width.
+        label.set_property("auto-resize", false);
+        label.set_property("xpad", 6i32);
+        label.set_property("ypad", 4i32);
+        label.set_property("shaded-background", true);
+        apply_label(&label, pm.label, pm.tile.height);
         let queue = make_leaky_queue(&n("tile-queue"), TILE_QUEUE)?;
-        let chain = [&depay, &dec, &convert, &scale, &tile_caps, &queue];
+        let chain = [&depay, &dec, &convert, &scale, &tile_caps, &label, &queue];
         let bin = self.pipeline.clone().upcast::<gst::Bin>();
         added.chain(&bin, &chain)?;
         let comp_pad = added.request(&self.compositor, "sink_%u")?;
@@ -144,6 +153,7 @@ impl RoomMedia {
         pm.video = Some(VideoTile {
             caps: tile_caps.clone(),
             pad: comp_pad.clone(),
+            label: label.clone(),
         });
         apply_visibility(pm);
 

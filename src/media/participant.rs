@@ -29,6 +29,7 @@ use super::{
     make_leaky_queue, mix_audio_caps, remove_elements, CodecFamily, MediaEvent, RoomMedia,
     MIX_BUFFER,
 };
+use crate::layout::file::LabelPosition;
 use crate::layout::{Rect, Size};
 
 /// Size of a placeholder tile before the first layout is applied.
@@ -63,6 +64,8 @@ struct TalkSwitch {
 pub(super) struct VideoTile {
     pub(super) caps: gst::Element,
     pub(super) pad: gst::Pad,
+    /// The name label drawn over the video.
+    pub(super) label: gst::Element,
 }
 
 /// Everything the room pipeline holds for one participant. Give it back to
@@ -70,6 +73,8 @@ pub(super) struct VideoTile {
 #[must_use = "pass to RoomMedia::remove_participant to free its elements"]
 pub struct ParticipantMedia {
     pub(super) id: String,
+    /// Display name, for the tile's label.
+    pub(super) name: String,
     pub(super) family: CodecFamily,
     pub(super) webrtcbin: gst::Element,
     pub(super) elements: Vec<gst::Element>,
@@ -89,6 +94,8 @@ pub struct ParticipantMedia {
     visible: bool,
     /// Whether decoded video has reached the tile.
     video_started: bool,
+    /// Where the layout wants the name label.
+    pub(super) label: LabelPosition,
 }
 
 impl std::fmt::Debug for ParticipantMedia {
@@ -406,6 +413,7 @@ impl RoomMedia {
 
         let pm = ParticipantMedia {
             id: id.to_string(),
+            name: name.to_string(),
             family,
             webrtcbin,
             elements,
@@ -432,6 +440,7 @@ impl RoomMedia {
             placed: false,
             visible: true,
             video_started: false,
+            label: LabelPosition::Bottom,
         };
         Ok(pm)
     }
@@ -498,6 +507,14 @@ impl RoomMedia {
             t.valve.set_property("drop", true);
         }
         t.talking = talking;
+    }
+
+    /// Puts the participant's name label where the layout wants it.
+    pub fn set_label(&self, pm: &mut ParticipantMedia, position: LabelPosition) {
+        pm.label = position;
+        if let Some(v) = &pm.video {
+            apply_label(&v.label, position, pm.tile.height);
+        }
     }
 
     /// Takes a participant off the canvas (the layout has no place for it).
@@ -574,6 +591,27 @@ pub(super) fn apply_visibility(pm: &ParticipantMedia) {
     if let Some(v) = &pm.video {
         v.pad.set_property("alpha", alpha(pm.visible));
     }
+}
+
+/// Places (or hides) a tile's name label, sized to stay legible on a tile
+/// `tile_height` pixels high.
+pub(super) fn apply_label(label: &gst::Element, position: LabelPosition, tile_height: u32) {
+    label.set_property("silent", position == LabelPosition::None);
+    let valign = if position == LabelPosition::Top {
+        "top"
+    } else {
+        "bottom"
+    };
+    label.set_property_from_str("valignment", valign);
+    label.set_property(
+        "font-desc",
+        format!("Sans Bold {}px", label_px(tile_height)),
+    );
+}
+
+/// Label text height: a twelfth of the tile, never below 9 px or above 28.
+pub(super) fn label_px(tile_height: u32) -> u32 {
+    (tile_height / 12).clamp(9, 28)
 }
 
 /// Sets a compositor pad's position and size.

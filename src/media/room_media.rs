@@ -57,7 +57,8 @@ impl RoomMedia {
         // Canvas.
         let bg = make_element("videotestsrc", "canvas-bg")?;
         bg.set_property("is-live", true);
-        bg.set_property_from_str("pattern", "black");
+        bg.set_property_from_str("pattern", "solid-color");
+        bg.set_property("foreground-color", 0xff00_0000u32);
         let bg_caps = make_capsfilter(
             "canvas-bg-caps",
             &i420_caps(settings.canvas, Some(settings.framerate)),
@@ -138,6 +139,13 @@ impl RoomMedia {
     /// The canvas size.
     pub fn canvas(&self) -> crate::layout::Size {
         self.settings.canvas
+    }
+
+    /// Sets the canvas background colour (0xRRGGBB), shown around tiles.
+    pub fn set_background(&self, rgb: u32) {
+        if let Some(bg) = self.pipeline.by_name("canvas-bg") {
+            bg.set_property("foreground-color", 0xff00_0000u32 | (rgb & 0x00ff_ffff));
+        }
     }
 
     /// Canvas frames per second.

@@ -16,7 +16,7 @@ use super::talk::{Floor, TalkDetector};
 use super::{LeaveReason, Registry};
 use std::sync::Arc;
 
-use crate::layout::file::LayoutFile;
+use crate::layout::file::{parse_colour, LayoutFile};
 use crate::layout::{place, send_hint, Member};
 use crate::media::codec::{choose_codecs, parse_sdp, CodecError};
 use crate::media::{CodecFamily, MediaEvent, ParticipantMedia, RoomMedia};
@@ -363,13 +363,8 @@ impl RoomActor {
             participants: self.participant_list(),
         };
         self.send(&id, joined);
-        self.send(
-            &id,
-            ServerMessage::Layout {
-                name: self.layout_name.clone(),
-                pinned: self.pinned.clone(),
-            },
-        );
+        let layout = self.layout_message();
+        self.send(&id, layout);
         self.broadcast_participants(Some(&id));
     }
 
@@ -652,6 +647,9 @@ impl RoomActor {
             })
             .collect();
         let placements = place(&self.layout, self.media.canvas(), &members);
+        if let Some(rgb) = parse_colour(&self.layout.background) {
+            self.media.set_background(rgb);
+        }
         let framerate = self.media.framerate();
         for (index, (_, id)) in order.into_iter().enumerate() {
             let Some(pm) = self
@@ -668,6 +666,7 @@ impl RoomActor {
             let rect = placement.rect;
             let changed = pm.tile() != Some(rect);
             self.media.place_tile(pm, rect, placement.z);
+            self.media.set_label(pm, self.layout.labels.position);
             if changed {
                 let hint = send_hint(rect, framerate);
                 self.send(
@@ -734,13 +733,16 @@ impl RoomActor {
     fn broadcast_layout(&mut self) {
         let ids: Vec<_> = self.participants.keys().cloned().collect();
         for id in ids {
-            self.send(
-                &id,
-                ServerMessage::Layout {
-                    name: self.layout_name.clone(),
-                    pinned: self.pinned.clone(),
-                },
-            );
+            let layout = self.layout_message();
+            self.send(&id, layout);
+        }
+    }
+
+    fn layout_message(&self) -> ServerMessage {
+        ServerMessage::Layout {
+            name: self.layout_name.clone(),
+            pinned: self.pinned.clone(),
+            available: self.registry.layouts().library().names(),
         }
     }
 

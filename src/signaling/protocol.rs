@@ -149,6 +149,8 @@ pub enum ServerMessage {
         name: String,
         /// Pinned participant id, if any.
         pinned: Option<String>,
+        /// Names of the layouts a teacher may switch to.
+        available: Vec<String>,
     },
     /// The active speaker changed (it fills layouts' `speaker` slot).
     #[serde(rename_all = "camelCase")]
