@@ -38,6 +38,32 @@ enum LayoutsCommand {
         /// Directory of `*.toml` layout files.
         dir: Option<PathBuf>,
     },
+    /// Draw a layout to a PNG: each participant's tile in its own colour.
+    Render {
+        /// Layout name (a built-in or a file in --dir).
+        name: String,
+        /// How many participants to place.
+        #[arg(long, default_value_t = 4)]
+        participants: usize,
+        /// Which participant (0-based, join order) is the teacher.
+        #[arg(long)]
+        teacher: Option<usize>,
+        /// Which participant is the active speaker.
+        #[arg(long)]
+        speaker: Option<usize>,
+        /// Where to write the PNG.
+        #[arg(long)]
+        out: PathBuf,
+        /// Directory of layout files.
+        #[arg(long, default_value = "layouts")]
+        dir: PathBuf,
+        /// Canvas size.
+        #[arg(long, default_value_t = 1280)]
+        width: u32,
+        /// Canvas size.
+        #[arg(long, default_value_t = 720)]
+        height: u32,
+    },
 }
 
 #[derive(clap::Args, Debug, Default)]
@@ -138,6 +164,48 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Layouts {
             action: LayoutsCommand::Check { dir },
         } => check_layouts(&dir.unwrap_or_else(|| PathBuf::from("layouts"))),
+        Command::Layouts {
+            action:
+                LayoutsCommand::Render {
+                    name,
+                    participants,
+                    teacher,
+                    speaker,
+                    out,
+                    dir,
+                    width,
+                    height,
+                },
+        } => {
+            let library = tessera::layout::library::Library::load(&dir)
+                .with_context(|| format!("reading layouts from {}", dir.display()))?;
+            let layout = library.get(&name).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no layout named {name}; available: {}",
+                    library.names().join(", ")
+                )
+            })?;
+            let mut members = vec![tessera::layout::Member::default(); participants];
+            for (index, flag) in [(teacher, 0), (speaker, 1)] {
+                if let Some(i) = index {
+                    let m = members.get_mut(i).ok_or_else(|| {
+                        anyhow::anyhow!("participant {i} is beyond --participants {participants}")
+                    })?;
+                    if flag == 0 {
+                        m.teacher = true;
+                    } else {
+                        m.speaker = true;
+                    }
+                }
+            }
+            gstreamer::init().context("initialising GStreamer")?;
+            let canvas = tessera::layout::Size { width, height };
+            let rgb = tessera::layout::render::render_rgb(&layout, canvas, &members);
+            let png = tessera::layout::render::png(&rgb, canvas)?;
+            std::fs::write(&out, png).with_context(|| format!("writing {}", out.display()))?;
+            println!("wrote {}", out.display());
+            Ok(())
+        }
         Command::Check(args) => {
             let config = load_config(&args)?;
             tessera::server::init_gstreamer()?;

@@ -65,3 +65,28 @@ fn check_reports_a_bad_config_value_with_file_and_field() {
     let (ok, text) = tessera(&["check"]);
     assert!(ok, "{text}");
 }
+
+#[test]
+fn layouts_render_writes_a_png() {
+    let out = std::env::temp_dir().join(format!("tessera-render-{}.png", std::process::id()));
+    let (ok, text) = tessera(&[
+        "layouts",
+        "render",
+        "presenter",
+        "--participants",
+        "5",
+        "--teacher",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    let png = std::fs::read(&out).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let (ok, text) = tessera(&["layouts", "render", "nope", "--out", out.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        text.contains("no layout named nope; available: grid, pip, presenter, screen, speaker"),
+        "{text}"
+    );
+}

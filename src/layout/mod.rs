@@ -11,6 +11,7 @@ pub mod file;
 mod grid;
 mod hint;
 pub mod library;
+pub mod render;
 pub mod watch;
 
 pub use engine::{place, Member, Placement, BUILTIN};
