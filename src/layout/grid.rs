@@ -1,29 +1,18 @@
 //! The grid layout: `ceil(sqrt(n))` columns, rows filled left to right, the
 //! last row centred; every tile has the canvas's aspect ratio.
 
-use super::{even, Layout, Rect, Size};
+use super::{even, Rect, Size};
 
-/// Equal tiles in rows; see the module header.
-#[derive(Debug, Clone, Default)]
-pub struct Grid {
-    /// Pixels of background left around every tile (half on each side).
-    pub gap: u32,
-}
-
-impl Layout for Grid {
-    fn tiles(&self, canvas: Size, count: usize) -> Vec<Rect> {
-        if count == 0 {
-            return Vec::new();
-        }
-        let cols = (count as f64).sqrt().ceil() as u32;
-        let area = Rect {
-            x: 0,
-            y: 0,
-            width: canvas.width,
-            height: canvas.height,
-        };
-        arrange(area, count, cols, self.gap, canvas)
-    }
+/// The grid of `count` tiles on the whole canvas: `ceil(sqrt(n))` columns.
+pub fn grid(canvas: Size, count: usize, gap: u32) -> Vec<Rect> {
+    let area = Rect {
+        x: 0,
+        y: 0,
+        width: canvas.width,
+        height: canvas.height,
+    };
+    let cols = (count as f64).sqrt().ceil() as u32;
+    arrange(area, count, cols, gap, canvas)
 }
 
 /// Places `count` equal tiles in `area`, `cols` to a row (rows as needed),
@@ -84,7 +73,7 @@ mod tests {
     #[test]
     fn one_tile_fills_the_canvas() {
         assert_eq!(
-            Grid::default().tiles(HD, 1),
+            grid(HD, 1, 0),
             vec![Rect {
                 x: 0,
                 y: 0,
@@ -96,12 +85,12 @@ mod tests {
 
     #[test]
     fn zero_tiles_is_empty() {
-        assert!(Grid::default().tiles(HD, 0).is_empty());
+        assert!(grid(HD, 0, 0).is_empty());
     }
 
     #[test]
     fn four_tiles_are_quadrants() {
-        let t = Grid::default().tiles(HD, 4);
+        let t = grid(HD, 4, 0);
         assert_eq!(
             t[0],
             Rect {
@@ -125,12 +114,12 @@ mod tests {
     #[test]
     fn last_row_is_centred() {
         // 3 tiles: 2 columns, 2 rows; the lone third tile sits in the middle.
-        let t = Grid::default().tiles(HD, 3);
+        let t = grid(HD, 3, 0);
         assert_eq!(t.len(), 3);
         assert_eq!(t[2].y, 360);
         assert_eq!(t[2].x + t[2].width / 2, 640);
         // 5 tiles: 3 columns, 2 rows, last row of 2 centred.
-        let t = Grid::default().tiles(HD, 5);
+        let t = grid(HD, 5, 0);
         let mid = (t[3].x + t[4].x + t[4].width) / 2;
         assert!((mid as i64 - 640).abs() <= 2, "{t:?}");
     }
@@ -149,9 +138,9 @@ mod tests {
             },
         ] {
             for gap in [0, 8] {
-                let grid = Grid { gap };
+                let tiles_of = |n| grid(canvas, n, gap);
                 for n in 1..=30 {
-                    let tiles = grid.tiles(canvas, n);
+                    let tiles = tiles_of(n);
                     assert_eq!(tiles.len(), n);
                     let cols = (n as f64).sqrt().ceil() as usize;
                     for (i, a) in tiles.iter().enumerate() {

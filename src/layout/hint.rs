@@ -43,7 +43,7 @@ pub fn send_hint(tile: Rect, framerate: u32) -> SendHint {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::{Grid, Layout, Size};
+    use crate::layout::{grid, Size};
 
     fn rect(width: u32, height: u32) -> Rect {
         Rect {
@@ -69,7 +69,7 @@ mod tests {
             width: 1280,
             height: 720,
         };
-        let tiles = Grid::default().tiles(canvas, 30);
+        let tiles = grid(canvas, 30, 4);
         let total: u64 = tiles
             .iter()
             .map(|t| u64::from(send_hint(*t, 30).max_bitrate))

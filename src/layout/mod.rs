@@ -1,10 +1,9 @@
 //! Canvas geometry: where each participant's tile goes.
 //!
-//! A [`Layout`] is a pure function from the canvas size and the participant
-//! count to one rectangle per participant, in join order; rooms use the
-//! [`Grid`]. Layout files ([`file`]: format and validation, [`engine`]:
-//! placement by role and state, [`library`]: reading a directory) describe
-//! richer canvases; the five built-ins ship in `layouts/`.
+//! Rooms place tiles with layout files ([`file`]: format and validation,
+//! [`engine`]: placement by role and state, [`library`]: the built-ins and a
+//! directory, [`watch`]: hot reload, [`render`]: pictures). The arithmetic
+//! of equal tiles is [`grid`]; the five built-ins ship in `layouts/`.
 
 pub mod engine;
 pub mod file;
@@ -15,7 +14,7 @@ pub mod render;
 pub mod watch;
 
 pub use engine::{place, Member, Placement, BUILTIN};
-pub use grid::Grid;
+pub use grid::grid;
 pub use hint::{send_hint, SendHint};
 
 /// A size in pixels.
@@ -58,13 +57,6 @@ impl Rect {
     pub fn inside(&self, size: Size) -> bool {
         self.x + self.width <= size.width && self.y + self.height <= size.height
     }
-}
-
-/// Places tiles on a canvas.
-pub trait Layout: Send + Sync + std::fmt::Debug {
-    /// One rectangle per participant, in the order given (join order).
-    /// Rectangles have even coordinates and sizes (I420 chroma is 2x2).
-    fn tiles(&self, canvas: Size, count: usize) -> Vec<Rect>;
 }
 
 /// Rounds down to an even number, so I420 tiles align with chroma samples.
