@@ -157,6 +157,38 @@ async fn presenter_shows_the_teacher_large_and_students_in_the_strip() {
     }
     let room: serde_json::Value = get_json(&http, &format!("{api}/rooms/class")).await;
     assert_eq!(room["layout"], "speaker");
+
+    // Nobody talks, so a pinned participant fills the speaker slot.
+    let res = http
+        .put(format!("{api}/rooms/class/pin"))
+        .json(&serde_json::json!({"participant": peers[1].id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut pinned = vec![Member::default(); 4];
+    pinned[1].pinned = true;
+    pinned[3].teacher = true;
+    let speaker_rects = layout_tiles(&server.config, "speaker", &pinned);
+    let big = speaker_rects[1];
+    assert!(
+        speaker_rects.iter().all(|r| r.width <= big.width),
+        "{speaker_rects:?}"
+    );
+    let pinned_large = || {
+        viewer.last_frame().is_some_and(|f| {
+            speaker_rects
+                .iter()
+                .zip(colors)
+                .all(|(r, c)| color_matches(f.rgb_at(r.center().0, r.center().1), c))
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), pinned_large).await,
+        "the pinned student is not large"
+    );
+    let room = get_json(&http, &format!("{api}/rooms/class")).await;
+    assert_eq!(room["pinned"], peers[1].id.as_str());
     for p in peers {
         p.leave().await;
     }

@@ -296,7 +296,11 @@ impl RoomActor {
                     .authorize(by.as_deref(), "pin a participant")
                     .and_then(|()| match &participant {
                         Some(p) if !self.participants.contains_key(p) => {
-                            Err(format!("no participant {p} in room {}", self.room))
+                            let message = format!("no participant {p} in room {}", self.room);
+                            if let Some(asker) = by.as_deref() {
+                                self.reply_error(asker, ErrorCode::NotFound, message.clone());
+                            }
+                            Err(message)
                         }
                         _ => Ok(()),
                     })
