@@ -2,7 +2,7 @@
 //! geometry, no I/O.
 
 use super::file::{Arrange, Fit, LayoutFile, Region, Take};
-use super::grid::arrange;
+use super::grid::{arrange, grid};
 use super::{even, Rect, Size};
 
 /// A participant as a layout sees it: its role and state, in join order.
@@ -86,14 +86,7 @@ pub fn place(layout: &LayoutFile, canvas: Size, members: &[Member]) -> Vec<Place
         .map(|g| g.get_ref())
         .find(|g| n >= g.min && g.max.is_none_or(|m| n <= m));
     let Some(group) = group else {
-        let full = Rect {
-            x: 0,
-            y: 0,
-            width: canvas.width,
-            height: canvas.height,
-        };
-        let cols = (n as f64).sqrt().ceil() as u32;
-        return arrange(full, n, cols, layout.gap, canvas)
+        return grid(canvas, n, layout.gap)
             .into_iter()
             .enumerate()
             .map(|(member, rect)| Placement {
