@@ -144,41 +144,62 @@ pub(crate) fn link_into_new_pad(
     Ok(pad)
 }
 
-/// Keeps one consumer's failure from stopping a shared producer.
+/// A leaky queue that keeps one consumer's failure from stopping a shared
+/// producer.
 ///
-/// A tee stops at the first fatal flow return of any of its branches, so a
+/// A tee stops at the first fatal flow return of any branch, so a
 /// participant whose send branch fails (not-negotiated, error) would stop
-/// the family encoder or the mix for the whole room. This probe sits on the
-/// tee's pad for that participant: once the branch's `queue` reports a fatal
-/// result on its source pad, the tee's buffers for it are dropped before
-/// they reach the queue (the tee sees OK), and `on_failure` runs once so the
-/// room can remove the participant.
-pub(crate) fn isolate_branch(
-    tee_pad: &gst::Pad,
-    queue: &gst::Element,
+/// the family encoder or the mix for the whole room. This queue sits in a bin
+/// whose sink pad answers OK whatever the branch returns: the tee never sees
+/// the failure. The first fatal result runs `on_failure` (so the room can
+/// remove the participant); from then on the branch's buffers are dropped.
+pub(crate) fn firewalled_queue(
+    name: &str,
+    max_buffers: u32,
     on_failure: impl Fn(gst::FlowError) + Send + Sync + 'static,
-) -> anyhow::Result<()> {
-    let queue_src = queue
-        .static_pad("src")
-        .context("branch queue has no src pad")?;
-    let reported = std::sync::atomic::AtomicBool::new(false);
-    tee_pad.add_probe(
-        gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
-        move |_, _| match queue_src.last_flow_result() {
-            // Flushing and not-linked are states, not failures: a queue
-            // starting up or being torn down reports them.
-            Ok(_) | Err(gst::FlowError::Flushing) | Err(gst::FlowError::NotLinked) => {
-                gst::PadProbeReturn::Ok
+) -> anyhow::Result<gst::Element> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let queue = make_leaky_queue(&format!("{name}-q"), max_buffers)?;
+    let bin = gst::Bin::with_name(name);
+    bin.add(&queue).context("adding the branch queue")?;
+    let failed = Arc::new(AtomicBool::new(false));
+    let on_failure = Arc::new(on_failure);
+    // Maps a branch's result to what the tee sees.
+    let shield = move |result: Result<gst::FlowSuccess, gst::FlowError>| match result {
+        Err(e) => {
+            // Flushing and not-linked are states of a branch being set up or
+            // torn down, not failures worth a removal.
+            let fatal = !matches!(e, gst::FlowError::Flushing | gst::FlowError::NotLinked);
+            if fatal && !failed.swap(true, Ordering::SeqCst) {
+                on_failure(e);
             }
-            Err(e) => {
-                if !reported.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                    on_failure(e);
-                }
-                gst::PadProbeReturn::Drop
-            }
-        },
-    );
-    Ok(())
+            Ok(gst::FlowSuccess::Ok)
+        }
+        ok => ok,
+    };
+    let shield = Arc::new(shield);
+    let shield_list = shield.clone();
+    let sink =
+        gst::GhostPad::builder_with_target(&queue.static_pad("sink").context("queue sink pad")?)
+            .context("ghosting the queue's sink pad")?
+            .name("sink")
+            .chain_function(move |pad, parent, buffer| {
+                shield(gst::ProxyPad::chain_default(pad, parent, buffer))
+            })
+            .chain_list_function(move |pad, parent, list| {
+                shield_list(gst::ProxyPad::chain_list_default(pad, parent, list))
+            })
+            .build();
+    let src =
+        gst::GhostPad::builder_with_target(&queue.static_pad("src").context("queue src pad")?)
+            .context("ghosting the queue's src pad")?
+            .name("src")
+            .build();
+    bin.add_pad(&sink).context("adding the bin's sink pad")?;
+    bin.add_pad(&src).context("adding the bin's src pad")?;
+    Ok(bin.upcast())
 }
 
 /// Adds elements to a bin and links them in order.
@@ -266,25 +287,28 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     /// One tee, a healthy branch and a branch that fails mid-stream: with the
-    /// failing branch isolated, the healthy one gets every buffer.
+    /// failing branch behind a firewalled queue, the healthy one gets every
+    /// buffer.
     #[test]
-    fn an_isolated_failing_branch_does_not_stop_the_tee() {
+    fn a_firewalled_failing_branch_does_not_stop_the_tee() {
         gst::init().unwrap();
         let pipeline = gst::parse::launch(
             "audiotestsrc num-buffers=300 ! tee name=t \
-             t. ! queue name=good ! fakesink name=goodsink \
-             t. ! queue name=bad ! identity error-after=5 ! fakesink",
+             t. ! queue ! fakesink name=goodsink \
+             identity name=bad error-after=5 ! fakesink",
         )
         .unwrap()
         .downcast::<gst::Pipeline>()
         .unwrap();
-        let bad = pipeline.by_name("bad").unwrap();
-        let tee_pad = bad.static_pad("sink").unwrap().peer().unwrap();
         let failures = Arc::new(Mutex::new(Vec::new()));
-        {
+        let firewall = {
             let failures = failures.clone();
-            isolate_branch(&tee_pad, &bad, move |e| failures.lock().unwrap().push(e)).unwrap();
-        }
+            firewalled_queue("branch", 5, move |e| failures.lock().unwrap().push(e)).unwrap()
+        };
+        pipeline.add(&firewall).unwrap();
+        let tee = pipeline.by_name("t").unwrap();
+        tee.link(&firewall).unwrap();
+        firewall.link(&pipeline.by_name("bad").unwrap()).unwrap();
         let received = Arc::new(AtomicU64::new(0));
         {
             let received = received.clone();
@@ -302,7 +326,7 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         pipeline.set_state(gst::State::Null).unwrap();
-        // Without the isolation the tee stops after a handful of buffers.
+        // Without the firewall the tee stops after a handful of buffers.
         assert_eq!(
             received.load(Ordering::Relaxed),
             300,

@@ -25,9 +25,8 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::codec::MediaChoice;
 use super::templates::TemplateKind;
 use super::{
-    configure_aggregator, i420_caps, isolate_branch, make_capsfilter, make_element,
-    make_leaky_queue, mix_audio_caps, remove_elements, CodecFamily, MediaEvent, RoomMedia,
-    MIX_BUFFER,
+    configure_aggregator, firewalled_queue, i420_caps, make_capsfilter, make_element,
+    mix_audio_caps, remove_elements, CodecFamily, MediaEvent, RoomMedia, MIX_BUFFER,
 };
 use crate::layout::file::LabelPosition;
 use crate::layout::{Rect, Size};
@@ -229,7 +228,23 @@ impl RoomMedia {
         };
 
         // Video egress: one shared encoded stream, payloaded per participant.
-        let vqueue = make_leaky_queue(&n("video-out-queue"), VIDEO_EGRESS_QUEUE)?;
+        // Each branch of a shared stream sits behind a firewalled queue: if
+        // it fails, the room is told and the shared stream flows on.
+        let branch_failed = |branch: &'static str| {
+            let (events, id) = (events.clone(), id.to_string());
+            move |error| {
+                let _ = events.send(MediaEvent::BranchFailed {
+                    participant: id.clone(),
+                    branch,
+                    error,
+                });
+            }
+        };
+        let vqueue = firewalled_queue(
+            &n("video-out-queue"),
+            VIDEO_EGRESS_QUEUE,
+            branch_failed("video"),
+        )?;
         let (pay, pay_tail) = match family {
             CodecFamily::Vp8 => {
                 let p = make_element("rtpvp8pay", &n("vp8pay"))?;
@@ -274,7 +289,7 @@ impl RoomMedia {
         // Audio egress. A talker hears its own mix-minus, encoded for it
         // alone; everyone else shares the full mix's one encode. A valve
         // idles the own encoder while the participant is not talking.
-        let aqueue = make_leaky_queue(&n("full-mix-queue"), AUDIO_QUEUE)?;
+        let aqueue = firewalled_queue(&n("full-mix-queue"), AUDIO_QUEUE, branch_failed("mix"))?;
         let minus_mixer = make_element("audiomixer", &n("mix-minus"))?;
         configure_aggregator(&minus_mixer, &self.settings);
         minus_mixer.set_property("output-buffer-duration", MIX_BUFFER.as_nanos() as u64);
@@ -288,7 +303,11 @@ impl RoomMedia {
             .templates
             .build(TemplateKind::Opus, &n("opusenc"))?
             .upcast::<gst::Element>();
-        let shared_queue = make_leaky_queue(&n("shared-mix-queue"), AUDIO_QUEUE)?;
+        let shared_queue = firewalled_queue(
+            &n("shared-mix-queue"),
+            AUDIO_QUEUE,
+            branch_failed("shared mix"),
+        )?;
         let selector = make_element("input-selector", &n("audio-select"))?;
         // Drop what the inactive input brings instead of holding it back.
         selector.set_property("sync-streams", false);
@@ -390,20 +409,6 @@ impl RoomMedia {
                     .context("shared queue sink")?,
             )
             .context("linking the shared encode to participant")?;
-        for (pad, queue, branch) in [
-            (&family_tee_pad, &vqueue, "video"),
-            (&full_tee_pad, &aqueue, "mix"),
-            (&shared_tee_pad, &shared_queue, "shared mix"),
-        ] {
-            let (events, id) = (events.clone(), id.to_string());
-            isolate_branch(pad, queue, move |error| {
-                let _ = events.send(MediaEvent::BranchFailed {
-                    participant: id.clone(),
-                    branch,
-                    error,
-                });
-            })?;
-        }
         self.pipeline.recalculate_latency().ok();
 
         // A newcomer needs a keyframe to see anything.
