@@ -51,6 +51,9 @@ enum LayoutsCommand {
         /// Which participant is the active speaker.
         #[arg(long)]
         speaker: Option<usize>,
+        /// Which participant is a shared screen.
+        #[arg(long)]
+        screen: Option<usize>,
         /// Where to write the PNG.
         #[arg(long)]
         out: PathBuf,
@@ -171,6 +174,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     participants,
                     teacher,
                     speaker,
+                    screen,
                     out,
                     dir,
                     width,
@@ -186,16 +190,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 )
             })?;
             let mut members = vec![tessera::layout::Member::default(); participants];
-            for (index, flag) in [(teacher, 0), (speaker, 1)] {
+            type Flag = fn(&mut tessera::layout::Member);
+            let flags: [(Option<usize>, Flag); 3] = [
+                (teacher, |m| m.teacher = true),
+                (speaker, |m| m.speaker = true),
+                (screen, |m| m.screen = true),
+            ];
+            for (index, set) in flags {
                 if let Some(i) = index {
                     let m = members.get_mut(i).ok_or_else(|| {
                         anyhow::anyhow!("participant {i} is beyond --participants {participants}")
                     })?;
-                    if flag == 0 {
-                        m.teacher = true;
-                    } else {
-                        m.speaker = true;
-                    }
+                    set(m);
                 }
             }
             gstreamer::init().context("initialising GStreamer")?;

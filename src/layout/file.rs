@@ -143,6 +143,9 @@ pub struct LayoutFile {
     /// Border drawn around each tile, pixels (0: none).
     #[serde(default)]
     pub border: u32,
+    /// Colour of tile borders, `#rrggbb`.
+    #[serde(default = "grey")]
+    pub border_colour: String,
     /// Colour of the active speaker's border, `#rrggbb` (absent: no highlight).
     #[serde(default)]
     pub highlight: Option<String>,
@@ -156,6 +159,10 @@ pub struct LayoutFile {
 
 fn black() -> String {
     "#000000".into()
+}
+
+fn grey() -> String {
+    "#3c3c3c".into()
 }
 
 fn four() -> u32 {
@@ -211,6 +218,7 @@ pub fn parse(file: &Path, text: &str) -> Result<LayoutFile, LayoutError> {
     })?;
     for (name, colour) in [
         ("background", Some(&layout.background)),
+        ("border_colour", Some(&layout.border_colour)),
         ("highlight", layout.highlight.as_ref()),
     ] {
         if let Some(c) = colour {

@@ -5,6 +5,7 @@
 //! directory, [`watch`]: hot reload, [`render`]: pictures). The arithmetic
 //! of equal tiles is [`grid`]; the five built-ins ship in `layouts/`.
 
+pub mod decor;
 pub mod engine;
 pub mod file;
 mod grid;

@@ -6,6 +6,7 @@ use anyhow::Context as _;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
+use super::decor::{decorate, DecorStyle, Paint, TileDecor};
 use super::engine::{place, Member};
 use super::file::{parse_colour, LayoutFile};
 use super::Size;
@@ -25,7 +26,7 @@ pub fn render_rgb(layout: &LayoutFile, canvas: Size, members: &[Member]) -> Vec<
     }
     let mut placed = place(layout, canvas, members);
     placed.sort_by_key(|p| p.z);
-    for p in placed {
+    for p in &placed {
         let colour = PALETTE[p.member % PALETTE.len()];
         let edge = 2;
         for y in p.rect.y..p.rect.y + p.rect.height {
@@ -37,6 +38,26 @@ pub fn render_rgb(layout: &LayoutFile, canvas: Size, members: &[Member]) -> Vec<
                 let c = if border { 0xffffff } else { colour };
                 let i = (y as usize * w + x as usize) * 3;
                 px[i..i + 3].copy_from_slice(&[(c >> 16) as u8, (c >> 8) as u8, c as u8]);
+            }
+        }
+    }
+    // The layout's borders and highlight, as rooms draw them.
+    let tiles: Vec<TileDecor> = placed
+        .iter()
+        .map(|p| TileDecor {
+            rect: p.rect,
+            z: p.z,
+            speaker: members[p.member].speaker,
+            muted: false,
+        })
+        .collect();
+    for paint in decorate(&tiles, &DecorStyle::of(layout)) {
+        if let Paint::Fill { rect, rgb } = paint {
+            for y in rect.y..rect.y + rect.height {
+                for x in rect.x..rect.x + rect.width {
+                    let i = (y as usize * w + x as usize) * 3;
+                    px[i..i + 3].copy_from_slice(&[(rgb >> 16) as u8, (rgb >> 8) as u8, rgb as u8]);
+                }
             }
         }
     }

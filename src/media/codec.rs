@@ -60,15 +60,29 @@ pub struct VideoChoice {
     pub profile_level_id: Option<String>,
 }
 
+/// What one m-line of an offer carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Track {
+    /// The microphone.
+    Audio,
+    /// The camera.
+    Camera,
+    /// A shared screen (received only).
+    Screen,
+}
+
 /// Everything the room needs from an offer to build a participant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaChoice {
     /// Opus payload type of the audio m-line.
     pub audio_payload: u8,
-    /// Chosen video codec of the video m-line.
+    /// Chosen video codec of the camera's m-line.
     pub video: VideoChoice,
-    /// True when the audio m-line comes before the video m-line in the offer.
-    pub audio_first: bool,
+    /// The screen-share m-line's codec (same family as the camera), if the
+    /// offer has one.
+    pub screen: Option<VideoChoice>,
+    /// The tracks in the offer's m-line order (transceivers are created in it).
+    pub order: Vec<Track>,
 }
 
 /// Why an offer cannot be used.
@@ -92,6 +106,17 @@ pub enum CodecError {
     )]
     NoVideoCodec {
         /// Encoding names offered.
+        offered: String,
+    },
+    /// The offer message named a screen m-line the offer does not have.
+    #[error("`screen` names mid `{0}`, but the offer has no other video m-line with that a=mid")]
+    NoScreenMline(String),
+    /// The screen m-line lacks the camera's codec.
+    #[error("the screen m-line must offer the camera's codec ({family}) (offered: {offered})")]
+    ScreenCodec {
+        /// The camera's family.
+        family: CodecFamily,
+        /// Encoding names offered for the screen.
         offered: String,
     },
     /// The client asked for a family its own offer does not contain.
@@ -219,20 +244,37 @@ fn pick_video(formats: &[Format], family: CodecFamily) -> Option<VideoChoice> {
 /// Chooses the audio and video codecs for a participant from its offer.
 ///
 /// `wanted` is the family the client asked for in `join`; without it,
-/// `preferred` wins when the offer has both families.
+/// `preferred` wins when the offer has both families. `screen_mid` is the
+/// `a=mid` of the video m-line that carries a screen share, if any; the
+/// camera is the first other video m-line.
 pub fn choose_codecs(
     offer: &gst_sdp::SDPMessageRef,
     wanted: Option<CodecFamily>,
     preferred: CodecFamily,
+    screen_mid: Option<&str>,
 ) -> Result<MediaChoice, CodecError> {
-    let audio = offer
+    let is_screen = |m: &gst_sdp::SDPMediaRef| {
+        screen_mid.is_some() && m.media() == Some("video") && m.attribute_val("mid") == screen_mid
+    };
+    let audio_index = offer
         .medias()
-        .find(|m| m.media() == Some("audio"))
+        .position(|m| m.media() == Some("audio"))
         .ok_or(CodecError::MissingMedia("audio"))?;
-    let video = offer
+    let video_index = offer
         .medias()
-        .find(|m| m.media() == Some("video"))
+        .position(|m| m.media() == Some("video") && !is_screen(m))
         .ok_or(CodecError::MissingMedia("video"))?;
+    let screen_index = match screen_mid {
+        Some(mid) => Some(
+            offer
+                .medias()
+                .position(is_screen)
+                .ok_or_else(|| CodecError::NoScreenMline(mid.to_string()))?,
+        ),
+        None => None,
+    };
+    let media = |i: usize| offer.media(i as u32).expect("index from medias()");
+    let (audio, video) = (media(audio_index), media(video_index));
 
     let audio_formats = formats_of(audio);
     let opus = audio_formats
@@ -263,12 +305,26 @@ pub fn choose_codecs(
                 })?
         }
     };
-    let audio_first = offer.medias().position(|m| m.media() == Some("audio"))
-        < offer.medias().position(|m| m.media() == Some("video"));
+    let screen = match screen_index {
+        Some(i) => {
+            let formats = formats_of(media(i));
+            Some(
+                pick_video(&formats, choice.family).ok_or_else(|| CodecError::ScreenCodec {
+                    family: choice.family,
+                    offered: offered_names(&formats),
+                })?,
+            )
+        }
+        None => None,
+    };
+    let mut order = vec![(audio_index, Track::Audio), (video_index, Track::Camera)];
+    order.extend(screen_index.map(|i| (i, Track::Screen)));
+    order.sort_by_key(|(i, _)| *i);
     Ok(MediaChoice {
         audio_payload: opus.payload,
         video: choice,
-        audio_first,
+        screen,
+        order: order.into_iter().map(|(_, t)| t).collect(),
     })
 }
 
@@ -298,7 +354,58 @@ mod tests {
         pref: CodecFamily,
     ) -> Result<MediaChoice, CodecError> {
         gstreamer::init().unwrap();
-        choose_codecs(&parse_sdp(text).unwrap(), wanted, pref)
+        choose_codecs(&parse_sdp(text).unwrap(), wanted, pref, None)
+    }
+
+    /// The Chromium offer with a second, send-only video m-line (mid `2`).
+    fn with_screen(text: &str) -> String {
+        let video = &text[text.find("m=video").unwrap()..];
+        let screen = video
+            .replace("a=mid:1", "a=mid:2")
+            .replace("a=sendrecv", "a=sendonly");
+        format!("{text}{screen}")
+    }
+
+    #[test]
+    fn a_screen_mline_is_found_by_mid_and_ordered() {
+        gstreamer::init().unwrap();
+        let offer = parse_sdp(&with_screen(CHROMIUM)).unwrap();
+        let c =
+            choose_codecs(&offer, Some(CodecFamily::H264), CodecFamily::Vp8, Some("2")).unwrap();
+        assert_eq!(c.order, vec![Track::Audio, Track::Camera, Track::Screen]);
+        assert_eq!(c.screen.as_ref().unwrap().payload, c.video.payload);
+        assert_eq!(c.screen.unwrap().family, CodecFamily::H264);
+        // Without `screen`, the extra m-line is not ours.
+        let c = choose_codecs(&offer, None, CodecFamily::Vp8, None).unwrap();
+        assert_eq!(c.order, vec![Track::Audio, Track::Camera]);
+        assert_eq!(
+            choose_codecs(&offer, None, CodecFamily::Vp8, Some("7")),
+            Err(CodecError::NoScreenMline("7".into()))
+        );
+        // The camera's m-line cannot be the screen too: the camera is then the other one.
+        let c = choose_codecs(&offer, None, CodecFamily::Vp8, Some("1")).unwrap();
+        assert_eq!(c.order, vec![Track::Audio, Track::Screen, Track::Camera]);
+    }
+
+    #[test]
+    fn a_screen_without_the_cameras_codec_is_refused() {
+        gstreamer::init().unwrap();
+        let text = with_screen(CHROMIUM);
+        let (head, screen) = text.split_at(text.rfind("m=video").unwrap());
+        let screen = screen.replace("VP8/", "XV8/");
+        let offer = parse_sdp(&format!("{head}{screen}")).unwrap();
+        let e =
+            choose_codecs(&offer, Some(CodecFamily::Vp8), CodecFamily::Vp8, Some("2")).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                CodecError::ScreenCodec {
+                    family: CodecFamily::Vp8,
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[test]

@@ -16,9 +16,12 @@ use anyhow::{bail, Context as _};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_video as gst_video;
+use gstreamer_webrtc as gst_webrtc;
+
+use crate::layout::file::Fit;
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::participant::{apply_label, apply_visibility, set_pad_geometry, Added, VideoTile};
+use super::participant::{apply_label, apply_visibility, Added, VideoTile};
 use super::{
     i420_caps, make_capsfilter, make_element, make_leaky_queue, mix_audio_caps,
     sync_downstream_first, CodecFamily, MediaEvent, ParticipantMedia, RoomMedia,
@@ -40,6 +43,13 @@ const TILE_QUEUE: u32 = 3;
 /// paths but not the other would misalign the mix-minus subtraction.
 const VOICE_QUEUE: u32 = 50;
 
+/// Which of a participant's video streams an incoming pad carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Camera,
+    Screen,
+}
+
 impl RoomMedia {
     /// Links a new incoming stream of `pm` and releases its blocking probe.
     pub fn link_incoming(
@@ -59,13 +69,24 @@ impl RoomMedia {
             .get::<&str>("encoding-name")
             .unwrap_or_default()
             .to_ascii_uppercase();
+        let mline = pad
+            .property::<Option<gst_webrtc::WebRTCRTPTransceiver>>("transceiver")
+            .map(|t| t.mlineindex());
+        let screen = pm.screen.as_ref().is_some_and(|s| Some(s.mline) == mline);
         let mut added = Added::default();
+        let video_family = match encoding.as_str() {
+            "VP8" => Some(CodecFamily::Vp8),
+            "H264" => Some(CodecFamily::H264),
+            _ => None,
+        };
         let result = match (media.as_str(), encoding.as_str()) {
-            ("video", "VP8") if pm.family == CodecFamily::Vp8 => {
-                self.link_video(pm, pad, CodecFamily::Vp8, events, &mut added)
-            }
-            ("video", "H264") if pm.family == CodecFamily::H264 => {
-                self.link_video(pm, pad, CodecFamily::H264, events, &mut added)
+            ("video", _) if video_family == Some(pm.family) => {
+                let source = if screen {
+                    Source::Screen
+                } else {
+                    Source::Camera
+                };
+                self.link_video(pm, pad, source, events, &mut added)
             }
             ("audio", "OPUS") => self.link_audio(pm, pad, &mut added),
             _ => Err(anyhow::anyhow!(
@@ -80,9 +101,7 @@ impl RoomMedia {
                     let _ = pad.unlink(&peer);
                 }
                 added.undo(self.pipeline.upcast_ref());
-                if media == "video" {
-                    pm.video = None;
-                } else {
+                if media != "video" {
                     pm.own_mix_pad = None;
                 }
             }
@@ -95,15 +114,29 @@ impl RoomMedia {
         &mut self,
         pm: &mut ParticipantMedia,
         pad: &gst::Pad,
-        family: CodecFamily,
+        source: Source,
         events: &UnboundedSender<MediaEvent>,
         added: &mut Added,
     ) -> anyhow::Result<()> {
-        if pm.video.is_some() {
-            bail!("a second incoming video stream is not supported");
-        }
+        let (rect, text) = match source {
+            Source::Camera if pm.video.is_some() => {
+                bail!("a second incoming camera stream is not supported")
+            }
+            Source::Camera => (pm.tile, pm.name.clone()),
+            Source::Screen => match &pm.screen {
+                Some(s) if s.tile.is_some() => {
+                    bail!("a second incoming screen stream is not supported")
+                }
+                Some(s) => (s.rect.unwrap_or(pm.tile), format!("{} (screen)", pm.name)),
+                None => bail!("no screen m-line was negotiated"),
+            },
+        };
+        let family = pm.family;
         let id = pm.id.clone();
-        let n = |what: &str| format!("{id}-{what}");
+        let n = |what: &str| match source {
+            Source::Camera => format!("{id}-{what}"),
+            Source::Screen => format!("{id}-screen-{what}"),
+        };
         let (depay, dec) = match family {
             CodecFamily::Vp8 => {
                 let dec = make_element("vp8dec", &n("vp8dec"))?;
@@ -120,50 +153,69 @@ impl RoomMedia {
         // Ask the sender for a keyframe (PLI) on loss, and decode nothing until one came.
         depay.set_property("request-keyframe", true);
         depay.set_property("wait-for-keyframe", true);
+        let crop = make_element("aspectratiocrop", &n("crop"))?;
         let convert = make_element("videoconvert", &n("videoconvert"))?;
         let scale = make_element("videoscale", &n("videoscale"))?;
         scale.set_property_from_str("method", "bilinear");
         scale.set_property("add-borders", true);
         let tile_size = Size {
-            width: pm.tile.width,
-            height: pm.tile.height,
+            width: rect.width,
+            height: rect.height,
         };
         let tile_caps = make_capsfilter(&n("tile-caps"), &i420_caps(tile_size, None))?;
         let label = make_element("textoverlay", &n("label"))?;
-        label.set_property("text", &pm.name);
+        label.set_property("text", &text);
         label.set_property_from_str("halignment", "left");
         // Sized in pixels of the tile, not scaled against a reference width.
         label.set_property("auto-resize", false);
         label.set_property("xpad", 6i32);
         label.set_property("ypad", 4i32);
         label.set_property("shaded-background", true);
-        apply_label(&label, pm.label, pm.tile.height);
+        apply_label(&label, pm.label, rect.height);
         let queue = make_leaky_queue(&n("tile-queue"), TILE_QUEUE)?;
-        let chain = [&depay, &dec, &convert, &scale, &tile_caps, &label, &queue];
+        let chain = [
+            &depay, &dec, &crop, &convert, &scale, &tile_caps, &label, &queue,
+        ];
         let bin = self.pipeline.clone().upcast::<gst::Bin>();
         added.chain(&bin, &chain)?;
         let comp_pad = added.request(&self.compositor, "sink_%u")?;
-        comp_pad.set_property("zorder", 2u32);
-        set_pad_geometry(&comp_pad, pm.tile);
         queue
             .static_pad("src")
             .context("tile queue src")?
             .link(&comp_pad)
             .context("linking tile to compositor")?;
-        pm.video = Some(VideoTile {
+        let tile = VideoTile {
             caps: tile_caps.clone(),
             pad: comp_pad.clone(),
             label: label.clone(),
-        });
-        apply_visibility(pm);
+            crop: crop.clone(),
+            depay_sink: depay.static_pad("sink").context("depayloader sink")?,
+        };
+        match source {
+            Source::Camera => {
+                tile.place(rect, 2, pm.fit);
+                pm.video = Some(tile);
+                apply_visibility(pm);
+            }
+            Source::Screen => {
+                // Hidden until the actor places it (the user is sharing).
+                tile.place(rect, 2, Fit::Letterbox);
+                comp_pad.set_property("alpha", 0.0f64);
+                if let Some(s) = pm.screen.as_mut() {
+                    s.tile = Some(tile);
+                }
+            }
+        }
 
         // Tell the actor when the first decoded frame reaches the canvas.
         {
             let events = events.clone();
             let id = id.clone();
+            let screen = source == Source::Screen;
             comp_pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
                 let _ = events.send(MediaEvent::VideoStarted {
                     participant: id.clone(),
+                    screen,
                 });
                 gst::PadProbeReturn::Remove
             });

@@ -8,6 +8,7 @@
 pub mod codec;
 mod family;
 mod ingest;
+mod overlay;
 mod participant;
 mod room_media;
 pub mod templates;
@@ -20,7 +21,7 @@ use gstreamer::prelude::*;
 
 pub use codec::{CodecFamily, MediaChoice};
 pub use ingest::VOICE_LEVEL_SUFFIX;
-pub use participant::ParticipantMedia;
+pub use participant::{LabelStyle, ParticipantMedia};
 pub use room_media::RoomMedia;
 pub use templates::Templates;
 
@@ -75,6 +76,8 @@ pub enum MediaEvent {
     VideoStarted {
         /// Participant.
         participant: String,
+        /// True for the shared screen, false for the camera.
+        screen: bool,
     },
     /// A participant's branch of a shared stream failed and was cut off.
     BranchFailed {

@@ -22,13 +22,13 @@ use gstreamer_sdp as gst_sdp;
 use gstreamer_webrtc as gst_webrtc;
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::codec::MediaChoice;
+use super::codec::{MediaChoice, Track, VideoChoice};
 use super::templates::TemplateKind;
 use super::{
     configure_aggregator, firewalled_queue, i420_caps, make_capsfilter, make_element,
     mix_audio_caps, remove_elements, CodecFamily, MediaEvent, RoomMedia, MIX_BUFFER,
 };
-use crate::layout::file::LabelPosition;
+use crate::layout::file::{Fit, LabelPosition};
 use crate::layout::{Rect, Size};
 
 /// Size of a placeholder tile before the first layout is applied.
@@ -59,12 +59,67 @@ struct TalkSwitch {
     talking: bool,
 }
 
-/// The video tile's decoded branch, once video arrived.
+/// Where a tile's name label goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LabelStyle {
+    /// Top, bottom or none.
+    pub position: LabelPosition,
+    /// Pixels kept clear along the tile's edges (its border).
+    pub inset: u32,
+}
+
+/// A decoded video branch (camera or screen) feeding one compositor pad.
 pub(super) struct VideoTile {
     pub(super) caps: gst::Element,
     pub(super) pad: gst::Pad,
     /// The name label drawn over the video.
     pub(super) label: gst::Element,
+    /// Crops the picture to the tile's aspect ratio when the layout's fit is `crop`.
+    pub(super) crop: gst::Element,
+    /// The depayloader's sink, to ask the sender for a keyframe.
+    pub(super) depay_sink: gst::Pad,
+}
+
+impl VideoTile {
+    /// Moves the tile to `rect` at compositor z-order `zorder`, filling it per `fit`.
+    pub(super) fn place(&self, rect: Rect, zorder: u32, fit: Fit) {
+        self.pad.set_property("zorder", zorder);
+        set_pad_geometry(&self.pad, rect);
+        self.caps.set_property(
+            "caps",
+            i420_caps(
+                Size {
+                    width: rect.width,
+                    height: rect.height,
+                },
+                None,
+            ),
+        );
+        let aspect = match fit {
+            Fit::Crop => gst::Fraction::new(rect.width as i32, rect.height as i32),
+            Fit::Letterbox => gst::Fraction::new(0, 1),
+        };
+        self.crop.set_property("aspect-ratio", aspect);
+    }
+
+    /// Asks the sender for a keyframe.
+    pub(super) fn request_keyframe(&self) {
+        self.depay_sink.push_event(
+            gstreamer_video::UpstreamForceKeyUnitEvent::builder()
+                .all_headers(true)
+                .build(),
+        );
+    }
+}
+
+/// A participant's screen-share m-line and, once it arrived, its tile.
+pub(super) struct ScreenShare {
+    /// The m-line the screen arrives on.
+    pub(super) mline: u32,
+    /// The decoded screen, once its stream arrived.
+    pub(super) tile: Option<VideoTile>,
+    /// Where the layout shows it, or None while hidden.
+    pub(super) rect: Option<Rect>,
 }
 
 /// Everything the room pipeline holds for one participant. Give it back to
@@ -84,6 +139,8 @@ pub struct ParticipantMedia {
     talk: TalkSwitch,
     placeholder_pad: gst::Pad,
     pub(super) video: Option<VideoTile>,
+    /// The screen share, if the offer had a screen m-line.
+    pub(super) screen: Option<ScreenShare>,
     /// The own voice's pad on the full mixer, once audio arrived.
     pub(super) own_mix_pad: Option<gst::Pad>,
     pub(super) tile: Rect,
@@ -94,7 +151,9 @@ pub struct ParticipantMedia {
     /// Whether decoded video has reached the tile.
     video_started: bool,
     /// Where the layout wants the name label.
-    pub(super) label: LabelPosition,
+    pub(super) label: LabelStyle,
+    /// How the layout wants the picture to fill the tile.
+    pub(super) fit: Fit,
 }
 
 impl std::fmt::Debug for ParticipantMedia {
@@ -106,9 +165,8 @@ impl std::fmt::Debug for ParticipantMedia {
     }
 }
 
-/// The `application/x-rtp` caps a transceiver answers with.
-fn video_rtp_caps(choice: &MediaChoice) -> gst::Caps {
-    let v = &choice.video;
+/// The `application/x-rtp` caps a video transceiver answers with.
+fn video_rtp_caps(v: &VideoChoice) -> gst::Caps {
     let mut b = gst::Caps::builder("application/x-rtp")
         .field("media", "video")
         .field("encoding-name", v.family.encoding_name())
@@ -119,17 +177,15 @@ fn video_rtp_caps(choice: &MediaChoice) -> gst::Caps {
     if v.family == CodecFamily::H264 {
         b = b
             .field("packetization-mode", "1")
-            .field("profile-level-id", h264_profile_level_id(choice));
+            .field("profile-level-id", h264_profile_level_id(v));
     }
     b.build()
 }
 
 /// The profile-level-id the answer carries: the offer's own for the chosen
 /// payload type (a receiver matches on it), else the encoder's.
-fn h264_profile_level_id(choice: &MediaChoice) -> String {
-    choice
-        .video
-        .profile_level_id
+fn h264_profile_level_id(v: &VideoChoice) -> String {
+    v.profile_level_id
         .clone()
         .unwrap_or_else(|| super::codec::H264_PROFILE_LEVEL_ID.to_string())
 }
@@ -218,14 +274,42 @@ impl RoomMedia {
         added.chain(&bin, &[&webrtcbin])?;
         connect_webrtcbin_signals(&webrtcbin, id, events);
 
-        // Transceivers in the offer's m-line order.
-        let (audio_pad, video_pad) = if choice.audio_first {
-            let a = request_send_pad(&webrtcbin, &audio_rtp_caps(choice))?;
-            (a, request_send_pad(&webrtcbin, &video_rtp_caps(choice))?)
-        } else {
-            let v = request_send_pad(&webrtcbin, &video_rtp_caps(choice))?;
-            (request_send_pad(&webrtcbin, &audio_rtp_caps(choice))?, v)
-        };
+        // Transceivers in the offer's m-line order: webrtcbin gives each
+        // m-line the first transceiver not yet associated.
+        let (mut audio_pad, mut video_pad, mut screen) = (None, None, None);
+        for (mline, track) in choice.order.iter().enumerate() {
+            match track {
+                Track::Audio => {
+                    audio_pad = Some(request_send_pad(&webrtcbin, &audio_rtp_caps(choice))?)
+                }
+                Track::Camera => {
+                    video_pad = Some(request_send_pad(
+                        &webrtcbin,
+                        &video_rtp_caps(&choice.video),
+                    )?)
+                }
+                Track::Screen => {
+                    let v = choice
+                        .screen
+                        .as_ref()
+                        .context("screen m-line without a codec")?;
+                    webrtcbin.emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>(
+                        "add-transceiver",
+                        &[
+                            &gst_webrtc::WebRTCRTPTransceiverDirection::Recvonly,
+                            &video_rtp_caps(v),
+                        ],
+                    );
+                    screen = Some(ScreenShare {
+                        mline: mline as u32,
+                        tile: None,
+                        rect: None,
+                    });
+                }
+            }
+        }
+        let audio_pad = audio_pad.context("no audio m-line")?;
+        let video_pad = video_pad.context("no camera m-line")?;
 
         // Video egress: one shared encoded stream, payloaded per participant.
         // Each branch of a shared stream sits behind a firewalled queue: if
@@ -264,7 +348,7 @@ impl RoomMedia {
                 stamp.set_property(
                     "caps",
                     gst::Caps::builder("application/x-rtp")
-                        .field("profile-level-id", h264_profile_level_id(choice))
+                        .field("profile-level-id", h264_profile_level_id(&choice.video))
                         .build(),
                 );
                 added.chain(&bin, &[&p, &stamp])?;
@@ -435,6 +519,7 @@ impl RoomMedia {
             },
             placeholder_pad,
             video: None,
+            screen,
             own_mix_pad: None,
             tile: Rect {
                 x: 0,
@@ -445,7 +530,8 @@ impl RoomMedia {
             placed: false,
             visible: true,
             video_started: false,
-            label: LabelPosition::Bottom,
+            label: LabelStyle::default(),
+            fit: Fit::Letterbox,
         };
         Ok(pm)
     }
@@ -467,6 +553,9 @@ impl RoomMedia {
         if let Some(v) = &pm.video {
             self.compositor.release_request_pad(&v.pad);
         }
+        if let Some(v) = pm.screen.as_ref().and_then(|s| s.tile.as_ref()) {
+            self.compositor.release_request_pad(&v.pad);
+        }
         if let Some(p) = &pm.own_mix_pad {
             self.full_mixer.release_request_pad(p);
         }
@@ -477,24 +566,45 @@ impl RoomMedia {
 
     /// Moves a participant's tile (placeholder and video) to `rect`, at
     /// stacking level `z` (higher above; overlays of a layout).
-    pub fn place_tile(&self, pm: &mut ParticipantMedia, rect: Rect, z: u32) {
+    pub fn place_tile(&self, pm: &mut ParticipantMedia, rect: Rect, z: u32, fit: Fit) {
         pm.placeholder_pad.set_property("zorder", 1 + 2 * z);
+        set_pad_geometry(&pm.placeholder_pad, rect);
         if let Some(v) = &pm.video {
-            v.pad.set_property("zorder", 2 + 2 * z);
+            v.place(rect, 2 + 2 * z, fit);
         }
         pm.visible = true;
         apply_visibility(pm);
-        let size = Size {
-            width: rect.width,
-            height: rect.height,
-        };
-        set_pad_geometry(&pm.placeholder_pad, rect);
-        if let Some(v) = &pm.video {
-            set_pad_geometry(&v.pad, rect);
-            v.caps.set_property("caps", i420_caps(size, None));
-        }
         pm.tile = rect;
+        pm.fit = fit;
         pm.placed = true;
+    }
+
+    /// Shows a participant's shared screen at `rect`, stacking level `z`.
+    pub fn place_screen(&self, pm: &mut ParticipantMedia, rect: Rect, z: u32, fit: Fit) {
+        if let Some(s) = pm.screen.as_mut() {
+            if let Some(v) = &s.tile {
+                v.place(rect, 2 + 2 * z, fit);
+                v.pad.set_property("alpha", 1.0f64);
+            }
+            s.rect = Some(rect);
+        }
+    }
+
+    /// Takes a participant's shared screen off the canvas.
+    pub fn hide_screen(&self, pm: &mut ParticipantMedia) {
+        if let Some(s) = pm.screen.as_mut() {
+            if let Some(v) = &s.tile {
+                v.pad.set_property("alpha", 0.0f64);
+            }
+            s.rect = None;
+        }
+    }
+
+    /// Asks the participant for a keyframe of its screen (it starts sharing).
+    pub fn request_screen_keyframe(&self, pm: &ParticipantMedia) {
+        if let Some(v) = pm.screen.as_ref().and_then(|s| s.tile.as_ref()) {
+            v.request_keyframe();
+        }
     }
 
     /// Switches what a participant hears when it starts or stops talking.
@@ -515,10 +625,15 @@ impl RoomMedia {
     }
 
     /// Puts the participant's name label where the layout wants it.
-    pub fn set_label(&self, pm: &mut ParticipantMedia, position: LabelPosition) {
-        pm.label = position;
+    pub fn set_label(&self, pm: &mut ParticipantMedia, style: LabelStyle) {
+        pm.label = style;
         if let Some(v) = &pm.video {
-            apply_label(&v.label, position, pm.tile.height);
+            apply_label(&v.label, style, pm.tile.height);
+        }
+        if let Some(s) = &pm.screen {
+            if let (Some(v), Some(r)) = (&s.tile, s.rect) {
+                apply_label(&v.label, style, r.height);
+            }
         }
     }
 
@@ -600,9 +715,12 @@ pub(super) fn apply_visibility(pm: &ParticipantMedia) {
 
 /// Places (or hides) a tile's name label, sized to stay legible on a tile
 /// `tile_height` pixels high.
-pub(super) fn apply_label(label: &gst::Element, position: LabelPosition, tile_height: u32) {
-    label.set_property("silent", position == LabelPosition::None);
-    let valign = if position == LabelPosition::Top {
+pub(super) fn apply_label(label: &gst::Element, style: LabelStyle, tile_height: u32) {
+    label.set_property("silent", style.position == LabelPosition::None);
+    // Clear of the tile's border.
+    label.set_property("xpad", 6 + style.inset as i32);
+    label.set_property("ypad", 4 + style.inset as i32);
+    let valign = if style.position == LabelPosition::Top {
         "top"
     } else {
         "bottom"
@@ -636,6 +754,11 @@ impl ParticipantMedia {
     /// Where the layout put this participant's tile, once placed.
     pub fn tile(&self) -> Option<Rect> {
         self.placed.then_some(self.tile)
+    }
+
+    /// Whether the offer had a screen-share m-line.
+    pub fn can_share(&self) -> bool {
+        self.screen.is_some()
     }
 
     /// The family this participant receives.

@@ -2,7 +2,7 @@
 //! audio mix, plus one encoder per codec family in use.
 //!
 //! ```text
-//! videotestsrc(black, live) ─► compositor ─► capsfilter(I420 WxH@fps) ─► canvas tee ─► [family encoders]
+//! videotestsrc(black, live) ─► compositor ─► capsfilter(I420 WxH@fps) ─► overlaycomposition(decorations) ─► canvas tee ─► [family encoders]
 //!   participant tiles ───────►─┘
 //! audiotestsrc(silence, live) ─► audiomixer ─► capsfilter(F32 48k mono) ─► full-mix tee ─► [mix-minus per participant]
 //!                                                                     full-mix tee ─► queue ─► [opus] ─► shared tee (non-talkers)
@@ -19,6 +19,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 
 use super::family::FamilyEncoder;
+use super::overlay::CanvasOverlay;
 use super::templates::TemplateKind;
 use super::{
     add_chain, configure_aggregator, i420_caps, link_into_new_pad, make_capsfilter, make_element,
@@ -38,6 +39,7 @@ pub struct RoomMedia {
     pub(super) shared_opus_tee: gst::Element,
     pub(super) families: HashMap<CodecFamily, FamilyEncoder>,
     pub(super) room: String,
+    overlay: CanvasOverlay,
 }
 
 impl std::fmt::Debug for RoomMedia {
@@ -70,9 +72,13 @@ impl RoomMedia {
             "canvas-caps",
             &i420_caps(settings.canvas, Some(settings.framerate)),
         )?;
+        // Borders, highlight and muted markers, drawn once for all encoders.
+        let decor = make_element("overlaycomposition", "canvas-decor")?;
+        let overlay = CanvasOverlay::default();
+        overlay.attach(&decor);
         let canvas_tee = make_tee("canvas-tee")?;
         add_chain(bin, &[&bg, &bg_caps])?;
-        add_chain(bin, &[&compositor, &canvas_caps, &canvas_tee])?;
+        add_chain(bin, &[&compositor, &canvas_caps, &decor, &canvas_tee])?;
         link_into_new_pad(&bg_caps, &compositor)?.set_property("zorder", 0u32);
 
         // Full audio mix.
@@ -128,6 +134,7 @@ impl RoomMedia {
             shared_opus_tee,
             families: HashMap::new(),
             room: room.to_string(),
+            overlay,
         })
     }
 
@@ -146,6 +153,18 @@ impl RoomMedia {
         if let Some(bg) = self.pipeline.by_name("canvas-bg") {
             bg.set_property("foreground-color", 0xff00_0000u32 | (rgb & 0x00ff_ffff));
         }
+    }
+
+    /// Draws tile decorations over the canvas, replacing the previous ones.
+    pub fn set_decorations(&self, paints: &[crate::layout::decor::Paint]) {
+        if let Err(e) = self.overlay.set(paints) {
+            tracing::warn!(room = %self.room, "tile decorations not drawn: {e:#}");
+        }
+    }
+
+    /// Rectangles the canvas overlay draws now.
+    pub fn decoration_count(&self) -> u32 {
+        self.overlay.rectangles()
     }
 
     /// Canvas frames per second.

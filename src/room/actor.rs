@@ -16,10 +16,11 @@ use super::talk::{Floor, TalkDetector};
 use super::{LeaveReason, Registry};
 use std::sync::Arc;
 
+use crate::layout::decor::{decorate, DecorStyle, TileDecor};
 use crate::layout::file::{parse_colour, LayoutFile};
 use crate::layout::{place, send_hint, Member};
 use crate::media::codec::{choose_codecs, parse_sdp, CodecError};
-use crate::media::{CodecFamily, MediaEvent, ParticipantMedia, RoomMedia};
+use crate::media::{CodecFamily, LabelStyle, MediaEvent, ParticipantMedia, RoomMedia};
 use crate::signaling::protocol::{
     ErrorCode, ParticipantInfo, Role, ServerMessage, PROTOCOL_VERSION,
 };
@@ -49,6 +50,22 @@ pub enum RoomCommand {
         participant: String,
         /// SDP text.
         sdp: String,
+        /// The `a=mid` of its screen-share m-line, if any.
+        screen: Option<String>,
+    },
+    /// The client's microphone went off or on.
+    Mute {
+        /// Sender.
+        participant: String,
+        /// True while off.
+        muted: bool,
+    },
+    /// The client started or stopped sharing its screen.
+    Screen {
+        /// Sender.
+        participant: String,
+        /// True while sharing.
+        sharing: bool,
     },
     /// A remote ICE candidate.
     Ice {
@@ -137,6 +154,12 @@ struct Participant {
     seq: u64,
     /// Whether the participant is talking (its own mix-minus encode is on).
     talk: TalkDetector,
+    /// Its microphone is off.
+    muted: bool,
+    /// It says it shares its screen.
+    sharing: bool,
+    /// Its screen's first frame reached the canvas.
+    screen_started: bool,
 }
 
 /// The actor's state. Created by the registry, consumed by [`RoomActor::run`].
@@ -246,7 +269,24 @@ impl RoomActor {
                 role,
                 outbox,
             } => self.on_join(participant, name, codec, role, outbox),
-            RoomCommand::Offer { participant, sdp } => self.on_offer(&participant, &sdp),
+            RoomCommand::Offer {
+                participant,
+                sdp,
+                screen,
+            } => self.on_offer(&participant, &sdp, screen.as_deref()),
+            RoomCommand::Mute { participant, muted } => {
+                if let Some(p) = self.participants.get_mut(&participant) {
+                    if p.muted != muted {
+                        p.muted = muted;
+                        self.relayout();
+                        self.broadcast_participants(None);
+                    }
+                }
+            }
+            RoomCommand::Screen {
+                participant,
+                sharing,
+            } => self.on_screen(&participant, sharing),
             RoomCommand::Ice {
                 participant,
                 mline,
@@ -358,6 +398,9 @@ impl RoomActor {
                 media: None,
                 seq: self.next_seq,
                 talk: TalkDetector::default(),
+                muted: false,
+                sharing: false,
+                screen_started: false,
             },
         );
         let joined = ServerMessage::Joined {
@@ -372,7 +415,33 @@ impl RoomActor {
         self.broadcast_participants(Some(&id));
     }
 
-    fn on_offer(&mut self, id: &str, sdp: &str) {
+    fn on_screen(&mut self, id: &str, sharing: bool) {
+        let Some(p) = self.participants.get_mut(id) else {
+            return;
+        };
+        let refusal = match &p.media {
+            None => Some("send the offer before sharing a screen"),
+            Some(m) if sharing && !m.can_share() => Some(
+                "no screen m-line was negotiated: offer a second video m-line and name its mid in the offer's `screen` field",
+            ),
+            Some(_) => None,
+        };
+        if let Some(why) = refusal {
+            return self.reply_error(id, ErrorCode::OutOfOrder, why.into());
+        }
+        if p.sharing == sharing {
+            return;
+        }
+        p.sharing = sharing;
+        info!(participant = %id, sharing, "screen share");
+        if let Some(pm) = p.media.as_ref().filter(|_| sharing) {
+            self.media.request_screen_keyframe(pm);
+        }
+        self.relayout();
+        self.broadcast_participants(None);
+    }
+
+    fn on_offer(&mut self, id: &str, sdp: &str, screen: Option<&str>) {
         let span = info_span!("offer", participant = %id);
         let _enter = span.enter();
         let Some(p) = self.participants.get(id) else {
@@ -390,11 +459,13 @@ impl RoomActor {
             Ok(o) => o,
             Err(e) => return self.reply_error(id, ErrorCode::BadOffer, e.to_string()),
         };
-        let choice = match choose_codecs(&offer, p.wanted, self.preferred) {
+        let choice = match choose_codecs(&offer, p.wanted, self.preferred, screen) {
             Ok(c) => c,
             Err(e) => {
                 let code = match e {
-                    CodecError::Unparsable | CodecError::MissingMedia(_) => ErrorCode::BadOffer,
+                    CodecError::Unparsable
+                    | CodecError::MissingMedia(_)
+                    | CodecError::NoScreenMline(_) => ErrorCode::BadOffer,
                     _ => ErrorCode::UnsupportedCodec,
                 };
                 info!("offer refused: {e}");
@@ -484,13 +555,20 @@ impl RoomActor {
                     warn!(participant = %participant, "incoming stream refused: {e:#}");
                 }
             }
-            MediaEvent::VideoStarted { participant } => {
-                if let Some(pm) = self
-                    .participants
-                    .get_mut(&participant)
-                    .and_then(|p| p.media.as_mut())
-                {
-                    debug!(participant = %participant, "video started");
+            MediaEvent::VideoStarted {
+                participant,
+                screen,
+            } => {
+                let Some(p) = self.participants.get_mut(&participant) else {
+                    return;
+                };
+                debug!(participant = %participant, screen, "video started");
+                if screen {
+                    p.screen_started = true;
+                    if p.sharing {
+                        self.relayout();
+                    }
+                } else if let Some(pm) = p.media.as_mut() {
                     self.media.hide_placeholder(pm);
                 }
             }
@@ -631,8 +709,9 @@ impl RoomActor {
         self.broadcast_participants(None);
     }
 
-    /// Applies the layout to every participant with media, in join order,
-    /// and tells each participant whose tile changed what to send.
+    /// Applies the layout to every participant with media, in join order
+    /// (a shared screen right after its owner's camera), draws the tile
+    /// decorations, and tells each participant whose tile changed what to send.
     fn relayout(&mut self) {
         let mut order: Vec<(u64, String)> = self
             .participants
@@ -641,40 +720,76 @@ impl RoomActor {
             .map(|(id, p)| (p.seq, id.clone()))
             .collect();
         order.sort();
-        let members: Vec<Member> = order
-            .iter()
-            .map(|(_, id)| Member {
-                teacher: self.participants[id].role == Role::Teacher,
+        let mut tiles: Vec<(String, bool)> = Vec::new();
+        let mut members: Vec<Member> = Vec::new();
+        for (_, id) in order {
+            let p = &self.participants[&id];
+            members.push(Member {
+                teacher: p.role == Role::Teacher,
                 pinned: self.pinned.as_deref() == Some(id.as_str()),
                 speaker: self.floor.speaker() == Some(id.as_str()),
                 ..Member::default()
-            })
-            .collect();
+            });
+            let screen = p.sharing && p.screen_started;
+            tiles.push((id.clone(), false));
+            if screen {
+                members.push(Member {
+                    screen: true,
+                    ..Member::default()
+                });
+                tiles.push((id, true));
+            }
+        }
         let placements = place(&self.layout, self.media.canvas(), &members);
         if let Some(rgb) = parse_colour(&self.layout.background) {
             self.media.set_background(rgb);
         }
         let framerate = self.media.framerate();
-        for (index, (_, id)) in order.into_iter().enumerate() {
-            let Some(pm) = self
-                .participants
-                .get_mut(&id)
-                .and_then(|p| p.media.as_mut())
-            else {
+        let mut decor = Vec::new();
+        for (index, (id, screen)) in tiles.iter().enumerate() {
+            let speaker = self.floor.speaker() == Some(id.as_str());
+            let Some(p) = self.participants.get_mut(id) else {
                 continue;
             };
-            let Some(placement) = placements.iter().find(|p| p.member == index) else {
+            let muted = p.muted;
+            let Some(pm) = p.media.as_mut() else {
+                continue;
+            };
+            let placement = placements.iter().find(|p| p.member == index);
+            if *screen {
+                match placement {
+                    Some(pl) => self.media.place_screen(pm, pl.rect, pl.z, pl.fit),
+                    None => self.media.hide_screen(pm),
+                }
+                decor.extend(placement.map(|pl| TileDecor {
+                    rect: pl.rect,
+                    z: pl.z,
+                    speaker: false,
+                    muted: false,
+                }));
+                continue;
+            }
+            if !tiles.contains(&(id.clone(), true)) {
+                self.media.hide_screen(pm);
+            }
+            let Some(placement) = placement else {
                 self.media.hide_tile(pm);
                 continue;
             };
             let rect = placement.rect;
             let changed = pm.tile() != Some(rect);
-            self.media.place_tile(pm, rect, placement.z);
-            self.media.set_label(pm, self.layout.labels.position);
+            self.media.place_tile(pm, rect, placement.z, placement.fit);
+            self.media.set_label(pm, label_style(&self.layout));
+            decor.push(TileDecor {
+                rect,
+                z: placement.z,
+                speaker,
+                muted,
+            });
             if changed {
                 let hint = send_hint(rect, framerate);
                 self.send(
-                    &id,
+                    id,
                     ServerMessage::Tile {
                         width: hint.width,
                         height: hint.height,
@@ -684,6 +799,8 @@ impl RoomActor {
                 );
             }
         }
+        self.media
+            .set_decorations(&decorate(&decor, &DecorStyle::of(&self.layout)));
     }
 
     fn participant_list(&self) -> Vec<ParticipantInfo> {
@@ -695,6 +812,8 @@ impl RoomActor {
                 name: p.name.clone(),
                 role: p.role,
                 codec: p.media.as_ref().map(|m| m.family()),
+                muted: p.muted,
+                sharing: p.sharing,
             })
             .collect()
     }
@@ -807,6 +926,14 @@ pub(super) struct InitialLayout {
     pub(super) layout: Arc<LayoutFile>,
     /// How long the active speaker keeps the floor at least.
     pub(super) speaker_hold: std::time::Duration,
+}
+
+/// Where the layout wants name labels: clear of borders and the highlight.
+fn label_style(layout: &LayoutFile) -> LabelStyle {
+    LabelStyle {
+        position: layout.labels.position,
+        inset: DecorStyle::of(layout).edge(),
+    }
 }
 
 /// Sends an outcome to the admin API, if it asked.

@@ -35,10 +35,24 @@ pub enum ClientMessage {
         #[serde(default)]
         role: Role,
     },
-    /// The client's SDP offer (one audio and one video m-line, sendrecv).
+    /// The client's SDP offer: one audio and one video m-line (sendrecv),
+    /// and optionally a second video m-line for screen sharing.
     Offer {
         /// Session description text.
         sdp: String,
+        /// The `a=mid` of the screen-share m-line, if the offer has one.
+        #[serde(default)]
+        screen: Option<String>,
+    },
+    /// The client's microphone was switched off or on (drawn as a marker on its tile).
+    Mute {
+        /// True while the microphone is off.
+        muted: bool,
+    },
+    /// The client started or stopped sending its screen on the screen m-line.
+    Screen {
+        /// True while the screen is shared.
+        sharing: bool,
     },
     /// A trickled ICE candidate from the client.
     #[serde(rename_all = "camelCase")]
@@ -92,6 +106,12 @@ pub struct ParticipantInfo {
     pub role: Role,
     /// Codec family the participant receives, once its offer was accepted.
     pub codec: Option<CodecFamily>,
+    /// The participant's microphone is off.
+    #[serde(default)]
+    pub muted: bool,
+    /// The participant is sharing its screen.
+    #[serde(default)]
+    pub sharing: bool,
 }
 
 /// A message from the server to a client.
@@ -311,7 +331,10 @@ mod tests {
         );
         assert_eq!(
             decode_client_message(r#"{"type":"offer","sdp":"v=0"}"#),
-            Ok(ClientMessage::Offer { sdp: "v=0".into() })
+            Ok(ClientMessage::Offer {
+                sdp: "v=0".into(),
+                screen: None
+            })
         );
         assert_eq!(
             decode_client_message(

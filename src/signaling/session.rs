@@ -124,12 +124,33 @@ fn handle_text(
                 Err(e) => Some(error(ErrorCode::RoomUnavailable, e.to_string())),
             }
         }
-        ClientMessage::Offer { sdp } => match joined {
+        ClientMessage::Offer { sdp, screen } => match joined {
             Some(j) => forward(
                 j,
                 RoomCommand::Offer {
                     participant: j.participant.clone(),
                     sdp,
+                    screen,
+                },
+            ),
+            None => not_joined(),
+        },
+        ClientMessage::Mute { muted } => match joined {
+            Some(j) => forward(
+                j,
+                RoomCommand::Mute {
+                    participant: j.participant.clone(),
+                    muted,
+                },
+            ),
+            None => not_joined(),
+        },
+        ClientMessage::Screen { sharing } => match joined {
+            Some(j) => forward(
+                j,
+                RoomCommand::Screen {
+                    participant: j.participant.clone(),
+                    sharing,
                 },
             ),
             None => not_joined(),

@@ -39,6 +39,23 @@ impl Frame {
     }
 }
 
+impl Frame {
+    /// Mean colour of every pixel in a rectangle.
+    pub fn mean_in(&self, x: u32, y: u32, width: u32, height: u32) -> (u8, u8, u8) {
+        let mut sum = [0u64; 3];
+        for py in y..(y + height).min(self.height) {
+            for px in x..(x + width).min(self.width) {
+                let i = py as usize * self.stride + px as usize * 3;
+                for (c, s) in sum.iter_mut().enumerate() {
+                    *s += u64::from(self.data[i + c]);
+                }
+            }
+        }
+        let n = u64::from(width * height).max(1);
+        ((sum[0] / n) as u8, (sum[1] / n) as u8, (sum[2] / n) as u8)
+    }
+}
+
 /// True when `got` is within a codec's tolerance of `want` (0xRRGGBB).
 pub fn color_matches(got: (u8, u8, u8), want: u32) -> bool {
     let w = (

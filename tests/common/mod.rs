@@ -139,7 +139,16 @@ pub fn layout_tiles(
         .find(|(n, _)| *n == layout)
         .expect("a built-in layout")
         .1;
-    let layout = tessera::layout::file::parse(std::path::Path::new(layout), text).unwrap();
+    layout_text_tiles(config, text, members)
+}
+
+/// Tiles of each member under the layout file `text`, as [`layout_tiles`].
+pub fn layout_text_tiles(
+    config: &Config,
+    text: &str,
+    members: &[tessera::layout::Member],
+) -> Vec<tessera::layout::Rect> {
+    let layout = tessera::layout::file::parse(std::path::Path::new("test.toml"), text).unwrap();
     let canvas = tessera::layout::Size {
         width: config.media.canvas_width,
         height: config.media.canvas_height,

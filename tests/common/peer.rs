@@ -45,6 +45,10 @@ pub struct PeerOptions {
     pub send_video: bool,
     /// `role` field of the join message.
     pub role: Option<&'static str>,
+    /// A second video source, offered as the screen share, in this solid
+    /// colour. It is sent from the start; the server shows it after
+    /// [`TestPeer::share_screen`].
+    pub screen_color: Option<u32>,
 }
 
 impl PeerOptions {
@@ -60,6 +64,7 @@ impl PeerOptions {
             tone_hz: 0.0,
             send_video: true,
             role: None,
+            screen_color: None,
         }
     }
 }
@@ -90,7 +95,7 @@ pub struct TestPeer {
 }
 
 fn send_branch(opts: &PeerOptions) -> String {
-    let (video, pt, caps) = match opts.codec {
+    let (encode, pt, caps) = match opts.codec {
         SendCodec::Vp8 => (
             "vp8enc deadline=1 cpu-used=8 threads=1 target-bitrate=300000 keyframe-max-dist=30 ! rtpvp8pay pt=96",
             96,
@@ -110,18 +115,28 @@ fn send_branch(opts: &PeerOptions) -> String {
     let video = if opts.send_video {
         format!(
             "videotestsrc is-live=true pattern=solid-color foreground-color={fg} \
-               ! video/x-raw,width=320,height=240,framerate=15/1 ! videoconvert ! {video} \
+               ! video/x-raw,width=320,height=240,framerate=15/1 ! videoconvert ! {encode} \
                ! identity name=send-video-rtp ! application/x-rtp,media=video,clock-rate=90000,payload={pt},{caps} ! webrtc.",
             fg = 0xff00_0000u32 | opts.color,
         )
     } else {
         String::new()
     };
+    // The screen is wider than the camera, as screens are.
+    let screen = match opts.screen_color {
+        Some(color) => format!(
+            "videotestsrc is-live=true pattern=solid-color foreground-color={fg} \
+               ! video/x-raw,width=640,height=360,framerate=15/1 ! videoconvert ! {encode} \
+               ! application/x-rtp,media=video,clock-rate=90000,payload={pt},{caps} ! webrtc.",
+            fg = 0xff00_0000u32 | color,
+        ),
+        None => String::new(),
+    };
     format!(
         "webrtcbin name=webrtc bundle-policy=max-bundle latency=60 {video} \
          audiotestsrc is-live=true {wave} volume=0.3 ! audioconvert ! audioresample \
            ! opusenc bitrate=32000 ! rtpopuspay pt=111 \
-           ! application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=111 ! webrtc.",
+           ! application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=111 ! webrtc. {screen}",
         wave = if opts.tone_hz > 0.0 {
             format!("wave=sine freq={}", opts.tone_hz)
         } else {
@@ -231,6 +246,7 @@ impl TestPeer {
         // Offer when webrtcbin wants to negotiate.
         {
             let out = out.clone();
+            let screen = opts.screen_color.is_some();
             webrtc.connect("on-negotiation-needed", false, move |values| {
                 let webrtc = values[0].get::<gst::Element>().unwrap();
                 let out = out.clone();
@@ -241,10 +257,13 @@ impl TestPeer {
                         .get::<gst_webrtc::WebRTCSessionDescription>("offer")
                         .expect("offer in reply");
                     w.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
-                    let sdp = offer.sdp().as_text().unwrap();
-                    let _ = out.send(Message::text(
-                        json!({"type": "offer", "sdp": sdp}).to_string(),
-                    ));
+                    let mut msg = json!({"type": "offer", "sdp": offer.sdp().as_text().unwrap()});
+                    // The screen is the last m-line (its source is linked last).
+                    if screen {
+                        let last = offer.sdp().medias().last().unwrap();
+                        msg["screen"] = json!(last.attribute_val("mid").unwrap());
+                    }
+                    let _ = out.send(Message::text(msg.to_string()));
                 });
                 webrtc.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
                 None
@@ -410,6 +429,16 @@ impl TestPeer {
             .all_headers(true)
             .build();
         assert!(depay.static_pad("sink").unwrap().push_event(ev));
+    }
+
+    /// Tells the server the screen is (or is no longer) shared.
+    pub fn share_screen(&self, sharing: bool) {
+        self.send_text(&json!({"type": "screen", "sharing": sharing}).to_string());
+    }
+
+    /// Tells the server the microphone is off (or on again).
+    pub fn mute(&self, muted: bool) {
+        self.send_text(&json!({"type": "mute", "muted": muted}).to_string());
     }
 
     /// Sends `leave` and stops media.
