@@ -222,3 +222,89 @@ async fn a_browser_reconnects_by_itself_after_a_server_restart() {
     assert_eq!(server.registry.room_ids(), vec!["lab".to_string()]);
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_teacher_shares_a_screen_from_chromium() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let mut config = test_config();
+    config.layouts.default = "screen".into();
+    let server = TestServer::start(config).await;
+    let b = Browser::launch(Kind::Chromium, "chromium-share").await;
+    b.client
+        .goto(&format!(
+            "{}&role=teacher",
+            room_url(&server, "shared", "teacher", "vp8")
+        ))
+        .await
+        .unwrap();
+    let (ok, s) = wait_stats(&b, Duration::from_secs(40), |s| {
+        s["framesDecoded"].as_u64().unwrap_or(0) >= 10
+    })
+    .await;
+    assert!(ok, "joined: {s}");
+    let viewer = TestPeer::join(
+        &server.ws_url(),
+        PeerOptions::new("shared", "viewer", 0x00ff00),
+    )
+    .await;
+
+    // A click is the user gesture getDisplayMedia needs; the fake UI picks a screen.
+    let share = b
+        .client
+        .find(fantoccini::Locator::Id("share"))
+        .await
+        .expect("share button");
+    share.click().await.expect("click share");
+    let (ok, s) = wait_stats(&b, Duration::from_secs(20), |s| {
+        s["sharing"] == true && s["screenBytes"].as_u64().unwrap_or(0) > 20_000
+    })
+    .await;
+    assert!(ok, "the browser does not send its screen: {s}");
+    let mut shown = false;
+    for _ in 0..50 {
+        let room = server.room("shared").await.unwrap();
+        if room.screens.len() == 1 && room.participants[0].sharing {
+            shown = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(shown, "the screen is not on the canvas");
+    // The viewer sees the screen slot filled (the fake screen is not black).
+    let mut members = vec![tessera::layout::Member::default(); 3];
+    members[0].teacher = true;
+    members[1].screen = true;
+    let rects = common::layout_tiles(&server.config, "screen", &members);
+    let spot = (
+        rects[1].x + rects[1].width / 4,
+        rects[1].y + rects[1].height / 4,
+    );
+    let filled = common::wait_until(Duration::from_secs(10), || {
+        viewer.last_frame().is_some_and(|f| {
+            let (r, g, bl) = f.rgb_at(spot.0, spot.1);
+            u32::from(r) + u32::from(g) + u32::from(bl) > 60
+        })
+    })
+    .await;
+    b.screenshot("browser-sharing").await;
+    assert!(
+        filled,
+        "the screen slot is empty: {:?}",
+        viewer.last_frame().map(|f| f.rgb_at(spot.0, spot.1))
+    );
+
+    // Stopping from the page takes the screen off the canvas.
+    share.click().await.expect("click stop");
+    let mut gone = false;
+    for _ in 0..50 {
+        if server.room("shared").await.unwrap().screens.is_empty() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(gone, "the screen stayed after stopping");
+    drop(viewer);
+    b.close().await;
+}

@@ -14,14 +14,17 @@
     canvas: $('canvas'), preview: $('preview'), prompt: $('prompt'), form: $('name-form'),
     name: $('name'), title: $('prompt-title'), state: $('state'), count: $('count'),
     mic: $('mic'), cam: $('cam'), play: $('play'), leave: $('leave'), notice: $('notice'),
-    layout: $('layout'),
+    layout: $('layout'), share: $('share'),
   };
+  const canShare = !!navigator.mediaDevices?.getDisplayMedia;
 
   let name = params.get('name') || localStorage.getItem('tessera.name') || '';
   let local = null;          // MediaStream from the camera and microphone
   let ws = null;
   let pc = null;
   let videoTx = null;
+  let screenTx = null;       // send-only transceiver for a shared screen
+  let screenTrack = null;
   let tileHint = null;
   let participants = 0;
   let participantId = null;
@@ -104,6 +107,10 @@
     pc.addTransceiver(audio || 'audio', { direction: audio ? 'sendrecv' : 'recvonly', streams: [local] });
     videoTx = pc.addTransceiver(video || 'video', { direction: video ? 'sendrecv' : 'recvonly', streams: [local] });
     preferCodec(videoTx, wantCodec);
+    // Negotiated up front and idle until the user shares: sharing is then
+    // replaceTrack, with no renegotiation.
+    screenTx = canShare ? pc.addTransceiver('video', { direction: 'sendonly' }) : null;
+    if (screenTx) preferCodec(screenTx, wantCodec);
     const remote = new MediaStream();
     pc.ontrack = (e) => {
       remote.addTrack(e.track);
@@ -131,7 +138,46 @@
       }
     };
     await pc.setLocalDescription(await pc.createOffer());
-    send({ type: 'offer', sdp: pc.localDescription.sdp });
+    send({ type: 'offer', sdp: pc.localDescription.sdp, ...(screenTx?.mid ? { screen: screenTx.mid } : {}) });
+    const mic = local.getAudioTracks()[0];
+    if (!mic || !mic.enabled) send({ type: 'mute', muted: true });
+    ui.share.disabled = !screenTx;
+  }
+
+  // Screen sharing: the browser asks which screen or window.
+  async function startShare() {
+    if (!screenTx || screenTrack) return;
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 15 } }, audio: false });
+    } catch (e) {
+      if (e.name !== 'NotAllowedError') notice('Screen sharing failed: ' + e.message);
+      return;
+    }
+    const track = stream.getVideoTracks()[0];
+    if (!track || !screenTx) { stream.getTracks().forEach((t) => t.stop()); return; }
+    track.contentHint = 'detail';
+    track.onended = stopShare;
+    screenTrack = track;
+    await screenTx.sender.replaceTrack(track);
+    const p = screenTx.sender.getParameters();
+    if (!p.encodings || !p.encodings.length) p.encodings = [{}];
+    p.encodings[0].maxBitrate = 1500000;
+    try { await screenTx.sender.setParameters(p); } catch (e) { console.warn('setParameters', e); }
+    send({ type: 'screen', sharing: true });
+    ui.share.textContent = 'Stop sharing';
+    ui.share.classList.add('off');
+  }
+
+  function stopShare() {
+    if (!screenTrack) return;
+    screenTrack.onended = null;
+    screenTrack.stop();
+    screenTrack = null;
+    if (screenTx && pc) screenTx.sender.replaceTrack(null).catch(() => {});
+    send({ type: 'screen', sharing: false });
+    ui.share.textContent = 'Share screen';
+    ui.share.classList.remove('off');
   }
 
   async function onMessage(m) {
@@ -188,6 +234,10 @@
     videoTx = null;
     pendingIce = [];
     if (ws) { ws.onclose = null; ws.onmessage = null; ws.close(); ws = null; }
+    // The next call negotiates a fresh screen m-line.
+    stopShare();
+    screenTx = null;
+    ui.share.disabled = true;
   }
 
   function reconnect(reason) {
@@ -249,7 +299,12 @@
     button.classList.toggle('off', !track.enabled);
   }
 
-  ui.mic.addEventListener('click', () => toggle('audio', ui.mic, 'Mute mic', 'Unmute mic'));
+  ui.mic.addEventListener('click', () => {
+    toggle('audio', ui.mic, 'Mute mic', 'Unmute mic');
+    send({ type: 'mute', muted: !local.getAudioTracks()[0]?.enabled });
+  });
+  ui.share.hidden = !canShare;
+  ui.share.addEventListener('click', () => (screenTrack ? stopShare() : startShare()));
   ui.cam.addEventListener('click', () => toggle('video', ui.cam, 'Stop camera', 'Start camera'));
   ui.play.addEventListener('click', playCanvas);
   ui.layout.addEventListener('change', () => send({ type: 'setLayout', layout: ui.layout.value }));
@@ -265,6 +320,7 @@
       participantId, participants, state: pc ? pc.connectionState : 'new',
       framesDecoded: 0, frameWidth: 0, frameHeight: 0, codec: null, audioEnergy: 0,
       sentBytes: 0, sentFrameWidth: 0, sentFrameHeight: 0, tile: tileHint,
+      sharing: !!screenTrack, screenBytes: 0,
     };
     if (!pc) return out;
     const report = await pc.getStats();
@@ -277,6 +333,8 @@
         codecId = r.codecId;
       } else if (r.type === 'inbound-rtp' && r.kind === 'audio') {
         out.audioEnergy = r.totalAudioEnergy || 0;
+      } else if (r.type === 'outbound-rtp' && r.kind === 'video' && screenTx && r.mid === screenTx.mid) {
+        out.screenBytes += r.bytesSent || 0;
       } else if (r.type === 'outbound-rtp' && r.kind === 'video') {
         out.sentBytes += r.bytesSent || 0;
         out.sentFrameWidth = r.frameWidth || out.sentFrameWidth;

@@ -21,6 +21,7 @@ use gstreamer_webrtc as gst_webrtc;
 use crate::layout::file::Fit;
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::crop::TileCrop;
 use super::participant::{apply_label, apply_visibility, Added, VideoTile};
 use super::{
     i420_caps, make_capsfilter, make_element, make_leaky_queue, mix_audio_caps,
@@ -153,7 +154,7 @@ impl RoomMedia {
         // Ask the sender for a keyframe (PLI) on loss, and decode nothing until one came.
         depay.set_property("request-keyframe", true);
         depay.set_property("wait-for-keyframe", true);
-        let crop = make_element("aspectratiocrop", &n("crop"))?;
+        let crop = TileCrop::new(make_element("videocrop", &n("crop"))?)?;
         let convert = make_element("videoconvert", &n("videoconvert"))?;
         let scale = make_element("videoscale", &n("videoscale"))?;
         scale.set_property_from_str("method", "bilinear");
@@ -174,7 +175,14 @@ impl RoomMedia {
         apply_label(&label, pm.label, rect.height);
         let queue = make_leaky_queue(&n("tile-queue"), TILE_QUEUE)?;
         let chain = [
-            &depay, &dec, &crop, &convert, &scale, &tile_caps, &label, &queue,
+            &depay,
+            &dec,
+            crop.element(),
+            &convert,
+            &scale,
+            &tile_caps,
+            &label,
+            &queue,
         ];
         let bin = self.pipeline.clone().upcast::<gst::Bin>();
         added.chain(&bin, &chain)?;

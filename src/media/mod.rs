@@ -6,6 +6,7 @@
 //! [`MediaEvent`] to the room actor, which decides and calls back in.
 
 pub mod codec;
+mod crop;
 mod family;
 mod ingest;
 mod overlay;

@@ -23,6 +23,7 @@ use gstreamer_webrtc as gst_webrtc;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::codec::{MediaChoice, Track, VideoChoice};
+use super::crop::TileCrop;
 use super::templates::TemplateKind;
 use super::{
     configure_aggregator, firewalled_queue, i420_caps, make_capsfilter, make_element,
@@ -75,7 +76,7 @@ pub(super) struct VideoTile {
     /// The name label drawn over the video.
     pub(super) label: gst::Element,
     /// Crops the picture to the tile's aspect ratio when the layout's fit is `crop`.
-    pub(super) crop: gst::Element,
+    pub(super) crop: TileCrop,
     /// The depayloader's sink, to ask the sender for a keyframe.
     pub(super) depay_sink: gst::Pad,
 }
@@ -95,11 +96,10 @@ impl VideoTile {
                 None,
             ),
         );
-        let aspect = match fit {
-            Fit::Crop => gst::Fraction::new(rect.width as i32, rect.height as i32),
-            Fit::Letterbox => gst::Fraction::new(0, 1),
-        };
-        self.crop.set_property("aspect-ratio", aspect);
+        self.crop.set_target((fit == Fit::Crop).then_some(Size {
+            width: rect.width,
+            height: rect.height,
+        }));
     }
 
     /// Asks the sender for a keyframe.
@@ -165,8 +165,10 @@ impl std::fmt::Debug for ParticipantMedia {
     }
 }
 
-/// The `application/x-rtp` caps a video transceiver answers with.
-fn video_rtp_caps(v: &VideoChoice) -> gst::Caps {
+/// The `application/x-rtp` caps a video transceiver answers with; with
+/// `ssrc`, the answer announces it (`a=ssrc`), which is how the browser
+/// routes our stream when two video m-lines share a payload type.
+fn video_rtp_caps(v: &VideoChoice, ssrc: Option<u32>) -> gst::Caps {
     let mut b = gst::Caps::builder("application/x-rtp")
         .field("media", "video")
         .field("encoding-name", v.family.encoding_name())
@@ -179,6 +181,9 @@ fn video_rtp_caps(v: &VideoChoice) -> gst::Caps {
             .field("packetization-mode", "1")
             .field("profile-level-id", h264_profile_level_id(v));
     }
+    if let Some(ssrc) = ssrc {
+        b = b.field("ssrc", ssrc);
+    }
     b.build()
 }
 
@@ -190,8 +195,9 @@ fn h264_profile_level_id(v: &VideoChoice) -> String {
         .unwrap_or_else(|| super::codec::H264_PROFILE_LEVEL_ID.to_string())
 }
 
-fn audio_rtp_caps(choice: &MediaChoice) -> gst::Caps {
+fn audio_rtp_caps(choice: &MediaChoice, ssrc: u32) -> gst::Caps {
     gst::Caps::builder("application/x-rtp")
+        .field("ssrc", ssrc)
         .field("media", "audio")
         .field("encoding-name", "OPUS")
         .field("payload", i32::from(choice.audio_payload))
@@ -277,15 +283,20 @@ impl RoomMedia {
         // Transceivers in the offer's m-line order: webrtcbin gives each
         // m-line the first transceiver not yet associated.
         let (mut audio_pad, mut video_pad, mut screen) = (None, None, None);
+        let video_ssrc = glib::random_int();
+        let audio_ssrc = video_ssrc.wrapping_add(1 + glib::random_int_range(0, 1 << 30) as u32);
         for (mline, track) in choice.order.iter().enumerate() {
             match track {
                 Track::Audio => {
-                    audio_pad = Some(request_send_pad(&webrtcbin, &audio_rtp_caps(choice))?)
+                    audio_pad = Some(request_send_pad(
+                        &webrtcbin,
+                        &audio_rtp_caps(choice, audio_ssrc),
+                    )?)
                 }
                 Track::Camera => {
                     video_pad = Some(request_send_pad(
                         &webrtcbin,
-                        &video_rtp_caps(&choice.video),
+                        &video_rtp_caps(&choice.video, Some(video_ssrc)),
                     )?)
                 }
                 Track::Screen => {
@@ -297,7 +308,7 @@ impl RoomMedia {
                         "add-transceiver",
                         &[
                             &gst_webrtc::WebRTCRTPTransceiverDirection::Recvonly,
-                            &video_rtp_caps(v),
+                            &video_rtp_caps(v, None),
                         ],
                     );
                     screen = Some(ScreenShare {
@@ -356,6 +367,7 @@ impl RoomMedia {
             }
         };
         pay.set_property("pt", u32::from(choice.video.payload));
+        pay.set_property("ssrc", video_ssrc);
         pay.set_property("mtu", 1200u32);
         added.chain(&bin, &[&vqueue])?;
         if family == CodecFamily::Vp8 {
@@ -397,6 +409,7 @@ impl RoomMedia {
         selector.set_property("sync-streams", false);
         let opuspay = make_element("rtpopuspay", &n("opuspay"))?;
         opuspay.set_property("pt", u32::from(choice.audio_payload));
+        opuspay.set_property("ssrc", audio_ssrc);
         added.chain(&bin, &[&aqueue])?;
         added.chain(
             &bin,
@@ -754,6 +767,13 @@ impl ParticipantMedia {
     /// Where the layout put this participant's tile, once placed.
     pub fn tile(&self) -> Option<Rect> {
         self.placed.then_some(self.tile)
+    }
+
+    /// Whether the shared screen is on the canvas.
+    pub fn screen_shown(&self) -> bool {
+        self.screen
+            .as_ref()
+            .is_some_and(|s| s.tile.is_some() && s.rect.is_some())
     }
 
     /// Whether the offer had a screen-share m-line.

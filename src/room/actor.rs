@@ -140,6 +140,10 @@ pub struct RoomSnapshot {
     pub pinned: Option<String>,
     /// The active speaker, if any.
     pub speaker: Option<String>,
+    /// Participants whose shared screen is on the canvas.
+    pub screens: Vec<String>,
+    /// Decorations (borders, highlight, muted markers) drawn over the canvas.
+    pub decorations: u32,
     /// The room's pipeline, weakly: upgrading fails once the room is freed.
     pub pipeline: glib::WeakRef<gst::Pipeline>,
 }
@@ -254,7 +258,7 @@ impl RoomActor {
                 }
             }
             info!("room closed");
-            // Dropping `self.media` sets the pipeline to Null and frees it.
+            // Dropping `self` frees the participants, then the pipeline.
         }
         .instrument(span)
         .await
@@ -913,7 +917,32 @@ impl RoomActor {
             layout: self.layout_name.clone(),
             pinned: self.pinned.clone(),
             speaker: self.floor.speaker().map(str::to_string),
+            screens: {
+                let mut ids: Vec<_> = self
+                    .participants
+                    .iter()
+                    .filter(|(_, p)| p.media.as_ref().is_some_and(|m| m.screen_shown()))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                ids.sort();
+                ids
+            },
+            decorations: self.media.decoration_count(),
             pipeline: self.media.pipeline().downgrade(),
+        }
+    }
+}
+
+impl Drop for RoomActor {
+    /// Takes participants out one by one, as when they leave, before the
+    /// pipeline stops: stopping it whole while media flows, with its loops
+    /// from each webrtcbin through the mixers back to it, can deadlock.
+    /// (A room normally ends empty; this covers a runtime shutting down.)
+    fn drop(&mut self) {
+        for (_, p) in std::mem::take(&mut self.participants) {
+            if let Some(pm) = p.media {
+                self.media.remove_participant(pm, false);
+            }
         }
     }
 }
