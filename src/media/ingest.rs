@@ -22,7 +22,7 @@ use crate::layout::file::Fit;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::crop::TileCrop;
-use super::participant::{apply_label, apply_visibility, Added, VideoTile};
+use super::participant::{apply_label, apply_visibility, screen_label_height, Added, VideoTile};
 use super::{
     i420_caps, make_capsfilter, make_element, make_leaky_queue, mix_audio_caps,
     sync_downstream_first, CodecFamily, MediaEvent, ParticipantMedia, RoomMedia,
@@ -172,7 +172,11 @@ impl RoomMedia {
         label.set_property("xpad", 6i32);
         label.set_property("ypad", 4i32);
         label.set_property("shaded-background", true);
-        apply_label(&label, pm.label, rect.height);
+        let label_height = match source {
+            Source::Camera => rect.height,
+            Source::Screen => screen_label_height(rect.height),
+        };
+        apply_label(&label, pm.label, label_height);
         let queue = make_leaky_queue(&n("tile-queue"), TILE_QUEUE)?;
         let chain = [
             &depay,

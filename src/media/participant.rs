@@ -645,7 +645,7 @@ impl RoomMedia {
         }
         if let Some(s) = &pm.screen {
             if let (Some(v), Some(r)) = (&s.tile, s.rect) {
-                apply_label(&v.label, style, r.height);
+                apply_label(&v.label, style, screen_label_height(r.height));
             }
         }
     }
@@ -743,6 +743,12 @@ pub(super) fn apply_label(label: &gst::Element, style: LabelStyle, tile_height: 
         "font-desc",
         format!("Sans Bold {}px", label_px(tile_height)),
     );
+}
+
+/// A screen's label is sized as for a tile half its height: screens are
+/// large and their content matters more than the name.
+pub(super) fn screen_label_height(tile_height: u32) -> u32 {
+    tile_height / 2
 }
 
 /// Label text height: a twelfth of the tile, never below 9 px or above 28.
