@@ -31,6 +31,33 @@ pub struct Config {
     pub layouts: LayoutsConfig,
     /// The admin HTTP API.
     pub admin: AdminConfig,
+    /// Lesson recordings.
+    pub recording: RecordingConfig,
+}
+
+/// `[recording]`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingConfig {
+    /// Where recordings go, one directory each (also `TESSERA_RECORDINGS_DIR`).
+    pub dir: PathBuf,
+    /// Length of one file segment, seconds. A crash loses at most the open one.
+    pub segment_seconds: u32,
+    /// Join the segments into one playable file when a recording stops.
+    pub export: bool,
+    /// Recording refuses to start, and stops, below this much free space (MiB).
+    pub min_free_mb: u64,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("recordings"),
+            segment_seconds: 10,
+            export: true,
+            min_free_mb: 500,
+        }
+    }
 }
 
 /// `[admin]`
@@ -186,6 +213,7 @@ impl Config {
             // Short names for secrets that deployments set on their own.
             let rest = match rest {
                 "ADMIN_KEY" => "ADMIN__KEY",
+                "RECORDINGS_DIR" => "RECORDING__DIR",
                 other => other,
             };
             if !rest.contains("__") {
@@ -246,6 +274,12 @@ impl Config {
                     "and media.rtp_port_max are {} and {}; set both to 0 (any port) or to a range with min <= max",
                     m.rtp_port_min, m.rtp_port_max
                 ),
+            ));
+        }
+        if !(2..=3600).contains(&self.recording.segment_seconds) {
+            return Err(invalid(
+                "recording.segment_seconds",
+                format!("is {}; use 2 to 3600", self.recording.segment_seconds),
             ));
         }
         Ok(())

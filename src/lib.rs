@@ -15,6 +15,7 @@ pub mod http;
 pub mod layout;
 pub mod logging;
 pub mod media;
+pub mod recording;
 pub mod room;
 pub mod server;
 pub mod signaling;

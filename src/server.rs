@@ -134,7 +134,9 @@ pub fn start(
     init_gstreamer()?;
     let settings = media_settings(config)?;
     let layouts = layout_store(config)?;
-    let registry = Registry::new(settings, config.media.preferred_codec, layouts);
+    let registry = Registry::new(settings, config.media.preferred_codec, layouts).with_recordings(
+        crate::recording::RecordingSettings::from_config(&config.recording),
+    );
     let addr = listener
         .local_addr()
         .context("reading the listen address")?;
@@ -154,8 +156,9 @@ pub fn start(
     let done = async move {
         served.await;
         drop(watch);
-        // Give room actors a moment to tear their pipelines down.
-        for _ in 0..50 {
+        // Give room actors a moment to close recordings and tear their
+        // pipelines down.
+        for _ in 0..150 {
             if waiting.room_count() == 0 {
                 break;
             }

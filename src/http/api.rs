@@ -55,13 +55,13 @@ impl AdminAuth {
     }
 }
 
-type Reply = WithStatus<Json>;
+pub(super) type Reply = WithStatus<Json>;
 
-fn reply_error(status: StatusCode, message: &str) -> Reply {
+pub(super) fn reply_error(status: StatusCode, message: &str) -> Reply {
     warp::reply::with_status(warp::reply::json(&json!({ "error": message })), status)
 }
 
-fn ok(value: serde_json::Value) -> Reply {
+pub(super) fn ok(value: serde_json::Value) -> Reply {
     warp::reply::with_status(warp::reply::json(&value), StatusCode::OK)
 }
 
@@ -163,18 +163,26 @@ fn json_body<T: serde::de::DeserializeOwned + Send>(
     warp::body::content_length_limit(4096).and(warp::body::json())
 }
 
-/// The admin routes under `/api`.
-pub fn routes(
+/// The outcome of the admin check, and the registry, for every admin route.
+pub(super) fn admin_ctx(
     registry: Registry,
     auth: AdminAuth,
-) -> impl Filter<Extract = (Reply,), Error = warp::Rejection> + Clone {
-    let ctx = warp::any()
+) -> impl Filter<Extract = (Result<(), Reply>, Registry), Error = warp::Rejection> + Clone {
+    warp::any()
         .and(warp::header::optional::<String>("authorization"))
         .and_then(move |h: Option<String>| {
             let auth = auth.clone();
             async move { Ok::<_, warp::Rejection>(auth.check(h.as_deref())) }
         })
-        .and(warp::any().map(move || registry.clone()));
+        .and(warp::any().map(move || registry.clone()))
+}
+
+/// The admin routes under `/api`.
+pub fn routes(
+    registry: Registry,
+    auth: AdminAuth,
+) -> impl Filter<Extract = (Reply,), Error = warp::Rejection> + Clone {
+    let ctx = admin_ctx(registry, auth);
 
     let list = warp::path!("api" / "layouts")
         .and(warp::get())

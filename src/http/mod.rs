@@ -3,6 +3,7 @@
 //! translate; rooms do the work.
 
 pub mod api;
+mod recordings;
 mod web;
 
 use serde::Serialize;
@@ -32,7 +33,8 @@ pub fn routes(
     registry: Registry,
     admin: api::AdminAuth,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection> + Clone {
-    let api = api::routes(registry.clone(), admin);
+    let api = api::routes(registry.clone(), admin.clone());
+    let recordings = recordings::routes(registry.clone(), admin);
     let ws = warp::path("ws")
         .and(warp::path::end())
         .and(warp::ws())
@@ -55,5 +57,9 @@ pub fn routes(
                 version: env!("CARGO_PKG_VERSION"),
             })
         });
-    ws.or(health).or(status).or(api).or(web::routes())
+    ws.or(health)
+        .or(status)
+        .or(api)
+        .or(recordings)
+        .or(web::routes())
 }

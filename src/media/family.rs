@@ -109,6 +109,15 @@ impl FamilyEncoder {
                 if !gst_video::ForceKeyUnitEvent::is(ev) {
                     return gst::PadProbeReturn::Ok;
                 }
+                // A request for a keyframe at a given running time is the
+                // recorder scheduling its next segment: planned, not a
+                // receiver's burst, and it must not be turned into an
+                // immediate one.
+                let scheduled = gst_video::UpstreamForceKeyUnitEvent::parse(ev)
+                    .is_ok_and(|k| k.running_time.is_some());
+                if scheduled {
+                    return gst::PadProbeReturn::Ok;
+                }
                 let admitted = gate
                     .lock()
                     .map(|mut g| g.admit(Instant::now()))

@@ -11,6 +11,7 @@ mod family;
 mod ingest;
 mod overlay;
 mod participant;
+mod recorder;
 mod room_media;
 pub mod templates;
 
@@ -23,6 +24,7 @@ use gstreamer::prelude::*;
 pub use codec::{CodecFamily, MediaChoice};
 pub use ingest::VOICE_LEVEL_SUFFIX;
 pub use participant::{LabelStyle, ParticipantMedia};
+pub use recorder::from_recorder;
 pub use room_media::RoomMedia;
 pub use templates::Templates;
 
@@ -79,6 +81,13 @@ pub enum MediaEvent {
         participant: String,
         /// True for the shared screen, false for the camera.
         screen: bool,
+    },
+    /// The recorder could not write and was cut off.
+    RecordingFailed {
+        /// Recording id.
+        recording: String,
+        /// What failed.
+        reason: String,
     },
     /// A participant's branch of a shared stream failed and was cut off.
     BranchFailed {

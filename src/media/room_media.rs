@@ -40,6 +40,8 @@ pub struct RoomMedia {
     pub(super) families: HashMap<CodecFamily, FamilyEncoder>,
     pub(super) room: String,
     overlay: CanvasOverlay,
+    /// The running recording, if any.
+    pub(super) recorder: Option<super::recorder::Recorder>,
 }
 
 impl std::fmt::Debug for RoomMedia {
@@ -135,6 +137,7 @@ impl RoomMedia {
             families: HashMap::new(),
             room: room.to_string(),
             overlay,
+            recorder: None,
         })
     }
 
@@ -195,8 +198,12 @@ impl RoomMedia {
         Ok(&self.families[&family])
     }
 
-    /// Stops the family's encoder (its last receiver left).
-    pub(super) fn stop_family(&mut self, family: CodecFamily) {
+    /// Stops the family's encoder (its last receiver left), unless the
+    /// recording uses it.
+    pub fn stop_family(&mut self, family: CodecFamily) {
+        if self.records(family) {
+            return;
+        }
         if let Some(enc) = self.families.remove(&family) {
             enc.stop(self.pipeline.upcast_ref(), &self.canvas_tee);
             tracing::info!(room = %self.room, %family, "encoder stopped");

@@ -25,6 +25,8 @@ use crate::signaling::protocol::{
     ErrorCode, ParticipantInfo, Role, ServerMessage, PROTOCOL_VERSION,
 };
 
+mod record;
+
 /// How often held-back keyframe requests are re-checked.
 const KEYFRAME_TICK: Duration = Duration::from_millis(100);
 
@@ -111,6 +113,15 @@ pub enum RoomCommand {
         /// The new version.
         layout: Arc<LayoutFile>,
     },
+    /// Start (`on`) or stop recording; `by` as for `SetLayout`.
+    Record {
+        /// Start or stop.
+        on: bool,
+        /// Who asks.
+        by: Option<String>,
+        /// The recording's id, for the admin API.
+        reply: Option<oneshot::Sender<Result<String, String>>>,
+    },
     /// Report the room's state.
     Inspect {
         /// Where to send it.
@@ -144,6 +155,8 @@ pub struct RoomSnapshot {
     pub screens: Vec<String>,
     /// Decorations (borders, highlight, muted markers) drawn over the canvas.
     pub decorations: u32,
+    /// The recording being made, if any.
+    pub recording: Option<String>,
     /// The room's pipeline, weakly: upgrading fails once the room is freed.
     pub pipeline: glib::WeakRef<gst::Pipeline>,
 }
@@ -185,6 +198,8 @@ pub(super) struct RoomActor {
     /// Latest loudness (dBFS) of each voice.
     loudness: std::collections::HashMap<String, f64>,
     closing: bool,
+    /// The recording being made.
+    recording: Option<record::ActiveRecording>,
 }
 
 impl RoomActor {
@@ -217,6 +232,7 @@ impl RoomActor {
             floor: Floor::new(speaker_hold),
             loudness: std::collections::HashMap::new(),
             closing: false,
+            recording: None,
             media,
         }
     }
@@ -240,11 +256,19 @@ impl RoomActor {
                     },
                     Some(ev) = self.events_rx.recv() => self.on_media_event(ev),
                     Some(msg) = bus.next() => self.on_bus_message(&msg),
-                    _ = tick.tick() => self.media.flush_keyframe_requests(),
+                    _ = tick.tick() => {
+                        self.media.flush_keyframe_requests();
+                        self.check_recording();
+                    }
+                }
+                // The last one out stops the recording; the room stays
+                // until its files are closed.
+                if self.participants.is_empty() && self.recording.is_some() {
+                    let _ = self.stop_recording(None, "everyone left");
                 }
                 // An empty room retires, unless a command (a join) is queued.
                 let mut retired = false;
-                while self.participants.is_empty() {
+                while self.participants.is_empty() && self.recording.is_none() {
                     match self.registry.retire(&self.room, &mut self.commands) {
                         Some(cmd) => self.on_command(cmd),
                         None => {
@@ -324,6 +348,10 @@ impl RoomActor {
                     .authorize(by.as_deref(), "switch the layout")
                     .map(|()| {
                         info!(layout = %name, "layout switched");
+                        self.note(|at_ms| crate::recording::Event::Layout {
+                            at_ms,
+                            name: name.clone(),
+                        });
                         self.layout = layout;
                         self.layout_name = name;
                         self.relayout();
@@ -362,11 +390,24 @@ impl RoomActor {
                     self.relayout();
                 }
             }
+            RoomCommand::Record { on, by, reply } => {
+                let result = if on {
+                    self.start_recording(by.as_deref())
+                } else {
+                    self.stop_recording(by.as_deref(), "stopped by a teacher or admin")
+                };
+                if let Some(r) = reply {
+                    let _ = r.send(result);
+                }
+            }
             RoomCommand::Inspect { reply } => {
                 let _ = reply.send(self.snapshot());
             }
             RoomCommand::Close => {
                 self.closing = true;
+                if self.recording.is_some() {
+                    let _ = self.stop_recording(None, "the server is shutting down");
+                }
                 let ids: Vec<_> = self.participants.keys().cloned().collect();
                 for id in ids {
                     self.remove(&id, LeaveReason::Shutdown);
@@ -417,6 +458,28 @@ impl RoomActor {
         let layout = self.layout_message();
         self.send(&id, layout);
         self.broadcast_participants(Some(&id));
+        if let Some(r) = self.recording_id() {
+            self.send(
+                &id,
+                ServerMessage::Recording {
+                    active: true,
+                    id: Some(r),
+                },
+            );
+        }
+        let (name, role) = {
+            let p = &self.participants[&id];
+            (p.name.clone(), p.role)
+        };
+        self.note(|at_ms| crate::recording::Event::Joined {
+            at_ms,
+            participant: id.clone(),
+            name,
+            role: serde_json::to_value(role)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+        });
     }
 
     fn on_screen(&mut self, id: &str, sharing: bool) {
@@ -587,6 +650,12 @@ impl RoomActor {
                     LeaveReason::MediaFailed(format!("sending {branch} failed: {error:?}")),
                 );
             }
+            MediaEvent::RecordingFailed { recording, reason } => {
+                if self.recording_id().as_deref() == Some(recording.as_str()) {
+                    error!(recording = %recording, "{reason}");
+                    self.recording_failed(reason);
+                }
+            }
             MediaEvent::ConnectionFailed { participant, what } => {
                 info!(participant = %participant, "{what} failed");
                 self.remove(
@@ -599,6 +668,9 @@ impl RoomActor {
 
     fn on_bus_message(&mut self, msg: &gst::Message) {
         use gst::MessageView;
+        if self.on_recorder_message(msg) {
+            return;
+        }
         match msg.view() {
             MessageView::Error(err) => {
                 let path = msg
@@ -671,6 +743,10 @@ impl RoomActor {
 
     fn broadcast_speaker(&mut self) {
         let speaker = self.floor.speaker().map(str::to_string);
+        self.note(|at_ms| crate::recording::Event::Speaker {
+            at_ms,
+            participant: speaker.clone(),
+        });
         let ids: Vec<_> = self.participants.keys().cloned().collect();
         for id in ids {
             self.send(
@@ -688,6 +764,10 @@ impl RoomActor {
             return;
         };
         info!(participant = %id, reason = %reason.describe(), "left");
+        self.note(|at_ms| crate::recording::Event::Left {
+            at_ms,
+            participant: id.to_string(),
+        });
         if self.pinned.as_deref() == Some(id) {
             self.pinned = None;
             self.broadcast_layout();
@@ -928,6 +1008,7 @@ impl RoomActor {
                 ids
             },
             decorations: self.media.decoration_count(),
+            recording: self.recording_id(),
             pipeline: self.media.pipeline().downgrade(),
         }
     }

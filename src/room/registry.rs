@@ -13,6 +13,7 @@ use super::actor::{InitialLayout, RoomActor, RoomCommand};
 use crate::layout::file::LayoutFile;
 use crate::layout::library::LayoutStore;
 use crate::media::{CodecFamily, MediaSettings, RoomMedia};
+use crate::recording::RecordingSettings;
 
 /// Commands a room queues before a sender is told the room is busy.
 const ROOM_QUEUE: usize = 256;
@@ -80,6 +81,7 @@ pub struct Registry {
     settings: MediaSettings,
     preferred: CodecFamily,
     layouts: LayoutStore,
+    recordings: RecordingSettings,
 }
 
 impl Registry {
@@ -91,12 +93,24 @@ impl Registry {
             settings,
             preferred,
             layouts,
+            recordings: RecordingSettings::default(),
         }
+    }
+
+    /// Rooms record per `recordings`.
+    pub fn with_recordings(mut self, recordings: RecordingSettings) -> Registry {
+        self.recordings = recordings;
+        self
     }
 
     /// The server's layouts.
     pub fn layouts(&self) -> &LayoutStore {
         &self.layouts
+    }
+
+    /// How rooms record, and where.
+    pub fn recordings(&self) -> &RecordingSettings {
+        &self.recordings
     }
 
     /// Tells every room that a layout file changed.

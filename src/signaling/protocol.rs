@@ -76,6 +76,11 @@ pub enum ClientMessage {
         /// Participant id, or null.
         participant: Option<String>,
     },
+    /// Teachers only: start (`on: true`) or stop recording the room.
+    Record {
+        /// Start or stop.
+        on: bool,
+    },
     /// Leave the room. The socket stays open and may join again.
     /// (A struct variant, so that unknown fields are rejected here too.)
     Leave {},
@@ -177,6 +182,14 @@ pub enum ServerMessage {
     Speaker {
         /// Participant id of the active speaker, or null.
         participant_id: Option<String>,
+    },
+    /// The room started or stopped recording; sent to everyone, and on
+    /// joining a room that records.
+    Recording {
+        /// True while recording.
+        active: bool,
+        /// The recording's id (also while it is being closed).
+        id: Option<String>,
     },
     /// This client is no longer in the room (after `leave`, or removed).
     Left {

@@ -204,6 +204,17 @@ fn handle_text(
             ),
             None => not_joined(),
         },
+        ClientMessage::Record { on } => match joined {
+            Some(j) => forward(
+                j,
+                RoomCommand::Record {
+                    on,
+                    by: Some(j.participant.clone()),
+                    reply: None,
+                },
+            ),
+            None => not_joined(),
+        },
         ClientMessage::Leave {} => match joined.take() {
             Some(j) => forward(
                 &j,

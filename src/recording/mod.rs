@@ -1,0 +1,45 @@
+//! Lesson recordings: the directory layout and safety rules ([`store`]),
+//! the timeline ([`manifest`]) and joining segments into one file
+//! ([`export`]). The media side is `media::recorder`.
+
+pub mod export;
+pub mod manifest;
+pub mod store;
+
+pub use manifest::{Event, Manifest};
+pub use store::{RecordingStore, StoreError};
+
+use std::time::Duration;
+
+use crate::config::RecordingConfig;
+
+/// How rooms record, from `[recording]`.
+#[derive(Debug, Clone)]
+pub struct RecordingSettings {
+    /// Where recordings go.
+    pub store: RecordingStore,
+    /// Segment length.
+    pub segment: Duration,
+    /// Join segments into one file when a recording stops.
+    pub export: bool,
+    /// Least free space to start or go on recording, MiB.
+    pub min_free_mb: u64,
+}
+
+impl RecordingSettings {
+    /// The settings of a `[recording]` section.
+    pub fn from_config(c: &RecordingConfig) -> RecordingSettings {
+        RecordingSettings {
+            store: RecordingStore::new(&c.dir),
+            segment: Duration::from_secs(u64::from(c.segment_seconds)),
+            export: c.export,
+            min_free_mb: c.min_free_mb,
+        }
+    }
+}
+
+impl Default for RecordingSettings {
+    fn default() -> Self {
+        RecordingSettings::from_config(&RecordingConfig::default())
+    }
+}

@@ -1,0 +1,309 @@
+//! Recording a live room: the canvas and the full mix land in segment
+//! files, are joined into one WebM that decodes end to end with the peers'
+//! colours in their tiles and all their tones, and the API serves it with
+//! byte ranges.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::media::{color_matches, tone_power};
+use common::peer::{PeerOptions, TestPeer};
+use common::{grid_tiles, init, test_config, wait_until, TestServer, SERIAL};
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_pbutils as gst_pbutils;
+use gstreamer_pbutils::prelude::*;
+use serde_json::Value;
+
+const COLORS: [u32; 3] = [0xff0000, 0x00ff00, 0x0000ff];
+const TONES: [f64; 3] = [440.0, 660.0, 880.0];
+const RECORD_SECS: u64 = 20;
+
+/// A whole file decoded: the frame nearest `middle` and all audio.
+#[derive(Default)]
+struct Decoded {
+    frames: u64,
+    middle: Option<common::media::Frame>,
+    audio: Vec<f32>,
+    errors: Vec<String>,
+}
+
+fn decode(path: &std::path::Path, middle: gst::ClockTime) -> Decoded {
+    let desc = format!(
+        "filesrc location=\"{}\" ! matroskademux name=d \
+         d.video_0 ! queue ! vp8dec ! videoconvert ! video/x-raw,format=RGB ! appsink name=v sync=false \
+         d.audio_0 ! queue ! opusdec ! audioconvert ! audioresample \
+           ! audio/x-raw,format=F32LE,channels=1,rate=48000 ! appsink name=a sync=false",
+        path.display()
+    );
+    let pipeline = gst::parse::launch(&desc)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let out = Arc::new(Mutex::new(Decoded {
+        frames: 0,
+        middle: None,
+        audio: Vec::new(),
+        errors: Vec::new(),
+    }));
+    let v = pipeline
+        .by_name("v")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    let o = out.clone();
+    v.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let buf = sample.buffer().unwrap();
+                let mut o = o.lock().unwrap();
+                o.frames += 1;
+                if o.middle.is_none() && buf.pts().is_some_and(|t| t >= middle) {
+                    let info =
+                        gstreamer_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
+                    let map = buf.map_readable().unwrap();
+                    o.middle = Some(common::media::Frame {
+                        width: info.width(),
+                        height: info.height(),
+                        data: map.as_slice().to_vec(),
+                        stride: info.stride()[0] as usize,
+                    });
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    let a = pipeline
+        .by_name("a")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    let o = out.clone();
+    a.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let map = sample.buffer().unwrap().map_readable().unwrap();
+                let floats = map
+                    .as_slice()
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+                o.lock().unwrap().audio.extend(floats);
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(60)) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => {
+                out.lock().unwrap().errors.push(e.error().to_string());
+                break;
+            }
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    let decoded = std::mem::take(&mut *out.lock().unwrap());
+    decoded
+}
+
+async fn get(http: &reqwest::Client, url: &str) -> Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_lesson_decodes_with_every_tile_and_voice() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let dir = std::env::temp_dir().join(format!("tessera-rec-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = test_config();
+    config.recording.dir = dir.clone();
+    config.recording.segment_seconds = 4;
+    config.recording.min_free_mb = 1;
+    let server = TestServer::start(config).await;
+    let url = server.ws_url();
+    let mut peers = Vec::new();
+    for (i, (color, tone)) in COLORS.iter().zip(TONES).enumerate() {
+        let opts = PeerOptions {
+            tone_hz: tone,
+            ..PeerOptions::new("rec", &format!("p{i}"), *color)
+        };
+        peers.push(TestPeer::join(&url, opts).await);
+    }
+    let tiles = grid_tiles(&server.config, 3);
+    let ready = wait_until(Duration::from_secs(30), || {
+        peers[0].last_frame().is_some_and(|f| {
+            tiles
+                .iter()
+                .zip(COLORS)
+                .all(|(r, c)| color_matches(f.rgb_at(r.center().0, r.center().1), c))
+        })
+    })
+    .await;
+    assert!(ready, "the room never showed all three peers");
+
+    let http = reqwest::Client::new();
+    let api = format!("http://{}/api", server.addr);
+    let started = http
+        .post(format!("{api}/rooms/rec/recording"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 201);
+    let id = started.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for p in &peers {
+        let told = p
+            .wait_message(Duration::from_secs(5), |m| {
+                m["type"] == "recording" && m["active"] == true
+            })
+            .await;
+        assert!(told.is_some(), "{} was not told", p.opts.name);
+    }
+    tokio::time::sleep(Duration::from_secs(RECORD_SECS)).await;
+    let stopped = http
+        .delete(format!("{api}/rooms/rec/recording"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stopped.status(), 200);
+
+    // The export appears in the manifest once the segments are joined.
+    let mut manifest = Value::Null;
+    for _ in 0..100 {
+        manifest = get(&http, &format!("{api}/recordings/{id}")).await;
+        if manifest["export"].is_string() || manifest["error"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(manifest["export"].is_string(), "no export: {manifest}");
+    let segments = manifest["segments"].as_array().unwrap().len();
+    assert!(
+        segments >= 4,
+        "{segments} segments of 4 s in {RECORD_SECS} s: {manifest}"
+    );
+    let joined = manifest["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "joined")
+        .count();
+    assert_eq!(joined, 3, "{manifest}");
+    let truth = manifest["duration_ms"].as_u64().unwrap() as f64 / 1000.0;
+    assert!((truth - RECORD_SECS as f64).abs() < 1.5, "{truth}");
+
+    // What the file says about itself.
+    let file = dir.join(&id).join(manifest["export"].as_str().unwrap());
+    let uri = format!("file://{}", file.display());
+    let info = gst_pbutils::Discoverer::new(gst::ClockTime::from_seconds(20))
+        .unwrap()
+        .discover_uri(&uri)
+        .unwrap();
+    let duration = info.duration().unwrap().seconds_f64();
+    assert!(
+        (duration - truth).abs() < 1.0,
+        "file lasts {duration} s, the recording {truth} s"
+    );
+    let video = info.video_streams();
+    assert_eq!(video.len(), 1);
+    assert_eq!(
+        (video[0].width(), video[0].height()),
+        (
+            server.config.media.canvas_width,
+            server.config.media.canvas_height
+        )
+    );
+    let audio = info.audio_streams();
+    assert_eq!(audio.len(), 1);
+    let caps = audio[0].caps().unwrap().to_string();
+    assert!(caps.starts_with("audio/x-opus"), "{caps}");
+
+    // Decoded whole: no errors, the tiles in the middle, all three voices.
+    let d = decode(&file, gst::ClockTime::from_seconds(RECORD_SECS / 2));
+    assert!(d.errors.is_empty(), "{:?}", d.errors);
+    let fps = server.config.media.framerate as f64;
+    assert!(
+        d.frames as f64 > truth * fps * 0.8,
+        "{} frames in {truth} s",
+        d.frames
+    );
+    let middle = d.middle.expect("a frame from the middle");
+    for (r, c) in tiles.iter().zip(COLORS) {
+        let got = middle.rgb_at(r.center().0, r.center().1);
+        assert!(color_matches(got, c), "tile {r:?}: {got:?} not {c:06x}");
+    }
+    let mid = d.audio.len() / 2;
+    let window = &d.audio[mid - 48000..mid + 48000];
+    for f in TONES {
+        let p = tone_power(window, f, 48000.0);
+        assert!(p > 1e-4, "tone {f} Hz missing from the full mix: {p}");
+    }
+
+    // The API serves it by range, with the right type.
+    let media = format!("{api}/recordings/{id}/media");
+    let part = http
+        .get(&media)
+        .header("range", "bytes=0-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.headers()["content-type"], "video/webm");
+    let len = std::fs::metadata(&file).unwrap().len();
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes 0-99/{len}").as_str()
+    );
+    assert_eq!(part.bytes().await.unwrap().len(), 100);
+    let whole = http.get(&media).send().await.unwrap();
+    assert_eq!(whole.status(), 200);
+    assert_eq!(whole.bytes().await.unwrap().len() as u64, len);
+    let vtt = http
+        .get(format!("{api}/recordings/{id}/chapters"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(vtt.starts_with("WEBVTT"), "{vtt}");
+    let list = get(&http, &format!("{api}/recordings")).await;
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["id"] == id.as_str()));
+    for bad in ["..%2F..%2Fetc", "%2Fetc%2Fpasswd", "nope"] {
+        let r = http
+            .get(format!("{api}/recordings/{bad}/media"))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status() == 400 || r.status() == 404,
+            "{bad}: {}",
+            r.status()
+        );
+    }
+    let deleted = http
+        .delete(format!("{api}/recordings/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    assert!(!dir.join(&id).exists());
+    for p in peers {
+        p.leave().await;
+    }
+}
