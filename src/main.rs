@@ -28,6 +28,24 @@ enum Command {
         #[command(subcommand)]
         action: LayoutsCommand,
     },
+    /// Work with lesson recordings (in `recording.dir` of the config).
+    Recordings {
+        #[command(subcommand)]
+        action: RecordingsCommand,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RecordingsCommand {
+    /// List recordings, newest first.
+    List,
+    /// Join a recording's segments into one playable file (no re-encoding).
+    Export {
+        /// Recording id (see `tessera recordings list`).
+        id: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -211,6 +229,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             std::fs::write(&out, png).with_context(|| format!("writing {}", out.display()))?;
             println!("wrote {}", out.display());
             Ok(())
+        }
+        Command::Recordings { action, args } => {
+            let config = load_config(&args)?;
+            let store = tessera::recording::RecordingStore::new(&config.recording.dir);
+            match action {
+                RecordingsCommand::List => {
+                    for m in store.list() {
+                        println!(
+                            "{}  room {}  started {}  {}  {}",
+                            m.id,
+                            m.room,
+                            m.started_at,
+                            m.duration_ms
+                                .map_or("recording".to_string(), |d| format!("{} s", d / 1000)),
+                            m.export.as_deref().unwrap_or("not exported")
+                        );
+                    }
+                    Ok(())
+                }
+                RecordingsCommand::Export { id } => {
+                    gstreamer::init().context("initialising GStreamer")?;
+                    let mut m = store.manifest(&id)?;
+                    let dir = store.dir(&id)?;
+                    let file = tessera::recording::export::export(&dir, &m)?;
+                    m.export = Some(file.clone());
+                    store.save(&m)?;
+                    println!("wrote {}", dir.join(file).display());
+                    Ok(())
+                }
+            }
         }
         Command::Check(args) => {
             let config = load_config(&args)?;

@@ -90,3 +90,83 @@ fn layouts_render_writes_a_png() {
         "{text}"
     );
 }
+
+#[test]
+fn recordings_export_joins_segments_into_one_file() {
+    let root = std::env::temp_dir().join(format!("tessera-cli-rec-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let id = "lab-20261121T100000-abcdef";
+    let dir = root.join(id);
+    std::fs::create_dir_all(&dir).unwrap();
+    // Three 2-second segments, as the recorder writes them.
+    let status = Command::new("gst-launch-1.0")
+        .args(["-q", "splitmuxsink", "name=mux", "muxer-factory=webmmux"])
+        .arg(format!("location={}/segment-%05d.webm", dir.display()))
+        .args(["max-size-time=2000000000"])
+        .args([
+            "videotestsrc",
+            "num-buffers=90",
+            "!",
+            "video/x-raw,width=320,height=180,framerate=15/1",
+            "!",
+            "vp8enc",
+            "keyframe-max-dist=15",
+            "deadline=1",
+            "!",
+            "queue",
+            "!",
+            "mux.video",
+            "audiotestsrc",
+            "num-buffers=282",
+            "samplesperbuffer=1024",
+            "!",
+            "opusenc",
+            "!",
+            "queue",
+            "!",
+            "mux.audio_0",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let manifest = serde_json::json!({
+        "id": id, "room": "lab", "codec": "vp8",
+        "started_at": "2026-11-21T10:00:00.000Z", "ended_at": "2026-11-21T10:00:06.000Z",
+        "duration_ms": 6000, "segments": ["segment-00000.webm", "segment-00001.webm", "segment-00002.webm"],
+        "export": null, "error": null, "events": []
+    });
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+    let env = format!("{}", root.display());
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("TESSERA_LOG", "error")
+            .env("TESSERA_RECORDINGS_DIR", &env)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (ok, text) = run(&["recordings", "list"]);
+    assert!(
+        ok && text.contains(id) && text.contains("not exported"),
+        "{text}"
+    );
+    let (ok, text) = run(&["recordings", "export", id]);
+    assert!(ok, "{text}");
+    let out = dir.join("export.webm");
+    assert!(out.exists(), "{text}");
+    // One file, six seconds long.
+    gstreamer::init().unwrap();
+    let info = gstreamer_pbutils::Discoverer::new(gstreamer::ClockTime::from_seconds(10))
+        .unwrap()
+        .discover_uri(&format!("file://{}", out.display()))
+        .unwrap();
+    let secs = info.duration().unwrap().seconds_f64();
+    assert!((secs - 6.0).abs() < 0.2, "{secs} s");
+    let (ok, text) = run(&["recordings", "export", "../../etc"]);
+    assert!(!ok && text.contains("is not a recording id"), "{text}");
+    let _ = std::fs::remove_dir_all(&root);
+}
