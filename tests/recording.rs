@@ -307,3 +307,81 @@ async fn a_recorded_lesson_decodes_with_every_tile_and_voice() {
         p.leave().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teachers_record_from_signaling_and_the_last_to_leave_closes_the_files() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let dir = std::env::temp_dir().join(format!("tessera-rec-sig-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = test_config();
+    config.recording.dir = dir.clone();
+    config.recording.min_free_mb = 1;
+    config.recording.export = false;
+    let server = TestServer::start(config).await;
+    let url = server.ws_url();
+    let teacher = TestPeer::join(
+        &url,
+        PeerOptions {
+            role: Some("teacher"),
+            ..PeerOptions::new("sig", "teacher", 0xff0000)
+        },
+    )
+    .await;
+    let student = TestPeer::join(&url, PeerOptions::new("sig", "student", 0x00ff00)).await;
+    assert!(
+        wait_until(Duration::from_secs(20), || student.frames() > 10).await,
+        "no media"
+    );
+
+    // A student may not record.
+    student.send_text(r#"{"type":"record","on":true}"#);
+    let refused = student
+        .wait_message(Duration::from_secs(5), |m| m["code"] == "forbidden")
+        .await;
+    assert!(refused.is_some(), "{:?}", student.messages());
+    assert_eq!(server.room("sig").await.unwrap().recording, None);
+
+    // A teacher may; everyone is told.
+    teacher.send_text(r#"{"type":"record","on":true}"#);
+    let told = student
+        .wait_message(Duration::from_secs(5), |m| {
+            m["type"] == "recording" && m["active"] == true
+        })
+        .await
+        .expect("the student is told recording started");
+    let id = told["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Everyone leaves while recording: the files are closed all the same.
+    teacher.leave().await;
+    student.leave().await;
+    assert!(
+        wait_until(Duration::from_secs(15), || server.registry.room_count()
+            == 0)
+        .await,
+        "the room did not close"
+    );
+    let text = std::fs::read_to_string(dir.join(&id).join("manifest.json")).unwrap();
+    let manifest: Value = serde_json::from_str(&text).unwrap();
+    assert!(manifest["ended_at"].is_string(), "{manifest}");
+    let events = manifest["events"].as_array().unwrap();
+    assert!(
+        events.iter().any(|e| e["kind"] == "left"),
+        "leaves are on the timeline: {manifest}"
+    );
+    assert_eq!(
+        events.last().unwrap()["kind"],
+        "recording-stopped",
+        "{manifest}"
+    );
+    let segments = manifest["segments"].as_array().unwrap();
+    assert!(!segments.is_empty(), "{manifest}");
+    let first = dir.join(&id).join(segments[0].as_str().unwrap());
+    let info = gst_pbutils::Discoverer::new(gst::ClockTime::from_seconds(10))
+        .unwrap()
+        .discover_uri(&format!("file://{}", first.display()))
+        .unwrap();
+    let secs = info.duration().unwrap().seconds_f64();
+    assert!(secs > 2.0, "the closed segment plays {secs} s");
+}

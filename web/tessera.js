@@ -14,7 +14,7 @@
     canvas: $('canvas'), preview: $('preview'), prompt: $('prompt'), form: $('name-form'),
     name: $('name'), title: $('prompt-title'), state: $('state'), count: $('count'),
     mic: $('mic'), cam: $('cam'), play: $('play'), leave: $('leave'), notice: $('notice'),
-    layout: $('layout'), share: $('share'),
+    layout: $('layout'), share: $('share'), rec: $('rec'), record: $('record'),
   };
   const canShare = !!navigator.mediaDevices?.getDisplayMedia;
 
@@ -25,6 +25,7 @@
   let videoTx = null;
   let screenTx = null;       // send-only transceiver for a shared screen
   let screenTrack = null;
+  let recording = false;
   let tileHint = null;
   let participants = 0;
   let participantId = null;
@@ -208,6 +209,12 @@
           ui.layout.hidden = false;
         }
         break;
+      case 'recording':
+        recording = m.active;
+        ui.rec.hidden = !recording;
+        ui.record.textContent = recording ? 'Stop recording' : 'Record';
+        ui.record.classList.toggle('off', recording);
+        break;
       case 'tile':
         tileHint = m;
         await applyTileHint();
@@ -234,6 +241,8 @@
     videoTx = null;
     pendingIce = [];
     if (ws) { ws.onclose = null; ws.onmessage = null; ws.close(); ws = null; }
+    recording = false;
+    ui.rec.hidden = true;
     // The next call negotiates a fresh screen m-line.
     stopShare();
     screenTx = null;
@@ -304,6 +313,8 @@
     send({ type: 'mute', muted: !local.getAudioTracks()[0]?.enabled });
   });
   ui.share.hidden = !canShare;
+  ui.record.hidden = role !== 'teacher';
+  ui.record.addEventListener('click', () => send({ type: 'record', on: !recording }));
   ui.share.addEventListener('click', () => (screenTrack ? stopShare() : startShare()));
   ui.cam.addEventListener('click', () => toggle('video', ui.cam, 'Stop camera', 'Start camera'));
   ui.play.addEventListener('click', playCanvas);
@@ -320,7 +331,7 @@
       participantId, participants, state: pc ? pc.connectionState : 'new',
       framesDecoded: 0, frameWidth: 0, frameHeight: 0, codec: null, audioEnergy: 0,
       sentBytes: 0, sentFrameWidth: 0, sentFrameHeight: 0, tile: tileHint,
-      sharing: !!screenTrack, screenBytes: 0,
+      sharing: !!screenTrack, screenBytes: 0, recording,
     };
     if (!pc) return out;
     const report = await pc.getStats();

@@ -1,6 +1,6 @@
 //! The browser client, embedded in the binary so that a lone `tessera`
-//! serves it: a landing page at `/`, the room page at `/r/{room}`, and its
-//! script and style under `/static/`.
+//! serves it: a landing page at `/`, the room page at `/r/{room}`, recorded
+//! lessons at `/recordings`, and scripts and style under `/static/`.
 
 use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use warp::{Filter, Reply};
@@ -9,6 +9,8 @@ const INDEX_HTML: &str = include_str!("../../web/index.html");
 const ROOM_HTML: &str = include_str!("../../web/room.html");
 const CLIENT_JS: &str = include_str!("../../web/tessera.js");
 const STYLE_CSS: &str = include_str!("../../web/style.css");
+const RECORDINGS_HTML: &str = include_str!("../../web/recordings.html");
+const RECORDINGS_JS: &str = include_str!("../../web/recordings.js");
 
 fn asset(body: &'static str, content_type: &'static str) -> warp::reply::Response {
     let reply = warp::reply::with_header(body, CONTENT_TYPE, content_type);
@@ -26,7 +28,23 @@ pub fn routes() -> impl Filter<Extract = (warp::reply::Response,), Error = warp:
         .map(|| asset(CLIENT_JS, "text/javascript; charset=utf-8"));
     let css =
         warp::path!("static" / "style.css").map(|| asset(STYLE_CSS, "text/css; charset=utf-8"));
-    warp::get().and(index.or(room).unify().or(js).unify().or(css).unify())
+    let recordings =
+        warp::path!("recordings").map(|| asset(RECORDINGS_HTML, "text/html; charset=utf-8"));
+    let recordings_js = warp::path!("static" / "recordings.js")
+        .map(|| asset(RECORDINGS_JS, "text/javascript; charset=utf-8"));
+    warp::get().and(
+        index
+            .or(room)
+            .unify()
+            .or(js)
+            .unify()
+            .or(css)
+            .unify()
+            .or(recordings)
+            .unify()
+            .or(recordings_js)
+            .unify(),
+    )
 }
 
 #[cfg(test)]
@@ -41,6 +59,12 @@ mod tests {
             ("/r/math-101", "text/html", "/static/tessera.js"),
             ("/static/tessera.js", "text/javascript", "window.tessera"),
             ("/static/style.css", "text/css", "#canvas"),
+            ("/recordings", "text/html", "/static/recordings.js"),
+            (
+                "/static/recordings.js",
+                "text/javascript",
+                "/api/recordings",
+            ),
         ] {
             let res = warp::test::request().path(path).reply(&r).await;
             assert_eq!(res.status(), 200, "{path}");

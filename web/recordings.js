@@ -1,0 +1,73 @@
+// Recorded lessons: lists recordings (GET /api/recordings) and plays one
+// with its chapter list. With an admin key configured, asks for it once
+// (kept for this tab only) and fetches with it.
+'use strict';
+(() => {
+  const $ = (id) => document.getElementById(id);
+  let key = sessionStorage.getItem('tessera.adminKey') || '';
+  let objectUrl = null;
+
+  const headers = () => (key ? { Authorization: 'Bearer ' + key } : {});
+  const api = (path) => fetch('/api' + path, { headers: headers() });
+  const seconds = (ms) => {
+    const s = Math.round((ms || 0) / 1000);
+    return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+  };
+
+  async function load() {
+    const res = await api('/recordings');
+    if (res.status === 401 || res.status === 403) {
+      $('status').textContent = (await res.json()).error;
+      $('key-form').hidden = false;
+      return;
+    }
+    const list = await res.json();
+    $('status').textContent = list.length ? '' : 'No recordings yet.';
+    $('list').replaceChildren(...list.map((m) => {
+      const li = document.createElement('li');
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.textContent = `${m.room} · ${new Date(m.started_at).toLocaleString()} · ${m.duration_ms ? seconds(m.duration_ms) : 'recording…'}`;
+      b.disabled = !m.export;
+      b.title = m.export ? 'Play' : (m.error || 'Not exported yet');
+      b.addEventListener('click', () => play(m));
+      li.append(b);
+      return li;
+    }));
+  }
+
+  async function play(m) {
+    $('player').hidden = false;
+    $('title').textContent = `${m.room}, ${new Date(m.started_at).toLocaleString()}`;
+    const video = $('video');
+    if (objectUrl) { URL.revokeObjectURL(objectUrl); objectUrl = null; }
+    if (key) {
+      // A <video> cannot send the key: fetch the file with it.
+      const res = await api(`/recordings/${encodeURIComponent(m.id)}/media`);
+      objectUrl = URL.createObjectURL(await res.blob());
+      video.src = objectUrl;
+    } else {
+      video.src = `/api/recordings/${encodeURIComponent(m.id)}/media`;
+    }
+    const chapters = m.events.filter((e) => e.kind === 'layout' || (e.kind === 'speaker' && e.participant));
+    const names = Object.fromEntries(m.events.filter((e) => e.kind === 'joined').map((e) => [e.participant, e.name]));
+    $('chapters').replaceChildren(...chapters.map((e) => {
+      const li = document.createElement('li');
+      const a = document.createElement('a');
+      a.href = '#';
+      a.textContent = `${seconds(e.at_ms)} ${e.kind === 'layout' ? 'Layout: ' + e.name : (names[e.participant] || e.participant) + ' speaking'}`;
+      a.addEventListener('click', (ev) => { ev.preventDefault(); video.currentTime = e.at_ms / 1000; video.play(); });
+      li.append(a);
+      return li;
+    }));
+  }
+
+  $('key-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    key = $('key').value;
+    sessionStorage.setItem('tessera.adminKey', key);
+    $('key-form').hidden = true;
+    load().catch((err) => { $('status').textContent = String(err); });
+  });
+  load().catch((err) => { $('status').textContent = String(err); });
+})();
