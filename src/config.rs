@@ -47,6 +47,9 @@ pub struct RecordingConfig {
     pub export: bool,
     /// Recording refuses to start, and stops, below this much free space (MiB).
     pub min_free_mb: u64,
+    /// Rooms whose id matches one of these patterns (`*` any run of
+    /// characters, `?` one) record from their first participant on.
+    pub auto_record: Vec<String>,
 }
 
 impl Default for RecordingConfig {
@@ -56,6 +59,7 @@ impl Default for RecordingConfig {
             segment_seconds: 10,
             export: true,
             min_free_mb: 500,
+            auto_record: Vec::new(),
         }
     }
 }
@@ -276,6 +280,17 @@ impl Config {
                 ),
             ));
         }
+        for (i, p) in self.recording.auto_record.iter().enumerate() {
+            if let Err(e) = glob::Pattern::new(p) {
+                return Err(ConfigError::Invalid {
+                    source_name: source_name.to_string(),
+                    field: "recording.auto_record",
+                    reason: format!(
+                        "pattern {i} `{p}` is invalid ({e}); use letters, digits, `*` and `?`"
+                    ),
+                });
+            }
+        }
         if !(2..=3600).contains(&self.recording.segment_seconds) {
             return Err(invalid(
                 "recording.segment_seconds",
@@ -324,6 +339,21 @@ mod tests {
 
     fn no_env() -> Vec<(String, String)> {
         Vec::new()
+    }
+
+    #[test]
+    fn a_broken_auto_record_pattern_is_named() {
+        let path = write_tmp(
+            "auto.toml",
+            "[recording]\nauto_record = [\"class-*\", \"[\"]\n",
+        );
+        let e = Config::load_with_env(Some(&path), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("recording.auto_record") && e.contains("pattern 1 `[`"),
+            "{e}"
+        );
     }
 
     #[test]

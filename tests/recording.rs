@@ -385,3 +385,43 @@ async fn teachers_record_from_signaling_and_the_last_to_leave_closes_the_files()
     let secs = info.duration().unwrap().seconds_f64();
     assert!(secs > 2.0, "the closed segment plays {secs} s");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_matching_auto_record_record_from_the_first_participant() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let dir = std::env::temp_dir().join(format!("tessera-rec-auto-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = test_config();
+    config.recording.dir = dir.clone();
+    config.recording.min_free_mb = 1;
+    config.recording.export = false;
+    config.recording.auto_record = vec!["class-*".into()];
+    let server = TestServer::start(config).await;
+    let url = server.ws_url();
+    let plain = TestPeer::join(&url, PeerOptions::new("chat", "a", 0xff0000)).await;
+    let class = TestPeer::join(&url, PeerOptions::new("class-7b", "b", 0x00ff00)).await;
+    let told = class
+        .wait_message(Duration::from_secs(10), |m| {
+            m["type"] == "recording" && m["active"] == true
+        })
+        .await;
+    assert!(told.is_some(), "class-7b did not start recording");
+    assert!(server.room("class-7b").await.unwrap().recording.is_some());
+    assert_eq!(server.room("chat").await.unwrap().recording, None);
+    class.leave().await;
+    plain.leave().await;
+    assert!(
+        wait_until(Duration::from_secs(15), || server.registry.room_count()
+            == 0)
+        .await,
+        "rooms did not close"
+    );
+    let recorded: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert!(recorded[0].starts_with("class-7b-"), "{recorded:?}");
+}

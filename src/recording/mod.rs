@@ -24,6 +24,8 @@ pub struct RecordingSettings {
     pub export: bool,
     /// Least free space to start or go on recording, MiB.
     pub min_free_mb: u64,
+    /// Room id patterns that record automatically.
+    pub auto_record: Vec<glob::Pattern>,
 }
 
 impl RecordingSettings {
@@ -34,7 +36,18 @@ impl RecordingSettings {
             segment: Duration::from_secs(u64::from(c.segment_seconds)),
             export: c.export,
             min_free_mb: c.min_free_mb,
+            // Validated with the config; an invalid one matches nothing.
+            auto_record: c
+                .auto_record
+                .iter()
+                .filter_map(|p| glob::Pattern::new(p).ok())
+                .collect(),
         }
+    }
+
+    /// Whether `room` records from its first participant on.
+    pub fn auto_records(&self, room: &str) -> bool {
+        self.auto_record.iter().any(|p| p.matches(room))
     }
 }
 

@@ -200,6 +200,8 @@ pub(super) struct RoomActor {
     closing: bool,
     /// The recording being made.
     recording: Option<record::ActiveRecording>,
+    /// `recording.auto_record` already started one in this room.
+    auto_recorded: bool,
 }
 
 impl RoomActor {
@@ -233,6 +235,7 @@ impl RoomActor {
             loudness: std::collections::HashMap::new(),
             closing: false,
             recording: None,
+            auto_recorded: false,
             media,
         }
     }
@@ -561,6 +564,11 @@ impl RoomActor {
         }
         self.relayout();
         self.broadcast_participants(None);
+        if !self.auto_recorded && self.registry.recordings().auto_records(&self.room) {
+            // Once per room: a teacher who stops it is not overruled.
+            self.auto_recorded = true;
+            let _ = self.start_recording(None);
+        }
     }
 
     fn on_media_event(&mut self, ev: MediaEvent) {
