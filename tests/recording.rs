@@ -425,3 +425,193 @@ async fn rooms_matching_auto_record_record_from_the_first_participant() {
     assert_eq!(recorded.len(), 1, "{recorded:?}");
     assert!(recorded[0].starts_with("class-7b-"), "{recorded:?}");
 }
+
+/// Onsets of the flashes (canvas centre turning bright) and of the beeps
+/// (5 ms audio windows turning loud) in a recorded file, in seconds.
+fn mark_onsets(path: &std::path::Path) -> (Vec<f64>, Vec<f64>) {
+    let desc = format!(
+        "filesrc location=\"{}\" ! matroskademux name=d \
+         d.video_0 ! queue ! vp8dec ! videoconvert ! video/x-raw,format=GRAY8 ! appsink name=v sync=false \
+         d.audio_0 ! queue ! opusdec ! audioconvert ! audioresample \
+           ! audio/x-raw,format=F32LE,channels=1,rate=48000 ! appsink name=a sync=false",
+        path.display()
+    );
+    let pipeline = gst::parse::launch(&desc)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let frames: Arc<Mutex<Vec<(f64, u8)>>> = Arc::default();
+    // Each decoded buffer with its own timestamp: a gap in the file must
+    // not shift what comes after it.
+    let audio: Arc<Mutex<Vec<(f64, Vec<f32>)>>> = Arc::default();
+    let sink = |name: &str| {
+        pipeline
+            .by_name(name)
+            .unwrap()
+            .downcast::<gst_app::AppSink>()
+            .unwrap()
+    };
+    let f = frames.clone();
+    sink("v").set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let info = gstreamer_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
+                let buf = sample.buffer().unwrap();
+                let map = buf.map_readable().unwrap();
+                let (w, h, stride) = (
+                    info.width() as usize,
+                    info.height() as usize,
+                    info.stride()[0] as usize,
+                );
+                let centre = map.as_slice()[h / 2 * stride + w / 2];
+                let t = buf.pts().unwrap().nseconds() as f64 / 1e9;
+                f.lock().unwrap().push((t, centre));
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    let a = audio.clone();
+    sink("a").set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let buf = sample.buffer().unwrap();
+                let map = buf.map_readable().unwrap();
+                let t = buf.pts().unwrap().nseconds() as f64 / 1e9;
+                let samples = map
+                    .as_slice()
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect();
+                a.lock().unwrap().push((t, samples));
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    pipeline.set_state(gst::State::Playing).unwrap();
+    for msg in pipeline
+        .bus()
+        .unwrap()
+        .iter_timed(gst::ClockTime::from_seconds(60))
+    {
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => panic!("decoding the recording: {}", e.error()),
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    let flashes = {
+        let frames = frames.lock().unwrap();
+        frames
+            .windows(2)
+            .filter(|w| w[0].1 < 128 && w[1].1 >= 128)
+            .map(|w| w[1].0)
+            .collect()
+    };
+    let beeps = {
+        // 5 ms windows, each at its buffer's timestamp plus its offset.
+        let windows: Vec<(f64, f32)> = audio
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|(t, s)| {
+                s.chunks(240).enumerate().map(move |(i, c)| {
+                    let rms = (c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32).sqrt();
+                    (t + i as f64 * 0.005, rms)
+                })
+            })
+            .collect();
+        windows
+            .windows(2)
+            .filter(|w| w[0].1 < 0.05 && w[1].1 >= 0.05)
+            .map(|w| w[1].0)
+            .collect()
+    };
+    (flashes, beeps)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flash_and_beep_line_up_across_the_recording() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let dir = std::env::temp_dir().join(format!("tessera-rec-sync-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = test_config();
+    config.media.framerate = 30;
+    config.recording.dir = dir.clone();
+    config.recording.segment_seconds = 4;
+    config.recording.min_free_mb = 1;
+    let server = TestServer::start(config).await;
+    let peer = TestPeer::join(
+        &server.ws_url(),
+        PeerOptions {
+            sync_marks: true,
+            ..PeerOptions::new("sync", "metronome", 0)
+        },
+    )
+    .await;
+    assert!(
+        wait_until(Duration::from_secs(20), || peer.frames() > 30).await,
+        "no media"
+    );
+    let http = reqwest::Client::new();
+    let api = format!("http://{}/api", server.addr);
+    let started: Value = http
+        .post(format!("{api}/rooms/sync/recording"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = started["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_secs(RECORD_SECS)).await;
+    http.delete(format!("{api}/rooms/sync/recording"))
+        .send()
+        .await
+        .unwrap();
+    let mut manifest = Value::Null;
+    for _ in 0..100 {
+        manifest = get(&http, &format!("{api}/recordings/{id}")).await;
+        if manifest["export"].is_string() || manifest["error"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let file = dir
+        .join(&id)
+        .join(manifest["export"].as_str().expect("exported"));
+    let (flashes, beeps) = mark_onsets(&file);
+    let offsets: Vec<f64> = flashes
+        .iter()
+        .filter_map(|f| {
+            beeps
+                .iter()
+                .map(|b| f - b)
+                .min_by(|x, y| x.abs().total_cmp(&y.abs()))
+        })
+        .collect();
+    let worst = offsets.iter().fold(0.0f64, |m, o| m.max(o.abs()));
+    println!(
+        "A/V: {} flashes, {} beeps; video minus audio per mark (ms): {:?}",
+        flashes.len(),
+        beeps.len(),
+        offsets
+            .iter()
+            .map(|o| (o * 1000.0).round() as i64)
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        flashes.len() as u64 >= RECORD_SECS - 3 && beeps.len() as u64 >= RECORD_SECS - 3,
+        "{} flashes and {} beeps in {RECORD_SECS} s",
+        flashes.len(),
+        beeps.len()
+    );
+    assert!(
+        worst <= 0.080,
+        "flash and beep {worst:.3} s apart at worst: {offsets:?}"
+    );
+    peer.leave().await;
+}

@@ -49,7 +49,14 @@ pub struct PeerOptions {
     /// colour. It is sent from the start; the server shows it after
     /// [`TestPeer::share_screen`].
     pub screen_color: Option<u32>,
+    /// Sync marks instead of colour and tone: black video that flashes
+    /// white, and silence with a 1 kHz beep, both for the first
+    /// [`MARK_MS`] of every second of the pipeline's running time, at 30 fps.
+    pub sync_marks: bool,
 }
+
+/// Length of a sync mark (flash and beep), milliseconds.
+pub const MARK_MS: u64 = 100;
 
 impl PeerOptions {
     /// A VP8 peer sending `color` and silence, with a camera, no role and no
@@ -65,6 +72,7 @@ impl PeerOptions {
             send_video: true,
             role: None,
             screen_color: None,
+            sync_marks: false,
         }
     }
 }
@@ -112,7 +120,14 @@ fn send_branch(opts: &PeerOptions) -> String {
             "encoding-name=VP9",
         ),
     };
-    let video = if opts.send_video {
+    let video = if opts.sync_marks {
+        format!(
+            "videotestsrc is-live=true pattern=black \
+               ! video/x-raw,format=I420,width=320,height=240,framerate=30/1 ! identity name=flash \
+               ! videoconvert ! {encode} \
+               ! identity name=send-video-rtp ! application/x-rtp,media=video,clock-rate=90000,payload={pt},{caps} ! webrtc."
+        )
+    } else if opts.send_video {
         format!(
             "videotestsrc is-live=true pattern=solid-color foreground-color={fg} \
                ! video/x-raw,width=320,height=240,framerate=15/1 ! videoconvert ! {encode} \
@@ -134,7 +149,8 @@ fn send_branch(opts: &PeerOptions) -> String {
     };
     format!(
         "webrtcbin name=webrtc bundle-policy=max-bundle latency=60 {video} \
-         audiotestsrc is-live=true {wave} volume=0.3 ! audioconvert ! audioresample \
+         audiotestsrc is-live=true {wave} volume=0.3 ! audio/x-raw,format=F32LE,rate=48000,channels=1 \
+           ! identity name=beep ! audioconvert ! audioresample \
            ! opusenc bitrate=32000 ! rtpopuspay pt=111 \
            ! application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=111 ! webrtc. {screen}",
         wave = if opts.tone_hz > 0.0 {
@@ -217,6 +233,9 @@ impl TestPeer {
                     gst::PadProbeReturn::Ok
                 },
             );
+        }
+        if opts.sync_marks {
+            add_sync_marks(&pipeline);
         }
         let webrtc = pipeline.by_name("webrtc").unwrap();
         if !opts.send_video {
@@ -464,6 +483,51 @@ impl Drop for TestPeer {
         self.ws_task.abort();
         let _ = self.pipeline.set_state(gst::State::Null);
     }
+}
+
+/// Paints the sync marks: a white frame and a 1 kHz beep during the first
+/// [`MARK_MS`] of every second, by the buffers' own timestamps.
+fn add_sync_marks(pipeline: &gst::Pipeline) {
+    let in_mark = |t: gst::ClockTime| t.nseconds() % 1_000_000_000 < MARK_MS * 1_000_000;
+    let flash = pipeline
+        .by_name("flash")
+        .unwrap()
+        .static_pad("src")
+        .unwrap();
+    flash.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(buf) = info.buffer_mut() {
+            if buf.pts().is_some_and(in_mark) {
+                let buf = buf.make_mut();
+                let mut map = buf.map_writable().unwrap();
+                // I420 320x240: the luma plane white, chroma neutral (already).
+                map.as_mut_slice()[..320 * 240].fill(235);
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+    let beep = pipeline.by_name("beep").unwrap().static_pad("src").unwrap();
+    beep.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(buf) = info.buffer_mut() {
+            let Some(pts) = buf.pts() else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let buf = buf.make_mut();
+            // audiotestsrc marks silence as a gap, which encoders skip.
+            buf.unset_flags(gst::BufferFlags::GAP);
+            let mut map = buf.map_writable().unwrap();
+            for (i, b) in map.as_mut_slice().chunks_exact_mut(4).enumerate() {
+                let t = pts + gst::ClockTime::from_nseconds(i as u64 * 1_000_000_000 / 48_000);
+                let secs = t.nseconds() as f64 / 1e9;
+                let v = if in_mark(t) {
+                    (2.0 * std::f64::consts::PI * 1000.0 * secs).sin() as f32 * 0.5
+                } else {
+                    0.0
+                };
+                b.copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
 }
 
 /// Decodes a received stream into an appsink that records it.
