@@ -426,6 +426,9 @@ async fn rooms_matching_auto_record_record_from_the_first_participant() {
     assert!(recorded[0].starts_with("class-7b-"), "{recorded:?}");
 }
 
+/// Decoded samples with the timestamp of their buffer, seconds.
+type StampedAudio = (f64, Vec<f32>);
+
 /// Onsets of the flashes (canvas centre turning bright) and of the beeps
 /// (5 ms audio windows turning loud) in a recorded file, in seconds.
 fn mark_onsets(path: &std::path::Path) -> (Vec<f64>, Vec<f64>) {
@@ -443,7 +446,7 @@ fn mark_onsets(path: &std::path::Path) -> (Vec<f64>, Vec<f64>) {
     let frames: Arc<Mutex<Vec<(f64, u8)>>> = Arc::default();
     // Each decoded buffer with its own timestamp: a gap in the file must
     // not shift what comes after it.
-    let audio: Arc<Mutex<Vec<(f64, Vec<f32>)>>> = Arc::default();
+    let audio: Arc<Mutex<Vec<StampedAudio>>> = Arc::default();
     let sink = |name: &str| {
         pipeline
             .by_name(name)
