@@ -618,3 +618,131 @@ async fn flash_and_beep_line_up_across_the_recording() {
     );
     peer.leave().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h264_room_records_matroska_and_exports_mp4() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let dir = std::env::temp_dir().join(format!("tessera-rec-h264-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = test_config();
+    config.recording.dir = dir.clone();
+    config.recording.segment_seconds = 2;
+    config.recording.min_free_mb = 1;
+    let server = TestServer::start(config).await;
+    let peer = TestPeer::join(
+        &server.ws_url(),
+        PeerOptions {
+            codec: common::peer::SendCodec::H264,
+            ask: Some("h264"),
+            tone_hz: 500.0,
+            ..PeerOptions::new("h264rec", "a", 0x0000ff)
+        },
+    )
+    .await;
+    assert!(
+        wait_until(Duration::from_secs(20), || peer.frames() > 10).await,
+        "no media"
+    );
+    let http = reqwest::Client::new();
+    let api = format!("http://{}/api", server.addr);
+    let started: Value = http
+        .post(format!("{api}/rooms/h264rec/recording"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = started["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{started}"))
+        .to_string();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    http.delete(format!("{api}/rooms/h264rec/recording"))
+        .send()
+        .await
+        .unwrap();
+    let mut manifest = Value::Null;
+    for _ in 0..100 {
+        manifest = get(&http, &format!("{api}/recordings/{id}")).await;
+        if manifest["export"].is_string() || manifest["error"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(manifest["codec"], "h264", "{manifest}");
+    assert_eq!(manifest["export"], "export.mp4", "{manifest}");
+    assert!(manifest["segments"][0]
+        .as_str()
+        .is_some_and(|s| s.ends_with(".mkv")));
+    let file = dir.join(&id).join("export.mp4");
+    let info = gst_pbutils::Discoverer::new(gst::ClockTime::from_seconds(20))
+        .unwrap()
+        .discover_uri(&format!("file://{}", file.display()))
+        .unwrap();
+    let secs = info.duration().unwrap().seconds_f64();
+    assert!((secs - 6.0).abs() < 1.0, "{secs} s");
+    let video = info.video_streams();
+    assert!(video[0]
+        .caps()
+        .unwrap()
+        .to_string()
+        .starts_with("video/x-h264"));
+    assert!(info.audio_streams()[0]
+        .caps()
+        .unwrap()
+        .to_string()
+        .starts_with("audio/x-opus"));
+    let part = http
+        .get(format!("{api}/recordings/{id}/media"))
+        .header("range", "bytes=10-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.headers()["content-type"], "video/mp4");
+    peer.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_little_free_disk_refuses_to_record_and_says_why() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let mut config = test_config();
+    config.recording.dir =
+        std::env::temp_dir().join(format!("tessera-rec-full-{}", std::process::id()));
+    // More free space than any disk has.
+    config.recording.min_free_mb = 1 << 40;
+    let server = TestServer::start(config).await;
+    let teacher = TestPeer::join(
+        &server.ws_url(),
+        PeerOptions {
+            role: Some("teacher"),
+            ..PeerOptions::new("full", "t", 0xff0000)
+        },
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("http://{}/api/rooms/full/recording", server.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 507);
+    let body: Value = r.json().await.unwrap();
+    let why = body["error"].as_str().unwrap();
+    assert!(why.contains("recording.min_free_mb"), "{why}");
+    teacher.send_text(r#"{"type":"record","on":true}"#);
+    let told = teacher
+        .wait_message(Duration::from_secs(5), |m| {
+            m["type"] == "error"
+                && m["message"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("recording.min_free_mb"))
+        })
+        .await;
+    assert!(told.is_some(), "{:?}", teacher.messages());
+    assert_eq!(server.room("full").await.unwrap().recording, None);
+    teacher.leave().await;
+}

@@ -3,7 +3,7 @@
 //! keyframe-aligned segment files by `splitmuxsink`.
 //!
 //! ```text
-//! family tee ─► firewalled queue ─► (drop until a keyframe) ─► splitmuxsink video ─► segment-00000.webm, ...
+//! family tee ─► firewalled queue ─► [h264parse] ─► (drop until a keyframe) ─► splitmuxsink video ─► segment-00000.webm, ...
 //! shared Opus tee (full mix) ─► firewalled queue ──────────► splitmuxsink audio_0
 //! ```
 //!
@@ -108,13 +108,24 @@ impl RoomMedia {
         sink.set_property("muxer-factory", muxer);
         bin.add_many([&vqueue, &aqueue, &sink])
             .context("assembling the recorder")?;
+        // Matroska wants H.264 as `avc` with its headers in the caps; the
+        // encoder sends byte-stream for RTP. A parser converts (no re-encode).
+        let video_out = match family {
+            CodecFamily::Vp8 => vqueue.clone(),
+            CodecFamily::H264 => {
+                let parse = make_element("h264parse", "rec-h264parse")?;
+                bin.add(&parse).context("assembling the recorder")?;
+                vqueue.link(&parse).context("linking the H.264 parser")?;
+                parse
+            }
+        };
         let video_in = sink
             .request_pad_simple("video")
             .context("splitmuxsink video pad")?;
         let audio_in = sink
             .request_pad_simple("audio_%u")
             .context("splitmuxsink audio pad")?;
-        let vsrc = vqueue.static_pad("src").context("video queue src")?;
+        let vsrc = video_out.static_pad("src").context("video queue src")?;
         vsrc.link(&video_in).context("linking video to the muxer")?;
         aqueue
             .static_pad("src")

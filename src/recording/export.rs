@@ -1,7 +1,8 @@
 //! Joins a recording's segments into one file without re-encoding:
 //! VP8 canvases into WebM (`export.webm`), H.264 canvases into MP4 with
-//! the index up front (`export.mp4`). `splitmuxsrc` reads the segments as
-//! one continuous stream.
+//! the index up front (`export.mp4`). `splitmuxsrc` reads the segments the
+//! manifest lists (the closed ones: after a crash, not the one left open)
+//! as one continuous stream.
 
 use std::path::Path;
 use std::time::Duration;
@@ -47,18 +48,27 @@ pub fn export(dir: &Path, m: &Manifest) -> anyhow::Result<String> {
     };
     let tmp = dir.join(format!(".{out_name}.tmp"));
     let desc = format!(
-        "splitmuxsrc name=src location=\"{}\" \
+        "splitmuxsrc name=src \
          {mux} name=mux ! filesink location=\"{}\" \
          queue name=vq max-size-time=0 max-size-buffers=0 max-size-bytes=0 ! {parse}mux.video_0 \
          queue name=aq max-size-time=0 max-size-buffers=0 max-size-bytes=0 ! mux.audio_0",
-        dir.join(format!("segment-*.{ext}")).display(),
         tmp.display()
     );
+    let files: Vec<String> = m
+        .segments
+        .iter()
+        .filter(|s| s.ends_with(&format!(".{ext}")) && !s.contains('/'))
+        .map(|s| dir.join(s).to_string_lossy().to_string())
+        .collect();
+    if files.is_empty() {
+        bail!("recording {} has no .{ext} segments", m.id);
+    }
     let pipeline = gst::parse::launch(&desc)
         .context("building the export pipeline")?
         .downcast::<gst::Pipeline>()
         .map_err(|_| anyhow::anyhow!("not a pipeline"))?;
     let src = pipeline.by_name("src").context("splitmuxsrc")?;
+    src.connect("format-location", false, move |_| Some(files.to_value()));
     let vq = pipeline.by_name("vq").context("video queue")?;
     let aq = pipeline.by_name("aq").context("audio queue")?;
     src.connect_pad_added(move |_, pad| {
