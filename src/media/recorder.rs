@@ -195,9 +195,8 @@ impl RoomMedia {
     }
 
     /// Begins stopping the recording: its inputs are cut and EOS sent, so
-    /// the open segment is finalised; [`MediaEvent`]-free: the bin's
-    /// forwarded EOS on the bus says when it is done (see
-    /// [`RoomMedia::finish_recording`]).
+    /// the open segment is finalised. The bin's EOS, forwarded on the bus,
+    /// says when it is done; then call [`RoomMedia::finish_recording`].
     pub fn stop_recording(&mut self) -> bool {
         let Some(mut r) = self.recorder.take() else {
             return false;

@@ -128,13 +128,9 @@ impl Manifest {
             .or_else(|| self.events.iter().map(Event::at_ms).max())
             .unwrap_or(0);
         let mut marks: Vec<(u64, String)> = vec![(0, "Start".to_string())];
-        let mut layout = None::<String>;
         for e in &self.events {
             let title = match e {
-                Event::Layout { name, .. } => {
-                    layout = Some(name.clone());
-                    format!("Layout: {name}")
-                }
+                Event::Layout { name, .. } => format!("Layout: {name}"),
                 Event::Speaker {
                     participant: Some(p),
                     ..
@@ -148,7 +144,6 @@ impl Manifest {
             }
             marks.push((at, title));
         }
-        let _ = layout;
         let mut out = String::from("WEBVTT\n");
         for (i, (start, title)) in marks.iter().enumerate() {
             let stop = marks.get(i + 1).map_or(end, |(t, _)| *t);
