@@ -118,6 +118,41 @@ async fn get(http: &reqwest::Client, url: &str) -> Value {
     http.get(url).send().await.unwrap().json().await.unwrap()
 }
 
+/// Starts recording `room` over the API; returns the recording's id.
+async fn start_recording(http: &reqwest::Client, api: &str, room: &str) -> String {
+    let r = http
+        .post(format!("{api}/rooms/{room}/recording"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let body: Value = r.json().await.unwrap();
+    body["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_string()
+}
+
+/// Stops recording `room` and waits for the export (or its error); returns
+/// the final manifest.
+async fn stop_and_export(http: &reqwest::Client, api: &str, room: &str, id: &str) -> Value {
+    let r = http
+        .delete(format!("{api}/rooms/{room}/recording"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut manifest = Value::Null;
+    for _ in 0..100 {
+        manifest = get(http, &format!("{api}/recordings/{id}")).await;
+        if manifest["export"].is_string() || manifest["error"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    manifest
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorded_lesson_decodes_with_every_tile_and_voice() {
     let _serial = SERIAL.lock().await;
@@ -152,16 +187,7 @@ async fn a_recorded_lesson_decodes_with_every_tile_and_voice() {
 
     let http = reqwest::Client::new();
     let api = format!("http://{}/api", server.addr);
-    let started = http
-        .post(format!("{api}/rooms/rec/recording"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(started.status(), 201);
-    let id = started.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = start_recording(&http, &api, "rec").await;
     for p in &peers {
         let told = p
             .wait_message(Duration::from_secs(5), |m| {
@@ -171,22 +197,8 @@ async fn a_recorded_lesson_decodes_with_every_tile_and_voice() {
         assert!(told.is_some(), "{} was not told", p.opts.name);
     }
     tokio::time::sleep(Duration::from_secs(RECORD_SECS)).await;
-    let stopped = http
-        .delete(format!("{api}/rooms/rec/recording"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stopped.status(), 200);
-
     // The export appears in the manifest once the segments are joined.
-    let mut manifest = Value::Null;
-    for _ in 0..100 {
-        manifest = get(&http, &format!("{api}/recordings/{id}")).await;
-        if manifest["export"].is_string() || manifest["error"].is_string() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let manifest = stop_and_export(&http, &api, "rec", &id).await;
     assert!(manifest["export"].is_string(), "no export: {manifest}");
     let segments = manifest["segments"].as_array().unwrap().len();
     assert!(
@@ -561,28 +573,9 @@ async fn flash_and_beep_line_up_across_the_recording() {
     );
     let http = reqwest::Client::new();
     let api = format!("http://{}/api", server.addr);
-    let started: Value = http
-        .post(format!("{api}/rooms/sync/recording"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = started["id"].as_str().unwrap().to_string();
+    let id = start_recording(&http, &api, "sync").await;
     tokio::time::sleep(Duration::from_secs(RECORD_SECS)).await;
-    http.delete(format!("{api}/rooms/sync/recording"))
-        .send()
-        .await
-        .unwrap();
-    let mut manifest = Value::Null;
-    for _ in 0..100 {
-        manifest = get(&http, &format!("{api}/recordings/{id}")).await;
-        if manifest["export"].is_string() || manifest["error"].is_string() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let manifest = stop_and_export(&http, &api, "sync", &id).await;
     let file = dir
         .join(&id)
         .join(manifest["export"].as_str().expect("exported"));
@@ -646,31 +639,9 @@ async fn an_h264_room_records_matroska_and_exports_mp4() {
     );
     let http = reqwest::Client::new();
     let api = format!("http://{}/api", server.addr);
-    let started: Value = http
-        .post(format!("{api}/rooms/h264rec/recording"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = started["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{started}"))
-        .to_string();
+    let id = start_recording(&http, &api, "h264rec").await;
     tokio::time::sleep(Duration::from_secs(6)).await;
-    http.delete(format!("{api}/rooms/h264rec/recording"))
-        .send()
-        .await
-        .unwrap();
-    let mut manifest = Value::Null;
-    for _ in 0..100 {
-        manifest = get(&http, &format!("{api}/recordings/{id}")).await;
-        if manifest["export"].is_string() || manifest["error"].is_string() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let manifest = stop_and_export(&http, &api, "h264rec", &id).await;
     assert_eq!(manifest["codec"], "h264", "{manifest}");
     assert_eq!(manifest["export"], "export.mp4", "{manifest}");
     assert!(manifest["segments"][0]

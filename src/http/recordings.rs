@@ -123,25 +123,18 @@ pub fn routes(
     auth: AdminAuth,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     let ctx = admin_ctx(registry, auth);
-    let start = warp::path!("api" / "rooms" / String / "recording")
-        .and(warp::post())
+    // POST starts, DELETE stops.
+    let on = warp::post()
+        .map(|| true)
+        .or(warp::delete().map(|| false))
+        .unify();
+    let start_stop = warp::path!("api" / "rooms" / String / "recording")
+        .and(on)
         .and(ctx.clone())
         .then(
-            |room: String, auth: Result<(), Reply>, registry: Registry| async move {
+            |room: String, on: bool, auth: Result<(), Reply>, registry: Registry| async move {
                 match auth {
-                    Ok(()) => record(&registry, &room, true).await,
-                    Err(e) => e,
-                }
-                .into_response()
-            },
-        );
-    let stop = warp::path!("api" / "rooms" / String / "recording")
-        .and(warp::delete())
-        .and(ctx.clone())
-        .then(
-            |room: String, auth: Result<(), Reply>, registry: Registry| async move {
-                match auth {
-                    Ok(()) => record(&registry, &room, false).await,
+                    Ok(()) => record(&registry, &room, on).await,
                     Err(e) => e,
                 }
                 .into_response()
@@ -229,9 +222,7 @@ pub fn routes(
             .unwrap_or_else(|e| e)
             .into_response()
         });
-    start
-        .or(stop)
-        .unify()
+    start_stop
         .or(list)
         .unify()
         .or(manifest)
