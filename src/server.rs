@@ -134,9 +134,18 @@ pub fn start(
     init_gstreamer()?;
     let settings = media_settings(config)?;
     let layouts = layout_store(config)?;
-    let registry = Registry::new(settings, config.media.preferred_codec, layouts).with_recordings(
-        crate::recording::RecordingSettings::from_config(&config.recording),
-    );
+    let recordings = crate::recording::RecordingSettings::from_config(&config.recording);
+    let to_export = crate::recording::recover::recover(&recordings);
+    if !to_export.is_empty() {
+        let store = recordings.store.clone();
+        tokio::task::spawn_blocking(move || {
+            for (dir, mut manifest) in to_export {
+                crate::recording::export_and_save(&store, &dir, &mut manifest);
+            }
+        });
+    }
+    let registry =
+        Registry::new(settings, config.media.preferred_codec, layouts).with_recordings(recordings);
     let addr = listener
         .local_addr()
         .context("reading the listen address")?;

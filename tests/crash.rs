@@ -1,115 +1,223 @@
-//! A recording survives the server being killed: every segment closed
-//! before a SIGKILL plays, and the timeline written so far is on disk.
+//! A recording survives the server process ending: SIGTERM finalises every
+//! open recording before exit; after a SIGKILL, every segment closed before
+//! it plays, and the next start closes the manifest, names what was lost
+//! and exports the rest.
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::peer::{PeerOptions, TestPeer};
 use common::{init, wait_until, SERIAL};
 use gstreamer as gst;
 use gstreamer_pbutils as gst_pbutils;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The `tessera` binary as its own process, recording into `dir`.
+struct ChildServer {
+    child: Child,
+    base: String,
+    ws: String,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn closed_segments_play_after_a_sigkill() {
-    let _serial = SERIAL.lock().await;
-    init();
-    let dir = std::env::temp_dir().join(format!("tessera-crash-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let port = free_port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("TESSERA_LOG", "warn")
-        .env("TESSERA_SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("TESSERA_MEDIA__CANVAS_WIDTH", "640")
-        .env("TESSERA_MEDIA__CANVAS_HEIGHT", "360")
-        .env("TESSERA_MEDIA__FRAMERATE", "15")
-        .env("TESSERA_RECORDINGS_DIR", &dir)
-        .env("TESSERA_RECORDING__SEGMENT_SECONDS", "2")
-        .env("TESSERA_RECORDING__MIN_FREE_MB", "1")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("tessera starts");
-    let http = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut up = false;
-    for _ in 0..100 {
-        if http.get(format!("{base}/healthz")).send().await.is_ok() {
-            up = true;
-            break;
+impl ChildServer {
+    async fn start(dir: &Path) -> ChildServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("TESSERA_LOG", "warn")
+            .env("TESSERA_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env("TESSERA_MEDIA__CANVAS_WIDTH", "640")
+            .env("TESSERA_MEDIA__CANVAS_HEIGHT", "360")
+            .env("TESSERA_MEDIA__FRAMERATE", "15")
+            .env("TESSERA_RECORDINGS_DIR", dir)
+            .env("TESSERA_RECORDING__SEGMENT_SECONDS", "2")
+            .env("TESSERA_RECORDING__MIN_FREE_MB", "1")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("tessera starts");
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        for _ in 0..100 {
+            if http.get(format!("{base}/healthz")).send().await.is_ok() {
+                return ChildServer {
+                    child,
+                    ws: format!("ws://127.0.0.1:{port}/ws"),
+                    base,
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        panic!("the server did not come up");
     }
-    assert!(up, "the server did not come up");
-    let peer = TestPeer::join(
-        &format!("ws://127.0.0.1:{port}/ws"),
-        PeerOptions::new("crash", "a", 0x00ff00),
-    )
-    .await;
-    assert!(
-        wait_until(Duration::from_secs(20), || peer.frames() > 10).await,
-        "no media"
-    );
-    let started = http
-        .post(format!("{base}/api/rooms/crash/recording"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(started.status(), 201);
-    tokio::time::sleep(Duration::from_secs(7)).await;
 
-    // No goodbye: the recorder gets no chance to close anything.
-    server.kill().unwrap();
-    server.wait().unwrap();
-    drop(peer);
+    /// Joins a peer to `room`, starts recording it and records for `secs`.
+    async fn record(&self, room: &str, secs: u64) -> TestPeer {
+        let peer = TestPeer::join(&self.ws, PeerOptions::new(room, "a", 0x00ff00)).await;
+        assert!(
+            wait_until(Duration::from_secs(20), || peer.frames() > 10).await,
+            "no media"
+        );
+        let started = reqwest::Client::new()
+            .post(format!("{}/api/rooms/{room}/recording", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(started.status(), 201);
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        peer
+    }
 
-    let rec = std::fs::read_dir(&dir)
+    /// Sends `signal` and waits for the process to end; true if it exited 0.
+    fn end(mut self, signal: Signal) -> bool {
+        kill(Pid::from_raw(self.child.id() as i32), signal).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "tessera did not exit after {signal}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tessera-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The only recording under `dir`: its directory and manifest.
+fn the_recording(dir: &Path) -> (PathBuf, Value) {
+    let rec = std::fs::read_dir(dir)
         .unwrap()
         .flatten()
         .next()
         .expect("a recording directory")
         .path();
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(rec.join("manifest.json")).unwrap()).unwrap();
+    let text = std::fs::read_to_string(rec.join("manifest.json")).unwrap();
+    (rec, serde_json::from_str(&text).unwrap())
+}
+
+/// Duration of a media file, checking it has one video and one audio track.
+fn playable_secs(path: &Path) -> f64 {
+    let discoverer = gst_pbutils::Discoverer::new(gst::ClockTime::from_seconds(10)).unwrap();
+    let info = discoverer
+        .discover_uri(&format!("file://{}", path.display()))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(info.video_streams().len(), 1, "{}", path.display());
+    assert_eq!(info.audio_streams().len(), 1, "{}", path.display());
+    info.duration().map_or(0.0, |d| d.seconds_f64())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finalises_the_recording_before_exit() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let dir = temp_dir("sigterm");
+    let server = ChildServer::start(&dir).await;
+    let peer = server.record("term", 6).await;
+    assert!(server.end(Signal::SIGTERM), "tessera exits 0 on SIGTERM");
+    drop(peer);
+
+    let (rec, manifest) = the_recording(&dir);
+    assert!(manifest["ended_at"].is_string(), "{manifest}");
+    assert!(manifest["error"].is_null(), "{manifest}");
+    let stopped = manifest["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "recording-stopped")
+        .unwrap_or_else(|| panic!("no stop in {manifest}"));
+    assert!(
+        stopped["reason"]
+            .as_str()
+            .unwrap()
+            .contains("shutting down"),
+        "{stopped}"
+    );
+    let export = manifest["export"]
+        .as_str()
+        .unwrap_or_else(|| panic!("exported before exit: {manifest}"));
+    let secs = playable_secs(&rec.join(export));
+    let truth = manifest["duration_ms"].as_u64().unwrap() as f64 / 1000.0;
+    assert!(
+        (secs - truth).abs() < 1.0 && secs > 5.0,
+        "export lasts {secs} s, the recording {truth} s"
+    );
+    for seg in manifest["segments"].as_array().unwrap() {
+        playable_secs(&rec.join(seg.as_str().unwrap()));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_segments_play_after_a_sigkill_and_the_next_start_says_what_was_lost() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let dir = temp_dir("sigkill");
+    let server = ChildServer::start(&dir).await;
+    let peer = server.record("crash", 7).await;
+    // No goodbye: the recorder gets no chance to close anything.
+    assert!(!server.end(Signal::SIGKILL));
+    drop(peer);
+
+    let (rec, manifest) = the_recording(&dir);
     assert!(manifest["ended_at"].is_null(), "{manifest}");
     let closed = manifest["segments"].as_array().unwrap().clone();
     assert!(
         closed.len() >= 2,
         "7 s in 2 s segments closes at least 2: {manifest}"
     );
-    let discoverer = gst_pbutils::Discoverer::new(gst::ClockTime::from_seconds(10)).unwrap();
+    let mut saved = 0.0;
     for seg in &closed {
-        let path = rec.join(seg.as_str().unwrap());
-        let info = discoverer
-            .discover_uri(&format!("file://{}", path.display()))
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let secs = info.duration().map_or(0.0, |d| d.seconds_f64());
-        assert!(secs > 1.5, "{}: {secs} s", path.display());
-        assert_eq!(info.video_streams().len(), 1);
-        assert_eq!(info.audio_streams().len(), 1);
+        let secs = playable_secs(&rec.join(seg.as_str().unwrap()));
+        assert!(secs > 1.5, "{seg}: {secs} s");
+        saved += secs;
     }
-    // The files can still be joined by hand.
-    let id = rec.file_name().unwrap().to_str().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(["recordings", "export", id])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("TESSERA_LOG", "error")
-        .env("TESSERA_RECORDINGS_DIR", &dir)
-        .output()
-        .unwrap();
+
+    // The next start closes the recording and exports what was saved.
+    let server = ChildServer::start(&dir).await;
+    let mut manifest = Value::Null;
+    let exported = wait_until(Duration::from_secs(30), || {
+        manifest = the_recording(&dir).1;
+        manifest["export"].is_string()
+    })
+    .await;
+    assert!(exported, "not exported after a restart: {manifest}");
+    assert!(server.end(Signal::SIGTERM));
+    assert!(manifest["ended_at"].is_string(), "{manifest}");
+    let lost = manifest["lost"].as_array().expect("lost segments named");
+    assert_eq!(lost.len(), 1, "{manifest}");
+    let error = manifest["error"].as_str().unwrap();
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        error.contains("interrupted") && error.contains(lost[0].as_str().unwrap()),
+        "{error}"
+    );
+    assert_eq!(manifest["segments"].as_array().unwrap(), &closed);
+    let secs = playable_secs(&rec.join(manifest["export"].as_str().unwrap()));
+    assert!(
+        (secs - saved).abs() < 1.0,
+        "closed segments of {saved} s in all export to {secs} s"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

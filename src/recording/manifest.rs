@@ -92,6 +92,10 @@ pub struct Manifest {
     pub export: Option<String>,
     /// Why the recording stopped early or its export failed, if it did.
     pub error: Option<String>,
+    /// Segment files the server never closed (it was killed): media after
+    /// the last closed segment. Kept on disk, left out of the export.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<String>,
     /// The timeline.
     pub events: Vec<Event>,
 }
@@ -177,6 +181,7 @@ mod tests {
             segments: vec![],
             export: None,
             error: None,
+            lost: vec![],
             events,
         }
     }

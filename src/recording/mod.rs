@@ -4,11 +4,13 @@
 
 pub mod export;
 pub mod manifest;
+pub mod recover;
 pub mod store;
 
 pub use manifest::{Event, Manifest};
 pub use store::{RecordingStore, StoreError};
 
+use std::path::Path;
 use std::time::Duration;
 
 use crate::config::RecordingConfig;
@@ -54,5 +56,22 @@ impl RecordingSettings {
 impl Default for RecordingSettings {
     fn default() -> Self {
         RecordingSettings::from_config(&RecordingConfig::default())
+    }
+}
+
+/// Joins a stopped recording's segments ([`export::export`]) and saves its
+/// manifest with the export's name, or with why it failed. Blocking.
+pub fn export_and_save(store: &RecordingStore, dir: &Path, manifest: &mut Manifest) {
+    match export::export(dir, manifest) {
+        Ok(file) => manifest.export = Some(file),
+        Err(e) => {
+            tracing::warn!(recording = %manifest.id, "export failed: {e:#}");
+            manifest
+                .error
+                .get_or_insert(format!("export failed: {e:#}"));
+        }
+    }
+    if let Err(e) = store.save(manifest) {
+        tracing::warn!(recording = %manifest.id, "writing the manifest: {e}");
     }
 }

@@ -95,6 +95,7 @@ impl RoomActor {
             segments: Vec::new(),
             export: None,
             error: None,
+            lost: Vec::new(),
             events,
         };
         if let Err(e) = store.save(&manifest) {
@@ -251,15 +252,7 @@ impl RoomActor {
         r.manifest.ended_at = Some(rfc3339(SystemTime::now()));
         r.manifest.duration_ms = Some(duration);
         // Segments the muxer closed but did not report (a forced stop).
-        if let Ok(entries) = std::fs::read_dir(&r.dir) {
-            let mut files: Vec<String> = entries
-                .flatten()
-                .filter_map(|e| e.file_name().to_str().map(str::to_string))
-                .filter(|n| n.starts_with("segment-"))
-                .collect();
-            files.sort();
-            r.manifest.segments = files;
-        }
+        r.manifest.segments = crate::recording::recover::segment_files(&r.dir);
         let settings = self.registry.recordings().clone();
         if let Err(e) = settings.store.save(&r.manifest) {
             warn!(recording = %r.manifest.id, "writing the manifest: {e}");
@@ -270,18 +263,7 @@ impl RoomActor {
         if settings.export {
             let (dir, mut manifest) = (r.dir, r.manifest);
             tokio::task::spawn_blocking(move || {
-                match crate::recording::export::export(&dir, &manifest) {
-                    Ok(file) => manifest.export = Some(file),
-                    Err(e) => {
-                        warn!(recording = %manifest.id, "export failed: {e:#}");
-                        manifest
-                            .error
-                            .get_or_insert(format!("export failed: {e:#}"));
-                    }
-                }
-                if let Err(e) = settings.store.save(&manifest) {
-                    warn!(recording = %manifest.id, "writing the manifest: {e}");
-                }
+                crate::recording::export_and_save(&settings.store, &dir, &mut manifest);
                 info!(recording = %id, "recording exported");
             });
         }
