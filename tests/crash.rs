@@ -44,15 +44,20 @@ impl ChildServer {
             .stdout(Stdio::null())
             .spawn()
             .expect("tessera starts");
-        let base = format!("http://127.0.0.1:{port}");
+        let server = ChildServer {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            ws: format!("ws://127.0.0.1:{port}/ws"),
+        };
         let http = reqwest::Client::new();
         for _ in 0..100 {
-            if http.get(format!("{base}/healthz")).send().await.is_ok() {
-                return ChildServer {
-                    child,
-                    ws: format!("ws://127.0.0.1:{port}/ws"),
-                    base,
-                };
+            if http
+                .get(format!("{}/healthz", server.base))
+                .send()
+                .await
+                .is_ok()
+            {
+                return server;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
