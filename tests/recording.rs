@@ -441,7 +441,7 @@ async fn rooms_matching_auto_record_record_from_the_first_participant() {
 /// Decoded samples with the timestamp of their buffer, seconds.
 type StampedAudio = (f64, Vec<f32>);
 
-/// Onsets of the flashes (canvas centre turning bright) and of the beeps
+/// Onsets of the flashes (the canvas turning brighter) and of the beeps
 /// (5 ms audio windows turning loud) in a recorded file, in seconds.
 fn mark_onsets(path: &std::path::Path) -> (Vec<f64>, Vec<f64>) {
     let desc = format!(
@@ -455,7 +455,8 @@ fn mark_onsets(path: &std::path::Path) -> (Vec<f64>, Vec<f64>) {
         .unwrap()
         .downcast::<gst::Pipeline>()
         .unwrap();
-    let frames: Arc<Mutex<Vec<(f64, u8)>>> = Arc::default();
+    // (timestamp, mean brightness) of every frame.
+    let frames: Arc<Mutex<Vec<(f64, f64)>>> = Arc::default();
     // Each decoded buffer with its own timestamp: a gap in the file must
     // not shift what comes after it.
     let audio: Arc<Mutex<Vec<StampedAudio>>> = Arc::default();
@@ -479,9 +480,11 @@ fn mark_onsets(path: &std::path::Path) -> (Vec<f64>, Vec<f64>) {
                     info.height() as usize,
                     info.stride()[0] as usize,
                 );
-                let centre = map.as_slice()[h / 2 * stride + w / 2];
+                let rows = map.as_slice().chunks(stride).take(h);
+                let sum: u64 = rows.flat_map(|r| &r[..w]).map(|&p| u64::from(p)).sum();
+                let mean = sum as f64 / (w * h) as f64;
                 let t = buf.pts().unwrap().nseconds() as f64 / 1e9;
-                f.lock().unwrap().push((t, centre));
+                f.lock().unwrap().push((t, mean));
                 Ok(gst::FlowSuccess::Ok)
             })
             .build(),
@@ -521,7 +524,9 @@ fn mark_onsets(path: &std::path::Path) -> (Vec<f64>, Vec<f64>) {
         let frames = frames.lock().unwrap();
         frames
             .windows(2)
-            .filter(|w| w[0].1 < 128 && w[1].1 >= 128)
+            // The flashing tile fills the canvas, or a good part of it
+            // once someone joins: either way the mean jumps.
+            .filter(|w| w[1].1 - w[0].1 >= 10.0)
             .map(|w| w[1].0)
             .collect()
     };
@@ -548,7 +553,7 @@ fn mark_onsets(path: &std::path::Path) -> (Vec<f64>, Vec<f64>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn flash_and_beep_line_up_across_the_recording() {
+async fn flash_and_beep_line_up_through_a_late_join_and_packet_loss() {
     let _serial = SERIAL.lock().await;
     init();
     let dir = std::env::temp_dir().join(format!("tessera-rec-sync-{}", std::process::id()));
@@ -563,6 +568,7 @@ async fn flash_and_beep_line_up_across_the_recording() {
         &server.ws_url(),
         PeerOptions {
             sync_marks: true,
+            send_loss: 0.02,
             ..PeerOptions::new("sync", "metronome", 0)
         },
     )
@@ -574,8 +580,20 @@ async fn flash_and_beep_line_up_across_the_recording() {
     let http = reqwest::Client::new();
     let api = format!("http://{}/api", server.addr);
     let id = start_recording(&http, &api, "sync").await;
-    tokio::time::sleep(Duration::from_secs(RECORD_SECS)).await;
+    // Halfway through, a dark and silent participant joins: the room
+    // re-flows and a mixer input is added while the marks go on.
+    tokio::time::sleep(Duration::from_secs(RECORD_SECS / 2)).await;
+    let late = TestPeer::join(&server.ws_url(), PeerOptions::new("sync", "late", 0)).await;
+    tokio::time::sleep(Duration::from_secs(RECORD_SECS - RECORD_SECS / 2)).await;
     let manifest = stop_and_export(&http, &api, "sync", &id).await;
+    assert!(
+        manifest["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "joined" && e["participant"] == late.id.as_str()),
+        "{manifest}"
+    );
     let file = dir
         .join(&id)
         .join(manifest["export"].as_str().expect("exported"));
@@ -609,6 +627,7 @@ async fn flash_and_beep_line_up_across_the_recording() {
         worst <= 0.080,
         "flash and beep {worst:.3} s apart at worst: {offsets:?}"
     );
+    late.leave().await;
     peer.leave().await;
 }
 

@@ -53,6 +53,9 @@ pub struct PeerOptions {
     /// white, and silence with a 1 kHz beep, both for the first
     /// [`MARK_MS`] of every second of the pipeline's running time, at 30 fps.
     pub sync_marks: bool,
+    /// Share of sent RTP packets (camera and microphone) dropped before
+    /// they reach the network, 0.0 to 1.0.
+    pub send_loss: f64,
 }
 
 /// Length of a sync mark (flash and beep), milliseconds.
@@ -73,6 +76,7 @@ impl PeerOptions {
             role: None,
             screen_color: None,
             sync_marks: false,
+            send_loss: 0.0,
         }
     }
 }
@@ -120,17 +124,22 @@ fn send_branch(opts: &PeerOptions) -> String {
             "encoding-name=VP9",
         ),
     };
+    let lossy = if opts.send_loss > 0.0 {
+        format!(" ! netsim drop-probability={}", opts.send_loss)
+    } else {
+        String::new()
+    };
     let video = if opts.sync_marks {
         format!(
             "videotestsrc is-live=true pattern=black \
                ! video/x-raw,format=I420,width=320,height=240,framerate=30/1 ! identity name=flash \
-               ! videoconvert ! {encode} \
+               ! videoconvert ! {encode}{lossy} \
                ! identity name=send-video-rtp ! application/x-rtp,media=video,clock-rate=90000,payload={pt},{caps} ! webrtc."
         )
     } else if opts.send_video {
         format!(
             "videotestsrc is-live=true pattern=solid-color foreground-color={fg} \
-               ! video/x-raw,width=320,height=240,framerate=15/1 ! videoconvert ! {encode} \
+               ! video/x-raw,width=320,height=240,framerate=15/1 ! videoconvert ! {encode}{lossy} \
                ! identity name=send-video-rtp ! application/x-rtp,media=video,clock-rate=90000,payload={pt},{caps} ! webrtc.",
             fg = 0xff00_0000u32 | opts.color,
         )
@@ -151,7 +160,7 @@ fn send_branch(opts: &PeerOptions) -> String {
         "webrtcbin name=webrtc bundle-policy=max-bundle latency=60 {video} \
          audiotestsrc is-live=true {wave} volume=0.3 ! audio/x-raw,format=F32LE,rate=48000,channels=1 \
            ! identity name=beep ! audioconvert ! audioresample \
-           ! opusenc bitrate=32000 ! rtpopuspay pt=111 \
+           ! opusenc bitrate=32000 ! rtpopuspay pt=111 {lossy} \
            ! application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=111 ! webrtc. {screen}",
         wave = if opts.tone_hz > 0.0 {
             format!("wave=sine freq={}", opts.tone_hz)
