@@ -736,3 +736,110 @@ async fn too_little_free_disk_refuses_to_record_and_says_why() {
     assert_eq!(server.room("full").await.unwrap().recording, None);
     teacher.leave().await;
 }
+
+/// Free space on the file system holding `path`, MiB.
+fn free_mb(path: &std::path::Path) -> u64 {
+    let st = nix::sys::statvfs::statvfs(path).unwrap();
+    st.blocks_available() as u64 * st.fragment_size() as u64 / (1024 * 1024)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_filling_up_mid_lesson_stops_the_recording_and_the_lesson_goes_on() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let dir = std::env::temp_dir().join(format!("tessera-rec-filling-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // The threshold sits 150 MiB below what is free now; a 400 MiB file
+    // written mid-lesson takes the disk under it.
+    let free = free_mb(&dir);
+    assert!(free > 1000, "the test needs 1 GiB free, {free} MiB is");
+    let mut config = test_config();
+    config.recording.dir = dir.clone();
+    config.recording.segment_seconds = 2;
+    config.recording.min_free_mb = free - 150;
+    let server = TestServer::start(config).await;
+    let teacher = TestPeer::join(
+        &server.ws_url(),
+        PeerOptions {
+            role: Some("teacher"),
+            ..PeerOptions::new("filling", "t", 0xff0000)
+        },
+    )
+    .await;
+    let student =
+        TestPeer::join(&server.ws_url(), PeerOptions::new("filling", "s", 0x0000ff)).await;
+    assert!(
+        wait_until(Duration::from_secs(20), || teacher.frames() > 10
+            && student.frames() > 10)
+        .await,
+        "no media"
+    );
+    let http = reqwest::Client::new();
+    let api = format!("http://{}/api", server.addr);
+    let id = start_recording(&http, &api, "filling").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let filler = dir.join("filler.bin");
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0x5au8; 1 << 20];
+        for _ in 0..400 {
+            f.write_all(&chunk).unwrap();
+        }
+        f.sync_all().unwrap();
+    }
+    let told = teacher
+        .wait_message(Duration::from_secs(10), |m| {
+            m["type"] == "error"
+                && m["message"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("recording.min_free_mb"))
+        })
+        .await;
+    assert!(told.is_some(), "teacher not told: {:?}", teacher.messages());
+    let stopped = student
+        .wait_message(Duration::from_secs(10), |m| {
+            m["type"] == "recording" && m["active"] == false
+        })
+        .await;
+    assert!(stopped.is_some(), "{:?}", student.messages());
+    std::fs::remove_file(&filler).unwrap();
+
+    // What was recorded is closed and exported.
+    let mut manifest = Value::Null;
+    let exported = wait_until(Duration::from_secs(30), || {
+        let text = std::fs::read_to_string(dir.join(&id).join("manifest.json")).unwrap();
+        manifest = serde_json::from_str(&text).unwrap();
+        manifest["export"].is_string()
+    })
+    .await;
+    assert!(exported, "{manifest}");
+    assert!(
+        manifest["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("recording.min_free_mb")),
+        "{manifest}"
+    );
+    let discoverer = gst_pbutils::Discoverer::new(gst::ClockTime::from_seconds(10)).unwrap();
+    let path = dir.join(&id).join(manifest["export"].as_str().unwrap());
+    let info = discoverer
+        .discover_uri(&format!("file://{}", path.display()))
+        .unwrap();
+    let secs = info.duration().unwrap().seconds_f64();
+    assert!(secs > 4.0, "{secs} s recorded before the disk filled");
+
+    // The lesson carries on.
+    let (t, s) = (teacher.frames(), student.frames());
+    assert!(
+        wait_until(Duration::from_secs(10), || teacher.frames() > t + 30
+            && student.frames() > s + 30)
+        .await,
+        "media stopped with the recording"
+    );
+    assert_eq!(server.room("filling").await.unwrap().participants.len(), 2);
+    teacher.leave().await;
+    student.leave().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
