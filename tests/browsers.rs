@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use common::browser::{Browser, Kind};
 use common::media::color_matches;
 use common::peer::{PeerOptions, TestPeer};
+use common::recordings::{start_recording, stop_and_export};
 use common::{init, test_config, TestServer, SERIAL};
 use serde_json::Value;
 
@@ -307,4 +308,119 @@ async fn a_teacher_shares_a_screen_from_chromium() {
     assert!(gone, "the screen stayed after stopping");
     drop(viewer);
     b.close().await;
+}
+
+/// What a browser's `/recordings` page makes of the newest recording:
+/// played, then sought to the middle (an HTTP Range request) and sampled.
+const PLAY_NEWEST: &str = r#"
+    const until = async (f, ms) => {
+        const end = Date.now() + ms;
+        while (!f()) {
+            if (Date.now() > end) return false;
+            await new Promise((r) => setTimeout(r, 100));
+        }
+        return true;
+    };
+    if (!await until(() => document.querySelector('#list button:enabled'), 10000))
+        return { error: 'no playable recording listed' };
+    document.querySelector('#list button').click();
+    const v = document.getElementById('video');
+    v.muted = true;
+    if (!await until(() => v.readyState >= 2 || v.error, 10000))
+        return { error: 'not loaded: ' + (v.error ? v.error.message || v.error.code : v.readyState) };
+    await v.play();
+    if (!await until(() => v.currentTime > 1.0, 10000)) return { error: 'does not play' };
+    v.pause();
+    v.currentTime = v.duration / 2;
+    await until(() => !v.seeking && v.readyState >= 2, 10000);
+    const c = document.createElement('canvas');
+    c.width = v.videoWidth; c.height = v.videoHeight;
+    const g = c.getContext('2d');
+    g.drawImage(v, 0, 0);
+    const d = g.getImageData(v.videoWidth / 2, v.videoHeight / 2, 1, 1).data;
+    return {
+        width: v.videoWidth, height: v.videoHeight, duration: v.duration,
+        at: v.currentTime, centre: [d[0], d[1], d[2]],
+        chapters: document.querySelectorAll('#chapters li').length,
+    };
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_and_firefox_play_an_exported_lesson_and_seek_in_it() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let dir = std::env::temp_dir().join(format!("tessera-playback-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = test_config();
+    config.recording.dir = dir.clone();
+    config.recording.segment_seconds = 2;
+    config.recording.min_free_mb = 1;
+    let server = TestServer::start(config).await;
+    let peer = TestPeer::join(
+        &server.ws_url(),
+        PeerOptions::new("playback", "a", 0x00ff00),
+    )
+    .await;
+    assert!(
+        common::wait_until(Duration::from_secs(20), || peer.frames() > 10).await,
+        "no media"
+    );
+    let http = reqwest::Client::new();
+    let api = format!("http://{}/api", server.addr);
+    let id = start_recording(&http, &api, "playback").await;
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let manifest = stop_and_export(&http, &api, "playback", &id).await;
+    assert!(manifest["export"].is_string(), "{manifest}");
+    peer.leave().await;
+    let truth = manifest["duration_ms"].as_u64().unwrap() as f64 / 1000.0;
+    let chapters = manifest["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["kind"] == "layout" || (e["kind"] == "speaker" && e["participant"].is_string())
+        })
+        .count();
+
+    for (kind, label) in [
+        (Kind::Chromium, "chromium-playback"),
+        (Kind::Firefox, "firefox-playback"),
+    ] {
+        let b = Browser::launch(kind, label).await;
+        b.client
+            .goto(&format!("http://{}/recordings", server.addr))
+            .await
+            .unwrap();
+        let r = b.run(PLAY_NEWEST).await;
+        b.screenshot(label).await;
+        b.close().await;
+        assert!(r["error"].is_null(), "{label}: {r}");
+        assert_eq!(
+            (r["width"].as_u64(), r["height"].as_u64()),
+            (Some(640), Some(360)),
+            "{label}: {r}"
+        );
+        let duration = r["duration"].as_f64().unwrap_or(0.0);
+        assert!(
+            (duration - truth).abs() < 1.0,
+            "{label}: {duration} s, recorded {truth} s: {r}"
+        );
+        assert!(
+            r["at"].as_f64().unwrap() > truth / 2.0 - 1.0,
+            "{label}: seek: {r}"
+        );
+        let c = &r["centre"];
+        let rgb = (
+            c[0].as_u64().unwrap() as u8,
+            c[1].as_u64().unwrap() as u8,
+            c[2].as_u64().unwrap() as u8,
+        );
+        assert!(color_matches(rgb, 0x00ff00), "{label}: centre {rgb:?}");
+        assert_eq!(
+            r["chapters"].as_u64(),
+            Some(chapters as u64),
+            "{label}: {r}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

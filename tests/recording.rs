@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::media::{color_matches, tone_power};
 use common::peer::{PeerOptions, TestPeer};
+use common::recordings::{get, start_recording, stop_and_export};
 use common::{grid_tiles, init, test_config, wait_until, TestServer, SERIAL};
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -112,45 +113,6 @@ fn decode(path: &std::path::Path, middle: gst::ClockTime) -> Decoded {
     pipeline.set_state(gst::State::Null).unwrap();
     let decoded = std::mem::take(&mut *out.lock().unwrap());
     decoded
-}
-
-async fn get(http: &reqwest::Client, url: &str) -> Value {
-    http.get(url).send().await.unwrap().json().await.unwrap()
-}
-
-/// Starts recording `room` over the API; returns the recording's id.
-async fn start_recording(http: &reqwest::Client, api: &str, room: &str) -> String {
-    let r = http
-        .post(format!("{api}/rooms/{room}/recording"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let body: Value = r.json().await.unwrap();
-    body["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{body}"))
-        .to_string()
-}
-
-/// Stops recording `room` and waits for the export (or its error); returns
-/// the final manifest.
-async fn stop_and_export(http: &reqwest::Client, api: &str, room: &str, id: &str) -> Value {
-    let r = http
-        .delete(format!("{api}/rooms/{room}/recording"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let mut manifest = Value::Null;
-    for _ in 0..100 {
-        manifest = get(http, &format!("{api}/recordings/{id}")).await;
-        if manifest["export"].is_string() || manifest["error"].is_string() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    manifest
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,7 @@
 pub mod browser;
 pub mod media;
 pub mod peer;
+pub mod recordings;
 
 use std::sync::Once;
 use std::time::{Duration, Instant};
