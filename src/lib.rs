@@ -10,6 +10,7 @@
 //! - [`http`]: warp routes.
 //! - [`server`]: `run(listener, config, shutdown)`.
 
+pub mod auth;
 pub mod config;
 pub mod http;
 pub mod layout;

@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::media::CodecFamily;
 
+mod security;
+pub use security::{AuthConfig, AuthMode, IceConfig, LimitsConfig};
+
 /// The config file read when `--config` is not given, relative to the working directory.
 pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
 /// Prefix of environment variables that override single keys.
@@ -33,6 +36,12 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Lesson recordings.
     pub recording: RecordingConfig,
+    /// Join tokens.
+    pub auth: AuthConfig,
+    /// Caps on sockets, messages, rooms and incoming video.
+    pub limits: LimitsConfig,
+    /// STUN/TURN for clients and the server's own candidates.
+    pub ice: IceConfig,
 }
 
 /// `[recording]`
@@ -105,12 +114,33 @@ pub struct ServerConfig {
     /// Address for HTTP and WebSocket signaling. Loopback by default, so a
     /// fresh install is not reachable from the network until an admin says so.
     pub listen: SocketAddr,
+    /// The address people reach the server at, for links such as the one
+    /// `tessera token` prints. Empty: `http://` plus `listen`.
+    pub public_url: String,
+    /// Web pages allowed to open the signaling WebSocket, as origins
+    /// (`https://school.example.org`). The server's own pages always are;
+    /// clients that send no `Origin` (not browsers) are not affected.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: String::new(),
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// `public_url`, or the listen address as an `http://` URL, without a
+    /// trailing slash.
+    pub fn base_url(&self) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{}", self.listen)
+        } else {
+            self.public_url.trim_end_matches('/').to_string()
         }
     }
 }
@@ -217,6 +247,8 @@ impl Config {
             // Short names for secrets that deployments set on their own.
             let rest = match rest {
                 "ADMIN_KEY" => "ADMIN__KEY",
+                "TOKEN_SECRET" => "AUTH__SECRET",
+                "TURN_SECRET" => "ICE__TURN_SECRET",
                 "RECORDINGS_DIR" => "RECORDING__DIR",
                 other => other,
             };
@@ -291,6 +323,7 @@ impl Config {
                 });
             }
         }
+        self.validate_security(source_name)?;
         if !(2..=3600).contains(&self.recording.segment_seconds) {
             return Err(invalid(
                 "recording.segment_seconds",
@@ -305,10 +338,15 @@ impl Config {
 /// stay typed; anything else becomes a string.
 fn env_as_toml(path: &str, value: &str) -> String {
     let (section, key) = path.rsplit_once('.').unwrap_or(("", path));
-    let typed = value.parse::<i64>().is_ok()
-        || value.parse::<f64>().is_ok()
-        || value == "true"
-        || value == "false";
+    // Keys and secrets are strings even when they look like numbers.
+    let secret = key.ends_with("key") || key.ends_with("secret");
+    // `[...]` is a TOML list, e.g. `["https://a.example", "https://b.example"]`.
+    let typed = !secret
+        && (value.starts_with('[')
+            || value.parse::<i64>().is_ok()
+            || value.parse::<f64>().is_ok()
+            || value == "true"
+            || value == "false");
     let value = if typed {
         value.to_string()
     } else {

@@ -1,0 +1,83 @@
+//! Who may join and act: signed join tokens ([`token`]), the start-up rules
+//! that refuse unsafe secrets ([`startup`], [`secret`]), removed tokens
+//! ([`bans`]) and per-join TURN credentials ([`turn`]).
+
+pub mod bans;
+pub mod secret;
+pub mod startup;
+pub mod token;
+pub mod turn;
+
+use crate::config::AuthMode;
+use crate::signaling::protocol::Role;
+
+pub use token::{Claims, TokenError, TokenKeys};
+
+/// Who a join says it is, once checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// Display name.
+    pub name: String,
+    /// Role in the room.
+    pub role: Role,
+    /// Token id (`jti`) and expiry (Unix seconds), when a token was used;
+    /// a removed participant's token is banned by it.
+    pub token: Option<(String, u64)>,
+}
+
+/// How this server checks joins.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    mode: AuthMode,
+    keys: Option<TokenKeys>,
+}
+
+impl Auth {
+    /// Open joins: the join message names the role (loopback only).
+    pub fn open() -> Auth {
+        Auth {
+            mode: AuthMode::Open,
+            keys: None,
+        }
+    }
+
+    /// Token joins, checked with `keys`.
+    pub fn token(keys: TokenKeys) -> Auth {
+        Auth {
+            mode: AuthMode::Token,
+            keys: Some(keys),
+        }
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> AuthMode {
+        self.mode
+    }
+
+    /// Checks a join to `room`. In open mode the message's own name and role
+    /// stand; in token mode the token's do, and the token must be valid and
+    /// for this room.
+    pub fn check_join(
+        &self,
+        room: &str,
+        token: Option<&str>,
+        name: Option<&str>,
+        role: Role,
+    ) -> Result<Identity, TokenError> {
+        match &self.keys {
+            None => Ok(Identity {
+                name: name.unwrap_or_default().to_string(),
+                role,
+                token: None,
+            }),
+            Some(keys) => {
+                let claims = keys.verify(token.ok_or(TokenError::Missing)?, room)?;
+                Ok(Identity {
+                    name: claims.name,
+                    role: claims.role,
+                    token: Some((claims.jti, claims.exp)),
+                })
+            }
+        }
+    }
+}
