@@ -28,6 +28,26 @@ enum Command {
         #[command(subcommand)]
         action: LayoutsCommand,
     },
+    /// Print a join link with a signed token (needs `auth.secret`).
+    Token {
+        /// Room the token opens.
+        #[arg(long)]
+        room: String,
+        /// Role in the room: teacher, student or guest.
+        #[arg(long, default_value = "student")]
+        role: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// How long the token stays valid, e.g. `90m`, `2h`, `7days`.
+        #[arg(long, default_value = "2h")]
+        ttl: humantime::Duration,
+        /// Print only the token, not the link.
+        #[arg(long)]
+        token_only: bool,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
     /// Work with lesson recordings (in `recording.dir` of the config).
     Recordings {
         #[command(subcommand)]
@@ -259,6 +279,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     Ok(())
                 }
             }
+        }
+        Command::Token {
+            room,
+            role,
+            name,
+            ttl,
+            token_only,
+            args,
+        } => {
+            let config = load_config(&args)?;
+            let token =
+                tessera::auth::token::issue_from_config(&config, &room, &role, &name, *ttl)?;
+            if token_only {
+                println!("{token}");
+            } else {
+                println!("{}/r/{room}?token={token}", config.server.base_url());
+            }
+            Ok(())
         }
         Command::Check(args) => {
             let config = load_config(&args)?;

@@ -33,6 +33,7 @@ const REQUIRED_ELEMENTS: &[(&str, &str)] = &[
     ("rtpopusdepay", "gstreamer1.0-plugins-good"),
     ("opusdec", "gstreamer1.0-plugins-base"),
     ("audioamplify", "gstreamer1.0-plugins-good"),
+    ("volume", "gstreamer1.0-plugins-base"),
 ];
 
 /// Initialises GStreamer and checks the elements the server needs.
@@ -134,6 +135,17 @@ pub fn start(
     init_gstreamer()?;
     let settings = media_settings(config)?;
     let layouts = layout_store(config)?;
+    let addr = listener
+        .local_addr()
+        .context("reading the listen address")?;
+    let auth = crate::auth::startup::check(config, addr.ip())?;
+    tracing::info!(mode = ?auth.mode(), "joins checked");
+    let policy = crate::auth::Policy {
+        auth,
+        bans: Default::default(),
+        limits: config.limits.clone(),
+        ice: config.ice.clone(),
+    };
     let recordings = crate::recording::RecordingSettings::from_config(&config.recording);
     let to_export = crate::recording::recover::recover(&recordings);
     if !to_export.is_empty() {
@@ -144,11 +156,10 @@ pub fn start(
             }
         });
     }
-    let registry =
-        Registry::new(settings, config.media.preferred_codec, layouts).with_recordings(recordings);
-    let addr = listener
-        .local_addr()
-        .context("reading the listen address")?;
+    let registry = Registry::new(settings, config.media.preferred_codec, layouts)
+        .with_recordings(recordings)
+        .with_policy(policy)
+        .with_allowed_origins(config.server.allowed_origins.clone());
     let admin = crate::http::api::AdminAuth::new(&config.admin.key, addr.ip().is_loopback());
     let routes = crate::http::routes(registry.clone(), admin);
     let watch = crate::layout::watch::watch(registry.layouts().clone(), registry.clone());

@@ -7,31 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::peer::{PeerOptions, SendCodec, TestPeer};
+use common::ws::{read, send_and_read};
 use common::{init, test_config, wait_until, TestServer, SERIAL};
-use futures_util::{SinkExt, StreamExt};
-use serde_json::Value;
-use tokio_tungstenite::tungstenite::Message;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn send_and_read(ws: &mut Ws, text: &str) -> Value {
-    ws.send(Message::text(text.to_string())).await.unwrap();
-    read(ws).await
-}
-
-async fn read(ws: &mut Ws) -> Value {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("a reply in time")
-            .expect("socket open")
-            .expect("a frame");
-        if let Message::Text(t) = frame {
-            return serde_json::from_str(&t).unwrap();
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_out_of_order_messages_get_errors_and_the_socket_stays_usable() {
@@ -52,7 +29,7 @@ async fn malformed_and_out_of_order_messages_get_errors_and_the_socket_stays_usa
         (
             r#"{"type":"join","room":"r"}"#,
             "bad-message",
-            "missing field `name`",
+            "field `name`: is missing",
         ),
         (
             r#"{"type":"join","room":"r","name":"n","x":1}"#,

@@ -8,7 +8,7 @@ pub mod startup;
 pub mod token;
 pub mod turn;
 
-use crate::config::AuthMode;
+use crate::config::{AuthMode, IceConfig, LimitsConfig};
 use crate::signaling::protocol::Role;
 
 pub use token::{Claims, TokenError, TokenKeys};
@@ -78,6 +78,31 @@ impl Auth {
                     token: Some((claims.jti, claims.exp)),
                 })
             }
+        }
+    }
+}
+
+/// Everything that decides who gets in and how much they may do: the auth
+/// mode, removed tokens, the limits and the ICE servers handed out.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Join checks.
+    pub auth: Auth,
+    /// Tokens removed from rooms.
+    pub bans: bans::Bans,
+    /// Caps.
+    pub limits: LimitsConfig,
+    /// STUN/TURN and the server's own candidates.
+    pub ice: IceConfig,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            auth: Auth::open(),
+            bans: bans::Bans::default(),
+            limits: LimitsConfig::default(),
+            ice: IceConfig::default(),
         }
     }
 }

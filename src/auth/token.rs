@@ -164,6 +164,37 @@ impl TokenKeys {
     }
 }
 
+/// A token from the config's secret, for `tessera token`: checks the
+/// secret, the room, the role and the name, and says which to fix.
+pub fn issue_from_config(
+    config: &crate::config::Config,
+    room: &str,
+    role: &str,
+    name: &str,
+    ttl: Duration,
+) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    if let Some(why) = super::secret::weakness(&config.auth.secret) {
+        anyhow::bail!(
+            "auth.secret (or TESSERA_TOKEN_SECRET) {why}; {}",
+            super::secret::HOW_TO_MAKE
+        );
+    }
+    validate_room_id(room).context("--room")?;
+    validate_name(name).context("--name")?;
+    let role: Role = serde_json::from_value(serde_json::Value::String(role.to_string()))
+        .map_err(|_| anyhow::anyhow!("--role {role}: use teacher, student or guest"))?;
+    if ttl < Duration::from_secs(60) || ttl > Duration::from_secs(30 * 86_400) {
+        anyhow::bail!("--ttl: use 1 minute to 30 days");
+    }
+    let keys = TokenKeys::new(
+        &config.auth.secret,
+        &config.auth.audience,
+        config.auth.leeway_seconds,
+    );
+    Ok(keys.issue(room, role, name, ttl, super::bans::unix_now()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,18 +3,25 @@
 //! translate; rooms do the work.
 
 pub mod api;
+mod origin;
 mod recordings;
 mod web;
 
+use std::net::SocketAddr;
+
 use serde::Serialize;
-use warp::Filter;
+use serde_json::json;
+use warp::http::StatusCode;
+use warp::{Filter, Reply as _};
 
 use crate::room::Registry;
+use crate::signaling::limits::IpSlots;
 use crate::signaling::session::serve_socket;
 
-/// Largest WebSocket message accepted: an SDP offer is a few KiB; 64 KiB
-/// leaves room for big offers while bounding what one socket can make us buffer.
-pub const MAX_WS_MESSAGE: usize = 64 * 1024;
+/// Largest WebSocket frame the transport reads at all. Messages above
+/// `limits.max_message_bytes` but below this get a precise error; above it
+/// the connection is dropped before the message is buffered.
+const HARD_WS_MESSAGE: usize = 4 * 1024 * 1024;
 
 #[derive(Serialize)]
 struct Status {
@@ -35,15 +42,58 @@ pub fn routes(
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection> + Clone {
     let api = api::routes(registry.clone(), admin.clone());
     let recordings = recordings::routes(registry.clone(), admin);
+    let slots = IpSlots::default();
     let ws = warp::path("ws")
         .and(warp::path::end())
         .and(warp::ws())
+        .and(warp::addr::remote())
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("host"))
         .and(with_registry(registry.clone()))
-        .map(|ws: warp::ws::Ws, registry: Registry| {
-            ws.max_message_size(MAX_WS_MESSAGE)
-                .max_frame_size(MAX_WS_MESSAGE)
-                .on_upgrade(move |socket| serve_socket(socket, registry))
-        });
+        .map(
+            move |ws: warp::ws::Ws,
+                  remote: Option<SocketAddr>,
+                  origin: Option<String>,
+                  host: Option<String>,
+                  registry: Registry| {
+                let refuse = |status, message: &str| {
+                    warp::reply::with_status(warp::reply::json(&json!({ "error": message })), status)
+                        .into_response()
+                };
+                if !origin::origin_allowed(
+                    origin.as_deref(),
+                    host.as_deref(),
+                    registry.allowed_origins(),
+                ) {
+                    tracing::info!("WebSocket from a page of another site refused");
+                    return refuse(
+                        StatusCode::FORBIDDEN,
+                        &format!(
+                            "pages from {} may not open this server's signaling socket; add the origin to server.allowed_origins",
+                            origin.unwrap_or_default()
+                        ),
+                    );
+                }
+                let max = registry.policy().limits.sockets_per_ip;
+                let slot = match remote {
+                    Some(addr) => match slots.take(addr.ip(), max) {
+                        Some(slot) => Some(slot),
+                        None => {
+                            tracing::debug!(ip = %addr.ip(), "too many sockets from one address");
+                            return refuse(
+                                StatusCode::TOO_MANY_REQUESTS,
+                                &format!("this address already has {max} signaling sockets open (limits.sockets_per_ip)"),
+                            );
+                        }
+                    },
+                    None => None,
+                };
+                ws.max_message_size(HARD_WS_MESSAGE)
+                    .max_frame_size(HARD_WS_MESSAGE)
+                    .on_upgrade(move |socket| serve_socket(socket, registry, slot))
+                    .into_response()
+            },
+        );
     let health = warp::path("healthz")
         .and(warp::path::end())
         .and(warp::get())

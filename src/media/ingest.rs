@@ -7,7 +7,7 @@
 //! webrtcbin src (H264) ─► rtph264depay ─► avdec_h264 ───────┴► videoconvert ─► videoscale(bilinear, borders)
 //!                         ─► caps(I420, tile size) ─► queue(leaky) ─► compositor (tile)
 //! webrtcbin src (OPUS) ─► rtpopusdepay ─► opusdec ─► audioconvert ─► audioresample ─► caps(F32 48k mono)
-//!                         ─► audiorate ─► level (talk detection) ─► tee
+//!                         ─► audiorate ─► volume (teacher's mute) ─► level (talk detection) ─► tee
 //!                         tee ─► queue ─► full mixer
 //!                         tee ─► queue ─► audioamplify(−1) ─► own mix-minus mixer
 //! ```
@@ -270,6 +270,11 @@ impl RoomMedia {
         let rate = make_element("audiorate", &n("voice-rate"))?;
         // Start at the first real sample, not with silence from time zero.
         rate.set_property("skip-to-first", true);
+        // A teacher's mute: silence before the level and the tee, so the
+        // voice leaves the full mix and the mix-minus together, and a
+        // silenced participant cannot become the active speaker.
+        let gate = make_element("volume", &n("voice-gate"))?;
+        gate.set_property("mute", pm.silenced);
         // Loudness for talk detection, posted on the bus every LEVEL_INTERVAL.
         let level = make_element("level", &n(VOICE_LEVEL_SUFFIX))?;
         level.set_property("interval", LEVEL_INTERVAL.as_nanos() as u64);
@@ -283,7 +288,7 @@ impl RoomMedia {
         center_on_sample(&tee.static_pad("sink").context("voice tee sink")?);
         let bin = self.pipeline.clone().upcast::<gst::Bin>();
         let main = [
-            &depay, &dec, &convert, &resample, &caps, &rate, &level, &tee,
+            &depay, &dec, &convert, &resample, &caps, &rate, &gate, &level, &tee,
         ];
         added.chain(&bin, &main)?;
         added.chain(&bin, &[&to_full])?;
@@ -306,9 +311,10 @@ impl RoomMedia {
             .context("linking inverted voice to mix-minus")?;
 
         sync_downstream_first(&[
-            &depay, &dec, &convert, &resample, &caps, &rate, &level, &tee, &to_full, &to_minus,
-            &invert,
+            &depay, &dec, &convert, &resample, &caps, &rate, &gate, &level, &tee, &to_full,
+            &to_minus, &invert,
         ])?;
+        pm.voice_gate = Some(gate);
         pad.link(&depay.static_pad("sink").context("opus depayloader sink")?)
             .context("linking webrtcbin to opus depayloader")?;
         self.pipeline.recalculate_latency().ok();

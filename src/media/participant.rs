@@ -143,6 +143,10 @@ pub struct ParticipantMedia {
     pub(super) screen: Option<ScreenShare>,
     /// The own voice's pad on the full mixer, once audio arrived.
     pub(super) own_mix_pad: Option<gst::Pad>,
+    /// Silences the voice in every mix (a teacher muted it), once audio arrived.
+    pub(super) voice_gate: Option<gst::Element>,
+    /// Whether a teacher has silenced this participant.
+    pub(super) silenced: bool,
     pub(super) tile: Rect,
     /// Whether a layout has placed the tile yet.
     placed: bool,
@@ -534,6 +538,8 @@ impl RoomMedia {
             video: None,
             screen,
             own_mix_pad: None,
+            voice_gate: None,
+            silenced: false,
             tile: Rect {
                 x: 0,
                 y: 0,
@@ -785,6 +791,15 @@ impl ParticipantMedia {
     /// Whether the offer had a screen-share m-line.
     pub fn can_share(&self) -> bool {
         self.screen.is_some()
+    }
+
+    /// Silences (or restores) this participant's voice in every mix and in
+    /// talk detection, now or as soon as its audio arrives.
+    pub fn set_silenced(&mut self, silenced: bool) {
+        self.silenced = silenced;
+        if let Some(gate) = &self.voice_gate {
+            gate.set_property("mute", silenced);
+        }
     }
 
     /// The family this participant receives.

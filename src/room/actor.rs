@@ -14,6 +14,7 @@ use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use super::talk::{Floor, TalkDetector};
 use super::{LeaveReason, Registry};
+use crate::auth::Identity;
 use std::sync::Arc;
 
 use crate::layout::decor::{decorate, DecorStyle, TileDecor};
@@ -25,7 +26,10 @@ use crate::signaling::protocol::{
     ErrorCode, ParticipantInfo, Role, ServerMessage, PROTOCOL_VERSION,
 };
 
+mod moderate;
 mod record;
+
+pub use moderate::Moderation;
 
 /// How often held-back keyframe requests are re-checked.
 const KEYFRAME_TICK: Duration = Duration::from_millis(100);
@@ -37,12 +41,10 @@ pub enum RoomCommand {
     Join {
         /// Its new id.
         participant: String,
-        /// Display name.
-        name: String,
+        /// Name, role and token, checked by the session.
+        who: Identity,
         /// Family it asked for, if any.
         codec: Option<CodecFamily>,
-        /// Role in the room.
-        role: Role,
         /// Where the room sends this client's messages.
         outbox: mpsc::Sender<ServerMessage>,
     },
@@ -122,6 +124,15 @@ pub enum RoomCommand {
         /// The recording's id, for the admin API.
         reply: Option<oneshot::Sender<Result<String, String>>>,
     },
+    /// A teacher's (or, with `by` None, the admin API's) action on others.
+    Moderate {
+        /// Who asks.
+        by: Option<String>,
+        /// What to do.
+        action: Moderation,
+        /// Outcome, for the admin API.
+        reply: Option<oneshot::Sender<Result<(), String>>>,
+    },
     /// Report the room's state.
     Inspect {
         /// Where to send it.
@@ -173,6 +184,10 @@ struct Participant {
     talk: TalkDetector,
     /// Its microphone is off.
     muted: bool,
+    /// A teacher silenced its voice.
+    silenced: bool,
+    /// Id and expiry of the token it joined with.
+    token: Option<(String, u64)>,
     /// It says it shares its screen.
     sharing: bool,
     /// Its screen's first frame reached the canvas.
@@ -198,6 +213,8 @@ pub(super) struct RoomActor {
     /// Latest loudness (dBFS) of each voice.
     loudness: std::collections::HashMap<String, f64>,
     closing: bool,
+    /// Only teachers may join.
+    locked: bool,
     /// The recording being made.
     recording: Option<record::ActiveRecording>,
     /// `recording.auto_record` already started one in this room.
@@ -234,6 +251,7 @@ impl RoomActor {
             floor: Floor::new(speaker_hold),
             loudness: std::collections::HashMap::new(),
             closing: false,
+            locked: false,
             recording: None,
             auto_recorded: false,
             media,
@@ -295,11 +313,16 @@ impl RoomActor {
         match cmd {
             RoomCommand::Join {
                 participant,
-                name,
+                who,
                 codec,
-                role,
                 outbox,
-            } => self.on_join(participant, name, codec, role, outbox),
+            } => self.on_join(participant, who, codec, outbox),
+            RoomCommand::Moderate { by, action, reply } => {
+                let result = self.moderate(by.as_deref(), action);
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
+            }
             RoomCommand::Offer {
                 participant,
                 sdp,
@@ -422,18 +445,20 @@ impl RoomActor {
     fn on_join(
         &mut self,
         id: String,
-        name: String,
+        who: Identity,
         codec: Option<CodecFamily>,
-        role: Role,
         outbox: mpsc::Sender<ServerMessage>,
     ) {
-        if self.closing {
-            let _ = outbox.try_send(ServerMessage::Error {
-                code: ErrorCode::RoomUnavailable,
-                message: format!("room {} is closing; join again in a moment", self.room),
+        if let Some((code, message)) = self.join_refusal(&who) {
+            info!(participant = %id, "join refused: {message}");
+            let _ = outbox.try_send(ServerMessage::Error { code, message });
+            // Tell the session it is not in the room after all.
+            let _ = outbox.try_send(ServerMessage::Left {
+                reason: "the join was refused".into(),
             });
             return;
         }
+        let Identity { name, role, token } = who;
         info!(participant = %id, "joined");
         self.next_seq += 1;
         self.participants.insert(
@@ -447,6 +472,8 @@ impl RoomActor {
                 seq: self.next_seq,
                 talk: TalkDetector::default(),
                 muted: false,
+                silenced: false,
+                token,
                 sharing: false,
                 screen_started: false,
             },
@@ -456,6 +483,12 @@ impl RoomActor {
             room: self.room.clone(),
             participant_id: id.clone(),
             participants: self.participant_list(),
+            ice_servers: crate::auth::turn::ice_servers(
+                &self.registry.policy().ice,
+                &id,
+                crate::auth::bans::unix_now(),
+            ),
+            locked: self.locked,
         };
         self.send(&id, joined);
         let layout = self.layout_message();
@@ -843,7 +876,7 @@ impl RoomActor {
             let Some(p) = self.participants.get_mut(id) else {
                 continue;
             };
-            let muted = p.muted;
+            let muted = p.muted || p.silenced;
             let Some(pm) = p.media.as_mut() else {
                 continue;
             };
@@ -906,6 +939,7 @@ impl RoomActor {
                 codec: p.media.as_ref().map(|m| m.family()),
                 muted: p.muted,
                 sharing: p.sharing,
+                silenced: p.silenced,
             })
             .collect()
     }

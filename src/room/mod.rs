@@ -6,7 +6,7 @@ mod actor;
 mod registry;
 pub mod talk;
 
-pub use actor::{RoomCommand, RoomSnapshot};
+pub use actor::{Moderation, RoomCommand, RoomSnapshot};
 pub use registry::{Registry, RoomError, RoomHandle};
 
 /// Why a participant left the room.
@@ -22,6 +22,8 @@ pub enum LeaveReason {
     TooSlow,
     /// The server is shutting down.
     Shutdown,
+    /// A teacher (or the admin API) removed it.
+    Removed,
 }
 
 impl LeaveReason {
@@ -33,6 +35,7 @@ impl LeaveReason {
             LeaveReason::MediaFailed(why) => format!("media connection failed: {why}"),
             LeaveReason::TooSlow => "the connection could not keep up with signaling".into(),
             LeaveReason::Shutdown => "the server is shutting down".into(),
+            LeaveReason::Removed => "you were removed from the room".into(),
         }
     }
 }

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 use super::actor::{InitialLayout, RoomActor, RoomCommand};
+use crate::auth::Policy;
 use crate::layout::file::LayoutFile;
 use crate::layout::library::LayoutStore;
 use crate::media::{CodecFamily, MediaSettings, RoomMedia};
@@ -40,6 +41,12 @@ pub enum RoomError {
     Closed {
         /// Room id.
         room: String,
+    },
+    /// Opening it would pass `limits.max_rooms`.
+    #[error("the server has its maximum of {max} rooms open (limits.max_rooms); try again later")]
+    TooManyRooms {
+        /// The cap.
+        max: usize,
     },
 }
 
@@ -82,6 +89,8 @@ pub struct Registry {
     preferred: CodecFamily,
     layouts: LayoutStore,
     recordings: RecordingSettings,
+    policy: Arc<Policy>,
+    allowed_origins: Arc<Vec<String>>,
 }
 
 impl Registry {
@@ -94,7 +103,31 @@ impl Registry {
             preferred,
             layouts,
             recordings: RecordingSettings::default(),
+            policy: Arc::new(Policy::default()),
+            allowed_origins: Arc::default(),
         }
+    }
+
+    /// Other sites' pages that may open the signaling socket.
+    pub fn with_allowed_origins(mut self, origins: Vec<String>) -> Registry {
+        self.allowed_origins = Arc::new(origins);
+        self
+    }
+
+    /// `server.allowed_origins`.
+    pub fn allowed_origins(&self) -> &[String] {
+        &self.allowed_origins
+    }
+
+    /// Joins, limits and ICE servers follow `policy`.
+    pub fn with_policy(mut self, policy: Policy) -> Registry {
+        self.policy = Arc::new(policy);
+        self
+    }
+
+    /// Who may join, and the limits.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     /// Rooms record per `recordings`.
@@ -152,6 +185,10 @@ impl Registry {
             Ok(handle) => return Ok(handle),
             Err(join) => join,
         };
+        let max = self.policy.limits.max_rooms;
+        if self.room_count() >= max {
+            return Err(RoomError::TooManyRooms { max });
+        }
         let default = self.layouts.default_name().to_string();
         let layout = self.layouts.get(&default).ok_or_else(|| RoomError::Start {
             room: room.to_string(),
@@ -174,6 +211,9 @@ impl Registry {
                 // Someone else created it meanwhile; ours is not needed.
                 unused_media = Some(media);
                 existing.send(join).map(|_| existing)
+            } else if rooms.by_id.len() >= max {
+                unused_media = Some(media);
+                Err(RoomError::TooManyRooms { max })
             } else {
                 handle.send(join)?;
                 rooms.by_id.insert(room.to_string(), handle.clone());

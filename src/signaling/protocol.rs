@@ -26,14 +26,21 @@ pub enum ClientMessage {
     Join {
         /// Room id: 1 to 64 characters of `A-Z a-z 0-9 - _ .`.
         room: String,
-        /// Display name shown to the others: 1 to 64 characters.
+        /// Display name shown to the others: 1 to 64 characters. With a
+        /// token, the token's name is used and this may be left out.
+        #[serde(default)]
         name: String,
         /// Codec family this client wants to receive; the offer decides when absent.
         #[serde(default)]
         codec: Option<CodecFamily>,
-        /// Role in the room (default `student`). Layouts place teachers apart.
+        /// Role in the room (default `student`). Layouts place teachers
+        /// apart. With a token, the token's role is used instead.
         #[serde(default)]
         role: Role,
+        /// Join token (a signed JWT), required unless the server runs with
+        /// `auth.mode = "open"`.
+        #[serde(default)]
+        token: Option<String>,
     },
     /// The client's SDP offer: one audio and one video m-line (sendrecv),
     /// and optionally a second video m-line for screen sharing.
@@ -81,6 +88,25 @@ pub enum ClientMessage {
         /// Start or stop.
         on: bool,
     },
+    /// Teachers only: silence (or restore) a participant's voice for
+    /// everyone; the participant cannot undo it.
+    MuteParticipant {
+        /// Participant id.
+        participant: String,
+        /// Silence or restore.
+        muted: bool,
+    },
+    /// Teachers only: remove a participant. With tokens, the removed
+    /// participant's token cannot rejoin the room until it expires.
+    Remove {
+        /// Participant id.
+        participant: String,
+    },
+    /// Teachers only: lock the room (only teachers may join) or unlock it.
+    Lock {
+        /// Lock or unlock.
+        locked: bool,
+    },
     /// Leave the room. The socket stays open and may join again.
     /// (A struct variant, so that unknown fields are rejected here too.)
     Leave {},
@@ -117,6 +143,9 @@ pub struct ParticipantInfo {
     /// The participant is sharing its screen.
     #[serde(default)]
     pub sharing: bool,
+    /// A teacher silenced the participant's voice.
+    #[serde(default)]
+    pub silenced: bool,
 }
 
 /// A message from the server to a client.
@@ -134,6 +163,11 @@ pub enum ServerMessage {
         participant_id: String,
         /// Everyone in the room, this client included.
         participants: Vec<ParticipantInfo>,
+        /// STUN and TURN servers for the peer connection (TURN with a
+        /// credential minted for this join).
+        ice_servers: Vec<crate::auth::turn::IceServer>,
+        /// Whether the room is locked.
+        locked: bool,
     },
     /// The server's SDP answer to the client's offer.
     Answer {
@@ -191,6 +225,11 @@ pub enum ServerMessage {
         /// The recording's id (also while it is being closed).
         id: Option<String>,
     },
+    /// A teacher locked or unlocked the room.
+    Locked {
+        /// True while only teachers may join.
+        locked: bool,
+    },
     /// This client is no longer in the room (after `leave`, or removed).
     Left {
         /// Why, in plain words.
@@ -221,6 +260,12 @@ pub enum ErrorCode {
     RoomUnavailable,
     /// The participant's role does not allow this (e.g. a student switching layouts).
     Forbidden,
+    /// The join token is missing, invalid, expired, for another room, or removed.
+    Unauthorized,
+    /// The socket sends too many messages; this one was dropped.
+    RateLimited,
+    /// The message is larger than `limits.max_message_bytes`.
+    TooLarge,
     /// The named layout or participant does not exist.
     NotFound,
     /// The server failed; the message says what.
@@ -257,9 +302,20 @@ impl DecodeError {
 pub fn decode_client_message(text: &str) -> Result<ClientMessage, DecodeError> {
     let msg: ClientMessage =
         serde_json::from_str(text).map_err(|e| DecodeError::Malformed(e.to_string()))?;
-    if let ClientMessage::Join { room, name, .. } = &msg {
+    if let ClientMessage::Join {
+        room, name, token, ..
+    } = &msg
+    {
         validate_room_id(room)?;
-        validate_name(name)?;
+        if token.is_none() && name.is_empty() {
+            return Err(DecodeError::Invalid {
+                field: "name",
+                reason: "is missing: give a display name, or join with a token".into(),
+            });
+        }
+        if !name.is_empty() {
+            validate_name(name)?;
+        }
     }
     Ok(msg)
 }
@@ -331,6 +387,7 @@ mod tests {
                 name: "Ada".into(),
                 codec: Some(CodecFamily::H264),
                 role: Role::Student,
+                token: None,
             })
         );
         assert_eq!(
@@ -340,7 +397,37 @@ mod tests {
                 name: "Bo".into(),
                 codec: None,
                 role: Role::Student,
+                token: None,
             })
+        );
+        // With a token the name may be left out: the token names the participant.
+        assert_eq!(
+            decode_client_message(r#"{"type":"join","room":"r","token":"t.t.t"}"#),
+            Ok(ClientMessage::Join {
+                room: "r".into(),
+                name: String::new(),
+                codec: None,
+                role: Role::Student,
+                token: Some("t.t.t".into()),
+            })
+        );
+        assert!(decode_client_message(r#"{"type":"join","room":"r"}"#).is_err());
+        assert_eq!(
+            decode_client_message(r#"{"type":"muteParticipant","participant":"p1","muted":true}"#),
+            Ok(ClientMessage::MuteParticipant {
+                participant: "p1".into(),
+                muted: true
+            })
+        );
+        assert_eq!(
+            decode_client_message(r#"{"type":"remove","participant":"p1"}"#),
+            Ok(ClientMessage::Remove {
+                participant: "p1".into()
+            })
+        );
+        assert_eq!(
+            decode_client_message(r#"{"type":"lock","locked":true}"#),
+            Ok(ClientMessage::Lock { locked: true })
         );
         assert_eq!(
             decode_client_message(r#"{"type":"offer","sdp":"v=0"}"#),
@@ -411,8 +498,10 @@ mod tests {
 
     #[test]
     fn missing_and_unknown_fields_are_named() {
-        let m = malformed(r#"{"type":"join","room":"r"}"#);
-        assert!(m.contains("missing field `name`"), "{m}");
+        let e = decode_client_message(r#"{"type":"join","room":"r"}"#).unwrap_err();
+        assert!(e.to_string().starts_with("field `name`: is missing"), "{e}");
+        let m = malformed(r#"{"type":"join","name":"n"}"#);
+        assert!(m.contains("missing field `room`"), "{m}");
         let m = malformed(r#"{"type":"offer","sdp":"v=0","extra":1}"#);
         assert!(m.contains("unknown field `extra`"), "{m}");
         let m = malformed(r#"{"type":"leave","now":true}"#);

@@ -9,6 +9,7 @@ pub mod browser;
 pub mod media;
 pub mod peer;
 pub mod recordings;
+pub mod ws;
 
 use std::sync::Once;
 use std::time::{Duration, Instant};

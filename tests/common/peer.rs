@@ -56,6 +56,8 @@ pub struct PeerOptions {
     /// Share of sent RTP packets (camera and microphone) dropped before
     /// they reach the network, 0.0 to 1.0.
     pub send_loss: f64,
+    /// `token` field of the join message.
+    pub token: Option<String>,
 }
 
 /// Length of a sync mark (flash and beep), milliseconds.
@@ -77,6 +79,7 @@ impl PeerOptions {
             screen_color: None,
             sync_marks: false,
             send_loss: 0.0,
+            token: None,
         }
     }
 }
@@ -208,6 +211,9 @@ impl TestPeer {
         }
         if let Some(r) = opts.role {
             join["role"] = json!(r);
+        }
+        if let Some(t) = &opts.token {
+            join["token"] = json!(t);
         }
         out.send(Message::text(join.to_string())).unwrap();
         let id = loop {

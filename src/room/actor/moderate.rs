@@ -1,0 +1,149 @@
+//! Teachers' say over others: who may join (capacity, the lock, removed
+//! tokens), silencing a voice, removing a participant (banning its token
+//! from the room until it expires) and locking the room.
+
+use tracing::info;
+
+use super::RoomActor;
+use crate::auth::{Identity, TokenError};
+use crate::room::LeaveReason;
+use crate::signaling::protocol::{ErrorCode, Role, ServerMessage};
+
+/// Something a teacher (or the admin API) does to others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Moderation {
+    /// Silence a participant's voice for everyone, or restore it.
+    Silence {
+        /// Participant id.
+        participant: String,
+        /// Silence or restore.
+        muted: bool,
+    },
+    /// Remove a participant; its token cannot rejoin until it expires.
+    Remove {
+        /// Participant id.
+        participant: String,
+    },
+    /// Only teachers may join while locked.
+    Lock {
+        /// Lock or unlock.
+        locked: bool,
+    },
+}
+
+impl Moderation {
+    fn describe(&self) -> &'static str {
+        match self {
+            Moderation::Silence { .. } => "mute another participant",
+            Moderation::Remove { .. } => "remove a participant",
+            Moderation::Lock { .. } => "lock or unlock the room",
+        }
+    }
+}
+
+impl RoomActor {
+    /// Why `who` may not join now, if it may not.
+    pub(super) fn join_refusal(&self, who: &Identity) -> Option<(ErrorCode, String)> {
+        if self.closing {
+            return Some((
+                ErrorCode::RoomUnavailable,
+                format!("room {} is closing; join again in a moment", self.room),
+            ));
+        }
+        if let Some((jti, _)) = &who.token {
+            if self.registry.policy().bans.is_banned(&self.room, jti) {
+                return Some((
+                    ErrorCode::Unauthorized,
+                    TokenError::Removed(self.room.clone()).to_string(),
+                ));
+            }
+        }
+        let max = self.registry.policy().limits.participants_per_room;
+        if self.participants.len() >= max {
+            return Some((
+                ErrorCode::RoomUnavailable,
+                format!(
+                    "room {} is full: it has its maximum of {max} participants (limits.participants_per_room)",
+                    self.room
+                ),
+            ));
+        }
+        if self.locked && who.role != Role::Teacher {
+            return Some((
+                ErrorCode::Forbidden,
+                format!(
+                    "room {} is locked by its teacher; only teachers may join now",
+                    self.room
+                ),
+            ));
+        }
+        None
+    }
+
+    /// Carries out `action` if `by` may; a refused participant is told why.
+    pub(super) fn moderate(&mut self, by: Option<&str>, action: Moderation) -> Result<(), String> {
+        self.authorize(by, action.describe())?;
+        let target = match &action {
+            Moderation::Silence { participant, .. } | Moderation::Remove { participant } => {
+                Some(participant.clone())
+            }
+            Moderation::Lock { .. } => None,
+        };
+        if let Some(target) = &target {
+            let refusal = match self.participants.get(target) {
+                None => Some((
+                    ErrorCode::NotFound,
+                    format!("no participant {target} in room {}", self.room),
+                )),
+                Some(p) if by.is_some() && p.role == Role::Teacher => Some((
+                    ErrorCode::Forbidden,
+                    format!("a teacher cannot {} who is a teacher", action.describe()),
+                )),
+                Some(_) => None,
+            };
+            if let Some((code, message)) = refusal {
+                if let Some(by) = by {
+                    self.reply_error(by, code, message.clone());
+                }
+                return Err(message);
+            }
+        }
+        info!(by = ?by, ?action, "moderation");
+        match action {
+            Moderation::Silence { participant, muted } => {
+                let Some(p) = self.participants.get_mut(&participant) else {
+                    return Ok(());
+                };
+                if p.silenced == muted {
+                    return Ok(());
+                }
+                p.silenced = muted;
+                if let Some(m) = p.media.as_mut() {
+                    m.set_silenced(muted);
+                }
+                self.relayout();
+                self.broadcast_participants(None);
+            }
+            Moderation::Remove { participant } => {
+                if let Some((jti, exp)) = self
+                    .participants
+                    .get(&participant)
+                    .and_then(|p| p.token.clone())
+                {
+                    self.registry.policy().bans.ban(&self.room, &jti, exp);
+                }
+                self.remove(&participant, LeaveReason::Removed);
+            }
+            Moderation::Lock { locked } => {
+                if self.locked != locked {
+                    self.locked = locked;
+                    let ids: Vec<_> = self.participants.keys().cloned().collect();
+                    for id in ids {
+                        self.send(&id, ServerMessage::Locked { locked });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
