@@ -22,6 +22,8 @@ const OUTBOX: usize = 128;
 /// A socket whose messages are dropped this many times in a row for
 /// exceeding the rate is closed.
 const RATE_STRIKES: u32 = 100;
+/// How long a closing socket waits for the client's close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// WebSocket close code for a policy violation.
 const POLICY_VIOLATION: u16 = 1008;
 
@@ -121,6 +123,17 @@ pub async fn serve_socket(ws: WebSocket, registry: Registry, _slot: Option<IpSlo
                 ))))
                 .await;
             let _ = sink.send(Message::close_with(POLICY_VIOLATION, why)).await;
+            // Read until the client's close (briefly), so that what it still
+            // sends does not meet a closed socket and reset the connection
+            // before it has read our reason.
+            let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                while let Some(Ok(frame)) = stream.next().await {
+                    if frame.is_close() {
+                        break;
+                    }
+                }
+            })
+            .await;
         }
         if let Some(j) = joined {
             let _ = j.handle.send(RoomCommand::Leave {
