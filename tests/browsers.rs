@@ -424,3 +424,45 @@ async fn chromium_and_firefox_play_an_exported_lesson_and_seek_in_it() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_link_with_a_token_brings_a_teacher_in_from_chromium() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let secret = "Vb7Qe2Lr9Xp4Mz1Ks8Tn3Wd6Hy0Jc5Gu";
+    let mut config = test_config();
+    config.auth.secret = secret.into();
+    let server = TestServer::start(config).await;
+    let token = tessera::auth::TokenKeys::new(secret, "tessera", 0).issue(
+        "linked",
+        tessera::signaling::protocol::Role::Teacher,
+        "Ada",
+        Duration::from_secs(3600),
+        tessera::auth::bans::unix_now(),
+    );
+    let b = Browser::launch(Kind::Chromium, "chromium-token").await;
+    b.client
+        .goto(&format!("http://{}/r/linked?token={token}", server.addr))
+        .await
+        .unwrap();
+    let (ok, s) = wait_stats(&b, Duration::from_secs(30), |s| {
+        s["framesDecoded"].as_u64().unwrap_or(0) > 10
+    })
+    .await;
+    let page = b
+        .run("return { url: location.href, lock: !document.getElementById('lock').hidden };")
+        .await;
+    b.screenshot("chromium-token").await;
+    let room = server.room("linked").await;
+    b.close().await;
+    assert!(ok, "no canvas frames: {s}");
+    assert!(!page["url"].as_str().unwrap().contains("token"), "{page}");
+    assert_eq!(page["lock"], true, "teacher controls hidden: {page}");
+    let room = room.expect("the room is open");
+    assert_eq!(room.participants.len(), 1);
+    assert_eq!(room.participants[0].name, "Ada");
+    assert_eq!(
+        room.participants[0].role,
+        tessera::signaling::protocol::Role::Teacher
+    );
+}

@@ -1,20 +1,31 @@
 // Tessera room page: joins a room over the signaling WebSocket, sends the
 // camera and microphone up, and plays the room's canvas and mix.
-// Protocol: docs/protocol.md. Automation: ?name=..&codec=vp8|h264&autojoin=1,
-// and window.tessera.{pc, stats(), leave()}.
+// Protocol: docs/protocol.md. A join link carries ?token=... (kept for this
+// tab, then taken out of the address bar). Automation:
+// ?name=..&codec=vp8|h264&autojoin=1, and window.tessera.{pc, stats(), leave()}.
 'use strict';
 (() => {
   const params = new URLSearchParams(location.search);
   const room = decodeURIComponent(location.pathname.replace(/^\/r\//, '').replace(/\/+$/, ''));
   const wantCodec = ['vp8', 'h264'].includes(params.get('codec')) ? params.get('codec') : null;
   const autojoin = params.get('autojoin') === '1';
-  const role = ['teacher', 'student', 'guest'].includes(params.get('role')) ? params.get('role') : null;
+  const askedRole = ['teacher', 'student', 'guest'].includes(params.get('role')) ? params.get('role') : null;
+  // A join token names the room, the role and the name; keep it out of
+  // the address bar (and of screenshots and copied links).
+  const tokenKey = `tessera.token.${room}`;
+  if (params.get('token')) {
+    sessionStorage.setItem(tokenKey, params.get('token'));
+    params.delete('token');
+    history.replaceState(null, '', location.pathname + (params.toString() ? '?' + params : ''));
+  }
+  const token = sessionStorage.getItem(tokenKey);
   const $ = (id) => document.getElementById(id);
   const ui = {
     canvas: $('canvas'), preview: $('preview'), prompt: $('prompt'), form: $('name-form'),
     name: $('name'), title: $('prompt-title'), state: $('state'), count: $('count'),
     mic: $('mic'), cam: $('cam'), play: $('play'), leave: $('leave'), notice: $('notice'),
     layout: $('layout'), share: $('share'), rec: $('rec'), record: $('record'),
+    lock: $('lock'), roster: $('roster'),
   };
   const canShare = !!navigator.mediaDevices?.getDisplayMedia;
 
@@ -29,6 +40,8 @@
   let tileHint = null;
   let participants = 0;
   let participantId = null;
+  let role = askedRole;      // the server's word once joined (a token's role)
+  let locked = false;
   let leaving = false;
   let fatal = false;         // an error that retrying cannot fix
   let retries = 0;
@@ -101,8 +114,8 @@
     });
   }
 
-  async function startCall() {
-    pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+  async function startCall(iceServers) {
+    pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', iceServers: iceServers || [] });
     const audio = local.getAudioTracks()[0];
     const video = local.getVideoTracks()[0];
     pc.addTransceiver(audio || 'audio', { direction: audio ? 'sendrecv' : 'recvonly', streams: [local] });
@@ -185,9 +198,14 @@
     switch (m.type) {
       case 'joined':
         participantId = m.participantId;
+        role = m.participants.find((p) => p.id === participantId)?.role || role;
+        ui.record.hidden = role !== 'teacher';
+        ui.lock.hidden = role !== 'teacher';
+        showLock(m.locked);
         setCount(m.participants.length);
+        showRoster(m.participants);
         setState('Joining…');
-        await startCall();
+        await startCall(m.iceServers);
         break;
       case 'answer':
         await pc.setRemoteDescription({ type: 'answer', sdp: m.sdp });
@@ -201,6 +219,10 @@
       }
       case 'participants':
         setCount(m.participants.length);
+        showRoster(m.participants);
+        break;
+      case 'locked':
+        showLock(m.locked);
         break;
       case 'layout':
         // Teachers pick the room's layout; everyone else just sees it.
@@ -224,7 +246,9 @@
         break;
       case 'error':
         notice(m.message);
-        if (['bad-offer', 'unsupported-codec', 'bad-message'].includes(m.code)) {
+        // Retrying cannot fix these; nor a refused join (locked, removed).
+        if (['bad-offer', 'unsupported-codec', 'bad-message', 'unauthorized'].includes(m.code)
+            || (m.code === 'forbidden' && !participantId)) {
           fatal = true;
           setState('Cannot join: ' + m.message);
           teardown();
@@ -235,10 +259,39 @@
     }
   }
 
+  function showLock(on) {
+    locked = on;
+    ui.lock.textContent = on ? 'Unlock room' : 'Lock room';
+    ui.lock.classList.toggle('off', on);
+  }
+
+  // Teachers see who is in the room, with mute and remove buttons.
+  function showRoster(list) {
+    ui.roster.hidden = role !== 'teacher';
+    if (role !== 'teacher') return;
+    ui.roster.replaceChildren(...list.filter((p) => p.id !== participantId).map((p) => {
+      const li = document.createElement('li');
+      li.textContent = p.name + (p.role === 'teacher' ? ' (teacher)' : '');
+      if (p.role !== 'teacher') {
+        const mute = document.createElement('button');
+        mute.type = 'button';
+        mute.textContent = p.silenced ? 'Unmute' : 'Mute';
+        mute.addEventListener('click', () => send({ type: 'muteParticipant', participant: p.id, muted: !p.silenced }));
+        const remove = document.createElement('button');
+        remove.type = 'button';
+        remove.textContent = 'Remove';
+        remove.addEventListener('click', () => send({ type: 'remove', participant: p.id }));
+        li.append(' ', mute, ' ', remove);
+      }
+      return li;
+    }));
+  }
+
   function teardown() {
     clearTimeout(disconnectTimer);
     if (pc) { pc.onconnectionstatechange = null; pc.close(); pc = null; }
     videoTx = null;
+    participantId = null;
     pendingIce = [];
     if (ws) { ws.onclose = null; ws.onmessage = null; ws.close(); ws = null; }
     recording = false;
@@ -264,7 +317,8 @@
     setState(retries ? 'Reconnecting…' : 'Connecting…');
     ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws');
     ws.onopen = () => send({
-      type: 'join', room, name, ...(wantCodec ? { codec: wantCodec } : {}), ...(role ? { role } : {}),
+      type: 'join', room, ...(name ? { name } : {}), ...(token ? { token } : {}),
+      ...(wantCodec ? { codec: wantCodec } : {}), ...(askedRole ? { role: askedRole } : {}),
     });
     ws.onmessage = (e) => { onMessage(JSON.parse(e.data)).catch((err) => console.error(err)); };
     ws.onclose = () => reconnect('lost the connection to the server');
@@ -314,6 +368,7 @@
   });
   ui.share.hidden = !canShare;
   ui.record.hidden = role !== 'teacher';
+  ui.lock.addEventListener('click', () => send({ type: 'lock', locked: !locked }));
   ui.record.addEventListener('click', () => send({ type: 'record', on: !recording }));
   ui.share.addEventListener('click', () => (screenTrack ? stopShare() : startShare()));
   ui.cam.addEventListener('click', () => toggle('video', ui.cam, 'Stop camera', 'Start camera'));
@@ -363,7 +418,8 @@
   ui.name.value = name;
   if (!room) {
     setState('No room in the address: open /r/<room>');
-  } else if (autojoin && name) {
+  } else if ((autojoin && name) || token) {
+    // A token names the participant: no name to ask for.
     start();
   } else {
     ui.title.textContent = `Join ${room}`;
