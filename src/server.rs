@@ -86,6 +86,10 @@ pub fn media_settings(config: &Config) -> anyhow::Result<MediaSettings> {
         keyframe_min_interval: Duration::from_millis(m.keyframe_min_interval_ms),
         rtp_ports: (m.rtp_port_max != 0).then_some((m.rtp_port_min, m.rtp_port_max)),
         templates: Arc::new(templates),
+        max_input: Size {
+            width: config.limits.max_video_width,
+            height: config.limits.max_video_height,
+        },
     })
 }
 

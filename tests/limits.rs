@@ -298,3 +298,69 @@ fn tessera_token_prints_a_join_link_that_the_server_accepts() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_garbage_senders_do_not_take_the_room_down() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let mut config = test_config();
+    config.limits.max_video_width = 256;
+    config.limits.max_video_height = 200;
+    let server = TestServer::start(config.clone()).await;
+    let small = |name: &str, color: u32| PeerOptions {
+        send_size: (160, 120),
+        ..PeerOptions::new("hostile", name, color)
+    };
+    let a = TestPeer::join(&server.ws_url(), small("a", 0x00ff00)).await;
+    let b = TestPeer::join(&server.ws_url(), small("b", 0x0000ff)).await;
+    assert!(
+        wait_until(Duration::from_secs(20), || a.frames() > 10
+            && b.frames() > 10)
+        .await,
+        "no media"
+    );
+    // 320x240 is over this server's 256x200.
+    let big = TestPeer::join(
+        &server.ws_url(),
+        PeerOptions::new("hostile", "big", 0xff0000),
+    )
+    .await;
+    let told = big
+        .wait_message(Duration::from_secs(20), |m| m["code"] == "video-too-large")
+        .await;
+    assert!(told.is_some(), "{:?}", big.messages());
+    let garbage = TestPeer::join(
+        &server.ws_url(),
+        PeerOptions {
+            corrupt_video: true,
+            ..small("garbage", 0xffff00)
+        },
+    )
+    .await;
+    let (fa, fb) = (a.frames(), b.frames());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        a.frames() > fa + 40 && b.frames() > fb + 40,
+        "the room stalled: {fa}->{} and {fb}->{}",
+        a.frames(),
+        b.frames()
+    );
+    // The oversized sender's tile never shows its picture.
+    let tiles = common::grid_tiles(&config, 4);
+    let frame = a.last_frame().unwrap();
+    let t = tiles[2];
+    let centre = frame.rgb_at(t.x + t.width / 2, t.y + t.height / 2);
+    assert!(
+        !common::media::color_matches(centre, 0xff0000),
+        "the oversized video reached the canvas: {centre:?}"
+    );
+    // The good peers still see each other.
+    let t = tiles[1];
+    assert!(common::media::color_matches(
+        frame.rgb_at(t.x + t.width / 2, t.y + t.height / 2),
+        0x0000ff
+    ));
+    for p in [a, b, big, garbage] {
+        p.leave().await;
+    }
+}

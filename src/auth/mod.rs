@@ -1,8 +1,10 @@
 //! Who may join and act: signed join tokens ([`token`]), the start-up rules
 //! that refuse unsafe secrets ([`startup`], [`secret`]), removed tokens
-//! ([`bans`]) and per-join TURN credentials ([`turn`]).
+//! ([`bans`]), per-join TURN credentials ([`turn`]) and which server
+//! addresses clients learn ([`candidates`]).
 
 pub mod bans;
+pub mod candidates;
 pub mod secret;
 pub mod startup;
 pub mod token;

@@ -154,6 +154,7 @@ impl RoomMedia {
         // Ask the sender for a keyframe (PLI) on loss, and decode nothing until one came.
         depay.set_property("request-keyframe", true);
         depay.set_property("wait-for-keyframe", true);
+        guard_size(&dec, self.settings.max_input, &id, events)?;
         let crop = TileCrop::new(make_element("videocrop", &n("crop"))?)?;
         let convert = make_element("videoconvert", &n("videoconvert"))?;
         let scale = make_element("videoscale", &n("videoscale"))?;
@@ -320,6 +321,56 @@ impl RoomMedia {
         self.pipeline.recalculate_latency().ok();
         Ok(())
     }
+}
+
+/// Drops decoded frames larger than `max` (an 8K or size-flipping sender
+/// must not stall or blow up the canvas) and tells the room when the
+/// sender goes over or comes back under.
+fn guard_size(
+    dec: &gst::Element,
+    max: Size,
+    participant: &str,
+    events: &UnboundedSender<MediaEvent>,
+) -> anyhow::Result<()> {
+    let over = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (participant, events) = (participant.to_string(), events.clone());
+    let src = dec.static_pad("src").context("decoder src")?;
+    src.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            use std::sync::atomic::Ordering;
+            if let Some(gst::PadProbeData::Event(ev)) = &info.data {
+                let gst::EventView::Caps(c) = ev.view() else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                let Some(s) = c.caps().structure(0) else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                let (w, h) = (
+                    s.get::<i32>("width").unwrap_or(0),
+                    s.get::<i32>("height").unwrap_or(0),
+                );
+                let too_big = w > max.width as i32 || h > max.height as i32;
+                if over.swap(too_big, Ordering::SeqCst) != too_big {
+                    let _ = events.send(MediaEvent::VideoTooLarge {
+                        participant: participant.clone(),
+                        width: w,
+                        height: h,
+                        over: too_big,
+                    });
+                }
+                // The caps pass (downstream scales to the tile whatever
+                // comes); the frames do not.
+                return gst::PadProbeReturn::Ok;
+            }
+            if over.load(Ordering::SeqCst) {
+                gst::PadProbeReturn::Drop
+            } else {
+                gst::PadProbeReturn::Ok
+            }
+        },
+    );
+    Ok(())
 }
 
 /// The running time of the middle of 48 kHz sample `n`.

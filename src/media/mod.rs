@@ -45,6 +45,9 @@ pub struct MediaSettings {
     pub rtp_ports: Option<(u16, u16)>,
     /// Validated encoder templates.
     pub templates: std::sync::Arc<Templates>,
+    /// Largest decoded video accepted from a participant; larger frames
+    /// are dropped before they reach the canvas.
+    pub max_input: Size,
 }
 
 /// Something a GStreamer callback saw, posted to the room actor.
@@ -97,6 +100,18 @@ pub enum MediaEvent {
         branch: &'static str,
         /// The flow error it returned.
         error: gst::FlowError,
+    },
+    /// A participant's decoded video went over (or back under) the size
+    /// limit; while over, its frames are dropped and its tile holds still.
+    VideoTooLarge {
+        /// Participant.
+        participant: String,
+        /// Decoded size.
+        width: i32,
+        /// Decoded size.
+        height: i32,
+        /// True while over the limit.
+        over: bool,
     },
     /// ICE or DTLS failed for a participant: it cannot be reached any more.
     ConnectionFailed {

@@ -610,13 +610,21 @@ impl RoomActor {
                 participant,
                 mline,
                 candidate,
-            } => self.send(
-                &participant,
-                ServerMessage::Ice {
-                    candidate,
-                    sdp_m_line_index: mline,
-                },
-            ),
+            } => {
+                let ice = &self.registry.policy().ice;
+                match crate::auth::candidates::announce(&candidate, ice) {
+                    Some(candidate) => self.send(
+                        &participant,
+                        ServerMessage::Ice {
+                            candidate,
+                            sdp_m_line_index: mline,
+                        },
+                    ),
+                    None => {
+                        debug!(participant = %participant, "candidate kept back (ice.addresses)")
+                    }
+                }
+            }
             MediaEvent::AnswerCreated {
                 participant,
                 answer,
@@ -678,6 +686,27 @@ impl RoomActor {
                     }
                 } else if let Some(pm) = p.media.as_mut() {
                     self.media.hide_placeholder(pm);
+                }
+            }
+            MediaEvent::VideoTooLarge {
+                participant,
+                width,
+                height,
+                over,
+            } => {
+                let max = self.registry.policy().limits.clone();
+                if over {
+                    warn!(participant = %participant, width, height, "video over the size limit; its frames are dropped");
+                    self.reply_error(
+                        &participant,
+                        ErrorCode::VideoTooLarge,
+                        format!(
+                            "your video is {width}x{height}, larger than this server takes ({}x{}, limits.max_video_width/height); it is not shown until you send a smaller one",
+                            max.max_video_width, max.max_video_height
+                        ),
+                    );
+                } else {
+                    info!(participant = %participant, width, height, "video back within the size limit");
                 }
             }
             MediaEvent::BranchFailed {

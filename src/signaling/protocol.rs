@@ -266,6 +266,8 @@ pub enum ErrorCode {
     RateLimited,
     /// The message is larger than `limits.max_message_bytes`.
     TooLarge,
+    /// The video sent is larger than `limits.max_video_width/height`; it is not shown.
+    VideoTooLarge,
     /// The named layout or participant does not exist.
     NotFound,
     /// The server failed; the message says what.

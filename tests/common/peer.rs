@@ -58,6 +58,10 @@ pub struct PeerOptions {
     pub send_loss: f64,
     /// `token` field of the join message.
     pub token: Option<String>,
+    /// Camera size sent.
+    pub send_size: (u32, u32),
+    /// Garbage: the camera's RTP payloads are overwritten with noise.
+    pub corrupt_video: bool,
 }
 
 /// Length of a sync mark (flash and beep), milliseconds.
@@ -80,6 +84,8 @@ impl PeerOptions {
             sync_marks: false,
             send_loss: 0.0,
             token: None,
+            send_size: (320, 240),
+            corrupt_video: false,
         }
     }
 }
@@ -142,9 +148,11 @@ fn send_branch(opts: &PeerOptions) -> String {
     } else if opts.send_video {
         format!(
             "videotestsrc is-live=true pattern=solid-color foreground-color={fg} \
-               ! video/x-raw,width=320,height=240,framerate=15/1 ! videoconvert ! {encode}{lossy} \
+               ! video/x-raw,width={w},height={h},framerate=15/1 ! videoconvert ! {encode}{lossy} \
                ! identity name=send-video-rtp ! application/x-rtp,media=video,clock-rate=90000,payload={pt},{caps} ! webrtc.",
             fg = 0xff00_0000u32 | opts.color,
+            w = opts.send_size.0,
+            h = opts.send_size.1,
         )
     } else {
         String::new()
@@ -232,6 +240,26 @@ impl TestPeer {
             .downcast::<gst::Pipeline>()
             .unwrap();
         pipeline.set_property("name", format!("peer-{}", opts.name));
+        if let (true, Some(tap)) = (opts.corrupt_video, pipeline.by_name("send-video-rtp")) {
+            // Keep the RTP header and VP8 descriptor, overwrite the rest.
+            let seed = std::sync::atomic::AtomicU32::new(0x1234_5678);
+            tap.static_pad("src")
+                .unwrap()
+                .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                    if let Some(buf) = info.buffer_mut() {
+                        let buf = buf.make_mut();
+                        if let Ok(mut map) = buf.map_writable() {
+                            let mut x = seed.load(std::sync::atomic::Ordering::Relaxed);
+                            for b in map.iter_mut().skip(16) {
+                                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                                *b = (x >> 24) as u8;
+                            }
+                            seed.store(x, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                    gst::PadProbeReturn::Ok
+                });
+        }
         if let Some(tap) = pipeline.by_name("send-video-rtp") {
             // Count the server's PLI/FIR: webrtcbin turns them into upstream
             // force-key-unit events towards our encoder.
