@@ -340,3 +340,62 @@ async fn a_teacher_silences_a_student_for_everyone() {
     teacher.leave().await;
     student.leave().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_get_minted_turn_credentials_and_only_allowed_server_addresses() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let turn_secret = "Hk2Jd8Ls4Pq6Wm0Xn3Bv7Cz5Rt1Yu9Ge";
+    let mut config = test_config();
+    config.ice.stun = vec!["stun:stun.example.org:3478".into()];
+    config.ice.turn = vec!["turn:turn.example.org:3478?transport=udp".into()];
+    config.ice.turn_secret = turn_secret.into();
+    config.ice.turn_ttl_seconds = 600;
+    // The machine's own LAN address (libnice offers no loopback candidates).
+    let lan = {
+        let probe = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        probe.connect("10.255.255.255:9").unwrap();
+        probe.local_addr().unwrap().ip()
+    };
+    config.ice.addresses = vec![lan];
+    config.ice.public_ip = Some("203.0.113.9".parse().unwrap());
+    let server = TestServer::start(config).await;
+    let before = now();
+    let peer = TestPeer::join(&server.ws_url(), PeerOptions::new("ice", "a", 0x00ff00)).await;
+    assert!(
+        wait_until(Duration::from_secs(20), || peer.frames() > 10).await,
+        "no media"
+    );
+    let messages = peer.messages();
+    let joined = messages.iter().find(|m| m["type"] == "joined").unwrap();
+    let servers = joined["iceServers"].as_array().unwrap();
+    assert_eq!(servers[0]["urls"][0], "stun:stun.example.org:3478");
+    let user = servers[1]["username"].as_str().unwrap();
+    let (expiry, who) = user.split_once(':').unwrap();
+    assert_eq!(who, peer.id);
+    let expiry: u64 = expiry.parse().unwrap();
+    assert!((before + 600..=now() + 600).contains(&expiry), "{user}");
+    // coturn's check: base64(HMAC-SHA1(secret, username)).
+    let expected = {
+        use base64::Engine as _;
+        use hmac::{Hmac, KeyInit as _, Mac as _};
+        let mut mac = Hmac::<sha1::Sha1>::new_from_slice(turn_secret.as_bytes()).unwrap();
+        mac.update(user.as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    };
+    assert_eq!(servers[1]["credential"], expected.as_str());
+    let candidates: Vec<&str> = messages
+        .iter()
+        .filter(|m| m["type"] == "ice")
+        .filter_map(|m| m["candidate"].as_str())
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert!(!candidates.is_empty(), "no candidates on {lan}");
+    for c in &candidates {
+        assert!(
+            c.contains(" 203.0.113.9 ") && c.contains("typ host"),
+            "a candidate off ice.addresses, or not mapped to ice.public_ip: {c}"
+        );
+    }
+    peer.leave().await;
+}
