@@ -192,7 +192,7 @@ async fn sockets_per_address_silent_sockets_and_foreign_pages_are_refused() {
     let reply = send_and_read(&mut a, r#"{"type":"join","room":"quiet","name":"q"}"#).await;
     assert_eq!(reply["type"], "joined");
     assert!(
-        wait_until(Duration::from_secs(10), || server.registry.room_count()
+        wait_until(Duration::from_secs(15), || server.registry.room_count()
             == 0)
         .await,
         "the silent participant is still in its room"
