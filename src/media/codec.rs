@@ -119,6 +119,9 @@ pub enum CodecError {
         /// Encoding names offered for the screen.
         offered: String,
     },
+    /// The offer is shaped in a way no real client sends.
+    #[error("the offer is refused: {0}")]
+    Shape(String),
     /// The client asked for a family its own offer does not contain.
     #[error(
         "codec `{wanted}` was requested but the offer does not contain it (offered: {offered})"
@@ -338,9 +341,85 @@ pub fn parse_sdp(text: &str) -> Result<gst_sdp::SDPMessage, CodecError> {
     Ok(msg)
 }
 
+/// Most m-lines an offer may have: audio, camera and screen, with room to spare.
+pub const MAX_MLINES: u32 = 8;
+/// Most payload types one m-line may offer (browsers offer about 30).
+pub const MAX_FORMATS: u32 = 64;
+
+/// Refuses offers no real client sends: too many m-lines or payload
+/// types, payload types outside 0 to 127, or no DTLS fingerprint (every
+/// m-line needs one, at session or media level).
+pub fn check_offer_shape(msg: &gst_sdp::SDPMessage) -> Result<(), CodecError> {
+    let shape = |why: String| Err(CodecError::Shape(why));
+    if msg.medias_len() > MAX_MLINES {
+        return shape(format!(
+            "it has {} m-lines; at most {MAX_MLINES} are accepted (audio, camera, screen)",
+            msg.medias_len()
+        ));
+    }
+    let session_fingerprint = msg.attribute_val("fingerprint").is_some();
+    for (i, media) in msg.medias().enumerate() {
+        if media.formats_len() > MAX_FORMATS {
+            return shape(format!(
+                "m-line {i} offers {} payload types; at most {MAX_FORMATS}",
+                media.formats_len()
+            ));
+        }
+        for f in media.formats() {
+            if media.media() == Some("application") {
+                continue;
+            }
+            if !f.parse::<u8>().is_ok_and(|pt| pt <= 127) {
+                return shape(format!(
+                    "m-line {i} has payload type `{f}`; payload types are numbers from 0 to 127"
+                ));
+            }
+        }
+        if !session_fingerprint && media.attribute_val("fingerprint").is_none() {
+            return shape(format!(
+                "m-line {i} has no a=fingerprint; DTLS-SRTP needs the certificate fingerprint"
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn browser_offers_have_a_sane_shape() {
+        gstreamer::init().unwrap();
+        for text in [CHROMIUM, CHROMIUM_H264, CHROMIUM_RECVONLY, FIREFOX] {
+            check_offer_shape(&parse_sdp(text).unwrap()).unwrap();
+        }
+    }
+
+    #[test]
+    fn absurd_offers_are_refused_with_the_reason() {
+        gstreamer::init().unwrap();
+        let shaped = |text: &str| match check_offer_shape(&parse_sdp(text).unwrap()) {
+            Err(CodecError::Shape(why)) => why,
+            other => panic!("expected a shape error, got {other:?}"),
+        };
+        let no_fingerprint: String = CHROMIUM
+            .lines()
+            .filter(|l| !l.starts_with("a=fingerprint"))
+            .map(|l| format!("{l}\r\n"))
+            .collect();
+        assert!(shaped(&no_fingerprint).contains("no a=fingerprint"));
+        let video = &CHROMIUM[CHROMIUM.find("m=video").unwrap()..];
+        let many = format!("{CHROMIUM}{}", video.repeat(200));
+        assert!(shaped(&many).contains("at most 8"));
+        let absurd = CHROMIUM.replacen(
+            "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+            "m=audio 9 UDP/TLS/RTP/SAVPF 111 4000",
+            1,
+        );
+        assert_ne!(absurd, CHROMIUM, "the fixture's audio m-line changed");
+        assert!(shaped(&absurd).contains("payload type `4000`"));
+    }
 
     const CHROMIUM: &str = include_str!("../../tests/fixtures/sdp/chromium-offer.sdp");
     const CHROMIUM_H264: &str = include_str!("../../tests/fixtures/sdp/chromium-h264-offer.sdp");

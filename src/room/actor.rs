@@ -20,7 +20,7 @@ use std::sync::Arc;
 use crate::layout::decor::{decorate, DecorStyle, TileDecor};
 use crate::layout::file::{parse_colour, LayoutFile};
 use crate::layout::{place, send_hint, Member};
-use crate::media::codec::{choose_codecs, parse_sdp, CodecError};
+use crate::media::codec::{check_offer_shape, choose_codecs, parse_sdp, CodecError};
 use crate::media::{CodecFamily, LabelStyle, MediaEvent, ParticipantMedia, RoomMedia};
 use crate::signaling::protocol::{
     ErrorCode, ParticipantInfo, Role, ServerMessage, PROTOCOL_VERSION,
@@ -558,9 +558,12 @@ impl RoomActor {
             );
             return;
         }
-        let offer = match parse_sdp(sdp) {
+        let offer = match parse_sdp(sdp).and_then(|o| check_offer_shape(&o).map(|()| o)) {
             Ok(o) => o,
-            Err(e) => return self.reply_error(id, ErrorCode::BadOffer, e.to_string()),
+            Err(e) => {
+                info!("offer refused: {e}");
+                return self.reply_error(id, ErrorCode::BadOffer, e.to_string());
+            }
         };
         let choice = match choose_codecs(&offer, p.wanted, self.preferred, screen) {
             Ok(c) => c,
