@@ -67,11 +67,14 @@ impl Auth {
         role: Role,
     ) -> Result<Identity, TokenError> {
         match &self.keys {
-            None => Ok(Identity {
-                name: name.unwrap_or_default().to_string(),
-                role,
-                token: None,
-            }),
+            None => match name.filter(|n| !n.is_empty()) {
+                Some(name) => Ok(Identity {
+                    name: name.to_string(),
+                    role,
+                    token: None,
+                }),
+                None => Err(TokenError::NameRequired),
+            },
             Some(keys) => {
                 let claims = keys.verify(token.ok_or(TokenError::Missing)?, room)?;
                 Ok(Identity {
@@ -106,5 +109,23 @@ impl Default for Policy {
             limits: LimitsConfig::default(),
             ice: IceConfig::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_joins_need_a_name_and_keep_their_role() {
+        let auth = Auth::open();
+        let who = auth
+            .check_join("r", None, Some("Ada"), Role::Teacher)
+            .unwrap();
+        assert_eq!((who.name.as_str(), who.role), ("Ada", Role::Teacher));
+        assert_eq!(
+            auth.check_join("r", Some("t.t.t"), Some(""), Role::Student),
+            Err(TokenError::NameRequired)
+        );
     }
 }

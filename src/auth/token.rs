@@ -64,6 +64,9 @@ pub enum TokenError {
     /// Removed from this room by a teacher.
     #[error("this join token was removed from room `{0}` by a teacher; it cannot rejoin until it expires")]
     Removed(String),
+    /// An open server got a join with a token but no name.
+    #[error("this server does not use join tokens: give a display name in `name`")]
+    NameRequired,
     /// Not a JWT, or claims missing or out of range.
     #[error("the join token is malformed: {0}")]
     Malformed(String),

@@ -153,9 +153,27 @@ impl RoomMedia {
 
     /// Sets the canvas background colour (0xRRGGBB), shown around tiles.
     pub fn set_background(&self, rgb: u32) {
-        if let Some(bg) = self.pipeline.by_name("canvas-bg") {
-            bg.set_property("foreground-color", 0xff00_0000u32 | (rgb & 0x00ff_ffff));
+        let colour = 0xff00_0000u32 | (rgb & 0x00ff_ffff);
+        let Some(bg) = self.pipeline.by_name("canvas-bg") else {
+            return;
+        };
+        if bg.property::<u32>("foreground-color") == colour {
+            return;
         }
+        let Some(src) = bg.static_pad("src") else {
+            return;
+        };
+        // videotestsrc frees its cached frame on a property change, with no
+        // lock against its streaming thread copying from it: change it on
+        // that thread, between two frames (the one being pushed is done,
+        // the next not begun).
+        let target = bg.downgrade();
+        src.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            if let Some(bg) = target.upgrade() {
+                bg.set_property("foreground-color", colour);
+            }
+            gst::PadProbeReturn::Remove
+        });
     }
 
     /// Draws tile decorations over the canvas, replacing the previous ones.

@@ -208,7 +208,11 @@ fn handle_text(
                     Ok(who) => who,
                     Err(e) => {
                         info!(room = %room, "join refused: {e}");
-                        return Some(error(ErrorCode::Unauthorized, e.to_string()));
+                        let code = match e {
+                            crate::auth::TokenError::NameRequired => ErrorCode::BadMessage,
+                            _ => ErrorCode::Unauthorized,
+                        };
+                        return Some(error(code, e.to_string()));
                     }
                 };
             let participant = new_participant_id();
