@@ -168,14 +168,27 @@ pub fn start(
     let routes = crate::http::routes(registry.clone(), admin);
     let watch = crate::layout::watch::watch(registry.layouts().clone(), registry.clone());
     let closing = registry.clone();
-    let served = warp::serve(routes)
-        .incoming(listener)
-        .graceful(async move {
-            shutdown.await;
-            tracing::info!("shutting down: closing rooms");
-            closing.close_all();
-        })
-        .run();
+    let stopping = async move {
+        shutdown.await;
+        tracing::info!("shutting down: closing rooms");
+        closing.close_all();
+    };
+    let served: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = if config.server.tls() {
+        let tls = crate::http::tls::load(&config.server.tls_cert, &config.server.tls_key)?;
+        Box::pin(crate::http::tls::serve(
+            listener,
+            tls,
+            warp::service(routes),
+            stopping,
+        ))
+    } else {
+        Box::pin(
+            warp::serve(routes)
+                .incoming(listener)
+                .graceful(stopping)
+                .run(),
+        )
+    };
     let waiting = registry.clone();
     let done = async move {
         served.await;
@@ -199,7 +212,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (server, done) = start(listener, &config, shutdown)?;
-    tracing::info!(addr = %server.addr(), "listening: signaling at ws://{}/ws", server.addr());
+    let scheme = if config.server.tls() { "wss" } else { "ws" };
+    tracing::info!(addr = %server.addr(), "listening: signaling at {scheme}://{}/ws", server.addr());
     done.await;
     Ok(())
 }

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::media::tone_power;
@@ -398,4 +399,56 @@ async fn joins_get_minted_turn_credentials_and_only_allowed_server_addresses() {
         );
     }
     peer.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_over_wss_with_a_test_certificate() {
+    use tokio_rustls::rustls;
+    let _serial = SERIAL.lock().await;
+    init();
+    let dir = std::env::temp_dir().join(format!("tessera-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let issued = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(dir.join("cert.pem"), issued.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), issued.signing_key.serialize_pem()).unwrap();
+    let mut config = token_config();
+    config.server.tls_cert = dir.join("cert.pem");
+    config.server.tls_key = dir.join("key.pem");
+    let server = TestServer::start(config).await;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(issued.cert.der().clone()).unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let url = format!("wss://localhost:{}/ws", server.addr.port());
+    let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+        &url,
+        None,
+        false,
+        Some(tokio_tungstenite::Connector::Rustls(Arc::new(client))),
+    )
+    .await
+    .expect("a WSS connection trusting the test certificate");
+    let reply = send_and_read(
+        &mut ws,
+        &json!({"type": "join", "room": "secure", "token": token("secure", Role::Teacher, "Ada")})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(reply["type"], "joined", "{reply}");
+    assert_eq!(server.room("secure").await.unwrap().participants.len(), 1);
+
+    // Plain WebSocket to the TLS port gets nowhere.
+    let plain = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws", server.addr.port())),
+    )
+    .await;
+    assert!(!matches!(plain, Ok(Ok(_))), "a plain WebSocket got through");
+    let _ = std::fs::remove_dir_all(&dir);
 }

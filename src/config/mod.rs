@@ -121,6 +121,11 @@ pub struct ServerConfig {
     /// (`https://school.example.org`). The server's own pages always are;
     /// clients that send no `Origin` (not browsers) are not affected.
     pub allowed_origins: Vec<String>,
+    /// PEM certificate chain: with `tls_key`, the server speaks HTTPS and
+    /// WSS itself. Empty: plain HTTP (put a TLS proxy in front).
+    pub tls_cert: PathBuf,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -129,16 +134,24 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: String::new(),
             allowed_origins: Vec::new(),
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
         }
     }
 }
 
 impl ServerConfig {
+    /// Whether the server serves TLS itself.
+    pub fn tls(&self) -> bool {
+        !self.tls_cert.as_os_str().is_empty()
+    }
+
     /// `public_url`, or the listen address as an `http://` URL, without a
     /// trailing slash.
     pub fn base_url(&self) -> String {
         if self.public_url.is_empty() {
-            format!("http://{}", self.listen)
+            let scheme = if self.tls() { "https" } else { "http" };
+            format!("{scheme}://{}", self.listen)
         } else {
             self.public_url.trim_end_matches('/').to_string()
         }

@@ -212,6 +212,14 @@ impl super::Config {
                 format!("is {}; use 60 to 604800", ice.turn_ttl_seconds),
             ));
         }
+        let s = &self.server;
+        if s.tls_cert.as_os_str().is_empty() != s.tls_key.as_os_str().is_empty() {
+            return Err(invalid(
+                "server.tls_cert",
+                "and server.tls_key go together: set both (PEM files) for HTTPS/WSS, or neither"
+                    .into(),
+            ));
+        }
         for origin in &self.server.allowed_origins {
             let ok = (origin.starts_with("http://") || origin.starts_with("https://"))
                 && !origin

@@ -5,6 +5,7 @@
 pub mod api;
 mod origin;
 mod recordings;
+pub mod tls;
 mod web;
 
 use std::net::SocketAddr;
@@ -47,12 +48,14 @@ pub fn routes(
         .and(warp::path::end())
         .and(warp::ws())
         .and(warp::addr::remote())
+        .and(warp::ext::optional::<tls::ClientAddr>())
         .and(warp::header::optional::<String>("origin"))
         .and(warp::header::optional::<String>("host"))
         .and(with_registry(registry.clone()))
         .map(
             move |ws: warp::ws::Ws,
                   remote: Option<SocketAddr>,
+                  tls_client: Option<tls::ClientAddr>,
                   origin: Option<String>,
                   host: Option<String>,
                   registry: Registry| {
@@ -74,6 +77,7 @@ pub fn routes(
                         ),
                     );
                 }
+                let remote = remote.or(tls_client.map(|c| c.0));
                 let max = registry.policy().limits.sockets_per_ip;
                 let slot = match remote {
                     Some(addr) => match slots.take(addr.ip(), max) {
