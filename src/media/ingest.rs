@@ -154,7 +154,13 @@ impl RoomMedia {
         // Ask the sender for a keyframe (PLI) on loss, and decode nothing until one came.
         depay.set_property("request-keyframe", true);
         depay.set_property("wait-for-keyframe", true);
-        guard_size(&dec, self.settings.max_input, &id, events)?;
+        guard_input(
+            &dec,
+            self.settings.max_input,
+            self.settings.framerate,
+            &id,
+            events,
+        )?;
         let crop = TileCrop::new(make_element("videocrop", &n("crop"))?)?;
         let convert = make_element("videoconvert", &n("videoconvert"))?;
         let scale = make_element("videoscale", &n("videoscale"))?;
@@ -323,16 +329,62 @@ impl RoomMedia {
     }
 }
 
+/// Lets frames through at no more than the canvas's rate on average: a
+/// token bucket filled by the frames' own timestamps, so arrival jitter
+/// passes and a sender faster than the canvas is thinned at once, without
+/// the frame of delay a `videorate` would add.
+#[derive(Debug)]
+struct RateGate {
+    /// Frames allowed per second (a little above the canvas rate).
+    rate: f64,
+    tokens: f64,
+    last: Option<u64>,
+}
+
+/// Frames a gate lets through back to back after a pause.
+const RATE_BURST: f64 = 4.0;
+
+impl RateGate {
+    fn new(fps: u32) -> RateGate {
+        RateGate {
+            rate: f64::from(fps.max(1)) * 1.1,
+            tokens: RATE_BURST,
+            last: None,
+        }
+    }
+
+    /// Whether a frame stamped `pts` (nanoseconds) goes on.
+    fn pass(&mut self, pts: Option<u64>) -> bool {
+        let Some(pts) = pts else {
+            return true;
+        };
+        if let Some(last) = self.last {
+            let elapsed = pts.saturating_sub(last) as f64 / 1e9;
+            self.tokens = (self.tokens + elapsed * self.rate).min(RATE_BURST);
+        }
+        self.last = Some(pts);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// Drops decoded frames larger than `max` (an 8K or size-flipping sender
 /// must not stall or blow up the canvas) and tells the room when the
-/// sender goes over or comes back under.
-fn guard_size(
+/// sender goes over or comes back under; drops frames beyond the canvas's
+/// `fps` (a 120 fps sender costs the canvas no more than a 30 fps one).
+fn guard_input(
     dec: &gst::Element,
     max: Size,
+    fps: u32,
     participant: &str,
     events: &UnboundedSender<MediaEvent>,
 ) -> anyhow::Result<()> {
     let over = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let gate = std::sync::Mutex::new(RateGate::new(fps));
     let (participant, events) = (participant.to_string(), events.clone());
     let src = dec.static_pad("src").context("decoder src")?;
     src.add_probe(
@@ -363,7 +415,9 @@ fn guard_size(
                 // comes); the frames do not.
                 return gst::PadProbeReturn::Ok;
             }
-            if over.load(Ordering::SeqCst) {
+            let pts = info.buffer().and_then(|b| b.pts()).map(|t| t.nseconds());
+            let in_time = gate.lock().map_or(true, |mut g| g.pass(pts));
+            if over.load(Ordering::SeqCst) || !in_time {
                 gst::PadProbeReturn::Drop
             } else {
                 gst::PadProbeReturn::Ok
@@ -447,6 +501,23 @@ fn center_on_sample(pad: &gst::Pad) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_rate_gate_keeps_the_canvas_rate_and_drops_the_rest() {
+        let ms = |n: u64| Some(n * 1_000_000);
+        // 30 fps with arrival jitter (pairs 10 ms apart): every frame passes.
+        let mut gate = RateGate::new(30);
+        let jittery = (0..300u64).map(|i| i * 33 + if i % 2 == 0 { 0 } else { 23 });
+        assert!(jittery.into_iter().all(|t| gate.pass(ms(t))));
+        // 120 fps for 10 s: about 33 a second pass.
+        let mut gate = RateGate::new(30);
+        let passed = (0..1200u64)
+            .filter(|i| gate.pass(ms(i * 1000 / 120)))
+            .count();
+        assert!((320..=340).contains(&passed), "{passed}");
+        assert!(gate.pass(None));
+    }
+
     use super::*;
 
     #[test]
