@@ -117,6 +117,44 @@ async fn an_offer_with_only_an_unsupported_codec_is_refused_and_the_room_carries
         .expect("an error for an unmet codec wish");
     assert_eq!(err["code"], "unsupported-codec", "{err}");
 
+    // Offers no real client sends are refused with the reason.
+    let chromium = include_str!("fixtures/sdp/chromium-offer.sdp");
+    let video = &chromium[chromium.find("m=video").unwrap()..];
+    let hostile = [
+        (
+            chromium
+                .lines()
+                .filter(|l| !l.starts_with("a=fingerprint"))
+                .map(|l| format!("{l}\r\n"))
+                .collect::<String>(),
+            "no a=fingerprint",
+        ),
+        (format!("{chromium}{}", video.repeat(10)), "at most 8"),
+        (
+            chromium.replacen(
+                "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+                "m=audio 9 UDP/TLS/RTP/SAVPF 111 4000",
+                1,
+            ),
+            "payload type `4000`",
+        ),
+    ];
+    for (sdp, words) in hostile {
+        let mut ws = common::ws::connect(&url).await;
+        let joined = send_and_read(&mut ws, r#"{"type":"join","room":"club","name":"odd"}"#).await;
+        assert_eq!(joined["type"], "joined", "{joined}");
+        let offer = serde_json::json!({"type": "offer", "sdp": sdp}).to_string();
+        let mut reply = send_and_read(&mut ws, &offer).await;
+        while reply["type"] != "error" {
+            reply = read(&mut ws).await;
+        }
+        assert_eq!(reply["code"], "bad-offer", "{reply}");
+        assert!(
+            reply["message"].as_str().unwrap().contains(words),
+            "{reply}"
+        );
+    }
+
     // The first participant is undisturbed: frames keep coming, one tile, red.
     let before = good.frames();
     assert!(
