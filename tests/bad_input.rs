@@ -1,6 +1,7 @@
 //! Bad input over the real signaling socket: malformed and out-of-order
 //! messages get a precise error and the socket stays usable; an offer with
-//! only an unsupported codec is refused while the room carries on.
+//! only an unsupported codec, or shaped as no real client sends it, is
+//! refused while the room carries on.
 
 mod common;
 
