@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::browser::{Browser, Kind};
 use common::media::color_matches;
 use common::peer::{PeerOptions, TestPeer};
-use common::recordings::{start_recording, stop_and_export};
+use common::recordings::{recording_config, start_recording, stop_and_export};
 use common::{init, test_config, TestServer, SERIAL};
 use serde_json::Value;
 
@@ -349,12 +349,8 @@ const PLAY_NEWEST: &str = r#"
 async fn chromium_and_firefox_play_an_exported_lesson_and_seek_in_it() {
     let _serial = SERIAL.lock().await;
     init();
-    let dir = std::env::temp_dir().join(format!("tessera-playback-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut config = test_config();
-    config.recording.dir = dir.clone();
+    let (mut config, dir) = recording_config("playback");
     config.recording.segment_seconds = 2;
-    config.recording.min_free_mb = 1;
     let server = TestServer::start(config).await;
     let peer = TestPeer::join(
         &server.ws_url(),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::media::{color_matches, tone_power};
 use common::peer::{PeerOptions, TestPeer};
-use common::recordings::{get, start_recording, stop_and_export};
+use common::recordings::{get, recording_config, start_recording, stop_and_export};
 use common::{grid_tiles, init, test_config, wait_until, TestServer, SERIAL};
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -119,12 +119,8 @@ fn decode(path: &std::path::Path, middle: gst::ClockTime) -> Decoded {
 async fn a_recorded_lesson_decodes_with_every_tile_and_voice() {
     let _serial = SERIAL.lock().await;
     init();
-    let dir = std::env::temp_dir().join(format!("tessera-rec-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut config = test_config();
-    config.recording.dir = dir.clone();
+    let (mut config, dir) = recording_config("rec");
     config.recording.segment_seconds = 4;
-    config.recording.min_free_mb = 1;
     let server = TestServer::start(config).await;
     let url = server.ws_url();
     let mut peers = Vec::new();
@@ -286,11 +282,7 @@ async fn a_recorded_lesson_decodes_with_every_tile_and_voice() {
 async fn teachers_record_from_signaling_and_the_last_to_leave_closes_the_files() {
     let _serial = SERIAL.lock().await;
     init();
-    let dir = std::env::temp_dir().join(format!("tessera-rec-sig-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut config = test_config();
-    config.recording.dir = dir.clone();
-    config.recording.min_free_mb = 1;
+    let (mut config, dir) = recording_config("sig");
     config.recording.export = false;
     let server = TestServer::start(config).await;
     let url = server.ws_url();
@@ -364,11 +356,7 @@ async fn teachers_record_from_signaling_and_the_last_to_leave_closes_the_files()
 async fn rooms_matching_auto_record_record_from_the_first_participant() {
     let _serial = SERIAL.lock().await;
     init();
-    let dir = std::env::temp_dir().join(format!("tessera-rec-auto-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut config = test_config();
-    config.recording.dir = dir.clone();
-    config.recording.min_free_mb = 1;
+    let (mut config, dir) = recording_config("auto");
     config.recording.export = false;
     config.recording.auto_record = vec!["class-*".into()];
     let server = TestServer::start(config).await;
@@ -518,13 +506,9 @@ fn mark_onsets(path: &std::path::Path) -> (Vec<f64>, Vec<f64>) {
 async fn flash_and_beep_line_up_through_a_late_join_and_packet_loss() {
     let _serial = SERIAL.lock().await;
     init();
-    let dir = std::env::temp_dir().join(format!("tessera-rec-sync-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut config = test_config();
+    let (mut config, dir) = recording_config("sync");
     config.media.framerate = 30;
-    config.recording.dir = dir.clone();
     config.recording.segment_seconds = 4;
-    config.recording.min_free_mb = 1;
     let server = TestServer::start(config).await;
     let peer = TestPeer::join(
         &server.ws_url(),
@@ -601,12 +585,8 @@ async fn flash_and_beep_line_up_through_a_late_join_and_packet_loss() {
 async fn an_h264_room_records_matroska_and_exports_mp4() {
     let _serial = SERIAL.lock().await;
     init();
-    let dir = std::env::temp_dir().join(format!("tessera-rec-h264-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut config = test_config();
-    config.recording.dir = dir.clone();
+    let (mut config, dir) = recording_config("h264");
     config.recording.segment_seconds = 2;
-    config.recording.min_free_mb = 1;
     let server = TestServer::start(config).await;
     let peer = TestPeer::join(
         &server.ws_url(),

@@ -112,6 +112,30 @@ fn vtt_time(ms: u64) -> String {
 }
 
 impl Manifest {
+    /// The timeline of a recording that has just started, with `events`
+    /// (who is there, the layout) as its first entries.
+    pub fn begin(
+        id: &str,
+        room: &str,
+        codec: &str,
+        started_at: String,
+        events: Vec<Event>,
+    ) -> Manifest {
+        Manifest {
+            id: id.to_string(),
+            room: room.to_string(),
+            codec: codec.to_string(),
+            started_at,
+            ended_at: None,
+            duration_ms: None,
+            segments: Vec::new(),
+            export: None,
+            error: None,
+            lost: Vec::new(),
+            events,
+        }
+    }
+
     fn name_of(&self, id: &str) -> String {
         self.events
             .iter()
@@ -172,17 +196,14 @@ mod tests {
 
     fn manifest(events: Vec<Event>, duration_ms: u64) -> Manifest {
         Manifest {
-            id: "r".into(),
-            room: "math".into(),
-            codec: "vp8".into(),
-            started_at: "2026-11-21T10:00:00.000Z".into(),
-            ended_at: None,
             duration_ms: Some(duration_ms),
-            segments: vec![],
-            export: None,
-            error: None,
-            lost: vec![],
-            events,
+            ..Manifest::begin(
+                "r",
+                "math",
+                "vp8",
+                "2026-11-21T10:00:00.000Z".into(),
+                events,
+            )
         }
     }
 

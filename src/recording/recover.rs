@@ -89,17 +89,14 @@ mod tests {
 
     fn open_manifest(segments: &[&str]) -> Manifest {
         Manifest {
-            id: "r".into(),
-            room: "math".into(),
-            codec: "vp8".into(),
-            started_at: "2026-11-21T10:00:00.000Z".into(),
-            ended_at: None,
-            duration_ms: None,
             segments: segments.iter().map(|s| s.to_string()).collect(),
-            export: None,
-            error: None,
-            lost: vec![],
-            events: vec![Event::RecordingStarted { at_ms: 0 }],
+            ..Manifest::begin(
+                "r",
+                "math",
+                "vp8",
+                "2026-11-21T10:00:00.000Z".into(),
+                vec![Event::RecordingStarted { at_ms: 0 }],
+            )
         }
     }
 

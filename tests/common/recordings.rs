@@ -44,3 +44,15 @@ pub async fn stop_and_export(http: &reqwest::Client, api: &str, room: &str, id: 
     }
     manifest
 }
+
+/// A test config recording into a fresh directory named for `name`
+/// (emptied first) and content with 1 MiB of free disk; returns it and the
+/// directory.
+pub fn recording_config(name: &str) -> (tessera::config::Config, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("tessera-rec-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = super::test_config();
+    config.recording.dir = dir.clone();
+    config.recording.min_free_mb = 1;
+    (config, dir)
+}

@@ -85,19 +85,13 @@ impl RoomActor {
                 participant: Some(s.to_string()),
             });
         }
-        let manifest = Manifest {
-            id: id.clone(),
-            room: self.room.clone(),
-            codec: family.as_str().to_string(),
-            started_at: rfc3339(SystemTime::now()),
-            ended_at: None,
-            duration_ms: None,
-            segments: Vec::new(),
-            export: None,
-            error: None,
-            lost: Vec::new(),
+        let manifest = Manifest::begin(
+            &id,
+            &self.room,
+            family.as_str(),
+            rfc3339(SystemTime::now()),
             events,
-        };
+        );
         if let Err(e) = store.save(&manifest) {
             warn!(recording = %id, "writing the manifest: {e}");
         }
