@@ -219,7 +219,13 @@ pub fn routes(
                         "layout": s.layout,
                         "pinned": s.pinned,
                         "speaker": s.speaker,
-                        "participants": s.participants,
+                        "canvas": { "width": s.canvas.width, "height": s.canvas.height, "framerate": s.framerate },
+                        "participants": s.participants.iter().map(|p| {
+                            let tile = s.tiles.iter().find(|(id, _)| *id == p.id).map(|(_, r)| *r);
+                            let mut v = json!(p);
+                            v["tile"] = json!(tile);
+                            v
+                        }).collect::<Vec<_>>(),
                         "encoders": s.encoders,
                         "talking": s.talking,
                     })),

@@ -19,7 +19,7 @@ pub use grid::grid;
 pub use hint::{send_hint, SendHint};
 
 /// A size in pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Size {
     /// Width in pixels.
     pub width: u32,
@@ -28,7 +28,7 @@ pub struct Size {
 }
 
 /// A rectangle on the canvas, in pixels from the top-left corner.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Rect {
     /// Left edge.
     pub x: u32,

@@ -168,6 +168,12 @@ pub struct RoomSnapshot {
     pub decorations: u32,
     /// The recording being made, if any.
     pub recording: Option<String>,
+    /// Canvas size.
+    pub canvas: crate::layout::Size,
+    /// Canvas frames per second.
+    pub framerate: u32,
+    /// Each shown camera's tile on the canvas, by participant id.
+    pub tiles: Vec<(String, crate::layout::Rect)>,
     /// The room's pipeline, weakly: upgrading fails once the room is freed.
     pub pipeline: glib::WeakRef<gst::Pipeline>,
 }
@@ -1083,6 +1089,13 @@ impl RoomActor {
             },
             decorations: self.media.decoration_count(),
             recording: self.recording_id(),
+            canvas: self.media.canvas(),
+            framerate: self.media.framerate(),
+            tiles: self
+                .participants
+                .iter()
+                .filter_map(|(id, p)| Some((id.clone(), p.media.as_ref()?.tile()?)))
+                .collect(),
             pipeline: self.media.pipeline().downgrade(),
         }
     }
