@@ -1,0 +1,435 @@
+//! `tessera-bench`: a load benchmark of the Tessera server against a
+//! bare-GStreamer baseline doing the same media work, with latency measured
+//! glass to glass against direct peer-to-peer, and capacity search.
+//!
+//! The parent process starts the server, the synthetic participants and the
+//! baseline as child processes of this same executable (hidden
+//! subcommands), measures the server and the baseline by PID from /proc,
+//! and writes `results.json`, `results.md` and `results.png`.
+
+mod baseline;
+mod chart;
+mod children;
+mod clip;
+mod code;
+mod peer;
+mod procstat;
+mod report;
+mod run;
+mod scenario;
+mod session;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use gstreamer as gst;
+use tokio::io::AsyncBufReadExt as _;
+
+use crate::clip::ClipKind;
+use crate::peer::{Peer, PeerMedia};
+use crate::report::Report;
+use crate::run::{PeerSpec, Plan};
+use crate::scenario::Scenario;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tessera-bench",
+    version,
+    about = "Load benchmark of the Tessera server against a bare-GStreamer baseline"
+)]
+struct Cli {
+    /// Scenario preset to run (repeatable): lesson-1on1, group-8,
+    /// speaking-club-30, school-morning. Default: all four.
+    #[arg(long = "scenario", value_name = "NAME")]
+    scenarios: Vec<String>,
+    /// Raise participants (rooms, for school-morning) from the smallest
+    /// level until a target breaks; report the last level that held.
+    #[arg(long)]
+    find_capacity: bool,
+    /// Measuring window per level.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Settling time after the last join, before measuring.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Participants per room instead of the preset's.
+    #[arg(long)]
+    participants: Option<usize>,
+    /// Rooms instead of the preset's.
+    #[arg(long)]
+    rooms: Option<usize>,
+    /// Send size instead of the preset's, WIDTHxHEIGHT.
+    #[arg(long, value_parser = parse_size)]
+    send: Option<(u32, u32)>,
+    /// Skip the recording phase.
+    #[arg(long)]
+    no_record: bool,
+    /// Skip the baseline.
+    #[arg(long)]
+    no_baseline: bool,
+    /// A few seconds of lesson-1on1 at a small size: checks that the
+    /// benchmark works and writes a report; its figures mean little.
+    #[arg(long)]
+    smoke: bool,
+    /// Where the report and the logs go.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+    /// Where the pre-encoded clips are cached.
+    #[arg(long, default_value = "target/bench-media")]
+    media: PathBuf,
+    #[command(subcommand)]
+    child: Option<Child>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Child {
+    /// (internal) Run the server.
+    #[command(hide = true)]
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// (internal) One synthetic participant.
+    #[command(hide = true)]
+    Peer {
+        #[arg(long)]
+        spec: String,
+    },
+    /// (internal) Two participants connected directly.
+    #[command(hide = true)]
+    Direct {
+        #[arg(long)]
+        spec: String,
+    },
+    /// (internal) The bare-GStreamer baseline.
+    #[command(hide = true)]
+    Baseline {
+        #[arg(long)]
+        spec: String,
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once('x')
+        .ok_or("expected WIDTHxHEIGHT, e.g. 640x360")?;
+    let w: u32 = w.parse().map_err(|_| format!("bad width {w}"))?;
+    let h: u32 = h.parse().map_err(|_| format!("bad height {h}"))?;
+    if w < 64 || h < 64 || w % 2 == 1 || h % 2 == 1 {
+        return Err("sizes must be even and at least 64x64".into());
+    }
+    Ok((w, h))
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.child {
+            Some(Child::Serve { config }) => serve(config).await,
+            Some(Child::Peer { spec }) => peer_main(serde_json::from_str(&spec)?).await,
+            Some(Child::Direct { spec }) => direct_main(serde_json::from_str(&spec)?).await,
+            Some(Child::Baseline { spec, config }) => {
+                let work = serde_json::from_str(&spec)?;
+                let stop = Arc::new(AtomicBool::new(false));
+                let s = stop.clone();
+                tokio::spawn(async move {
+                    wait_commands(|_| false).await;
+                    s.store(true, Ordering::Relaxed);
+                });
+                tokio::task::spawn_blocking(move || baseline::run(&work, &config, stop)).await?
+            }
+            None => bench(cli_rest(cli)).await,
+        }
+    });
+    // Exit now: a reader of standard input may still be blocked in the
+    // runtime's blocking pool, which would hold the process open.
+    let code = match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code)
+}
+
+/// The options of the parent run (everything but the subcommand).
+struct Options {
+    scenarios: Vec<String>,
+    find_capacity: bool,
+    plan: Plan,
+    participants: Option<usize>,
+    rooms: Option<usize>,
+    send: Option<(u32, u32)>,
+    smoke: bool,
+}
+
+fn cli_rest(cli: Cli) -> Options {
+    let smoke = cli.smoke;
+    Options {
+        scenarios: cli.scenarios,
+        find_capacity: cli.find_capacity,
+        plan: Plan {
+            warmup: if smoke {
+                Duration::from_secs(2)
+            } else {
+                cli.warmup
+            },
+            window: if smoke {
+                Duration::from_secs(3)
+            } else {
+                cli.duration
+            },
+            record: !cli.no_record,
+            baseline: !cli.no_baseline,
+            out: cli.out,
+            media_dir: cli.media,
+        },
+        participants: cli.participants,
+        rooms: cli.rooms,
+        send: cli.send.or(smoke.then_some((320, 180))),
+        smoke,
+    }
+}
+
+/// Reads command lines from standard input until `stop` says so or it closes.
+async fn wait_commands(mut on: impl FnMut(&str) -> bool) {
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let line = line.trim();
+        if line == "stop" || on(line) {
+            return;
+        }
+    }
+}
+
+async fn serve(config: PathBuf) -> anyhow::Result<()> {
+    let config = tessera::config::Config::load(Some(&config))?;
+    tessera::logging::bridge_gstreamer_log();
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+    };
+    tessera::server::run(listener, config, shutdown).await
+}
+
+fn peer_media(spec: &PeerSpec, send: bool) -> anyhow::Result<PeerMedia> {
+    let video = clip::load(
+        &spec.media_dir,
+        ClipKind::Video(spec.codec, spec.send.0, spec.send.1),
+    )?;
+    let audio = clip::load(
+        &spec.media_dir,
+        if spec.clicks {
+            ClipKind::Clicks
+        } else {
+            ClipKind::Quiet
+        },
+    )?;
+    Ok(PeerMedia {
+        codec: spec.codec,
+        video: send.then_some(video),
+        send_size: spec.send,
+        audio: send.then_some(audio),
+        probe: spec.probe,
+        epoch_ms: spec.epoch_ms,
+        jitter_ms: spec.jitter_ms,
+    })
+}
+
+/// Serves "window" (start measuring) and "report" (print what was
+/// measured) until "stop".
+async fn steer(peer: &mut Peer) {
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        match line.trim() {
+            "window" => peer.start_window(),
+            "report" => println!(
+                "{}",
+                serde_json::to_string(&peer.measured()).unwrap_or_default()
+            ),
+            "stop" => break,
+            _ => {}
+        }
+    }
+}
+
+async fn peer_main(spec: PeerSpec) -> anyhow::Result<()> {
+    gst::init()?;
+    let mut peer = Peer::new(&peer_media(&spec, true)?, &spec.name)?;
+    let joined = session::join_server(
+        &peer, &spec.ws, &spec.api, &spec.room, &spec.name, spec.probe,
+    )
+    .await?;
+    println!("joined {}", joined.id);
+    steer(&mut peer).await;
+    drop(joined);
+    peer.finish();
+    Ok(())
+}
+
+async fn direct_main(spec: PeerSpec) -> anyhow::Result<()> {
+    gst::init()?;
+    let sender = Peer::new(
+        &PeerMedia {
+            probe: false,
+            ..peer_media(&spec, true)?
+        },
+        "direct-sender",
+    )?;
+    let mut receiver = Peer::new(&peer_media(&spec, false)?, "direct-receiver")?;
+    *receiver.tiles.lock().unwrap() = vec![code::Area {
+        x: 0,
+        y: 0,
+        width: spec.send.0,
+        height: spec.send.1,
+    }];
+    receiver.mark_join();
+    session::link_direct(&sender, &receiver)?;
+    println!("joined direct");
+    steer(&mut receiver).await;
+    receiver.finish();
+    sender.finish();
+    Ok(())
+}
+
+fn machine() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{model}, {cores} cores")
+}
+
+async fn bench(o: Options) -> anyhow::Result<()> {
+    gst::init()?;
+    let names = if o.smoke {
+        vec!["lesson-1on1".to_string()]
+    } else if o.scenarios.is_empty() {
+        scenario::NAMES.iter().map(|s| s.to_string()).collect()
+    } else {
+        o.scenarios.clone()
+    };
+    let mut scenarios = Vec::new();
+    for name in &names {
+        let mut s = Scenario::preset(name).with_context(|| {
+            format!(
+                "--scenario {name}: no such preset; choose one of {}",
+                scenario::NAMES.join(", ")
+            )
+        })?;
+        if let Some(p) = o.participants {
+            s.per_room = p.max(1);
+        }
+        if let Some(r) = o.rooms {
+            s.rooms = r.max(1);
+        }
+        if let Some(size) = o.send {
+            s.send = size;
+        }
+        scenarios.push(s);
+    }
+    std::fs::create_dir_all(&o.plan.out)
+        .with_context(|| format!("creating {}", o.plan.out.display()))?;
+    // Make every clip up front, so no participant spends its join encoding.
+    for s in &scenarios {
+        for kind in [
+            ClipKind::Video(clip::Codec::Vp8, s.send.0, s.send.1),
+            ClipKind::Video(clip::Codec::H264, s.send.0, s.send.1),
+            ClipKind::Clicks,
+            ClipKind::Quiet,
+        ] {
+            clip::load(&o.plan.media_dir, kind)?;
+        }
+    }
+    let mut report = Report {
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        machine: machine(),
+        date: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        ..Report::default()
+    };
+    let mut directs = std::collections::HashMap::new();
+    for s in scenarios {
+        let mut level = s.clone();
+        if o.find_capacity {
+            if level.name == "school-morning" {
+                level.rooms = 1;
+            } else {
+                level.per_room = 2;
+            }
+        }
+        let mut held: Option<usize> = None;
+        loop {
+            if !directs.contains_key(&level.send) {
+                tracing::info!(size = ?level.send, "measuring direct peer-to-peer latency");
+                directs.insert(level.send, run::direct(&o.plan, level.send).await?);
+            }
+            let direct = directs[&level.send].clone();
+            report.direct = direct.clone();
+            tracing::info!(scenario = %level.name, rooms = level.rooms, per_room = level.per_room, "running a level");
+            let result = run::level(&o.plan, &level, &direct).await?;
+            let broke = result.breaks();
+            tracing::info!(cores = result.server_cores_mean, ratio = ?result.cpu_ratio, fps = ?result.fps_worst, "level done");
+            report.levels.push(result);
+            report::write(&report, &o.plan.out)?;
+            if !o.find_capacity {
+                break;
+            }
+            match broke {
+                Some(why) => {
+                    report.capacity = Some((held.unwrap_or(0), why));
+                    break;
+                }
+                None if level.participants() >= 60 => {
+                    report.capacity =
+                        Some((level.participants(), "stopped at 60 participants".into()));
+                    break;
+                }
+                None => {
+                    held = Some(level.participants());
+                    level = level.heavier();
+                }
+            }
+        }
+    }
+    report::write(&report, &o.plan.out)?;
+    println!("{}", report::markdown(&report));
+    println!(
+        "written: {}/results.json, results.md, results.png",
+        o.plan.out.display()
+    );
+    Ok(())
+}

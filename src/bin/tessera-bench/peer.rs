@@ -1,0 +1,450 @@
+//! A synthetic participant's media: webrtcbin sending pre-encoded clips on
+//! the shared schedule, and receivers that count what arrives. A probe
+//! participant also decodes the canvas and the mix to read the frame codes
+//! and clicks back out, for glass-to-glass latency.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_video as gst_video;
+use gstreamer_video::prelude::*;
+use gstreamer_webrtc as gst_webrtc;
+use serde::{Deserialize, Serialize};
+
+use crate::clip::{self, Clip, Codec, Feed};
+use crate::code::{self, Area};
+
+/// What a participant sends and measures.
+#[derive(Debug, Clone)]
+pub struct PeerMedia {
+    /// Video codec sent and received.
+    pub codec: Codec,
+    /// Video clip (its size is the send size); `None` receives only.
+    pub video: Option<Arc<Clip>>,
+    /// Send size of every participant's video, to find pictures in tiles.
+    pub send_size: (u32, u32),
+    /// Audio clip; `None` receives only.
+    pub audio: Option<Arc<Clip>>,
+    /// Decode what arrives and read latency marks out of it.
+    pub probe: bool,
+    /// The shared schedule's start (Unix ms).
+    pub epoch_ms: f64,
+    /// Receive jitter buffer (ms), as a browser would keep.
+    pub jitter_ms: u32,
+}
+
+/// What a participant measured, from the start of the window.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Measured {
+    /// Canvas frames that arrived, per whole second of the window.
+    pub frames_per_second: Vec<u32>,
+    /// From sending `join` to the first canvas keyframe (ms).
+    pub join_to_first_frame_ms: Option<f64>,
+    /// Bytes of RTP payload received (video and audio) in the window.
+    pub bytes_down: u64,
+    /// Encoded bytes sent in the window.
+    pub bytes_up: u64,
+    /// Window length (s).
+    pub window_s: f64,
+    /// Glass-to-glass video latency samples (ms).
+    pub video_latency_ms: Vec<f64>,
+    /// Click-to-ear audio latency samples (ms).
+    pub audio_latency_ms: Vec<f64>,
+    /// Codec of the canvas received.
+    pub canvas_codec: Option<String>,
+}
+
+#[derive(Default)]
+struct Counters {
+    window_start_ms: f64,
+    joined_ms: f64,
+    first_frame_ms: Option<f64>,
+    frames: Vec<u32>,
+    bytes_down: u64,
+    video_latency: Vec<f64>,
+    audio_latency: Vec<f64>,
+    canvas_codec: Option<String>,
+}
+
+impl Counters {
+    fn in_window(&self, now: f64) -> bool {
+        self.window_start_ms > 0.0 && now >= self.window_start_ms
+    }
+}
+
+/// A running participant pipeline.
+pub struct Peer {
+    /// The pipeline.
+    pub pipeline: gst::Pipeline,
+    /// Its webrtcbin.
+    pub webrtc: gst::Element,
+    /// Tiles of the canvas to read codes from (set by whoever knows the layout).
+    pub tiles: Arc<Mutex<Vec<Area>>>,
+    counters: Arc<Mutex<Counters>>,
+    sent: Vec<Arc<AtomicU64>>,
+    sent_at_window: u64,
+    stop: Arc<AtomicBool>,
+    pacer: Option<std::thread::JoinHandle<()>>,
+}
+
+fn rtp_caps(media: &str, codec: Option<Codec>) -> gst::Caps {
+    let b = gst::Caps::builder("application/x-rtp").field("media", media);
+    match (media, codec) {
+        ("audio", _) => b
+            .field("encoding-name", "OPUS")
+            .field("clock-rate", 48000i32)
+            .field("payload", 111i32)
+            .build(),
+        (_, Some(Codec::H264)) => b
+            .field("encoding-name", "H264")
+            .field("clock-rate", 90000i32)
+            .field("payload", 102i32)
+            .field("packetization-mode", "1")
+            .field("profile-level-id", "42e01f")
+            .build(),
+        _ => b
+            .field("encoding-name", "VP8")
+            .field("clock-rate", 90000i32)
+            .field("payload", 96i32)
+            .build(),
+    }
+}
+
+fn make(factory: &str) -> anyhow::Result<gst::Element> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .with_context(|| format!("the GStreamer element {factory} is missing"))
+}
+
+impl Peer {
+    /// Builds the pipeline (not yet playing).
+    pub fn new(media: &PeerMedia, name: &str) -> anyhow::Result<Peer> {
+        let pipeline = gst::Pipeline::with_name(name);
+        let webrtc = gst::ElementFactory::make("webrtcbin")
+            .property_from_str("bundle-policy", "max-bundle")
+            .property("latency", media.jitter_ms)
+            .build()
+            .context("webrtcbin is missing (gstreamer1.0-plugins-bad)")?;
+        pipeline.add(&webrtc)?;
+        let mut feeds = Vec::new();
+        let mut sent = Vec::new();
+        let sources = [
+            ("video", media.video.clone()),
+            ("audio", media.audio.clone()),
+        ];
+        for (kind, clip) in sources {
+            let Some(clip) = clip else {
+                let caps = rtp_caps(kind, Some(media.codec));
+                webrtc.emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>(
+                    "add-transceiver",
+                    &[&gst_webrtc::WebRTCRTPTransceiverDirection::Recvonly, &caps],
+                );
+                continue;
+            };
+            let src = clip::appsrc(&clip, &format!("{kind}-src"));
+            let pay = match (kind, media.codec) {
+                ("audio", _) => make("rtpopuspay")?,
+                (_, Codec::Vp8) => make("rtpvp8pay")?,
+                (_, Codec::H264) => {
+                    let p = make("rtph264pay")?;
+                    p.set_property("config-interval", -1i32);
+                    p.set_property_from_str("aggregate-mode", "zero-latency");
+                    p
+                }
+            };
+            pay.set_property(
+                "pt",
+                if kind == "audio" {
+                    111u32
+                } else if media.codec == Codec::H264 {
+                    102
+                } else {
+                    96
+                },
+            );
+            let filter = make("capsfilter")?;
+            filter.set_property("caps", rtp_caps(kind, Some(media.codec)));
+            pipeline.add_many([src.upcast_ref(), &pay, &filter])?;
+            gst::Element::link_many([src.upcast_ref(), &pay, &filter])?;
+            let sink = webrtc
+                .request_pad_simple("sink_%u")
+                .context("webrtcbin gives no sink pad")?;
+            filter.static_pad("src").unwrap().link(&sink)?;
+            let bytes = Arc::new(AtomicU64::new(0));
+            sent.push(bytes.clone());
+            feeds.push(Feed { src, clip, bytes });
+        }
+        // Every transceiver both sends and receives, as a browser's would.
+        let mut i = 0;
+        while let Some(tr) = webrtc
+            .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&i])
+        {
+            if tr.direction() != gst_webrtc::WebRTCRTPTransceiverDirection::Recvonly {
+                tr.set_property(
+                    "direction",
+                    gst_webrtc::WebRTCRTPTransceiverDirection::Sendrecv,
+                );
+            }
+            i += 1;
+        }
+        let counters = Arc::new(Mutex::new(Counters::default()));
+        let tiles = Arc::new(Mutex::new(Vec::new()));
+        {
+            let weak = pipeline.downgrade();
+            let counters = counters.clone();
+            let tiles = tiles.clone();
+            let media = media.clone();
+            webrtc.connect_pad_added(move |_, pad| {
+                if pad.direction() != gst::PadDirection::Src {
+                    return;
+                }
+                if let Some(pipeline) = weak.upgrade() {
+                    if let Err(e) = attach_receiver(&pipeline, pad, &media, &counters, &tiles) {
+                        eprintln!("receiver: {e:#}");
+                    }
+                }
+            });
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let pacer = (!feeds.is_empty()).then(|| clip::pace(feeds, media.epoch_ms, stop.clone()));
+        Ok(Peer {
+            pipeline,
+            webrtc,
+            tiles,
+            counters,
+            sent,
+            sent_at_window: 0,
+            stop,
+            pacer,
+        })
+    }
+
+    /// Notes when `join` went out, for join-to-first-frame.
+    pub fn mark_join(&self) {
+        self.counters.lock().unwrap().joined_ms = clip::now_ms();
+    }
+
+    /// Starts the measuring window now.
+    pub fn start_window(&mut self) {
+        self.sent_at_window = self.sent.iter().map(|b| b.load(Ordering::Relaxed)).sum();
+        let mut c = self.counters.lock().unwrap();
+        c.window_start_ms = clip::now_ms();
+        c.frames.clear();
+        c.bytes_down = 0;
+        c.video_latency.clear();
+        c.audio_latency.clear();
+    }
+
+    /// Stops sending and media.
+    pub fn finish(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(p) = self.pacer.take() {
+            let _ = p.join();
+        }
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+
+    /// What was measured since the window started.
+    pub fn measured(&self) -> Measured {
+        let now = clip::now_ms();
+        let sent: u64 = self.sent.iter().map(|b| b.load(Ordering::Relaxed)).sum();
+        let c = self.counters.lock().unwrap();
+        let window_s = if c.window_start_ms > 0.0 {
+            (now - c.window_start_ms) / 1000.0
+        } else {
+            0.0
+        };
+        let whole = window_s.floor() as usize;
+        let mut frames = c.frames.clone();
+        frames.resize(whole, 0);
+        Measured {
+            frames_per_second: frames,
+            join_to_first_frame_ms: c.first_frame_ms.map(|t| t - c.joined_ms),
+            bytes_down: c.bytes_down,
+            bytes_up: sent - self.sent_at_window,
+            window_s,
+            video_latency_ms: c.video_latency.clone(),
+            audio_latency_ms: c.audio_latency.clone(),
+            canvas_codec: c.canvas_codec.clone(),
+        }
+    }
+}
+
+fn attach_receiver(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    media: &PeerMedia,
+    counters: &Arc<Mutex<Counters>>,
+    tiles: &Arc<Mutex<Vec<Area>>>,
+) -> anyhow::Result<()> {
+    let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+    let s = caps.structure(0).context("pad without caps")?;
+    let kind = s.get::<&str>("media").unwrap_or_default().to_string();
+    let encoding = s
+        .get::<&str>("encoding-name")
+        .unwrap_or_default()
+        .to_string();
+    let desc = match (kind.as_str(), encoding.as_str(), media.probe) {
+        ("video", "VP8", false) => "rtpvp8depay name=depay ! fakesink sync=false async=false",
+        ("video", "H264", false) => {
+            "rtph264depay name=depay ! video/x-h264,stream-format=byte-stream,alignment=au ! fakesink sync=false async=false"
+        }
+        ("video", "VP8", true) => {
+            "rtpvp8depay name=depay ! vp8dec threads=1 ! video/x-raw,format=I420 ! appsink name=sink sync=false"
+        }
+        ("video", "H264", true) => {
+            "rtph264depay name=depay ! avdec_h264 max-threads=1 ! video/x-raw,format=I420 ! appsink name=sink sync=false"
+        }
+        ("audio", _, true) => {
+            "rtpopusdepay ! opusdec ! audioconvert ! audioresample ! audio/x-raw,format=F32LE,rate=48000,channels=1,layout=interleaved ! appsink name=sink sync=false"
+        }
+        _ => "fakesink sync=false async=false",
+    };
+    let bin = gst::parse::bin_from_description(desc, true)?;
+    pipeline.add(&bin)?;
+    bin.sync_state_with_parent()?;
+    {
+        let counters = counters.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(buf) = info.buffer() {
+                let mut c = counters.lock().unwrap();
+                if c.in_window(clip::now_ms()) {
+                    c.bytes_down += buf.size() as u64;
+                }
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
+    pad.link(&bin.static_pad("sink").context("receiver bin has no sink")?)?;
+    if kind == "video" {
+        counters.lock().unwrap().canvas_codec = Some(encoding.to_lowercase());
+        let depay = bin.by_name("depay").context("no depayloader")?;
+        let counters = counters.clone();
+        depay
+            .static_pad("src")
+            .unwrap()
+            .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                let Some(buf) = info.buffer() else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                let now = clip::now_ms();
+                let mut c = counters.lock().unwrap();
+                if c.first_frame_ms.is_none() && !buf.flags().contains(gst::BufferFlags::DELTA_UNIT)
+                {
+                    c.first_frame_ms = Some(now);
+                }
+                if c.in_window(now) {
+                    let second = ((now - c.window_start_ms) / 1000.0) as usize;
+                    if c.frames.len() <= second {
+                        c.frames.resize(second + 1, 0);
+                    }
+                    c.frames[second] += 1;
+                }
+                gst::PadProbeReturn::Ok
+            });
+    }
+    let Some(sink) = bin
+        .by_name("sink")
+        .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
+    else {
+        return Ok(());
+    };
+    if kind == "video" {
+        sink.set_callbacks(video_reader(media, counters.clone(), tiles.clone()));
+    } else {
+        sink.set_callbacks(click_reader(media, counters.clone()));
+    }
+    Ok(())
+}
+
+/// Reads each tile's frame code from every decoded canvas frame; a code
+/// seen for the first time in a tile is a latency sample.
+fn video_reader(
+    media: &PeerMedia,
+    counters: Arc<Mutex<Counters>>,
+    tiles: Arc<Mutex<Vec<Area>>>,
+) -> gst_app::AppSinkCallbacks {
+    let (epoch, send_size) = (media.epoch_ms, media.send_size);
+    let frame_ms = 1000.0 / f64::from(clip::FPS);
+    let mut last: Vec<Option<u32>> = Vec::new();
+    let mut last_tiles: Vec<Area> = Vec::new();
+    gst_app::AppSinkCallbacks::builder()
+        .new_sample(move |sink| {
+            let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+            let now = clip::now_ms();
+            let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+            let caps = sample.caps().ok_or(gst::FlowError::Error)?;
+            let info = gst_video::VideoInfo::from_caps(caps).map_err(|_| gst::FlowError::Error)?;
+            let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info)
+                .map_err(|_| gst::FlowError::Error)?;
+            let stride = frame.plane_stride()[0] as usize;
+            let luma = frame.plane_data(0).map_err(|_| gst::FlowError::Error)?;
+            let current = tiles.lock().unwrap().clone();
+            if current != last_tiles {
+                last = vec![None; current.len()];
+                last_tiles = current.clone();
+            }
+            let mut samples = Vec::new();
+            for (i, tile) in current.iter().enumerate() {
+                let inside =
+                    tile.x + tile.width <= info.width() && tile.y + tile.height <= info.height();
+                if !inside {
+                    continue;
+                }
+                let Some(c) = code::read(luma, stride, code::fitted(*tile, send_size)) else {
+                    continue;
+                };
+                if last[i] != Some(c) {
+                    if last[i].is_some() {
+                        samples.push(
+                            now - code::send_time(c, clip::VIDEO_FRAMES, epoch, frame_ms, now),
+                        );
+                    }
+                    last[i] = Some(c);
+                }
+            }
+            let mut cnt = counters.lock().unwrap();
+            if cnt.in_window(now) {
+                cnt.video_latency.extend(samples);
+            }
+            Ok(gst::FlowSuccess::Ok)
+        })
+        .build()
+}
+
+/// Finds clicks in the decoded mix; each is a latency sample against the
+/// click schedule (one at the start of every second from the epoch).
+fn click_reader(media: &PeerMedia, counters: Arc<Mutex<Counters>>) -> gst_app::AppSinkCallbacks {
+    let epoch = media.epoch_ms;
+    let mut detector = code::ClickDetector::new(48_000 / 5);
+    gst_app::AppSinkCallbacks::builder()
+        .new_sample(move |sink| {
+            let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+            let now = clip::now_ms();
+            let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+            let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+            let samples: Vec<f32> = map
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            if std::env::var_os("BENCH_DEBUG").is_some() {
+                let peak = samples.iter().fold(0f32, |m, s| m.max(s.abs()));
+                eprintln!("audio {} samples peak {peak}", samples.len());
+            }
+            if let Some(i) = detector.feed(&samples) {
+                // Played from the buffer's arrival, the onset is heard i samples in.
+                let heard = now + i as f64 / 48.0;
+                let sent = epoch + ((heard - epoch) / 1000.0).floor() * 1000.0;
+                let mut c = counters.lock().unwrap();
+                if c.in_window(now) {
+                    c.audio_latency.push(heard - sent);
+                }
+            }
+            Ok(gst::FlowSuccess::Ok)
+        })
+        .build()
+}

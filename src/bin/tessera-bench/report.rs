@@ -1,0 +1,303 @@
+//! Figures: percentiles, one level's results, and the three outputs (JSON,
+//! a Markdown table, a PNG chart of CPU and latency against participants).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::targets;
+
+/// The `q` quantile (0..=1) of `values`, by nearest rank; `None` if empty.
+pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    Some(v[rank - 1])
+}
+
+/// Median and 95th percentile of a varying figure.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Spread {
+    /// Median.
+    pub median: f64,
+    /// 95th percentile.
+    pub p95: f64,
+}
+
+impl Spread {
+    /// Of `values`; `None` if there are none.
+    pub fn of(values: &[f64]) -> Option<Spread> {
+        Some(Spread {
+            median: quantile(values, 0.5)?,
+            p95: quantile(values, 0.95)?,
+        })
+    }
+
+    /// This minus `other`, figure by figure.
+    pub fn minus(self, other: Spread) -> Spread {
+        Spread {
+            median: self.median - other.median,
+            p95: self.p95 - other.p95,
+        }
+    }
+}
+
+/// Direct peer-to-peer latency, measured once per run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Direct {
+    /// Video glass-to-glass (ms).
+    pub video_ms: Option<Spread>,
+    /// Audio click-to-ear (ms).
+    pub audio_ms: Option<Spread>,
+}
+
+/// Everything measured at one load.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Level {
+    /// Scenario preset.
+    pub scenario: String,
+    /// Rooms.
+    pub rooms: usize,
+    /// Participants in all rooms.
+    pub participants: usize,
+    /// Send size.
+    pub send: (u32, u32),
+    /// Measuring window (s).
+    pub window_s: f64,
+    /// Server CPU, cores, sampled each second.
+    pub server_cores: Option<Spread>,
+    /// Server CPU over the whole window, cores.
+    pub server_cores_mean: f64,
+    /// Baseline CPU over its window, cores.
+    pub baseline_cores_mean: Option<f64>,
+    /// Tessera CPU ÷ baseline CPU.
+    pub cpu_ratio: Option<f64>,
+    /// Server RSS at the end of the window (MB).
+    pub rss_mb: f64,
+    /// Server RSS added per participant over the idle server (MB).
+    pub rss_per_participant_mb: f64,
+    /// Per receiver, its median canvas fps; spread over receivers.
+    pub fps: Option<Spread>,
+    /// The worst receiver's median fps.
+    pub fps_worst: Option<f64>,
+    /// Target canvas fps.
+    pub fps_target: f64,
+    /// Glass-to-glass video latency through Tessera (ms).
+    pub video_latency_ms: Option<Spread>,
+    /// Click-to-ear audio latency through Tessera (ms).
+    pub audio_latency_ms: Option<Spread>,
+    /// Video latency added by the server: through Tessera − direct (ms).
+    pub video_added_ms: Option<Spread>,
+    /// Audio latency added by the server (ms).
+    pub audio_added_ms: Option<Spread>,
+    /// Join to first canvas keyframe (ms).
+    pub join_ms: Option<Spread>,
+    /// Upstream bitrate per participant (kbit/s).
+    pub up_kbps: Option<Spread>,
+    /// Downstream bitrate per participant (kbit/s).
+    pub down_kbps: Option<Spread>,
+    /// Server CPU while recording every room ÷ the same rooms not recording.
+    pub recording_cpu_ratio: Option<f64>,
+    /// Participants that never got a frame or gave no report.
+    pub failed_participants: usize,
+}
+
+impl Level {
+    /// What target this level misses, if any (for `--find-capacity`).
+    pub fn breaks(&self) -> Option<String> {
+        match self.fps_worst {
+            None => return Some("no receiver reported frames".into()),
+            Some(f) if f < targets::MIN_FPS => {
+                return Some(format!(
+                    "a receiver got {f:.1} fps (target {})",
+                    targets::MIN_FPS
+                ))
+            }
+            _ => {}
+        }
+        if let Some(v) = self.video_added_ms {
+            if v.p95 > targets::VIDEO_ADDED_P95_MS {
+                return Some(format!("video latency added p95 {:.0} ms", v.p95));
+            }
+        }
+        if self.failed_participants > 0 {
+            return Some(format!("{} participants failed", self.failed_participants));
+        }
+        None
+    }
+}
+
+/// A whole run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Report {
+    /// The command line.
+    pub command: String,
+    /// Machine: CPU model and cores.
+    pub machine: String,
+    /// When (UTC, RFC 3339).
+    pub date: String,
+    /// Peer-to-peer latency.
+    pub direct: Direct,
+    /// Each level run.
+    pub levels: Vec<Level>,
+    /// With --find-capacity: the heaviest level that held, and why the next did not.
+    pub capacity: Option<(usize, String)>,
+}
+
+fn spread(s: Option<Spread>, digits: usize) -> String {
+    match s {
+        Some(s) => format!("{:.d$} / {:.d$}", s.median, s.p95, d = digits),
+        None => "–".into(),
+    }
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map(|v| format!("{v:.digits$}"))
+        .unwrap_or_else(|| "–".into())
+}
+
+/// The report as Markdown.
+pub fn markdown(r: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Command: `{}`  \nMachine: {}  \nDate: {}\n",
+        r.command, r.machine, r.date
+    );
+    let _ = writeln!(
+        out,
+        "Direct peer-to-peer latency (median / p95): video {} ms, audio {} ms.\n",
+        spread(r.direct.video_ms, 0),
+        spread(r.direct.audio_ms, 0)
+    );
+    out.push_str("| scenario | rooms × people | send | Tessera CPU (cores, median / p95) | baseline CPU | **ratio** | recording CPU ratio | RSS MB (per person) |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|\n");
+    for l in &r.levels {
+        let _ = writeln!(
+            out,
+            "| {} | {} × {} | {}×{} | {} (mean {:.2}) | {} | **{}** | {} | {:.0} ({:.1}) |",
+            l.scenario,
+            l.rooms,
+            l.participants / l.rooms.max(1),
+            l.send.0,
+            l.send.1,
+            spread(l.server_cores, 2),
+            l.server_cores_mean,
+            opt(l.baseline_cores_mean, 2),
+            opt(l.cpu_ratio, 2),
+            opt(l.recording_cpu_ratio, 2),
+            l.rss_mb,
+            l.rss_per_participant_mb,
+        );
+    }
+    out.push('\n');
+    out.push_str("| scenario | people | canvas fps per receiver (median / p95; worst) | video latency added ms (median / p95) | audio latency added ms | through Tessera: video / audio ms | join → first frame ms | up / down kbit/s per person |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|\n");
+    for l in &r.levels {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} ; {} of {} | {} | {} | {} / {} | {} | {} / {} |",
+            l.scenario,
+            l.participants,
+            spread(l.fps, 1),
+            opt(l.fps_worst, 1),
+            l.fps_target,
+            spread(l.video_added_ms, 0),
+            spread(l.audio_added_ms, 0),
+            spread(l.video_latency_ms, 0),
+            spread(l.audio_latency_ms, 0),
+            spread(l.join_ms, 0),
+            spread(l.up_kbps, 0),
+            spread(l.down_kbps, 0),
+        );
+    }
+    if let Some((n, why)) = &r.capacity {
+        let _ = writeln!(
+            out,
+            "\nCapacity: {n} participants held every target; the next level did not ({why})."
+        );
+    }
+    out
+}
+
+/// Writes `results.json`, `results.md` and `results.png` into `dir`.
+pub fn write(r: &Report, dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(r)?)?;
+    std::fs::write(dir.join("results.md"), markdown(r))?;
+    crate::chart::draw(r, &dir.join("results.png"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_by_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(quantile(&v, 0.5), Some(50.0));
+        assert_eq!(quantile(&v, 0.95), Some(95.0));
+        assert_eq!(quantile(&[3.0], 0.95), Some(3.0));
+        assert_eq!(quantile(&[], 0.5), None);
+        let s = Spread::of(&[10.0, 30.0, 20.0]).unwrap();
+        assert_eq!(
+            s,
+            Spread {
+                median: 20.0,
+                p95: 30.0
+            }
+        );
+        assert_eq!(
+            s.minus(Spread {
+                median: 5.0,
+                p95: 5.0
+            }),
+            Spread {
+                median: 15.0,
+                p95: 25.0
+            }
+        );
+    }
+
+    #[test]
+    fn a_level_breaks_on_fps_or_latency() {
+        let mut l = Level {
+            fps_worst: Some(29.5),
+            video_added_ms: Some(Spread {
+                median: 40.0,
+                p95: 70.0,
+            }),
+            ..Level::default()
+        };
+        assert_eq!(l.breaks(), None);
+        l.fps_worst = Some(27.0);
+        assert!(l.breaks().unwrap().contains("27.0 fps"));
+        l.fps_worst = Some(30.0);
+        l.video_added_ms = Some(Spread {
+            median: 90.0,
+            p95: 130.0,
+        });
+        assert!(l.breaks().unwrap().contains("130"));
+    }
+
+    #[test]
+    fn markdown_has_a_row_per_level() {
+        let r = Report {
+            levels: vec![Level {
+                scenario: "group-8".into(),
+                rooms: 1,
+                participants: 8,
+                ..Level::default()
+            }],
+            ..Report::default()
+        };
+        let md = markdown(&r);
+        assert_eq!(md.matches("| group-8 |").count(), 2);
+    }
+}

@@ -1,0 +1,400 @@
+//! The parent side of a benchmark run: start the server, bring up the
+//! synthetic participants, measure a window, record a while, stop; then the
+//! same media work in the bare baseline; then put the figures together.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::baseline::{RoomWork, Work};
+use crate::children::{free_port, server_config, Server, Steered};
+use crate::clip::{self, Codec};
+use crate::peer::Measured;
+use crate::procstat;
+use crate::report::{Direct, Level, Spread};
+use crate::scenario::Scenario;
+
+/// Timing and output of a run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Seconds after the last join before measuring.
+    pub warmup: Duration,
+    /// Measuring window.
+    pub window: Duration,
+    /// Also measure recording every room.
+    pub record: bool,
+    /// Also run the baseline.
+    pub baseline: bool,
+    /// Output and work directory.
+    pub out: PathBuf,
+    /// Where the clips are cached.
+    pub media_dir: PathBuf,
+}
+
+/// What a synthetic participant process is told to do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerSpec {
+    /// Signaling URL.
+    pub ws: String,
+    /// Server base URL, for the room's tiles.
+    pub api: String,
+    /// Room id.
+    pub room: String,
+    /// Display name.
+    pub name: String,
+    /// Video codec.
+    pub codec: Codec,
+    /// Send size.
+    pub send: (u32, u32),
+    /// Send the click track (else a quiet tone).
+    pub clicks: bool,
+    /// Decode and read latency marks.
+    pub probe: bool,
+    /// Shared schedule start.
+    pub epoch_ms: f64,
+    /// Clip cache.
+    pub media_dir: PathBuf,
+    /// Receive jitter buffer.
+    pub jitter_ms: u32,
+}
+
+/// Receive jitter buffer of the synthetic participants, as a browser keeps
+/// on a clean network.
+pub const PEER_JITTER_MS: u32 = 40;
+
+fn epoch() -> f64 {
+    (clip::now_ms() / 1000.0).floor() * 1000.0
+}
+
+fn report_of(line: &str) -> Option<Measured> {
+    serde_json::from_str(line).ok()
+}
+
+/// Measures direct peer-to-peer latency at `send` size.
+pub async fn direct(plan: &Plan, send: (u32, u32)) -> anyhow::Result<Direct> {
+    let spec = PeerSpec {
+        ws: String::new(),
+        api: String::new(),
+        room: "direct".into(),
+        name: "direct".into(),
+        codec: Codec::Vp8,
+        send,
+        clicks: true,
+        probe: true,
+        epoch_ms: epoch(),
+        media_dir: plan.media_dir.clone(),
+        jitter_ms: PEER_JITTER_MS,
+    };
+    let log = plan.out.join("direct.log");
+    let mut child = Steered::spawn(
+        &[
+            "direct".into(),
+            "--spec".into(),
+            serde_json::to_string(&spec)?,
+        ],
+        &log,
+    )?;
+    child
+        .next_line(Duration::from_secs(60))
+        .await
+        .context("direct peers")?;
+    tokio::time::sleep(plan.warmup).await;
+    child.say("window").await?;
+    tokio::time::sleep(plan.window).await;
+    child.say("report").await?;
+    let m = report_of(&child.next_line(Duration::from_secs(20)).await?).context("direct report")?;
+    child.reap(Duration::from_secs(5)).await;
+    Ok(Direct {
+        video_ms: Spread::of(&m.video_latency_ms),
+        audio_ms: Spread::of(&m.audio_latency_ms),
+    })
+}
+
+fn cores_between(a: &Option<procstat::Reading>, b: &Option<procstat::Reading>) -> f64 {
+    match (a, b) {
+        (Some(a), Some(b)) => procstat::cores(a, b),
+        _ => 0.0,
+    }
+}
+
+/// Samples `pid` every second for `window`; returns per-second cores, the
+/// whole window's cores and the last reading.
+async fn sample(pid: Option<u32>, window: Duration) -> (Vec<f64>, f64, Option<procstat::Reading>) {
+    let read = || pid.and_then(procstat::read);
+    let first = read();
+    let mut prev = first;
+    let mut per_second = Vec::new();
+    let end = tokio::time::Instant::now() + window;
+    while tokio::time::Instant::now() < end {
+        tokio::time::sleep(Duration::from_secs(1).min(end - tokio::time::Instant::now())).await;
+        let now = read();
+        per_second.push(cores_between(&prev, &now));
+        prev = now;
+    }
+    (per_second, cores_between(&first, &prev), prev)
+}
+
+/// Runs one level of load against the server, then the baseline.
+pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result<Level> {
+    let dir = plan
+        .out
+        .join(format!("{}-{}x{}", s.name, s.rooms, s.per_room));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let port = free_port()?;
+    let config = server_config(&dir, port, s.participants())?;
+    let server = Server::start(&config, port, &dir.join("server.log")).await?;
+    let pid = server.pid();
+    let idle_rss = pid.and_then(procstat::read).map(|r| r.rss).unwrap_or(0);
+    let epoch_ms = epoch();
+    let http = server.http.clone();
+    let ws = format!("ws://127.0.0.1:{port}/ws");
+    let peer_log = dir.join("peers.log");
+    let mut peers = Vec::new();
+    let mut failed = 0;
+    for r in 0..s.rooms {
+        for p in 0..s.per_room {
+            let spec = PeerSpec {
+                ws: ws.clone(),
+                api: http.clone(),
+                room: format!("bench-{r}"),
+                name: format!("p{r}-{p}"),
+                codec: s.codec(p),
+                send: s.send,
+                clicks: p == 0,
+                probe: p == 1 || s.per_room == 1,
+                epoch_ms,
+                media_dir: plan.media_dir.clone(),
+                jitter_ms: PEER_JITTER_MS,
+            };
+            let mut child = Steered::spawn(
+                &[
+                    "peer".into(),
+                    "--spec".into(),
+                    serde_json::to_string(&spec)?,
+                ],
+                &peer_log,
+            )?;
+            match child.next_line(Duration::from_secs(30)).await {
+                Ok(_) => peers.push(child),
+                Err(e) => {
+                    tracing::warn!(
+                        room = r,
+                        participant = p,
+                        "a participant did not join: {e:#}"
+                    );
+                    failed += 1;
+                }
+            }
+        }
+    }
+    tokio::time::sleep(plan.warmup).await;
+    for p in &mut peers {
+        p.say("window").await?;
+    }
+    let client = reqwest::Client::new();
+    let (per_second, mean, last) = sample(pid, plan.window).await;
+    let mut talkers = BTreeMap::new();
+    for r in 0..s.rooms {
+        let room = format!("bench-{r}");
+        let v: Value = client
+            .get(format!("{http}/api/rooms/{room}"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        talkers.insert(r, v["talking"].as_array().map_or(0, Vec::len));
+    }
+    let mut reports = Vec::new();
+    for p in &mut peers {
+        p.say("report").await?;
+        match p
+            .next_line(Duration::from_secs(20))
+            .await
+            .ok()
+            .as_deref()
+            .and_then(report_of)
+        {
+            Some(m) => reports.push(m),
+            None => failed += 1,
+        }
+    }
+    let recording_cpu_ratio = if plan.record {
+        let ratio = record_ratio(&client, &http, s.rooms, pid, plan.window, mean).await;
+        if let Err(e) = &ratio {
+            tracing::warn!("recording phase: {e:#}");
+        }
+        ratio.ok()
+    } else {
+        None
+    };
+    for p in &mut peers {
+        let _ = p.say("stop").await;
+    }
+    for p in peers {
+        p.reap(Duration::from_secs(5)).await;
+    }
+    server.stop().await;
+
+    let baseline = if plan.baseline {
+        let work = Work {
+            rooms: (0..s.rooms)
+                .map(|r| {
+                    let participants: Vec<Codec> = (0..s.per_room).map(|p| s.codec(p)).collect();
+                    let mut families = participants.clone();
+                    families.sort_by_key(|c| c.name());
+                    families.dedup();
+                    RoomWork {
+                        participants,
+                        families,
+                        talkers: talkers.get(&r).copied().unwrap_or(0),
+                    }
+                })
+                .collect(),
+            send: s.send,
+            epoch_ms: epoch(),
+            media_dir: plan.media_dir.clone(),
+        };
+        Some(baseline(plan, &work, &config, &dir).await?)
+    } else {
+        None
+    };
+    Ok(assemble(
+        s,
+        plan,
+        &reports,
+        failed,
+        per_second,
+        mean,
+        last,
+        idle_rss,
+        baseline,
+        recording_cpu_ratio,
+        direct,
+    ))
+}
+
+/// Starts recording every room, measures the server for `window`, stops.
+async fn record_ratio(
+    client: &reqwest::Client,
+    http: &str,
+    rooms: usize,
+    pid: Option<u32>,
+    window: Duration,
+    not_recording: f64,
+) -> anyhow::Result<f64> {
+    for r in 0..rooms {
+        let url = format!("{http}/api/rooms/bench-{r}/recording");
+        let reply = client.post(&url).send().await?;
+        anyhow::ensure!(
+            reply.status().is_success(),
+            "POST {url}: {}",
+            reply.text().await.unwrap_or_default()
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, recording, _) = sample(pid, window).await;
+    for r in 0..rooms {
+        let _ = client
+            .delete(format!("{http}/api/rooms/bench-{r}/recording"))
+            .send()
+            .await;
+    }
+    anyhow::ensure!(not_recording > 0.0, "no CPU figure without recording");
+    Ok(recording / not_recording)
+}
+
+async fn baseline(plan: &Plan, work: &Work, config: &Path, dir: &Path) -> anyhow::Result<f64> {
+    let args = vec![
+        "baseline".to_string(),
+        "--spec".into(),
+        serde_json::to_string(work)?,
+        "--config".into(),
+        config.display().to_string(),
+    ];
+    let mut child = Steered::spawn(&args, &dir.join("baseline.log"))?;
+    child
+        .next_line(Duration::from_secs(60))
+        .await
+        .context("the baseline did not start")?;
+    tokio::time::sleep(plan.warmup).await;
+    let (_, mean, _) = sample(child.pid(), plan.window).await;
+    let _ = child.say("stop").await;
+    child.reap(Duration::from_secs(10)).await;
+    Ok(mean)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn assemble(
+    s: &Scenario,
+    plan: &Plan,
+    reports: &[Measured],
+    failed: usize,
+    per_second: Vec<f64>,
+    mean: f64,
+    last: Option<procstat::Reading>,
+    idle_rss: u64,
+    baseline: Option<f64>,
+    recording_cpu_ratio: Option<f64>,
+    direct: &Direct,
+) -> Level {
+    let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let rss = last.map(|r| r.rss).unwrap_or(0);
+    let receiver_fps: Vec<f64> = reports
+        .iter()
+        .filter_map(|m| {
+            let f: Vec<f64> = m.frames_per_second.iter().map(|f| f64::from(*f)).collect();
+            crate::report::quantile(&f, 0.5)
+        })
+        .collect();
+    let no_frames = reports
+        .iter()
+        .filter(|m| m.frames_per_second.iter().all(|f| *f == 0))
+        .count();
+    let all = |f: fn(&Measured) -> &Vec<f64>| -> Vec<f64> {
+        reports.iter().flat_map(|m| f(m).iter().copied()).collect()
+    };
+    let video = Spread::of(&all(|m| &m.video_latency_ms));
+    let audio = Spread::of(&all(|m| &m.audio_latency_ms));
+    let kbps = |bytes: fn(&Measured) -> u64| -> Vec<f64> {
+        reports
+            .iter()
+            .filter(|m| m.window_s > 0.0)
+            .map(|m| bytes(m) as f64 * 8.0 / m.window_s / 1000.0)
+            .collect()
+    };
+    let joins: Vec<f64> = reports
+        .iter()
+        .filter_map(|m| m.join_to_first_frame_ms)
+        .collect();
+    let participants = s.participants();
+    Level {
+        scenario: s.name.clone(),
+        rooms: s.rooms,
+        participants,
+        send: s.send,
+        window_s: plan.window.as_secs_f64(),
+        server_cores: Spread::of(&per_second),
+        server_cores_mean: mean,
+        baseline_cores_mean: baseline,
+        cpu_ratio: baseline.filter(|b| *b > 0.0).map(|b| mean / b),
+        rss_mb: mb(rss),
+        rss_per_participant_mb: mb(rss.saturating_sub(idle_rss)) / participants.max(1) as f64,
+        fps: Spread::of(&receiver_fps),
+        fps_worst: receiver_fps.iter().copied().reduce(f64::min),
+        fps_target: f64::from(clip::FPS),
+        video_latency_ms: video,
+        audio_latency_ms: audio,
+        video_added_ms: video.zip(direct.video_ms).map(|(t, d)| t.minus(d)),
+        audio_added_ms: audio.zip(direct.audio_ms).map(|(t, d)| t.minus(d)),
+        join_ms: Spread::of(&joins),
+        up_kbps: Spread::of(&kbps(|m| m.bytes_up)),
+        down_kbps: Spread::of(&kbps(|m| m.bytes_down)),
+        recording_cpu_ratio,
+        failed_participants: failed + no_frames,
+    }
+}

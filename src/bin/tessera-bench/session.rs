@@ -1,0 +1,232 @@
+//! How a synthetic participant negotiates: with Tessera over the real
+//! WebSocket protocol, or directly with another participant in the same
+//! process (the peer-to-peer latency baseline).
+
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use futures_util::{SinkExt as _, StreamExt as _};
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_sdp as gst_sdp;
+use gstreamer_webrtc as gst_webrtc;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::code::Area;
+use crate::peer::Peer;
+
+fn description(
+    kind: gst_webrtc::WebRTCSDPType,
+    sdp: &str,
+) -> anyhow::Result<gst_webrtc::WebRTCSessionDescription> {
+    let msg = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()).context("unparsable SDP")?;
+    Ok(gst_webrtc::WebRTCSessionDescription::new(kind, msg))
+}
+
+/// Offers when webrtcbin wants to negotiate; each offer text goes to `out`.
+fn offer_on_demand(webrtc: &gst::Element, out: mpsc::UnboundedSender<String>) {
+    webrtc.connect("on-negotiation-needed", false, move |values| {
+        let webrtc = values[0].get::<gst::Element>().ok()?;
+        let w = webrtc.clone();
+        let out = out.clone();
+        let promise = gst::Promise::with_change_func(move |reply| {
+            let Ok(Some(reply)) = reply else { return };
+            let Ok(offer) = reply.get::<gst_webrtc::WebRTCSessionDescription>("offer") else {
+                return;
+            };
+            w.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
+            if let Ok(text) = offer.sdp().as_text() {
+                let _ = out.send(text);
+            }
+        });
+        webrtc.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
+        None
+    });
+}
+
+/// Sends each local ICE candidate as (m-line, candidate) to `out`.
+fn candidates_to(webrtc: &gst::Element, out: mpsc::UnboundedSender<(u32, String)>) {
+    webrtc.connect("on-ice-candidate", false, move |values| {
+        let mline = values[1].get::<u32>().ok()?;
+        let cand = values[2].get::<String>().ok()?;
+        let _ = out.send((mline, cand));
+        None
+    });
+}
+
+/// A participant in a Tessera room.
+pub struct Joined {
+    /// The participant id the server gave.
+    pub id: String,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Joined {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Joins `room` on the server at `ws`, negotiates, and (for a probe) keeps
+/// `peer.tiles` up to date from the admin API at `api`.
+pub async fn join_server(
+    peer: &Peer,
+    ws: &str,
+    api: &str,
+    room: &str,
+    name: &str,
+    probe: bool,
+) -> anyhow::Result<Joined> {
+    let (socket, _) = tokio_tungstenite::connect_async(ws)
+        .await
+        .with_context(|| format!("connecting to {ws}"))?;
+    let (mut sink, mut stream) = socket.split();
+    let (offers_tx, mut offers) = mpsc::unbounded_channel::<String>();
+    let (cands_tx, mut cands) = mpsc::unbounded_channel::<(u32, String)>();
+    offer_on_demand(&peer.webrtc, offers_tx);
+    candidates_to(&peer.webrtc, cands_tx);
+
+    peer.mark_join();
+    sink.send(Message::text(
+        json!({"type": "join", "room": room, "name": name}).to_string(),
+    ))
+    .await?;
+    let id = loop {
+        let frame = tokio::time::timeout(Duration::from_secs(15), stream.next())
+            .await
+            .context("no answer to join within 15 s")?;
+        let Some(Ok(Message::Text(text))) = frame else {
+            bail!("the server closed the socket before joined");
+        };
+        let v: Value = serde_json::from_str(&text)?;
+        match v["type"].as_str() {
+            Some("joined") => break v["participantId"].as_str().unwrap_or_default().to_string(),
+            Some("error") => bail!("join refused: {v}"),
+            _ => {}
+        }
+    };
+    peer.pipeline.set_state(gst::State::Playing)?;
+
+    let webrtc = peer.webrtc.downgrade();
+    let signaling = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                Some(sdp) = offers.recv() => {
+                    let m = json!({"type": "offer", "sdp": sdp});
+                    if sink.send(Message::text(m.to_string())).await.is_err() { break; }
+                }
+                Some((mline, candidate)) = cands.recv() => {
+                    let m = json!({"type": "ice", "candidate": candidate, "sdpMLineIndex": mline});
+                    if sink.send(Message::text(m.to_string())).await.is_err() { break; }
+                }
+                frame = stream.next() => {
+                    let Some(Ok(frame)) = frame else { break };
+                    let Message::Text(text) = frame else { continue };
+                    let Ok(v) = serde_json::from_str::<Value>(&text) else { continue };
+                    let Some(webrtc) = webrtc.upgrade() else { break };
+                    match v["type"].as_str() {
+                        Some("answer") => {
+                            match description(gst_webrtc::WebRTCSDPType::Answer, v["sdp"].as_str().unwrap_or_default()) {
+                                Ok(answer) => webrtc.emit_by_name::<()>("set-remote-description", &[&answer, &None::<gst::Promise>]),
+                                Err(e) => eprintln!("bad answer: {e:#}"),
+                            }
+                        }
+                        Some("ice") => {
+                            let mline = v["sdpMLineIndex"].as_u64().unwrap_or(0) as u32;
+                            let cand = v["candidate"].as_str().unwrap_or_default().to_string();
+                            webrtc.emit_by_name::<()>("add-ice-candidate", &[&mline, &cand]);
+                        }
+                        Some("error") => eprintln!("server error: {v}"),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    });
+    let mut tasks = vec![signaling];
+    if probe {
+        let tiles = peer.tiles.clone();
+        let url = format!("{api}/api/rooms/{room}");
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            loop {
+                if let Ok(reply) = client.get(&url).send().await {
+                    if let Ok(v) = reply.json::<Value>().await {
+                        *tiles.lock().unwrap() = tiles_of(&v);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }));
+    }
+    Ok(Joined { id, tasks })
+}
+
+/// The camera tiles in a `GET /api/rooms/{room}` reply.
+pub fn tiles_of(room: &Value) -> Vec<Area> {
+    let Some(list) = room["participants"].as_array() else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|p| {
+            let t = &p["tile"];
+            let get = |k: &str| t[k].as_u64().map(|v| v as u32);
+            Some(Area {
+                x: get("x")?,
+                y: get("y")?,
+                width: get("width")?,
+                height: get("height")?,
+            })
+        })
+        .collect()
+}
+
+/// Connects `sender` (offering) straight to `receiver` (answering), in
+/// process: the peer-to-peer path the server's latency is compared with.
+pub fn link_direct(sender: &Peer, receiver: &Peer) -> anyhow::Result<()> {
+    let (offers_tx, mut offers) = mpsc::unbounded_channel::<String>();
+    offer_on_demand(&sender.webrtc, offers_tx);
+    for (from, to) in [
+        (&sender.webrtc, &receiver.webrtc),
+        (&receiver.webrtc, &sender.webrtc),
+    ] {
+        let to = to.downgrade();
+        from.connect("on-ice-candidate", false, move |values| {
+            let mline = values[1].get::<u32>().ok()?;
+            let cand = values[2].get::<String>().ok()?;
+            if let Some(to) = to.upgrade() {
+                to.emit_by_name::<()>("add-ice-candidate", &[&mline, &cand]);
+            }
+            None
+        });
+    }
+    receiver.pipeline.set_state(gst::State::Playing)?;
+    sender.pipeline.set_state(gst::State::Playing)?;
+    let (a, b) = (sender.webrtc.downgrade(), receiver.webrtc.downgrade());
+    tokio::spawn(async move {
+        while let Some(sdp) = offers.recv().await {
+            let (Some(a), Some(b)) = (a.upgrade(), b.upgrade()) else {
+                break;
+            };
+            let Ok(offer) = description(gst_webrtc::WebRTCSDPType::Offer, &sdp) else {
+                break;
+            };
+            b.emit_by_name::<()>("set-remote-description", &[&offer, &None::<gst::Promise>]);
+            let b2 = b.clone();
+            let promise = gst::Promise::with_change_func(move |reply| {
+                let Ok(Some(reply)) = reply else { return };
+                let Ok(answer) = reply.get::<gst_webrtc::WebRTCSessionDescription>("answer") else {
+                    return;
+                };
+                b2.emit_by_name::<()>("set-local-description", &[&answer, &None::<gst::Promise>]);
+                a.emit_by_name::<()>("set-remote-description", &[&answer, &None::<gst::Promise>]);
+            });
+            b.emit_by_name::<()>("create-answer", &[&None::<gst::Structure>, &promise]);
+        }
+    });
+    Ok(())
+}
