@@ -8,6 +8,7 @@
 //! - [`media`]: GStreamer: canvas, mixes, family encoders, per-participant webrtcbin.
 //! - [`layout`]: tile geometry as pure functions.
 //! - [`http`]: warp routes.
+//! - [`metrics`]: the `/metrics` registry, rooms' shares of it, process figures.
 //! - [`server`]: `run(listener, config, shutdown)`.
 
 pub mod auth;
@@ -16,6 +17,7 @@ pub mod http;
 pub mod layout;
 pub mod logging;
 pub mod media;
+pub mod metrics;
 pub mod recording;
 pub mod room;
 pub mod server;

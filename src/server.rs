@@ -16,32 +16,11 @@ use crate::layout::Size;
 use crate::media::{MediaSettings, Templates};
 use crate::room::Registry;
 
-/// GStreamer elements the server cannot run without, and the Debian package
-/// that ships each.
-const REQUIRED_ELEMENTS: &[(&str, &str)] = &[
-    ("webrtcbin", "gstreamer1.0-plugins-bad"),
-    ("nicesrc", "gstreamer1.0-nice"),
-    ("dtlssrtpenc", "gstreamer1.0-plugins-bad"),
-    ("compositor", "gstreamer1.0-plugins-base"),
-    ("audiomixer", "gstreamer1.0-plugins-base"),
-    ("videoscale", "gstreamer1.0-plugins-base"),
-    ("textoverlay", "gstreamer1.0-x"),
-    ("rtpvp8depay", "gstreamer1.0-plugins-good"),
-    ("vp8dec", "gstreamer1.0-plugins-good"),
-    ("rtph264depay", "gstreamer1.0-plugins-good"),
-    ("avdec_h264", "gstreamer1.0-libav"),
-    ("rtpopusdepay", "gstreamer1.0-plugins-good"),
-    ("opusdec", "gstreamer1.0-plugins-base"),
-    ("audioamplify", "gstreamer1.0-plugins-good"),
-    ("volume", "gstreamer1.0-plugins-base"),
-];
-
 /// Initialises GStreamer and checks the elements the server needs.
 pub fn init_gstreamer() -> anyhow::Result<()> {
     gst::init().context("initialising GStreamer")?;
-    let missing: Vec<String> = REQUIRED_ELEMENTS
-        .iter()
-        .filter(|(name, _)| gst::ElementFactory::find(name).is_none())
+    let missing: Vec<String> = crate::media::elements::missing_here()
+        .into_iter()
         .map(|(name, pkg)| format!("{name} (Debian package {pkg})"))
         .collect();
     if !missing.is_empty() {

@@ -1,4 +1,6 @@
-//! The admin HTTP API (JSON): layouts, and a room's layout and pin.
+//! The admin HTTP API (JSON): layouts; rooms (a list with a summary each,
+//! and one room's state with each participant's tile, video size and
+//! connection figures); a room's layout and pin.
 //!
 //! Auth: `Authorization: Bearer <admin.key>`, compared in constant time.
 //! With no key configured the API is open, but only while the server
@@ -14,7 +16,7 @@ use warp::http::StatusCode;
 use warp::reply::{Json, WithStatus};
 use warp::Filter;
 
-use crate::room::{Registry, RoomCommand};
+use crate::room::{MediaFigures, Registry, RoomCommand, RoomSnapshot};
 
 /// Who may call the admin API.
 #[derive(Debug, Clone)]
@@ -108,10 +110,7 @@ struct Pin {
     participant: Option<String>,
 }
 
-async fn room_snapshot(
-    registry: &Registry,
-    room: &str,
-) -> Result<crate::room::RoomSnapshot, Reply> {
+async fn room_snapshot(registry: &Registry, room: &str) -> Result<RoomSnapshot, Reply> {
     let not_found = || {
         reply_error(
             StatusCode::NOT_FOUND,
@@ -214,25 +213,27 @@ pub fn routes(
                     return e;
                 }
                 match room_snapshot(&registry, &room).await {
-                    Ok(s) => ok(json!({
-                        "room": s.room,
-                        "layout": s.layout,
-                        "pinned": s.pinned,
-                        "speaker": s.speaker,
-                        "canvas": { "width": s.canvas.width, "height": s.canvas.height, "framerate": s.framerate },
-                        "participants": s.participants.iter().map(|p| {
-                            let tile = s.tiles.iter().find(|(id, _)| *id == p.id).map(|(_, r)| *r);
-                            let mut v = json!(p);
-                            v["tile"] = json!(tile);
-                            v
-                        }).collect::<Vec<_>>(),
-                        "encoders": s.encoders,
-                        "talking": s.talking,
-                    })),
+                    Ok(s) => ok(room_json(&s)),
                     Err(e) => e,
                 }
             },
         );
+    let rooms = warp::path!("api" / "rooms")
+        .and(warp::get())
+        .and(ctx.clone())
+        .then(|auth: Result<(), Reply>, registry: Registry| async move {
+            if let Err(e) = auth {
+                return e;
+            }
+            let mut out = Vec::new();
+            for id in registry.room_ids() {
+                // A room that closed meanwhile is simply not listed.
+                if let Ok(s) = room_snapshot(&registry, &id).await {
+                    out.push(room_summary(&s));
+                }
+            }
+            ok(json!(out))
+        });
     let set_layout = warp::path!("api" / "rooms" / String / "layout")
         .and(warp::put())
         .and(ctx.clone())
@@ -276,6 +277,8 @@ pub fn routes(
         );
     list.or(one)
         .unify()
+        .or(rooms)
+        .unify()
         .or(room)
         .unify()
         .or(set_layout)
@@ -284,9 +287,110 @@ pub fn routes(
         .unify()
 }
 
+/// A room in `GET /api/rooms`.
+fn room_summary(s: &RoomSnapshot) -> serde_json::Value {
+    json!({
+        "id": s.room,
+        "participants": s.participants.len(),
+        "layout": s.layout,
+        "recording": s.recording,
+        "encoders": s.encoders,
+    })
+}
+
+/// One room in `GET /api/rooms/{room}`. `canvas` and each participant's
+/// `tile` keep their shapes: tools measure the canvas with them.
+fn room_json(s: &RoomSnapshot) -> serde_json::Value {
+    let participants: Vec<_> = s
+        .participants
+        .iter()
+        .map(|p| {
+            let tile = s.tiles.iter().find(|(id, _)| *id == p.id).map(|(_, r)| *r);
+            let figures = s
+                .media
+                .iter()
+                .find(|(id, _)| *id == p.id)
+                .map(|(_, f)| *f)
+                .unwrap_or_default();
+            let mut v = json!(p);
+            v["tile"] = json!(tile);
+            add_figures(&mut v, &figures);
+            v
+        })
+        .collect();
+    json!({
+        "room": s.room,
+        "layout": s.layout,
+        "pinned": s.pinned,
+        "speaker": s.speaker,
+        "canvas": { "width": s.canvas.width, "height": s.canvas.height, "framerate": s.framerate },
+        "participants": participants,
+        "encoders": s.encoders,
+        "talking": s.talking,
+        "recording": s.recording.as_ref().map(|id| json!({
+            "id": id,
+            "bytes": s.recording_bytes.unwrap_or(0),
+        })),
+    })
+}
+
+/// Adds a participant's video size and connection figures to its JSON;
+/// null until the first frame was decoded or the first stats arrived.
+fn add_figures(v: &mut serde_json::Value, f: &MediaFigures) {
+    v["resolution"] = json!(f
+        .resolution
+        .map(|r| json!({ "width": r.width, "height": r.height })));
+    let link = f.link;
+    v["inboundBitrate"] = json!(link.map(|l| l.inbound_bps.round() as u64));
+    v["outboundBitrate"] = json!(link.map(|l| l.outbound_bps.round() as u64));
+    v["packetLoss"] = json!(link.map(|l| json!({
+        "fraction": l.loss_fraction,
+        "packets": l.packets_lost,
+    })));
+    v["jitterMs"] = json!(link.and_then(|l| l.jitter_ms));
+    v["rttMs"] = json!(link.and_then(|l| l.rtt_ms));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn figures_are_null_until_measured() {
+        let mut v = json!({"id": "p1"});
+        add_figures(&mut v, &MediaFigures::default());
+        for key in [
+            "resolution",
+            "inboundBitrate",
+            "outboundBitrate",
+            "packetLoss",
+            "jitterMs",
+            "rttMs",
+        ] {
+            assert_eq!(v[key], serde_json::Value::Null, "{key}");
+        }
+        let figures = MediaFigures {
+            resolution: Some(crate::layout::Size {
+                width: 640,
+                height: 360,
+            }),
+            link: Some(crate::media::webrtc_stats::LinkFigures {
+                inbound_bps: 812_345.6,
+                outbound_bps: 1_000.0,
+                loss_fraction: 0.02,
+                packets_lost: 7,
+                jitter_ms: Some(3.5),
+                rtt_ms: None,
+            }),
+        };
+        add_figures(&mut v, &figures);
+        assert_eq!(v["resolution"], json!({"width": 640, "height": 360}));
+        assert_eq!(v["inboundBitrate"], 812_346);
+        assert_eq!(v["packetLoss"], json!({"fraction": 0.02, "packets": 7}));
+        assert_eq!(v["jitterMs"], 3.5);
+        assert_eq!(v["rttMs"], serde_json::Value::Null);
+        assert_eq!(v["id"], "p1");
+    }
 
     #[test]
     fn auth_rules() {

@@ -1,9 +1,15 @@
 //! HTTP routes: the `/ws` signaling socket, the embedded browser client
-//! ([`web`]), a health check and a read-only status endpoint. Routes only
-//! translate; rooms do the work.
+//! ([`web`]), health and readiness checks ([`ready`]), `/metrics`, and a
+//! read-only status endpoint. Routes only translate; rooms do the work.
+//!
+//! `/healthz` and `/readyz` are open (orchestrators probe them without
+//! credentials; they reveal no room data). `/metrics` carries room and
+//! participant ids, so it is guarded like the admin API: `admin.key` as a
+//! bearer token, or open on loopback when no key is set.
 
 pub mod api;
 mod origin;
+pub mod ready;
 mod recordings;
 pub mod tls;
 mod web;
@@ -42,6 +48,21 @@ pub fn routes(
     admin: api::AdminAuth,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection> + Clone {
     let api = api::routes(registry.clone(), admin.clone());
+    let metrics = warp::path("metrics")
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(api::admin_ctx(registry.clone(), admin.clone()))
+        .map(
+            |auth: Result<(), api::Reply>, registry: Registry| match auth {
+                Ok(()) => warp::reply::with_header(
+                    registry.metrics().encode(),
+                    "content-type",
+                    crate::metrics::CONTENT_TYPE,
+                )
+                .into_response(),
+                Err(e) => e.into_response(),
+            },
+        );
     let recordings = recordings::routes(registry.clone(), admin);
     let slots = IpSlots::default();
     let ws = warp::path("ws")
@@ -102,6 +123,23 @@ pub fn routes(
         .and(warp::path::end())
         .and(warp::get())
         .map(|| "ok");
+    let ready = warp::path("readyz")
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_registry(registry.clone()))
+        .then(|registry: Registry| async move {
+            let dir = registry.recordings().store.root().to_path_buf();
+            let problems = tokio::task::spawn_blocking(move || ready::check(&dir))
+                .await
+                .unwrap_or_else(|e| {
+                    vec![ready::Problem {
+                        what: format!("the readiness check failed: {e}"),
+                        fix: "see the server log".into(),
+                    }]
+                });
+            let (status, body) = ready::report(problems);
+            warp::reply::with_status(warp::reply::json(&body), status)
+        });
     let status = warp::path!("api" / "status")
         .and(warp::get())
         .and(with_registry(registry))
@@ -112,6 +150,8 @@ pub fn routes(
             })
         });
     ws.or(health)
+        .or(ready)
+        .or(metrics)
         .or(status)
         .or(api)
         .or(recordings)

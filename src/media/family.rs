@@ -10,6 +10,9 @@
 //! family tee. A probe on the tee's sink pad lets at most one through per
 //! `keyframe_min_interval`; a request held back is re-issued once the
 //! interval has passed, so a late joiner still gets its keyframe.
+//!
+//! A probe on the encoder's source pad counts the frames and bytes it puts
+//! out ([`EncodedCount`]), for the room's metrics.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -58,6 +61,50 @@ impl KeyframeGate {
     }
 }
 
+/// Frames and bytes a family's encoder has put out in one room, over all
+/// its runs (it stops with the family's last participant and may start
+/// again). Written by a pad probe, read by the room actor.
+#[derive(Debug, Default)]
+pub struct EncodedCount {
+    frames: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl EncodedCount {
+    /// Frames so far.
+    pub fn frames(&self) -> u64 {
+        self.frames.load(Ordering::Relaxed)
+    }
+
+    /// Bytes so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    fn add(&self, frames: u64, bytes: u64) {
+        self.frames.fetch_add(frames, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+/// Counts what leaves `pad` into `count`: one frame per buffer (encoders
+/// push whole frames).
+fn count_output(pad: &gst::Pad, count: Arc<EncodedCount>) {
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+        move |_, info| {
+            match &info.data {
+                Some(gst::PadProbeData::Buffer(b)) => count.add(1, b.size() as u64),
+                Some(gst::PadProbeData::BufferList(l)) => {
+                    count.add(l.len() as u64, l.calculate_size() as u64)
+                }
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+}
+
 /// A running family encoder branch.
 pub(super) struct FamilyEncoder {
     family: CodecFamily,
@@ -83,6 +130,7 @@ impl FamilyEncoder {
         canvas_tee: &gst::Element,
         family: CodecFamily,
         settings: &MediaSettings,
+        output: Arc<EncodedCount>,
     ) -> anyhow::Result<FamilyEncoder> {
         let queue = make_leaky_queue(&format!("{family}-enc-queue"), 2)?;
         let encoder = settings
@@ -91,6 +139,12 @@ impl FamilyEncoder {
             .upcast::<gst::Element>();
         let tee = make_tee(&format!("{family}-tee"))?;
         add_chain(bin, &[&queue, &encoder, &tee])?;
+        count_output(
+            &encoder
+                .static_pad("src")
+                .context("family encoder src pad")?,
+            output,
+        );
 
         let gate = Arc::new(Mutex::new(KeyframeGate {
             interval: settings.keyframe_min_interval,

@@ -209,6 +209,7 @@ impl RoomMedia {
             label: label.clone(),
             crop: crop.clone(),
             depay_sink: depay.static_pad("sink").context("depayloader sink")?,
+            decoded: dec.static_pad("src").context("decoder src")?,
         };
         match source {
             Source::Camera => {

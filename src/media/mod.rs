@@ -7,13 +7,16 @@
 
 pub mod codec;
 mod crop;
+pub mod elements;
 mod family;
 mod ingest;
+mod link_stats;
 mod overlay;
 mod participant;
 mod recorder;
 mod room_media;
 pub mod templates;
+pub mod webrtc_stats;
 
 use std::time::Duration;
 
@@ -25,7 +28,7 @@ pub use codec::{CodecFamily, MediaChoice};
 pub use ingest::VOICE_LEVEL_SUFFIX;
 pub use participant::{LabelStyle, ParticipantMedia};
 pub use recorder::from_recorder;
-pub use room_media::RoomMedia;
+pub use room_media::{EncoderOutput, RoomMedia};
 pub use templates::Templates;
 
 use crate::layout::Size;
@@ -112,6 +115,13 @@ pub enum MediaEvent {
         height: i32,
         /// True while over the limit.
         over: bool,
+    },
+    /// webrtcbin answered a `get-stats` request.
+    Stats {
+        /// Participant.
+        participant: String,
+        /// Its connection's counters.
+        sample: webrtc_stats::StatsSample,
     },
     /// ICE or DTLS failed for a participant: it cannot be reached any more.
     ConnectionFailed {

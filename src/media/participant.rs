@@ -79,6 +79,8 @@ pub(super) struct VideoTile {
     pub(super) crop: TileCrop,
     /// The depayloader's sink, to ask the sender for a keyframe.
     pub(super) depay_sink: gst::Pad,
+    /// The decoder's source pad: its caps are the size the sender sends.
+    pub(super) decoded: gst::Pad,
 }
 
 impl VideoTile {

@@ -13,12 +13,13 @@
 //! live background sources keep both mixers ticking in an empty room.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
-use super::family::FamilyEncoder;
+use super::family::{EncodedCount, FamilyEncoder};
 use super::overlay::CanvasOverlay;
 use super::templates::TemplateKind;
 use super::{
@@ -38,6 +39,8 @@ pub struct RoomMedia {
     /// One Opus encode of the full mix, for everyone who is not talking.
     pub(super) shared_opus_tee: gst::Element,
     pub(super) families: HashMap<CodecFamily, FamilyEncoder>,
+    /// What each family's encoder has put out, kept across its restarts.
+    encoded: HashMap<CodecFamily, Arc<EncodedCount>>,
     pub(super) room: String,
     overlay: CanvasOverlay,
     /// The running recording, if any.
@@ -135,6 +138,7 @@ impl RoomMedia {
             full_tee,
             shared_opus_tee,
             families: HashMap::new(),
+            encoded: HashMap::new(),
             room: room.to_string(),
             overlay,
             recorder: None,
@@ -203,11 +207,13 @@ impl RoomMedia {
     /// Starts the family's encoder if it is not running yet.
     pub(super) fn ensure_family(&mut self, family: CodecFamily) -> anyhow::Result<&FamilyEncoder> {
         if !self.families.contains_key(&family) {
+            let output = self.encoded.entry(family).or_default().clone();
             let enc = FamilyEncoder::start(
                 self.pipeline.upcast_ref(),
                 &self.canvas_tee,
                 family,
                 &self.settings,
+                output,
             )
             .with_context(|| format!("starting the {family} encoder"))?;
             tracing::info!(room = %self.room, %family, "encoder started");
@@ -235,6 +241,23 @@ impl RoomMedia {
         }
     }
 
+    /// Frames and bytes each family's encoder has put out in this room,
+    /// for every family that has run, with whether it runs now.
+    pub fn encoded(&self) -> Vec<EncoderOutput> {
+        let mut v: Vec<_> = self
+            .encoded
+            .iter()
+            .map(|(family, count)| EncoderOutput {
+                family: *family,
+                frames: count.frames(),
+                bytes: count.bytes(),
+                running: self.families.contains_key(family),
+            })
+            .collect();
+        v.sort_by_key(|o| o.family);
+        v
+    }
+
     /// Number of keyframes forced so far on a family's encoder (for tests and metrics).
     pub fn forced_keyframes(&self, family: CodecFamily) -> u64 {
         self.families
@@ -242,6 +265,19 @@ impl RoomMedia {
             .map(|f| f.forced_keyframes())
             .unwrap_or(0)
     }
+}
+
+/// What one family's encoder has put out in a room so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncoderOutput {
+    /// The family.
+    pub family: CodecFamily,
+    /// Encoded frames, over all the encoder's runs in this room.
+    pub frames: u64,
+    /// Encoded bytes, likewise.
+    pub bytes: u64,
+    /// Whether the encoder runs now.
+    pub running: bool,
 }
 
 impl Drop for RoomMedia {

@@ -28,8 +28,10 @@ use crate::signaling::protocol::{
 
 mod moderate;
 mod record;
+mod stats;
 
 pub use moderate::Moderation;
+pub use stats::MediaFigures;
 
 /// How often held-back keyframe requests are re-checked.
 const KEYFRAME_TICK: Duration = Duration::from_millis(100);
@@ -174,6 +176,10 @@ pub struct RoomSnapshot {
     pub framerate: u32,
     /// Each shown camera's tile on the canvas, by participant id.
     pub tiles: Vec<(String, crate::layout::Rect)>,
+    /// Each participant's video size and connection figures, by id.
+    pub media: Vec<(String, MediaFigures)>,
+    /// Bytes the running recording has written so far.
+    pub recording_bytes: Option<u64>,
     /// The room's pipeline, weakly: upgrading fails once the room is freed.
     pub pipeline: glib::WeakRef<gst::Pipeline>,
 }
@@ -198,6 +204,8 @@ struct Participant {
     sharing: bool,
     /// Its screen's first frame reached the canvas.
     screen_started: bool,
+    /// Its latest connection figures.
+    stats: stats::ParticipantStats,
 }
 
 /// The actor's state. Created by the registry, consumed by [`RoomActor::run`].
@@ -225,6 +233,10 @@ pub(super) struct RoomActor {
     recording: Option<record::ActiveRecording>,
     /// `recording.auto_record` already started one in this room.
     auto_recorded: bool,
+    /// The room's share of the server's metrics.
+    metrics: crate::metrics::RoomMetrics,
+    /// When the stats were last gathered.
+    last_stats_tick: std::time::Instant,
 }
 
 impl RoomActor {
@@ -245,7 +257,6 @@ impl RoomActor {
         RoomActor {
             room: room.to_string(),
             commands,
-            registry,
             preferred,
             participants: BTreeMap::new(),
             next_seq: 0,
@@ -260,6 +271,9 @@ impl RoomActor {
             locked: false,
             recording: None,
             auto_recorded: false,
+            metrics: crate::metrics::RoomMetrics::new(registry.metrics().clone(), room),
+            last_stats_tick: std::time::Instant::now(),
+            registry,
             media,
         }
     }
@@ -275,6 +289,8 @@ impl RoomActor {
             };
             let mut bus = bus.stream();
             let mut tick = tokio::time::interval(KEYFRAME_TICK);
+            let mut stats_tick = tokio::time::interval(stats::STATS_INTERVAL);
+            stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
                     cmd = self.commands.recv() => match cmd {
@@ -287,6 +303,7 @@ impl RoomActor {
                         self.media.flush_keyframe_requests();
                         self.check_recording();
                     }
+                    _ = stats_tick.tick() => self.on_stats_tick(),
                 }
                 // The last one out stops the recording; the room stays
                 // until its files are closed.
@@ -482,6 +499,7 @@ impl RoomActor {
                 token,
                 sharing: false,
                 screen_started: false,
+                stats: Default::default(),
             },
         );
         let joined = ServerMessage::Joined {
@@ -604,6 +622,7 @@ impl RoomActor {
         if let Some(p) = self.participants.get_mut(id) {
             p.media = Some(pm);
         }
+        self.count_participants();
         self.relayout();
         self.broadcast_participants(None);
         if !self.auto_recorded && self.registry.recordings().auto_records(&self.room) {
@@ -735,6 +754,10 @@ impl RoomActor {
                     self.recording_failed(reason);
                 }
             }
+            MediaEvent::Stats {
+                participant,
+                sample,
+            } => self.on_stats(&participant, sample),
             MediaEvent::ConnectionFailed { participant, what } => {
                 info!(participant = %participant, "{what} failed");
                 self.remove(
@@ -863,6 +886,8 @@ impl RoomActor {
                 .any(|o| o.media.as_ref().is_some_and(|m| m.family() == family));
             self.media.remove_participant(pm, last);
         }
+        self.metrics.participant_left(id);
+        self.count_participants();
         if reason != LeaveReason::SocketClosed {
             let _ = p.outbox.try_send(ServerMessage::Left {
                 reason: reason.describe(),
@@ -1096,6 +1121,8 @@ impl RoomActor {
                 .iter()
                 .filter_map(|(id, p)| Some((id.clone(), p.media.as_ref()?.tile()?)))
                 .collect(),
+            media: self.media_figures(),
+            recording_bytes: self.recording_progress().map(|(_, bytes)| bytes),
             pipeline: self.media.pipeline().downgrade(),
         }
     }
@@ -1112,6 +1139,9 @@ impl Drop for RoomActor {
                 self.media.remove_participant(pm, false);
             }
         }
+        // What the encoders put out since the last tick still counts.
+        let outputs = self.media.encoded();
+        self.metrics.encoders(&outputs, Duration::ZERO);
     }
 }
 

@@ -6,7 +6,7 @@ mod actor;
 mod registry;
 pub mod talk;
 
-pub use actor::{Moderation, RoomCommand, RoomSnapshot};
+pub use actor::{MediaFigures, Moderation, RoomCommand, RoomSnapshot};
 pub use registry::{Registry, RoomError, RoomHandle};
 
 /// Why a participant left the room.

@@ -14,6 +14,7 @@ use crate::auth::Policy;
 use crate::layout::file::LayoutFile;
 use crate::layout::library::LayoutStore;
 use crate::media::{CodecFamily, MediaSettings, RoomMedia};
+use crate::metrics::Metrics;
 use crate::recording::RecordingSettings;
 
 /// Commands a room queues before a sender is told the room is busy.
@@ -91,6 +92,7 @@ pub struct Registry {
     recordings: RecordingSettings,
     policy: Arc<Policy>,
     allowed_origins: Arc<Vec<String>>,
+    metrics: Metrics,
 }
 
 impl Registry {
@@ -105,7 +107,13 @@ impl Registry {
             recordings: RecordingSettings::default(),
             policy: Arc::new(Policy::default()),
             allowed_origins: Arc::default(),
+            metrics: Metrics::new(),
         }
+    }
+
+    /// The server's metrics, which rooms and sessions write to.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Other sites' pages that may open the signaling socket.

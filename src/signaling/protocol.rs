@@ -274,6 +274,26 @@ pub enum ErrorCode {
     Internal,
 }
 
+impl ErrorCode {
+    /// The code as the wire spells it (`bad-message`, `rate-limited`...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadMessage => "bad-message",
+            ErrorCode::OutOfOrder => "out-of-order",
+            ErrorCode::BadOffer => "bad-offer",
+            ErrorCode::UnsupportedCodec => "unsupported-codec",
+            ErrorCode::RoomUnavailable => "room-unavailable",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::RateLimited => "rate-limited",
+            ErrorCode::TooLarge => "too-large",
+            ErrorCode::VideoTooLarge => "video-too-large",
+            ErrorCode::NotFound => "not-found",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
 /// Why a client text frame was refused.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum DecodeError {
@@ -540,6 +560,27 @@ mod tests {
             text,
             r#"{"type":"error","code":"bad-message","message":"oops"}"#
         );
+    }
+
+    #[test]
+    fn error_code_names_match_the_wire() {
+        use ErrorCode::*;
+        for code in [
+            BadMessage,
+            OutOfOrder,
+            BadOffer,
+            UnsupportedCodec,
+            RoomUnavailable,
+            Forbidden,
+            Unauthorized,
+            RateLimited,
+            TooLarge,
+            VideoTooLarge,
+            NotFound,
+            Internal,
+        ] {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+        }
     }
 
     #[test]

@@ -90,6 +90,7 @@ pub async fn serve_socket(ws: WebSocket, registry: Registry, _slot: Option<IpSlo
                     };
                     ever_joined |= joined.is_some();
                     if let Some(reply) = reply {
+                        count_error(&registry, &reply);
                         if sink.send(Message::text(encode_server_message(&reply))).await.is_err() { break None; }
                     }
                 }
@@ -97,6 +98,7 @@ pub async fn serve_socket(ws: WebSocket, registry: Registry, _slot: Option<IpSlo
                     if let ServerMessage::Left { .. } = &msg {
                         joined = None;
                     }
+                    count_error(&registry, &msg);
                     if sink.send(Message::text(encode_server_message(&msg))).await.is_err() { break None; }
                 }
                 () = &mut join_deadline, if !ever_joined && joined.is_none() => {
@@ -116,11 +118,10 @@ pub async fn serve_socket(ws: WebSocket, registry: Registry, _slot: Option<IpSlo
         };
         if let Some(Close::Policy(why)) = close {
             info!("closing the socket: {why}");
+            let reply = error(ErrorCode::BadMessage, format!("closing: {why}"));
+            count_error(&registry, &reply);
             let _ = sink
-                .send(Message::text(encode_server_message(&error(
-                    ErrorCode::BadMessage,
-                    format!("closing: {why}"),
-                ))))
+                .send(Message::text(encode_server_message(&reply)))
                 .await;
             let _ = sink.send(Message::close_with(POLICY_VIOLATION, why)).await;
             // Read until the client's close (briefly), so that what it still
@@ -149,6 +150,15 @@ pub async fn serve_socket(ws: WebSocket, registry: Registry, _slot: Option<IpSlo
 
 fn error(code: ErrorCode, message: String) -> ServerMessage {
     ServerMessage::Error { code, message }
+}
+
+/// Counts an error message on its way to the client, by its code. Every
+/// error a client gets passes here: the session's own replies and the
+/// room's, which arrive through the outbox.
+fn count_error(registry: &Registry, msg: &ServerMessage) {
+    if let ServerMessage::Error { code, .. } = msg {
+        registry.metrics().signaling_error(code.as_str());
+    }
 }
 
 /// Handles one text frame; returns an immediate reply, if any.

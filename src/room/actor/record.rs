@@ -289,6 +289,12 @@ impl RoomActor {
         }
     }
 
+    /// The running recording's id and the bytes its files hold so far.
+    pub(super) fn recording_progress(&self) -> Option<(String, u64)> {
+        let r = self.recording.as_ref()?;
+        Some((r.manifest.id.clone(), dir_bytes(&r.dir)))
+    }
+
     /// The recording's id, if one is running or stopping.
     pub(super) fn recording_id(&self) -> Option<String> {
         self.recording.as_ref().map(|r| r.manifest.id.clone())
@@ -300,6 +306,20 @@ fn role_name(role: crate::signaling::protocol::Role) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
+}
+
+/// Bytes in the regular files directly inside `dir` (a recording's
+/// segments, manifest and chapters).
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
 }
 
 /// Refuses when the recordings directory has less than `min_mb` free.

@@ -1,0 +1,268 @@
+//! Live metrics, exposed at `/metrics` in the OpenMetrics text format that
+//! Prometheus scrapes (encoded by `prometheus-client`).
+//!
+//! # Layout
+//! - [`Metrics`]: the registry and every metric family; one per server,
+//!   cheap to clone, held by the room registry.
+//! - [`room::RoomMetrics`]: a room actor's share of them. It publishes what
+//!   the actor measured and, when the room closes, takes the room's series
+//!   back out (RAII).
+//! - [`process`]: CPU time and resident memory, read from `/proc` at each
+//!   scrape.
+//!
+//! Writers are the room actors (on their 2 s stats tick and on joins and
+//! leaves) and the signaling sessions (errors sent); GStreamer callbacks
+//! never write here.
+
+pub mod process;
+pub mod room;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+pub use room::RoomMetrics;
+
+/// The content type of [`Metrics::encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// A gauge holding a float.
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Labels of a per-codec-family series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct FamilyLabels {
+    /// `vp8` or `h264`.
+    pub(crate) family: String,
+}
+
+/// Labels of a per-room, per-family series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RoomFamilyLabels {
+    pub(crate) room: String,
+    pub(crate) family: String,
+}
+
+/// Labels of a per-room series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RoomLabels {
+    pub(crate) room: String,
+}
+
+/// Labels of a per-participant series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ParticipantLabels {
+    pub(crate) room: String,
+    pub(crate) participant: String,
+}
+
+/// Labels of the signaling error counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    /// The `code` of the error message sent.
+    code: String,
+}
+
+/// Every metric the server exports. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    registry: Registry,
+    pub(crate) rooms_open: Gauge,
+    pub(crate) participants: Family<FamilyLabels, Gauge>,
+    pub(crate) encoder_frames: Family<FamilyLabels, Counter>,
+    pub(crate) encoder_bytes: Family<FamilyLabels, Counter>,
+    pub(crate) encoder_fps: Family<RoomFamilyLabels, FloatGauge>,
+    pub(crate) encoder_bitrate: Family<RoomFamilyLabels, FloatGauge>,
+    pub(crate) loss_ratio: Family<ParticipantLabels, FloatGauge>,
+    pub(crate) packets_lost: Family<ParticipantLabels, Gauge>,
+    pub(crate) jitter: Family<ParticipantLabels, FloatGauge>,
+    pub(crate) rtt: Family<ParticipantLabels, FloatGauge>,
+    pub(crate) inbound_bitrate: Family<ParticipantLabels, FloatGauge>,
+    pub(crate) outbound_bitrate: Family<ParticipantLabels, FloatGauge>,
+    pub(crate) recording: Family<RoomLabels, Gauge>,
+    pub(crate) recording_bytes: Family<RoomLabels, Gauge>,
+    pub(crate) recording_written: Counter,
+    signaling_errors: Family<ErrorLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric at zero.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        // Standard process metrics keep their conventional unprefixed names.
+        registry.register_collector(Box::new(process::ProcessCollector));
+        let r = registry.sub_registry_with_prefix("tessera");
+        let rooms_open = Gauge::default();
+        r.register("rooms_open", "Rooms in progress", rooms_open.clone());
+        let participants = Family::default();
+        r.register(
+            "participants",
+            "Participants with negotiated media, by the codec family they receive",
+            participants.clone(),
+        );
+        let encoder_frames = Family::default();
+        r.register(
+            "encoder_frames",
+            "Canvas frames encoded, by codec family, all rooms",
+            encoder_frames.clone(),
+        );
+        let encoder_bytes = Family::default();
+        r.register(
+            "encoder_bytes",
+            "Canvas bytes encoded, by codec family, all rooms",
+            encoder_bytes.clone(),
+        );
+        let encoder_fps = Family::default();
+        r.register(
+            "encoder_frames_per_second",
+            "Frames a room's family encoder put out per second over the last stats interval",
+            encoder_fps.clone(),
+        );
+        let encoder_bitrate = Family::default();
+        r.register(
+            "encoder_bits_per_second",
+            "Bits a room's family encoder put out per second over the last stats interval",
+            encoder_bitrate.clone(),
+        );
+        let loss_ratio = Family::default();
+        r.register(
+            "participant_inbound_loss_ratio",
+            "Share of the participant's packets lost on the way in over the last stats interval (0 to 1)",
+            loss_ratio.clone(),
+        );
+        let packets_lost = Family::default();
+        r.register(
+            "participant_inbound_packets_lost",
+            "Packets from the participant lost since it joined",
+            packets_lost.clone(),
+        );
+        let jitter = Family::default();
+        r.register(
+            "participant_inbound_jitter_seconds",
+            "Interarrival jitter of the participant's incoming streams (worst stream)",
+            jitter.clone(),
+        );
+        let rtt = Family::default();
+        r.register(
+            "participant_rtt_seconds",
+            "Round-trip time to the participant from its receiver reports (worst stream)",
+            rtt.clone(),
+        );
+        let inbound_bitrate = Family::default();
+        r.register(
+            "participant_inbound_bits_per_second",
+            "RTP bits per second received from the participant",
+            inbound_bitrate.clone(),
+        );
+        let outbound_bitrate = Family::default();
+        r.register(
+            "participant_outbound_bits_per_second",
+            "RTP bits per second sent to the participant",
+            outbound_bitrate.clone(),
+        );
+        let recording = Family::default();
+        r.register(
+            "room_recording",
+            "1 while the room records (or finishes its files)",
+            recording.clone(),
+        );
+        let recording_bytes = Family::default();
+        r.register(
+            "room_recording_bytes",
+            "Bytes the room's running recording has written so far",
+            recording_bytes.clone(),
+        );
+        let recording_written = Counter::default();
+        r.register(
+            "recording_written_bytes",
+            "Bytes written by all recordings since the server started",
+            recording_written.clone(),
+        );
+        let signaling_errors = Family::default();
+        r.register(
+            "signaling_errors",
+            "Error messages sent to signaling clients, by error code",
+            signaling_errors.clone(),
+        );
+        Metrics {
+            inner: Arc::new(Inner {
+                registry,
+                rooms_open,
+                participants,
+                encoder_frames,
+                encoder_bytes,
+                encoder_fps,
+                encoder_bitrate,
+                loss_ratio,
+                packets_lost,
+                jitter,
+                rtt,
+                inbound_bitrate,
+                outbound_bitrate,
+                recording,
+                recording_bytes,
+                recording_written,
+                signaling_errors,
+            }),
+        }
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
+    /// Counts an error message sent to a signaling client.
+    pub fn signaling_error(&self, code: &str) {
+        self.inner
+            .signaling_errors
+            .get_or_create(&ErrorLabels {
+                code: code.to_string(),
+            })
+            .inc();
+    }
+
+    /// The whole exposition, ending in `# EOF`.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.inner.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_names_every_family_with_the_prefix() {
+        let m = Metrics::new();
+        m.signaling_error("bad-message");
+        m.signaling_error("bad-message");
+        let text = m.encode();
+        assert!(text.contains("# TYPE tessera_rooms_open gauge"), "{text}");
+        assert!(
+            text.contains("tessera_signaling_errors_total{code=\"bad-message\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("process_cpu_seconds_total"), "{text}");
+        assert!(text.contains("process_resident_memory_bytes"), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

@@ -1,0 +1,365 @@
+//! One room's share of the server's metrics. The room actor owns a
+//! [`RoomMetrics`] and tells it what it measured; dropping it (the room
+//! closed) takes the room's contributions back out: its participants leave
+//! the per-family gauges and its per-room and per-participant series go.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use super::{FamilyLabels, Metrics, ParticipantLabels, RoomFamilyLabels, RoomLabels};
+use crate::media::webrtc_stats::LinkFigures;
+use crate::media::{CodecFamily, EncoderOutput};
+
+/// A room's published figures. Not `Clone`: one per room actor.
+#[derive(Debug)]
+pub struct RoomMetrics {
+    metrics: Metrics,
+    room: String,
+    /// What this room adds to `participants`, per family.
+    participants: BTreeMap<CodecFamily, i64>,
+    /// Encoder totals already added to the global counters.
+    encoded: BTreeMap<CodecFamily, (u64, u64)>,
+    /// Families with a rate series for this room.
+    encoder_series: BTreeSet<CodecFamily>,
+    /// Participants with link series.
+    linked: BTreeSet<String>,
+    /// The recording being counted, and its bytes already counted.
+    recording: Option<(String, u64)>,
+}
+
+impl RoomMetrics {
+    /// Counts the room as open.
+    pub fn new(metrics: Metrics, room: &str) -> RoomMetrics {
+        metrics.inner().rooms_open.inc();
+        let m = RoomMetrics {
+            metrics,
+            room: room.to_string(),
+            participants: BTreeMap::new(),
+            encoded: BTreeMap::new(),
+            encoder_series: BTreeSet::new(),
+            linked: BTreeSet::new(),
+            recording: None,
+        };
+        m.metrics
+            .inner()
+            .recording
+            .get_or_create(&m.room_labels())
+            .set(0);
+        m
+    }
+
+    fn room_labels(&self) -> RoomLabels {
+        RoomLabels {
+            room: self.room.clone(),
+        }
+    }
+
+    fn participant_labels(&self, participant: &str) -> ParticipantLabels {
+        ParticipantLabels {
+            room: self.room.clone(),
+            participant: participant.to_string(),
+        }
+    }
+
+    fn room_family_labels(&self, family: CodecFamily) -> RoomFamilyLabels {
+        RoomFamilyLabels {
+            room: self.room.clone(),
+            family: family.as_str().to_string(),
+        }
+    }
+
+    /// The room now has `count` participants receiving each family listed
+    /// (families not listed: none).
+    pub fn set_participants(&mut self, counts: &[(CodecFamily, i64)]) {
+        let inner = self.metrics.inner();
+        let mut families: BTreeSet<CodecFamily> = self.participants.keys().copied().collect();
+        families.extend(counts.iter().map(|(f, _)| *f));
+        for family in families {
+            let now: i64 = counts
+                .iter()
+                .filter(|(f, _)| *f == family)
+                .map(|(_, n)| n)
+                .sum();
+            let before = self.participants.get(&family).copied().unwrap_or(0);
+            if now != before {
+                inner
+                    .participants
+                    .get_or_create(&FamilyLabels {
+                        family: family.as_str().to_string(),
+                    })
+                    .inc_by(now - before);
+            }
+            self.participants.insert(family, now);
+        }
+    }
+
+    /// Adds what the encoders put out since the last call to the global
+    /// counters and, for running encoders, sets the rates over `elapsed`.
+    pub fn encoders(&mut self, outputs: &[EncoderOutput], elapsed: Duration) {
+        let inner = self.metrics.inner();
+        for o in outputs {
+            let (frames_before, bytes_before) =
+                self.encoded.get(&o.family).copied().unwrap_or((0, 0));
+            let frames = o.frames.saturating_sub(frames_before);
+            let bytes = o.bytes.saturating_sub(bytes_before);
+            let labels = FamilyLabels {
+                family: o.family.as_str().to_string(),
+            };
+            inner.encoder_frames.get_or_create(&labels).inc_by(frames);
+            inner.encoder_bytes.get_or_create(&labels).inc_by(bytes);
+            self.encoded.insert(o.family, (o.frames, o.bytes));
+            let labels = self.room_family_labels(o.family);
+            if o.running && !elapsed.is_zero() {
+                let secs = elapsed.as_secs_f64();
+                inner
+                    .encoder_fps
+                    .get_or_create(&labels)
+                    .set(frames as f64 / secs);
+                inner
+                    .encoder_bitrate
+                    .get_or_create(&labels)
+                    .set(bytes as f64 * 8.0 / secs);
+                self.encoder_series.insert(o.family);
+            } else if self.encoder_series.remove(&o.family) {
+                inner.encoder_fps.remove(&labels);
+                inner.encoder_bitrate.remove(&labels);
+            }
+        }
+    }
+
+    /// Publishes a participant's latest connection figures.
+    pub fn link(&mut self, participant: &str, f: &LinkFigures) {
+        let inner = self.metrics.inner();
+        let labels = self.participant_labels(participant);
+        inner.loss_ratio.get_or_create(&labels).set(f.loss_fraction);
+        inner
+            .packets_lost
+            .get_or_create(&labels)
+            .set(i64::try_from(f.packets_lost).unwrap_or(i64::MAX));
+        inner
+            .jitter
+            .get_or_create(&labels)
+            .set(f.jitter_ms.unwrap_or(0.0) / 1000.0);
+        inner
+            .rtt
+            .get_or_create(&labels)
+            .set(f.rtt_ms.unwrap_or(0.0) / 1000.0);
+        inner
+            .inbound_bitrate
+            .get_or_create(&labels)
+            .set(f.inbound_bps);
+        inner
+            .outbound_bitrate
+            .get_or_create(&labels)
+            .set(f.outbound_bps);
+        self.linked.insert(participant.to_string());
+    }
+
+    /// Takes a participant's series out.
+    pub fn participant_left(&mut self, participant: &str) {
+        if !self.linked.remove(participant) {
+            return;
+        }
+        let inner = self.metrics.inner();
+        let labels = self.participant_labels(participant);
+        inner.loss_ratio.remove(&labels);
+        inner.packets_lost.remove(&labels);
+        inner.jitter.remove(&labels);
+        inner.rtt.remove(&labels);
+        inner.inbound_bitrate.remove(&labels);
+        inner.outbound_bitrate.remove(&labels);
+    }
+
+    /// The recording in progress (its id and the bytes it has written), or
+    /// None.
+    pub fn recording(&mut self, current: Option<(&str, u64)>) {
+        let inner = self.metrics.inner();
+        let labels = self.room_labels();
+        inner
+            .recording
+            .get_or_create(&labels)
+            .set(i64::from(current.is_some()));
+        let Some((id, bytes)) = current else {
+            if self.recording.take().is_some() {
+                inner.recording_bytes.remove(&labels);
+            }
+            return;
+        };
+        let counted = match &self.recording {
+            Some((running, counted)) if running == id => *counted,
+            _ => 0,
+        };
+        inner
+            .recording_written
+            .inc_by(bytes.saturating_sub(counted));
+        inner
+            .recording_bytes
+            .get_or_create(&labels)
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        self.recording = Some((id.to_string(), bytes.max(counted)));
+    }
+}
+
+impl Drop for RoomMetrics {
+    fn drop(&mut self) {
+        self.set_participants(&[]);
+        let linked: Vec<_> = self.linked.iter().cloned().collect();
+        for p in linked {
+            self.participant_left(&p);
+        }
+        let inner = self.metrics.inner();
+        for family in std::mem::take(&mut self.encoder_series) {
+            let labels = self.room_family_labels(family);
+            inner.encoder_fps.remove(&labels);
+            inner.encoder_bitrate.remove(&labels);
+        }
+        let labels = self.room_labels();
+        inner.recording.remove(&labels);
+        inner.recording_bytes.remove(&labels);
+        inner.rooms_open.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+        text.lines().find(|l| l.starts_with(prefix))
+    }
+
+    #[test]
+    fn a_room_adds_its_share_and_takes_it_back_when_it_closes() {
+        let metrics = Metrics::new();
+        let mut a = RoomMetrics::new(metrics.clone(), "a");
+        let mut b = RoomMetrics::new(metrics.clone(), "b");
+        a.set_participants(&[(CodecFamily::Vp8, 2), (CodecFamily::H264, 1)]);
+        b.set_participants(&[(CodecFamily::Vp8, 1)]);
+        a.link(
+            "p1",
+            &LinkFigures {
+                loss_fraction: 0.25,
+                jitter_ms: Some(4.0),
+                rtt_ms: Some(30.0),
+                ..LinkFigures::default()
+            },
+        );
+        let text = metrics.encode();
+        assert_eq!(
+            line(&text, "tessera_rooms_open "),
+            Some("tessera_rooms_open 2")
+        );
+        assert!(
+            text.contains("tessera_participants{family=\"vp8\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tessera_participants{family=\"h264\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "tessera_participant_inbound_loss_ratio{room=\"a\",participant=\"p1\"} 0.25"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("tessera_participant_rtt_seconds{room=\"a\",participant=\"p1\"} 0.03"),
+            "{text}"
+        );
+
+        a.set_participants(&[(CodecFamily::Vp8, 1)]);
+        let text = metrics.encode();
+        assert!(
+            text.contains("tessera_participants{family=\"vp8\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tessera_participants{family=\"h264\"} 0"),
+            "{text}"
+        );
+
+        drop(a);
+        let text = metrics.encode();
+        assert_eq!(
+            line(&text, "tessera_rooms_open "),
+            Some("tessera_rooms_open 1")
+        );
+        assert!(
+            text.contains("tessera_participants{family=\"vp8\"} 1"),
+            "{text}"
+        );
+        assert!(!text.contains("participant=\"p1\""), "{text}");
+        assert!(!text.contains("room=\"a\""), "{text}");
+        drop(b);
+    }
+
+    #[test]
+    fn encoder_counters_grow_by_what_is_new_and_rates_follow_the_interval() {
+        let metrics = Metrics::new();
+        let mut room = RoomMetrics::new(metrics.clone(), "r");
+        let out = |frames, bytes, running| EncoderOutput {
+            family: CodecFamily::Vp8,
+            frames,
+            bytes,
+            running,
+        };
+        room.encoders(&[out(30, 30_000, true)], Duration::from_secs(2));
+        room.encoders(&[out(90, 80_000, true)], Duration::from_secs(2));
+        let text = metrics.encode();
+        assert!(
+            text.contains("tessera_encoder_frames_total{family=\"vp8\"} 90"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tessera_encoder_bytes_total{family=\"vp8\"} 80000"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tessera_encoder_frames_per_second{room=\"r\",family=\"vp8\"} 30.0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tessera_encoder_bits_per_second{room=\"r\",family=\"vp8\"} 200000.0"),
+            "{text}"
+        );
+        // Stopped: the counters stay, the room's rates go.
+        room.encoders(&[out(95, 81_000, false)], Duration::from_secs(2));
+        let text = metrics.encode();
+        assert!(text.contains("tessera_encoder_frames_total{family=\"vp8\"} 95"));
+        assert!(
+            !text.contains("tessera_encoder_frames_per_second{"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn recording_bytes_are_counted_once() {
+        let metrics = Metrics::new();
+        let mut room = RoomMetrics::new(metrics.clone(), "r");
+        room.recording(Some(("rec-1", 1000)));
+        room.recording(Some(("rec-1", 1500)));
+        room.recording(None);
+        room.recording(Some(("rec-2", 200)));
+        let text = metrics.encode();
+        assert!(
+            text.contains("tessera_recording_written_bytes_total 1700"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tessera_room_recording{room=\"r\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tessera_room_recording_bytes{room=\"r\"} 200"),
+            "{text}"
+        );
+        room.recording(None);
+        let text = metrics.encode();
+        assert!(
+            text.contains("tessera_room_recording{room=\"r\"} 0"),
+            "{text}"
+        );
+        assert!(!text.contains("tessera_room_recording_bytes{"), "{text}");
+    }
+}

@@ -1,0 +1,102 @@
+//! The room actor's live figures: every [`STATS_INTERVAL`] it asks each
+//! participant's webrtcbin for its stats (the answer comes back as a
+//! [`MediaEvent::Stats`](crate::media::MediaEvent::Stats) and lands in
+//! [`RoomActor::on_stats`]), reads what the family encoders and the recorder
+//! have put out, and publishes it all to the room's [`RoomMetrics`]. The
+//! latest figures also go into the room's snapshot for the admin API.
+//!
+//! [`RoomMetrics`]: crate::metrics::RoomMetrics
+
+use std::time::{Duration, Instant};
+
+use tracing::debug;
+
+use super::RoomActor;
+use crate::layout::Size;
+use crate::media::webrtc_stats::{LinkFigures, StatsSample};
+use crate::media::CodecFamily;
+
+/// How often the room measures its participants and encoders.
+pub(super) const STATS_INTERVAL: Duration = Duration::from_secs(2);
+
+/// What the room last measured of one participant.
+#[derive(Debug, Default)]
+pub(super) struct ParticipantStats {
+    /// The previous stats sample and when it arrived.
+    last: Option<(Instant, StatsSample)>,
+    /// Figures over the last interval, once a sample arrived.
+    pub(super) link: Option<LinkFigures>,
+}
+
+/// A participant's media figures, for the admin API.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MediaFigures {
+    /// Size of the camera video it sends, as decoded.
+    pub resolution: Option<Size>,
+    /// Its connection over the last interval.
+    pub link: Option<LinkFigures>,
+}
+
+impl RoomActor {
+    /// The stats tick: ask for stats, count encoder output and recording bytes.
+    pub(super) fn on_stats_tick(&mut self) {
+        for p in self.participants.values() {
+            if let Some(pm) = &p.media {
+                // No lock is held here; the answer comes back as an event.
+                pm.request_stats(&self.events_tx);
+            }
+        }
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.last_stats_tick);
+        self.last_stats_tick = now;
+        let outputs = self.media.encoded();
+        self.metrics.encoders(&outputs, elapsed);
+        let recording = self.recording_progress();
+        self.metrics
+            .recording(recording.as_ref().map(|(id, bytes)| (id.as_str(), *bytes)));
+    }
+
+    /// A participant's stats arrived: turn them into figures over the
+    /// interval since its previous sample.
+    pub(super) fn on_stats(&mut self, id: &str, sample: StatsSample) {
+        let Some(p) = self.participants.get_mut(id) else {
+            // It left while its stats were on the way.
+            return;
+        };
+        let now = Instant::now();
+        let figures = match p.stats.last {
+            Some((at, prev)) => LinkFigures::between(Some(&prev), &sample, now - at),
+            None => LinkFigures::between(None, &sample, Duration::ZERO),
+        };
+        debug!(participant = %id, ?figures, "link stats");
+        p.stats.last = Some((now, sample));
+        p.stats.link = Some(figures);
+        self.metrics.link(id, &figures);
+    }
+
+    /// Publishes how many participants receive each family.
+    pub(super) fn count_participants(&mut self) {
+        let mut counts: Vec<(CodecFamily, i64)> = Vec::new();
+        for family in self.participants.values().filter_map(|p| p.media.as_ref()) {
+            match counts.iter_mut().find(|(f, _)| *f == family.family()) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((family.family(), 1)),
+            }
+        }
+        self.metrics.set_participants(&counts);
+    }
+
+    /// Each participant's media figures, for the snapshot.
+    pub(super) fn media_figures(&self) -> Vec<(String, MediaFigures)> {
+        self.participants
+            .iter()
+            .map(|(id, p)| {
+                let figures = MediaFigures {
+                    resolution: p.media.as_ref().and_then(|m| m.sent_resolution()),
+                    link: p.stats.link,
+                };
+                (id.clone(), figures)
+            })
+            .collect()
+    }
+}
