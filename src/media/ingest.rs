@@ -24,7 +24,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::crop::TileCrop;
 use super::participant::{apply_label, apply_visibility, screen_label_height, Added, VideoTile};
 use super::{
-    i420_caps, make_capsfilter, make_element, make_leaky_queue, mix_audio_caps,
+    hide_latency, i420_caps, make_capsfilter, make_element, make_leaky_queue, mix_audio_caps,
     sync_downstream_first, CodecFamily, MediaEvent, ParticipantMedia, RoomMedia,
 };
 use crate::layout::Size;
@@ -36,6 +36,16 @@ pub const VOICE_LEVEL_SUFFIX: &str = "voice-level";
 /// own encoder takes over before the full mix carries their first syllable
 /// back to them (the mixers' latency is longer than this).
 const LEVEL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// How long a decoded frame stays on the canvas unless a newer one comes.
+///
+/// Frames from the network carry no duration. The compositor then waits,
+/// for every canvas frame, for a participant frame that starts within it,
+/// and when none does (a sender a little slower than the canvas, jitter,
+/// a frozen camera) it waits out its whole latency, delaying everyone's
+/// canvas. With this duration the last frame simply stays up until the
+/// next one arrives, and the canvas goes out on the canvas clock.
+const FRAME_HOLD: gst::ClockTime = gst::ClockTime::from_seconds(3600);
 
 /// Decoded frames a tile's queue may hold before dropping the oldest.
 const TILE_QUEUE: u32 = 3;
@@ -185,6 +195,10 @@ impl RoomMedia {
         };
         apply_label(&label, pm.label, label_height);
         let queue = make_leaky_queue(&n("tile-queue"), TILE_QUEUE)?;
+        // A frame that comes late shows from the next canvas frame on
+        // (FRAME_HOLD keeps the previous one up): the compositor must not
+        // wait out the jitter buffer's latency for it.
+        hide_latency(&queue.static_pad("src").context("tile queue src")?);
         let chain = [
             &depay,
             &dec,
@@ -304,6 +318,10 @@ impl RoomMedia {
         tee.link(&to_full).context("linking voice tee")?;
         tee.link(&to_minus).context("linking voice tee")?;
 
+        // Voice that comes later than the mixer's deadline is late for the
+        // whole room: the mixer does not wait out the jitter buffer for it
+        // (audio is not retransmitted; Opus FEC covers loss).
+        hide_latency(&to_full.static_pad("src").context("voice queue src")?);
         let full_pad = added.request(&self.full_mixer, "sink_%u")?;
         to_full
             .static_pad("src")
@@ -419,10 +437,12 @@ fn guard_input(
             let pts = info.buffer().and_then(|b| b.pts()).map(|t| t.nseconds());
             let in_time = gate.lock().map_or(true, |mut g| g.pass(pts));
             if over.load(Ordering::SeqCst) || !in_time {
-                gst::PadProbeReturn::Drop
-            } else {
-                gst::PadProbeReturn::Ok
+                return gst::PadProbeReturn::Drop;
             }
+            if let Some(buf) = info.buffer_mut() {
+                buf.make_mut().set_duration(FRAME_HOLD);
+            }
+            gst::PadProbeReturn::Ok
         },
     );
     Ok(())

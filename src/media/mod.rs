@@ -304,15 +304,62 @@ pub(crate) fn mix_audio_caps() -> gst::Caps {
 /// Duration of the mixers' output buffers: one 20 ms Opus frame.
 pub(crate) const MIX_BUFFER: Duration = Duration::from_millis(20);
 
-/// Extra time aggregators (compositor, audiomixer) wait for live inputs,
-/// on top of the jitter buffer: decode time plus scheduling slack on a busy
-/// two-core machine. Frames later than this are dropped, not queued.
-pub(crate) const AGGREGATOR_SLACK: Duration = Duration::from_millis(40);
+/// How long aggregators (compositor, audiomixer) wait past each output's
+/// time for inputs that have nothing new: decode and scheduling slack on a
+/// busy two-core machine. Inputs whose latency is hidden ([`hide_latency`])
+/// add nothing to it. A late video frame shows from the next canvas frame
+/// on; late voice is dropped.
+pub(crate) const AGGREGATOR_SLACK: Duration = Duration::from_millis(20);
+
+/// Makes `webrtcbin` send each RTP packet as soon as it is made.
+///
+/// webrtcbin puts a `clocksync` in front of every send stream, which holds
+/// each buffer until its timestamp plus the whole pipeline's latency. In a
+/// room pipeline that latency is the longest path (jitter buffer, the full
+/// mix, a mix-minus mix, the encoders), so the hold delayed every stream,
+/// video included, by about a quarter of a second. The mixers and the
+/// compositor already pace the output live, so the hold buys nothing.
+pub fn send_unheld(webrtcbin: &gst::Element) {
+    let Some(bin) = webrtcbin.downcast_ref::<gst::Bin>() else {
+        return;
+    };
+    let unhold = |e: &gst::Element| {
+        if e.factory().is_some_and(|f| f.name() == "clocksync") {
+            e.set_property("sync", false);
+        }
+    };
+    for e in bin.iterate_elements().into_iter().flatten() {
+        unhold(&e);
+    }
+    bin.connect_element_added(move |_, e| unhold(e));
+}
+
+/// Makes `pad` answer latency queries with no minimum latency, so that the
+/// aggregator downstream does not add its input's latency to its deadline.
+///
+/// A live aggregator waits, for each output buffer, until its inputs'
+/// largest latency plus its own has passed whenever some input has nothing
+/// new (with inputs at their own rates and phases, one nearly always has
+/// not). For the compositor that meant every canvas frame waited out the
+/// participants' jitter buffer, and the 5 fps placeholders' 200 ms frame.
+/// Inputs that hold their last frame need no such wait: what comes late
+/// shows from the next canvas frame on.
+pub(crate) fn hide_latency(pad: &gst::Pad) {
+    pad.add_probe(gst::PadProbeType::QUERY_UPSTREAM, |_, info| {
+        if !info.mask.contains(gst::PadProbeType::PULL) {
+            return gst::PadProbeReturn::Ok;
+        }
+        if let Some(gst::QueryViewMut::Latency(q)) = info.query_mut().map(|q| q.view_mut()) {
+            let (live, _, max) = q.result();
+            q.set(live, gst::ClockTime::ZERO, max);
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
 
 /// Configures a live aggregator (compositor or audiomixer) for a room.
-pub(crate) fn configure_aggregator(agg: &gst::Element, settings: &MediaSettings) {
-    let latency = settings.jitter_buffer + AGGREGATOR_SLACK;
-    agg.set_property("latency", latency.as_nanos() as u64);
+pub(crate) fn configure_aggregator(agg: &gst::Element) {
+    agg.set_property("latency", AGGREGATOR_SLACK.as_nanos() as u64);
     // Start from the first buffer's time: an aggregator added mid-lesson
     // must not produce the whole lesson's worth of output from time zero.
     agg.set_property_from_str("start-time-selection", "first");

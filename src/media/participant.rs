@@ -277,6 +277,7 @@ impl RoomMedia {
         let webrtcbin = make_element("webrtcbin", &n("webrtc"))?;
         webrtcbin.set_property_from_str("bundle-policy", "max-bundle");
         webrtcbin.set_property("latency", self.settings.jitter_buffer.as_millis() as u32);
+        super::send_unheld(&webrtcbin);
         if let Some((min, max)) = self.settings.rtp_ports {
             let ice = webrtcbin.property::<glib::Object>("ice-agent");
             // Max first: min may not exceed the current max.
@@ -393,7 +394,7 @@ impl RoomMedia {
         // idles the own encoder while the participant is not talking.
         let aqueue = firewalled_queue(&n("full-mix-queue"), AUDIO_QUEUE, branch_failed("mix"))?;
         let minus_mixer = make_element("audiomixer", &n("mix-minus"))?;
-        configure_aggregator(&minus_mixer, &self.settings);
+        configure_aggregator(&minus_mixer);
         minus_mixer.set_property("output-buffer-duration", MIX_BUFFER.as_nanos() as u64);
         let minus_caps = make_capsfilter(&n("mix-minus-caps"), &mix_audio_caps())?;
         // Mixing is in float; Opus encoders take 16-bit integers.
@@ -463,6 +464,7 @@ impl RoomMedia {
         ph_text.set_property("shaded-background", true);
         added.chain(&bin, &[&ph_src, &ph_caps, &ph_text])?;
         let placeholder_pad = added.request(&self.compositor, "sink_%u")?;
+        super::hide_latency(&ph_text.static_pad("src").context("placeholder src")?);
         placeholder_pad.set_property("zorder", 1u32);
         ph_text
             .static_pad("src")
@@ -513,7 +515,6 @@ impl RoomMedia {
             )
             .context("linking the shared encode to participant")?;
         self.pipeline.recalculate_latency().ok();
-
         // A newcomer needs a keyframe to see anything.
         if let Some(enc) = self.families.get(&family) {
             enc.request_keyframe();

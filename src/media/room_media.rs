@@ -71,7 +71,7 @@ impl RoomMedia {
             &i420_caps(settings.canvas, Some(settings.framerate)),
         )?;
         let compositor = make_element("compositor", "canvas")?;
-        configure_aggregator(&compositor, &settings);
+        configure_aggregator(&compositor);
         compositor.set_property_from_str("background", "black");
         let canvas_caps = make_capsfilter(
             "canvas-caps",
@@ -85,6 +85,8 @@ impl RoomMedia {
         add_chain(bin, &[&bg, &bg_caps])?;
         add_chain(bin, &[&compositor, &canvas_caps, &decor, &canvas_tee])?;
         link_into_new_pad(&bg_caps, &compositor)?.set_property("zorder", 0u32);
+        // The background's frame of latency would only delay every canvas frame.
+        super::hide_latency(&bg_caps.static_pad("src").context("background src")?);
 
         // Full audio mix.
         let silence = make_element("audiotestsrc", "mix-silence")?;
@@ -93,7 +95,7 @@ impl RoomMedia {
         silence.set_property("samplesperbuffer", 960i32);
         let silence_caps = make_capsfilter("mix-silence-caps", &mix_audio_caps())?;
         let full_mixer = make_element("audiomixer", "full-mix")?;
-        configure_aggregator(&full_mixer, &settings);
+        configure_aggregator(&full_mixer);
         // Created with the pipeline, so time zero is now: its output then sits
         // on the 48 kHz sample grid, and every mix-minus mixer anchored on it
         // places each voice at the very same sample offset as this mix does.

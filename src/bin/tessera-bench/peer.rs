@@ -129,6 +129,8 @@ impl Peer {
             .property("latency", media.jitter_ms)
             .build()
             .context("webrtcbin is missing (gstreamer1.0-plugins-bad)")?;
+        // Like a browser, send each frame when it is ready.
+        tessera::media::send_unheld(&webrtc);
         pipeline.add(&webrtc)?;
         let mut feeds = Vec::new();
         let mut sent = Vec::new();
@@ -431,10 +433,6 @@ fn click_reader(media: &PeerMedia, counters: Arc<Mutex<Counters>>) -> gst_app::A
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect();
-            if std::env::var_os("BENCH_DEBUG").is_some() {
-                let peak = samples.iter().fold(0f32, |m, s| m.max(s.abs()));
-                eprintln!("audio {} samples peak {peak}", samples.len());
-            }
             if let Some(i) = detector.feed(&samples) {
                 // Played from the buffer's arrival, the onset is heard i samples in.
                 let heard = now + i as f64 / 48.0;
