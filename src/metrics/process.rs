@@ -34,6 +34,11 @@ pub fn rss_bytes(status: &str) -> Option<u64> {
     }
 }
 
+/// User plus system CPU seconds from the text of `/proc/<pid>/stat`.
+pub fn cpu_seconds(stat: &str) -> Option<f64> {
+    cpu_ticks(stat).map(|t| t as f64 / ticks_per_second())
+}
+
 /// Clock ticks per second (`getconf CLK_TCK`), 100 on Linux if unknown.
 fn ticks_per_second() -> f64 {
     nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)

@@ -267,9 +267,9 @@ fn room(
 }
 
 /// Runs the baseline until `stop` is set.
-pub fn run(work: &Work, config_path: &Path, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+pub fn run(work: &Work, config_path: Option<&Path>, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     gst::init()?;
-    let config = Config::load(Some(config_path))?;
+    let config = Config::load(config_path)?;
     let templates = Templates::load(&config.media.pipelines_dir)?;
     let mut pipelines = Vec::new();
     let mut feeds = Vec::new();

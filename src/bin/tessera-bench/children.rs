@@ -2,7 +2,7 @@
 //! the baseline, each this same executable under a hidden subcommand, each
 //! measured or steered by the parent through its PID and standard I/O.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -28,10 +28,12 @@ fn log_file(log: &Path) -> anyhow::Result<Stdio> {
 }
 
 impl Steered {
-    /// Starts this executable with `args`, its errors appended to `log`.
-    pub fn spawn(args: &[String], log: &Path) -> anyhow::Result<Steered> {
+    /// Starts this executable with `args` and extra environment `env`, its
+    /// errors appended to `log`.
+    pub fn spawn(args: &[String], env: &[(String, String)], log: &Path) -> anyhow::Result<Steered> {
         let mut child = Command::new(std::env::current_exe()?)
             .args(args)
+            .envs(env.iter().cloned())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(log_file(log)?)
@@ -89,12 +91,21 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the server with `config` and waits until it answers.
-    pub async fn start(config: &Path, port: u16, log: &Path) -> anyhow::Result<Server> {
-        let child = Command::new(std::env::current_exe()?)
-            .arg("serve")
-            .arg("--config")
-            .arg(config)
+    /// Starts the server with the `config` file (else the default one) and
+    /// the overrides `env`, and waits until it answers on `port`.
+    pub async fn start(
+        config: Option<&Path>,
+        env: &[(String, String)],
+        port: u16,
+        log: &Path,
+    ) -> anyhow::Result<Server> {
+        let mut command = Command::new(std::env::current_exe()?);
+        command.arg("serve");
+        if let Some(c) = config {
+            command.arg("--config").arg(c);
+        }
+        let child = command
+            .envs(env.iter().cloned())
             .stdin(Stdio::null())
             .stdout(log_file(log)?)
             .stderr(log_file(log)?)
@@ -149,17 +160,28 @@ pub fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-/// Writes the server's config for a run into `dir`: loopback, open, room for
-/// every synthetic participant, recordings in `dir`.
-pub fn server_config(dir: &Path, port: u16, participants: usize) -> anyhow::Result<PathBuf> {
-    let path = dir.join("tessera.toml");
-    let text = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\n\n\
-         [limits]\nsockets_per_ip = {sockets}\nparticipants_per_room = {sockets}\nmax_rooms = {sockets}\n\n\
-         [recording]\ndir = \"{rec}\"\n",
-        sockets = participants + 20,
-        rec = dir.join("recordings").display(),
-    );
-    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-    Ok(path)
+/// Settings the benchmark gives the server (and the baseline) on top of
+/// the config file, as `TESSERA_*` environment overrides: loopback on
+/// `port`, open joins, the admin API open on loopback, room for every
+/// synthetic participant, recordings under `dir`.
+pub fn server_env(dir: &Path, port: u16, participants: usize) -> Vec<(String, String)> {
+    let room = (participants + 20).to_string();
+    [
+        ("TESSERA_SERVER__LISTEN", format!("127.0.0.1:{port}")),
+        ("TESSERA_SERVER__TLS_CERT", String::new()),
+        ("TESSERA_SERVER__TLS_KEY", String::new()),
+        ("TESSERA_AUTH__MODE", "open".into()),
+        ("TESSERA_ADMIN__KEY", String::new()),
+        ("TESSERA_LIMITS__SOCKETS_PER_IP", room.clone()),
+        ("TESSERA_LIMITS__PARTICIPANTS_PER_ROOM", room.clone()),
+        ("TESSERA_LIMITS__MAX_ROOMS", room),
+        (
+            "TESSERA_RECORDING__DIR",
+            dir.join("recordings").display().to_string(),
+        ),
+        ("TESSERA_RECORDING__AUTO_RECORD", "[]".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }

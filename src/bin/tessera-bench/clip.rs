@@ -157,8 +157,8 @@ fn read(path: &Path) -> anyhow::Result<Clip> {
 
 fn video_encoder(codec: Codec, width: u32) -> String {
     let kbps = match width {
-        ..=400 => 250,
-        ..=700 => 600,
+        0..=400 => 250,
+        401..=700 => 600,
         _ => 1500,
     };
     match codec {

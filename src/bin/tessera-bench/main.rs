@@ -81,6 +81,11 @@ struct Cli {
     /// Where the pre-encoded clips are cached.
     #[arg(long, default_value = "target/bench-media")]
     media: PathBuf,
+    /// The server's config file (canvas, encoder templates, layouts); the
+    /// benchmark overrides only the address, joins, limits and recording dir.
+    /// Default: config/default.toml if present, else built-in defaults.
+    #[arg(long)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     child: Option<Child>,
 }
@@ -91,7 +96,7 @@ enum Child {
     #[command(hide = true)]
     Serve {
         #[arg(long)]
-        config: PathBuf,
+        config: Option<PathBuf>,
     },
     /// (internal) One synthetic participant.
     #[command(hide = true)]
@@ -111,7 +116,7 @@ enum Child {
         #[arg(long)]
         spec: String,
         #[arg(long)]
-        config: PathBuf,
+        config: Option<PathBuf>,
     },
 }
 
@@ -156,7 +161,8 @@ fn main() {
                     wait_commands(|_| false).await;
                     s.store(true, Ordering::Relaxed);
                 });
-                tokio::task::spawn_blocking(move || baseline::run(&work, &config, stop)).await?
+                tokio::task::spawn_blocking(move || baseline::run(&work, config.as_deref(), stop))
+                    .await?
             }
             None => bench(cli_rest(cli)).await,
         }
@@ -204,6 +210,7 @@ fn cli_rest(cli: Cli) -> Options {
             baseline: !cli.no_baseline,
             out: cli.out,
             media_dir: cli.media,
+            config: cli.config,
         },
         participants: cli.participants,
         rooms: cli.rooms,
@@ -223,8 +230,8 @@ async fn wait_commands(mut on: impl FnMut(&str) -> bool) {
     }
 }
 
-async fn serve(config: PathBuf) -> anyhow::Result<()> {
-    let config = tessera::config::Config::load(Some(&config))?;
+async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = tessera::config::Config::load(config.as_deref())?;
     tessera::logging::bridge_gstreamer_log();
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
@@ -393,9 +400,9 @@ async fn bench(o: Options) -> anyhow::Result<()> {
         }
         let mut held: Option<usize> = None;
         loop {
-            if !directs.contains_key(&level.send) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = directs.entry(level.send) {
                 tracing::info!(size = ?level.send, "measuring direct peer-to-peer latency");
-                directs.insert(level.send, run::direct(&o.plan, level.send).await?);
+                slot.insert(run::direct(&o.plan, level.send).await?);
             }
             let direct = directs[&level.send].clone();
             report.direct = direct.clone();

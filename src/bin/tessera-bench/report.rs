@@ -132,6 +132,35 @@ impl Level {
     }
 }
 
+/// Each target of the issue this level can be held to, and whether it held
+/// (`None`: not measured).
+pub fn verdicts(l: &Level) -> Vec<(&'static str, Option<bool>)> {
+    vec![
+        (
+            "CPU ratio ≤ 1.25",
+            l.cpu_ratio.map(|r| r <= targets::CPU_RATIO),
+        ),
+        (
+            "video added p95 ≤ 100 ms",
+            l.video_added_ms
+                .map(|v| v.p95 <= targets::VIDEO_ADDED_P95_MS),
+        ),
+        (
+            "audio added p95 ≤ 60 ms",
+            l.audio_added_ms
+                .map(|v| v.p95 <= targets::AUDIO_ADDED_P95_MS),
+        ),
+        (
+            "join p95 ≤ 1 s",
+            l.join_ms.map(|v| v.p95 <= targets::JOIN_P95_MS),
+        ),
+        (
+            "every receiver ≥ 29 fps",
+            l.fps_worst.map(|f| f >= targets::MIN_FPS),
+        ),
+    ]
+}
+
 /// A whole run.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Report {
@@ -216,6 +245,26 @@ pub fn markdown(r: &Report) -> String {
             spread(l.down_kbps, 0),
         );
     }
+    if let Some(first) = r.levels.first() {
+        out.push_str("\nTargets (✔ held, ✘ missed, – not measured):\n\n| scenario | people |");
+        for (name, _) in verdicts(first) {
+            let _ = write!(out, " {name} |");
+        }
+        out.push_str("\n|---|---|");
+        out.push_str(&"---|".repeat(verdicts(first).len()));
+        out.push('\n');
+        for l in &r.levels {
+            let _ = write!(out, "| {} | {} |", l.scenario, l.participants);
+            for (_, held) in verdicts(l) {
+                out.push_str(match held {
+                    Some(true) => " ✔ |",
+                    Some(false) => " ✘ |",
+                    None => " – |",
+                });
+            }
+            out.push('\n');
+        }
+    }
     if let Some((n, why)) = &r.capacity {
         let _ = writeln!(
             out,
@@ -298,6 +347,7 @@ mod tests {
             ..Report::default()
         };
         let md = markdown(&r);
-        assert_eq!(md.matches("| group-8 |").count(), 2);
+        assert_eq!(md.matches("| group-8 |").count(), 3);
+        assert!(md.contains("| group-8 | 8 | – | – | – | – | – |"), "{md}");
     }
 }

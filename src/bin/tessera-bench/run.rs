@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::baseline::{RoomWork, Work};
-use crate::children::{free_port, server_config, Server, Steered};
+use crate::children::{free_port, server_env, Server, Steered};
 use crate::clip::{self, Codec};
 use crate::peer::Measured;
 use crate::procstat;
@@ -33,6 +33,8 @@ pub struct Plan {
     pub out: PathBuf,
     /// Where the clips are cached.
     pub media_dir: PathBuf,
+    /// The server's config file; `None`: the default.
+    pub config: Option<PathBuf>,
 }
 
 /// What a synthetic participant process is told to do.
@@ -96,6 +98,7 @@ pub async fn direct(plan: &Plan, send: (u32, u32)) -> anyhow::Result<Direct> {
             "--spec".into(),
             serde_json::to_string(&spec)?,
         ],
+        &[],
         &log,
     )?;
     child
@@ -146,8 +149,8 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let port = free_port()?;
-    let config = server_config(&dir, port, s.participants())?;
-    let server = Server::start(&config, port, &dir.join("server.log")).await?;
+    let env = server_env(&dir, port, s.participants());
+    let server = Server::start(plan.config.as_deref(), &env, port, &dir.join("server.log")).await?;
     let pid = server.pid();
     let idle_rss = pid.and_then(procstat::read).map(|r| r.rss).unwrap_or(0);
     let epoch_ms = epoch();
@@ -177,6 +180,7 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
                     "--spec".into(),
                     serde_json::to_string(&spec)?,
                 ],
+                &[],
                 &peer_log,
             )?;
             match child.next_line(Duration::from_secs(30)).await {
@@ -259,7 +263,7 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
             epoch_ms: epoch(),
             media_dir: plan.media_dir.clone(),
         };
-        Some(baseline(plan, &work, &config, &dir).await?)
+        Some(baseline(plan, &work, &env, &dir).await?)
     } else {
         None
     };
@@ -308,15 +312,21 @@ async fn record_ratio(
     Ok(recording / not_recording)
 }
 
-async fn baseline(plan: &Plan, work: &Work, config: &Path, dir: &Path) -> anyhow::Result<f64> {
-    let args = vec![
+async fn baseline(
+    plan: &Plan,
+    work: &Work,
+    env: &[(String, String)],
+    dir: &Path,
+) -> anyhow::Result<f64> {
+    let mut args = vec![
         "baseline".to_string(),
         "--spec".into(),
         serde_json::to_string(work)?,
-        "--config".into(),
-        config.display().to_string(),
     ];
-    let mut child = Steered::spawn(&args, &dir.join("baseline.log"))?;
+    if let Some(c) = &plan.config {
+        args.extend(["--config".into(), c.display().to_string()]);
+    }
+    let mut child = Steered::spawn(&args, env, &dir.join("baseline.log"))?;
     child
         .next_line(Duration::from_secs(60))
         .await

@@ -1,0 +1,73 @@
+//! The benchmark's smoke run: `tessera-bench --smoke` brings up the server,
+//! two synthetic participants, the direct pair and the baseline for a few
+//! seconds, and writes a report whose figures are really measured. Speed is
+//! never asserted here; the benchmark reports it.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+#[test]
+fn smoke_run_writes_a_measured_report() {
+    let out = std::env::temp_dir().join(format!("tessera-bench-smoke-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let status = Command::new(env!("CARGO_BIN_EXE_tessera-bench"))
+        .args(["--smoke", "--media", "target/bench-media", "--out"])
+        .arg(&out)
+        .status()
+        .expect("tessera-bench runs");
+    assert!(
+        status.success(),
+        "tessera-bench --smoke failed; logs in {}",
+        out.display()
+    );
+
+    let json: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("results.json")).expect("results.json written"),
+    )
+    .expect("results.json is JSON");
+    let levels = json["levels"].as_array().expect("levels");
+    assert_eq!(levels.len(), 1, "{json:#}");
+    let l = &levels[0];
+    let logs = format!("{l:#}\nlogs in {}", out.display());
+    assert_eq!(l["scenario"], "lesson-1on1");
+    assert_eq!(l["participants"], 2);
+    assert_eq!(l["failed_participants"], 0, "{logs}");
+    // Measured, not made up: each figure comes from the processes and media.
+    assert!(l["server_cores_mean"].as_f64().unwrap() > 0.0, "{logs}");
+    assert!(l["baseline_cores_mean"].as_f64().unwrap() > 0.0, "{logs}");
+    assert!(l["cpu_ratio"].as_f64().is_some(), "{logs}");
+    assert!(l["recording_cpu_ratio"].as_f64().is_some(), "{logs}");
+    assert!(l["rss_mb"].as_f64().unwrap() > 10.0, "{logs}");
+    assert!(
+        l["fps_worst"].as_f64().unwrap() > 0.0,
+        "every receiver got canvas frames: {logs}"
+    );
+    for figure in [
+        "video_latency_ms",
+        "audio_latency_ms",
+        "join_ms",
+        "up_kbps",
+        "down_kbps",
+    ] {
+        let median = l[figure]["median"].as_f64();
+        assert!(median.is_some_and(|m| m > 0.0), "{figure} measured: {logs}");
+    }
+    assert!(
+        json["direct"]["video_ms"]["median"].as_f64().is_some(),
+        "{json:#}"
+    );
+    assert!(
+        json["direct"]["audio_ms"]["median"].as_f64().is_some(),
+        "{json:#}"
+    );
+
+    let md = std::fs::read_to_string(out.join("results.md")).expect("results.md written");
+    assert!(md.contains("| lesson-1on1 |"), "{md}");
+    let png = std::fs::read(out.join("results.png")).expect("results.png written");
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 5_000,
+        "a drawn PNG"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
