@@ -241,7 +241,7 @@ mod tests {
             fitted(tile, (16, 9)),
             Area {
                 x: 0,
-                y: 88,
+                y: 87,
                 width: 400,
                 height: 225
             }
