@@ -78,7 +78,9 @@ impl Steered {
             .await
             .is_err()
         {
-            let _ = self.child.kill().await;
+            tracing::warn!(pid = ?self.child.id(), "a child did not stop in time; killing it");
+            let _ = self.child.start_kill();
+            let _ = tokio::time::timeout(grace, self.child.wait()).await;
         }
     }
 }

@@ -196,10 +196,12 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
             }
         }
     }
+    tracing::info!(joined = peers.len(), "participants joined; warming up");
     tokio::time::sleep(plan.warmup).await;
     for p in &mut peers {
         p.say("window").await?;
     }
+    tracing::info!("measuring the window");
     let client = reqwest::Client::new();
     let (per_second, mean, last) = sample(pid, plan.window).await;
     let mut talkers = BTreeMap::new();
@@ -227,7 +229,9 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
             None => failed += 1,
         }
     }
+    tracing::info!("window done");
     let recording_cpu_ratio = if plan.record {
+        tracing::info!("recording every room");
         let ratio = record_ratio(&client, &http, s.rooms, pid, plan.window, mean).await;
         if let Err(e) = &ratio {
             tracing::warn!("recording phase: {e:#}");
@@ -236,6 +240,7 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
     } else {
         None
     };
+    tracing::info!("stopping the participants and the server");
     for p in &mut peers {
         let _ = p.say("stop").await;
     }
@@ -331,8 +336,10 @@ async fn baseline(
         .next_line(Duration::from_secs(60))
         .await
         .context("the baseline did not start")?;
+    tracing::info!("baseline running; warming up");
     tokio::time::sleep(plan.warmup).await;
     let (_, mean, _) = sample(child.pid(), plan.window).await;
+    tracing::info!(cores = mean, "baseline measured");
     let _ = child.say("stop").await;
     child.reap(Duration::from_secs(10)).await;
     Ok(mean)

@@ -44,7 +44,8 @@ impl Scenario {
             rooms,
             per_room,
             send,
-            h264_every: 3,
+            // Both families in every room: one of two, else one of three.
+            h264_every: if per_room <= 2 { 2 } else { 3 },
         })
     }
 
