@@ -310,6 +310,10 @@ async fn a_teacher_shares_a_screen_from_chromium() {
     b.close().await;
 }
 
+/// The admin key of the playback test: the page asks for it, then plays
+/// through a playback link.
+const PLAYBACK_ADMIN_KEY: &str = "Pl4yback-admin-key-for-the-browser-test-9f3c";
+
 /// What a browser's `/recordings` page makes of the newest recording:
 /// played, then sought to the middle (an HTTP Range request) and sampled.
 const PLAY_NEWEST: &str = r#"
@@ -351,6 +355,7 @@ async fn chromium_and_firefox_play_an_exported_lesson_and_seek_in_it() {
     init();
     let (mut config, dir) = recording_config("playback");
     config.recording.segment_seconds = 2;
+    config.admin.key = PLAYBACK_ADMIN_KEY.into();
     let server = TestServer::start(config).await;
     let peer = TestPeer::join(
         &server.ws_url(),
@@ -361,7 +366,15 @@ async fn chromium_and_firefox_play_an_exported_lesson_and_seek_in_it() {
         common::wait_until(Duration::from_secs(20), || peer.frames() > 10).await,
         "no media"
     );
-    let http = reqwest::Client::new();
+    let mut admin = reqwest::header::HeaderMap::new();
+    admin.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {PLAYBACK_ADMIN_KEY}").parse().unwrap(),
+    );
+    let http = reqwest::Client::builder()
+        .default_headers(admin)
+        .build()
+        .unwrap();
     let api = format!("http://{}/api", server.addr);
     let id = start_recording(&http, &api, "playback").await;
     tokio::time::sleep(Duration::from_secs(7)).await;
@@ -383,10 +396,21 @@ async fn chromium_and_firefox_play_an_exported_lesson_and_seek_in_it() {
         (Kind::Firefox, "firefox-playback"),
     ] {
         let b = Browser::launch(kind, label).await;
-        b.client
-            .goto(&format!("http://{}/recordings", server.addr))
-            .await
-            .unwrap();
+        let page = format!("http://{}/recordings", server.addr);
+        b.client.goto(&page).await.unwrap();
+        // The page asks for the admin key; give it as a person would.
+        let asked = b
+            .run("return !document.getElementById('key-form').hidden || await new Promise((r) => setTimeout(() => r(!document.getElementById('key-form').hidden), 2000));")
+            .await;
+        assert_eq!(
+            asked,
+            Value::Bool(true),
+            "{label}: the page asks for the key"
+        );
+        b.run(&format!(
+            "document.getElementById('key').value = '{PLAYBACK_ADMIN_KEY}'; document.getElementById('key-form').requestSubmit(); return true;"
+        ))
+        .await;
         let r = b.run(PLAY_NEWEST).await;
         b.screenshot(label).await;
         b.close().await;
@@ -418,6 +442,41 @@ async fn chromium_and_firefox_play_an_exported_lesson_and_seek_in_it() {
             "{label}: {r}"
         );
     }
+
+    // Over HTTP: the media needs the key or a link, and a link opens its
+    // own recording only.
+    let open = reqwest::Client::new();
+    let media = format!("{api}/recordings/{id}/media");
+    let status = |r: reqwest::Response| r.status().as_u16();
+    assert_eq!(status(open.get(&media).send().await.unwrap()), 401);
+    let link: Value = http
+        .post(format!("{api}/recordings/{id}/link"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = format!("http://{}{}", server.addr, link["url"].as_str().unwrap());
+    assert!(link["expires_at"].as_u64().is_some(), "{link}");
+    let part = open
+        .get(&url)
+        .header("range", "bytes=0-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status().as_u16(), 206);
+    assert_eq!(part.bytes().await.unwrap().len(), 100);
+    let other = url.replace(&id, "playback-19700101T000000-000000");
+    let refused = open.get(&other).send().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+    let why: Value = refused.json().await.unwrap();
+    assert!(
+        why["error"].as_str().unwrap().contains("another recording"),
+        "{why}"
+    );
+    let tampered = format!("{}x", url);
+    assert_eq!(status(open.get(&tampered).send().await.unwrap()), 401);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

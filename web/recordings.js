@@ -5,7 +5,6 @@
 (() => {
   const $ = (id) => document.getElementById(id);
   let key = sessionStorage.getItem('tessera.adminKey') || '';
-  let objectUrl = null;
 
   const headers = () => (key ? { Authorization: 'Bearer ' + key } : {});
   const api = (path) => fetch('/api' + path, { headers: headers() });
@@ -40,12 +39,14 @@
     $('player').hidden = false;
     $('title').textContent = `${m.room}, ${new Date(m.started_at).toLocaleString()}`;
     const video = $('video');
-    if (objectUrl) { URL.revokeObjectURL(objectUrl); objectUrl = null; }
     if (key) {
-      // A <video> cannot send the key: fetch the file with it.
-      const res = await api(`/recordings/${encodeURIComponent(m.id)}/media`);
-      objectUrl = URL.createObjectURL(await res.blob());
-      video.src = objectUrl;
+      // A <video> cannot send the key: ask for a playback link (the media
+      // URL with a short-lived access token for this one recording), so the
+      // browser streams and seeks with Range requests as usual.
+      const res = await fetch(`/api/recordings/${encodeURIComponent(m.id)}/link`, { method: 'POST', headers: headers() });
+      const link = await res.json();
+      if (!res.ok) { $('status').textContent = link.error; return; }
+      video.src = link.url;
     } else {
       video.src = `/api/recordings/${encodeURIComponent(m.id)}/media`;
     }

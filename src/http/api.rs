@@ -34,6 +34,11 @@ impl AdminAuth {
         }
     }
 
+    /// The admin key, if one is set.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref().map(String::as_str)
+    }
+
     /// Checks an `Authorization` header value.
     pub fn check(&self, header: Option<&str>) -> Result<(), Reply> {
         match &self.key {

@@ -8,6 +8,7 @@
 //! bearer token, or open on loopback when no key is set.
 
 pub mod api;
+pub mod media_link;
 mod origin;
 pub mod ready;
 mod recordings;

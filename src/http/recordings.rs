@@ -12,6 +12,7 @@ use warp::reply::Response;
 use warp::{Filter, Reply as _};
 
 use super::api::{admin_ctx, ok, reply_error, AdminAuth, Reply};
+use super::media_link;
 use crate::recording::export::content_type;
 use crate::recording::store::{StoreError, CHAPTERS};
 use crate::recording::RecordingStore;
@@ -122,6 +123,7 @@ pub fn routes(
     registry: Registry,
     auth: AdminAuth,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    let link_auth = auth.clone();
     let ctx = admin_ctx(registry, auth);
     // POST starts, DELETE stops.
     let on = warp::post()
@@ -179,12 +181,48 @@ pub fn routes(
                 }
             },
         );
+    let keys = link_auth.clone();
+    let link = warp::path!("api" / "recordings" / String / "link")
+        .and(warp::post())
+        .and(ctx.clone())
+        .map(
+            move |id: String, auth: Result<(), Reply>, registry: Registry| {
+                auth.and_then(|()| {
+                    let m = store_of(&registry).manifest(&id).map_err(store_error)?;
+                    if m.export.is_none() {
+                        return Err(reply_error(
+                            StatusCode::NOT_FOUND,
+                            &format!("recording {id} has no exported file yet"),
+                        ));
+                    }
+                    let url = format!("/api/recordings/{id}/media");
+                    Ok(match keys.key() {
+                        Some(key) => {
+                            let (token, exp) =
+                                media_link::issue(key, &id, crate::auth::bans::unix_now());
+                            ok(json!({ "url": format!("{url}?access={token}"), "expires_at": exp }))
+                        }
+                        None => ok(json!({ "url": url, "expires_at": null })),
+                    })
+                })
+                .unwrap_or_else(|e| e)
+                .into_response()
+            },
+        );
     let media = warp::path!("api" / "recordings" / String / "media")
         .and(warp::get())
         .and(ctx.clone())
         .and(warp::header::optional::<String>("range"))
+        .and(warp::query::<std::collections::HashMap<String, String>>())
         .then(
-            |id: String, auth: Result<(), Reply>, registry: Registry, range: Option<String>| async move {
+            move |id: String, auth: Result<(), Reply>, registry: Registry, range: Option<String>, query: std::collections::HashMap<String, String>| {
+                // A playback link stands in for the admin key, for its one recording.
+                let auth = match (query.get("access"), link_auth.key()) {
+                    (Some(token), Some(key)) => media_link::verify(key, token, &id)
+                        .map_err(|e| reply_error(StatusCode::UNAUTHORIZED, &e.to_string())),
+                    _ => auth,
+                };
+                async move {
                 let store = store_of(&registry);
                 let found = auth.and_then(|()| {
                     let m = store.manifest(&id).map_err(store_error)?;
@@ -200,6 +238,7 @@ pub fn routes(
                 match found {
                     Ok((path, mime)) => serve_file(path, range, mime).await,
                     Err(e) => e.into_response(),
+                }
                 }
             },
         );
@@ -230,6 +269,8 @@ pub fn routes(
         .or(chapters)
         .unify()
         .or(media)
+        .unify()
+        .or(link)
         .unify()
         .or(one)
         .unify()

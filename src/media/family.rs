@@ -52,6 +52,16 @@ impl KeyframeGate {
         }
     }
 
+    /// A keyframe for a participant whose connection just came up: sent
+    /// whatever the interval (joins are rare next to receivers' PLIs, and
+    /// a newcomer must not wait a second for its first picture); it counts
+    /// as the interval's keyframe for everyone else.
+    fn welcome(&mut self, now: Instant) -> bool {
+        self.last = Some(now);
+        self.pending = false;
+        true
+    }
+
     /// True when a held-back request is due now (and marks it sent).
     fn take_due(&mut self, now: Instant) -> bool {
         if self.pending && self.admit(now) {
@@ -212,6 +222,11 @@ impl FamilyEncoder {
         self.send_if(|g, now| g.admit(now));
     }
 
+    /// Asks the encoder for a keyframe for a newcomer, past the rate limit.
+    pub(super) fn welcome_keyframe(&self) {
+        self.send_if(|g, now| g.welcome(now));
+    }
+
     /// Sends a held-back keyframe request once its interval has passed.
     pub(super) fn flush_pending_keyframe(&self) {
         self.send_if(|g, now| g.take_due(now));
@@ -275,5 +290,22 @@ mod tests {
         // Nothing pending any more.
         assert!(!g.take_due(t0 + Duration::from_millis(3000)));
         assert!(g.admit(t0 + Duration::from_millis(2100)));
+    }
+
+    #[test]
+    fn a_newcomer_gets_its_keyframe_at_once_and_it_counts_for_the_interval() {
+        let t0 = Instant::now();
+        let mut g = KeyframeGate {
+            interval: Duration::from_secs(1),
+            last: None,
+            pending: false,
+        };
+        assert!(g.admit(t0));
+        assert!(!g.admit(t0 + Duration::from_millis(100)));
+        assert!(g.welcome(t0 + Duration::from_millis(200)));
+        // The pending receiver request was answered by that keyframe.
+        assert!(!g.take_due(t0 + Duration::from_millis(1100)));
+        assert!(!g.admit(t0 + Duration::from_millis(1100)));
+        assert!(g.admit(t0 + Duration::from_millis(1200)));
     }
 }

@@ -130,6 +130,11 @@ pub enum MediaEvent {
         /// Which state went to failed.
         what: &'static str,
     },
+    /// A participant's peer connection (ICE and DTLS) is up.
+    Connected {
+        /// Participant.
+        participant: String,
+    },
 }
 
 /// Creates an element, naming it after its owner (`p1a2b-vp8dec`) so that a

@@ -515,10 +515,9 @@ impl RoomMedia {
             )
             .context("linking the shared encode to participant")?;
         self.pipeline.recalculate_latency().ok();
-        // A newcomer needs a keyframe to see anything.
-        if let Some(enc) = self.families.get(&family) {
-            enc.request_keyframe();
-        }
+        // The newcomer's keyframe is asked for once its connection is up
+        // (MediaEvent::Connected): one sent now would reach nobody and use
+        // up the family's keyframe allowance for the next second.
 
         let pm = ParticipantMedia {
             id: id.to_string(),
@@ -663,6 +662,14 @@ impl RoomMedia {
     pub fn hide_tile(&self, pm: &mut ParticipantMedia) {
         pm.visible = false;
         apply_visibility(pm);
+    }
+
+    /// A participant's connection is up: its family encoder sends a
+    /// keyframe, so the newcomer's first canvas frame is a whole one.
+    pub fn welcome(&self, pm: &ParticipantMedia) {
+        if let Some(enc) = self.families.get(&pm.family) {
+            enc.welcome_keyframe();
+        }
     }
 
     /// Hides the placeholder once the participant's own video is shown.
@@ -915,6 +922,13 @@ fn connect_webrtcbin_signals(
                 let _ = events.send(MediaEvent::ConnectionFailed {
                     participant: id.clone(),
                     what,
+                });
+            } else if property == "connection-state"
+                && w.property::<gst_webrtc::WebRTCPeerConnectionState>(property)
+                    == gst_webrtc::WebRTCPeerConnectionState::Connected
+            {
+                let _ = events.send(MediaEvent::Connected {
+                    participant: id.clone(),
                 });
             }
         });

@@ -758,6 +758,16 @@ impl RoomActor {
                 participant,
                 sample,
             } => self.on_stats(&participant, sample),
+            MediaEvent::Connected { participant } => {
+                if let Some(pm) = self
+                    .participants
+                    .get(&participant)
+                    .and_then(|p| p.media.as_ref())
+                {
+                    debug!(participant = %participant, "connected; asking for a keyframe");
+                    self.media.welcome(pm);
+                }
+            }
             MediaEvent::ConnectionFailed { participant, what } => {
                 info!(participant = %participant, "{what} failed");
                 self.remove(

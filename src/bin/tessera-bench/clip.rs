@@ -331,6 +331,21 @@ pub fn pace(feeds: Vec<Feed>, epoch_ms: f64, stop: Arc<AtomicBool>) -> std::thre
             .map(|f| ((now - epoch_ms) / f.clip.frame_ms).ceil().max(0.0) as u64)
             .collect();
         let mut started = vec![false; feeds.len()];
+        // A camera has a picture at once, and webrtcbin offers only once
+        // its inputs have caps: send the latest keyframe now, out of
+        // schedule, then go on from the next scheduled keyframe.
+        for (feed, n) in feeds.iter().zip(&next) {
+            let len = feed.clip.frames.len();
+            let due = (*n % len as u64) as usize;
+            let key = (0..=due).rev().find(|i| {
+                !feed.clip.frames[*i]
+                    .flags()
+                    .contains(gst::BufferFlags::DELTA_UNIT)
+            });
+            if let Some(k) = key.filter(|k| *k != due) {
+                let _ = feed.src.push_buffer(feed.clip.frames[k].copy());
+            }
+        }
         while !stop.load(Ordering::Relaxed) {
             let (i, due) = next
                 .iter()

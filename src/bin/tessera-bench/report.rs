@@ -73,6 +73,9 @@ pub struct Level {
     pub server_cores: Option<Spread>,
     /// Server CPU over the whole window, cores.
     pub server_cores_mean: f64,
+    /// CPU of all synthetic participants together over the window, cores:
+    /// what the load generator took of the same machine.
+    pub peers_cores: f64,
     /// Baseline CPU over its window, cores.
     pub baseline_cores_mean: Option<f64>,
     /// Tessera CPU ÷ baseline CPU.
@@ -204,12 +207,12 @@ pub fn markdown(r: &Report) -> String {
         spread(r.direct.video_ms, 0),
         spread(r.direct.audio_ms, 0)
     );
-    out.push_str("| scenario | rooms × people | send | Tessera CPU (cores, median / p95) | baseline CPU | **ratio** | recording CPU ratio | RSS MB (per person) |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| scenario | rooms × people | send | Tessera CPU (cores, median / p95) | baseline CPU | **ratio** | recording CPU ratio | RSS MB (per person) | synthetic peers' CPU |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|\n");
     for l in &r.levels {
         let _ = writeln!(
             out,
-            "| {} | {} × {} | {}×{} | {} (mean {:.2}) | {} | **{}** | {} | {:.0} ({:.1}) |",
+            "| {} | {} × {} | {}×{} | {} (mean {:.2}) | {} | **{}** | {} | {:.0} ({:.1}) | {:.2} |",
             l.scenario,
             l.rooms,
             l.participants / l.rooms.max(1),
@@ -222,6 +225,7 @@ pub fn markdown(r: &Report) -> String {
             opt(l.recording_cpu_ratio, 2),
             l.rss_mb,
             l.rss_per_participant_mb,
+            l.peers_cores,
         );
     }
     out.push('\n');

@@ -64,6 +64,9 @@ pub struct PeerSpec {
     pub jitter_ms: u32,
 }
 
+/// Time between two participants' joins.
+const JOIN_GAP: Duration = Duration::from_millis(300);
+
 /// Receive jitter buffer of the synthetic participants, as a browser keeps
 /// on a clean network.
 pub const PEER_JITTER_MS: u32 = 40;
@@ -184,7 +187,11 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
                 &peer_log,
             )?;
             match child.next_line(Duration::from_secs(30)).await {
-                Ok(_) => peers.push(child),
+                Ok(_) => {
+                    peers.push(child);
+                    // People come in one after another, not all in one instant.
+                    tokio::time::sleep(JOIN_GAP).await;
+                }
                 Err(e) => {
                     tracing::warn!(
                         room = r,
@@ -203,7 +210,17 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
     }
     tracing::info!("measuring the window");
     let client = reqwest::Client::new();
+    let peers_before: Vec<_> = peers
+        .iter()
+        .map(|p| p.pid().and_then(procstat::read))
+        .collect();
     let (per_second, mean, last) = sample(pid, plan.window).await;
+    // What the synthetic participants took of the same machine meanwhile.
+    let peers_cores: f64 = peers
+        .iter()
+        .zip(&peers_before)
+        .map(|(p, before)| cores_between(before, &p.pid().and_then(procstat::read)))
+        .sum();
     let mut talkers = BTreeMap::new();
     for r in 0..s.rooms {
         let room = format!("bench-{r}");
@@ -272,7 +289,7 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
     } else {
         None
     };
-    Ok(assemble(
+    let mut level = assemble(
         s,
         plan,
         &reports,
@@ -284,7 +301,9 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
         baseline,
         recording_cpu_ratio,
         direct,
-    ))
+    );
+    level.peers_cores = peers_cores;
+    Ok(level)
 }
 
 /// Starts recording every room, measures the server for `window`, stops.
@@ -397,6 +416,7 @@ fn assemble(
         window_s: plan.window.as_secs_f64(),
         server_cores: Spread::of(&per_second),
         server_cores_mean: mean,
+        peers_cores: 0.0,
         baseline_cores_mean: baseline,
         cpu_ratio: baseline.filter(|b| *b > 0.0).map(|b| mean / b),
         rss_mb: mb(rss),

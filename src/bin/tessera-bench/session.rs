@@ -91,6 +91,20 @@ pub async fn join_server(
     candidates_to(&peer.webrtc, cands_tx);
 
     peer.mark_join();
+    // Where a join's time goes, in the participant's log.
+    let t0 = std::time::Instant::now();
+    let step = {
+        let label = name.to_string();
+        move |what: &str| eprintln!("{label}: {what} at {} ms", t0.elapsed().as_millis())
+    };
+    {
+        let step = step.clone();
+        peer.webrtc
+            .connect_notify(Some("connection-state"), move |w, _| {
+                let state = w.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
+                step(&format!("connection {state:?}"));
+            });
+    }
     sink.send(Message::text(
         json!({"type": "join", "room": room, "name": name}).to_string(),
     ))
@@ -104,7 +118,10 @@ pub async fn join_server(
         };
         let v: Value = serde_json::from_str(&text)?;
         match v["type"].as_str() {
-            Some("joined") => break v["participantId"].as_str().unwrap_or_default().to_string(),
+            Some("joined") => {
+                step("joined");
+                break v["participantId"].as_str().unwrap_or_default().to_string();
+            }
             Some("error") => bail!("join refused: {v}"),
             _ => {}
         }
@@ -116,6 +133,7 @@ pub async fn join_server(
         loop {
             tokio::select! {
                 Some(sdp) = offers.recv() => {
+                    step("offer sent");
                     let m = json!({"type": "offer", "sdp": sdp});
                     if sink.send(Message::text(m.to_string())).await.is_err() { break; }
                 }
@@ -130,6 +148,7 @@ pub async fn join_server(
                     let Some(webrtc) = webrtc.upgrade() else { break };
                     match v["type"].as_str() {
                         Some("answer") => {
+                            step("answer");
                             match description(gst_webrtc::WebRTCSDPType::Answer, v["sdp"].as_str().unwrap_or_default()) {
                                 Ok(answer) => webrtc.emit_by_name::<()>("set-remote-description", &[&answer, &None::<gst::Promise>]),
                                 Err(e) => eprintln!("bad answer: {e:#}"),
