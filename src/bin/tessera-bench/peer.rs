@@ -291,15 +291,15 @@ fn attach_receiver(
         .unwrap_or_default()
         .to_string();
     let desc = match (kind.as_str(), encoding.as_str(), media.probe) {
-        ("video", "VP8", false) => "rtpvp8depay name=depay request-keyframe=true wait-for-keyframe=true ! fakesink sync=false async=false",
+        ("video", "VP8", false) => "rtpvp8depay name=depay ! fakesink sync=false async=false",
         ("video", "H264", false) => {
-            "rtph264depay name=depay request-keyframe=true wait-for-keyframe=true ! video/x-h264,stream-format=byte-stream,alignment=au ! fakesink sync=false async=false"
+            "rtph264depay name=depay ! video/x-h264,stream-format=byte-stream,alignment=au ! fakesink sync=false async=false"
         }
         ("video", "VP8", true) => {
-            "rtpvp8depay name=depay request-keyframe=true wait-for-keyframe=true ! vp8dec threads=1 ! video/x-raw,format=I420 ! appsink name=sink sync=false"
+            "rtpvp8depay name=depay ! vp8dec threads=1 ! video/x-raw,format=I420 ! appsink name=sink sync=false"
         }
         ("video", "H264", true) => {
-            "rtph264depay name=depay request-keyframe=true wait-for-keyframe=true ! avdec_h264 max-threads=1 ! video/x-raw,format=I420 ! appsink name=sink sync=false"
+            "rtph264depay name=depay ! avdec_h264 max-threads=1 ! video/x-raw,format=I420 ! appsink name=sink sync=false"
         }
         ("audio", _, true) => {
             "rtpopusdepay ! opusdec ! audioconvert ! audioresample ! audio/x-raw,format=F32LE,rate=48000,channels=1,layout=interleaved ! appsink name=sink sync=false"
