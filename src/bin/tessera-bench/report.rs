@@ -111,8 +111,9 @@ pub struct Level {
 }
 
 impl Level {
-    /// What target this level misses, if any (for `--find-capacity`).
-    pub fn breaks(&self) -> Option<String> {
+    /// What target this level misses, if any (for `--find-capacity`): the
+    /// frame rate, and with `latency` the video latency added too.
+    pub fn breaks(&self, latency: bool) -> Option<String> {
         match self.fps_worst {
             None => return Some("no receiver reported frames".into()),
             Some(f) if f < targets::MIN_FPS => {
@@ -123,7 +124,7 @@ impl Level {
             }
             _ => {}
         }
-        if let Some(v) = self.video_added_ms {
+        if let Some(v) = self.video_added_ms.filter(|_| latency) {
             if v.p95 > targets::VIDEO_ADDED_P95_MS {
                 return Some(format!("video latency added p95 {:.0} ms", v.p95));
             }
@@ -272,7 +273,7 @@ pub fn markdown(r: &Report) -> String {
     if let Some((n, why)) = &r.capacity {
         let _ = writeln!(
             out,
-            "\nCapacity: {n} participants held every target; the next level did not ({why})."
+            "\nCapacity: {n} participants held the targets checked (--capacity-target); the next level did not ({why})."
         );
     }
     out
@@ -328,15 +329,16 @@ mod tests {
             }),
             ..Level::default()
         };
-        assert_eq!(l.breaks(), None);
+        assert_eq!(l.breaks(true), None);
         l.fps_worst = Some(27.0);
-        assert!(l.breaks().unwrap().contains("27.0 fps"));
+        assert!(l.breaks(false).unwrap().contains("27.0 fps"));
         l.fps_worst = Some(30.0);
         l.video_added_ms = Some(Spread {
             median: 90.0,
             p95: 130.0,
         });
-        assert!(l.breaks().unwrap().contains("130"));
+        assert!(l.breaks(true).unwrap().contains("130"));
+        assert_eq!(l.breaks(false), None);
     }
 
     #[test]
