@@ -283,7 +283,7 @@ pub(crate) fn remove_elements(bin: &gst::Bin, elements: &[gst::Element]) {
 }
 
 /// Caps of raw I420 video of a size (and optionally a frame rate).
-pub(crate) fn i420_caps(size: Size, framerate: Option<u32>) -> gst::Caps {
+pub fn i420_caps(size: Size, framerate: Option<u32>) -> gst::Caps {
     let mut b = gst::Caps::builder("video/x-raw")
         .field("format", "I420")
         .field("width", size.width as i32)
@@ -297,7 +297,7 @@ pub(crate) fn i420_caps(size: Size, framerate: Option<u32>) -> gst::Caps {
 
 /// The room's internal audio format: 48 kHz mono float, so that summing and
 /// subtracting (mix-minus) never clips and never resamples.
-pub(crate) fn mix_audio_caps() -> gst::Caps {
+pub fn mix_audio_caps() -> gst::Caps {
     gst::Caps::builder("audio/x-raw")
         .field("format", "F32LE")
         .field("rate", 48000i32)

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use tessera::config::Config;
 use tessera::layout::{place, Member, Size};
 use tessera::media::templates::{TemplateKind, Templates};
-use tessera::media::CodecFamily;
+use tessera::media::{i420_caps, mix_audio_caps, CodecFamily};
 
 use crate::clip::{self, ClipKind, Codec, Feed};
 
@@ -45,7 +45,8 @@ pub struct Work {
     pub media_dir: std::path::PathBuf,
 }
 
-fn el(factory: &str) -> anyhow::Result<gst::Element> {
+/// An element of `factory`, or an error naming the missing element.
+pub(crate) fn el(factory: &str) -> anyhow::Result<gst::Element> {
     gst::ElementFactory::make(factory)
         .build()
         .with_context(|| format!("the GStreamer element {factory} is missing"))
@@ -61,27 +62,6 @@ fn chain(pipeline: &gst::Pipeline, elements: &[&gst::Element]) -> anyhow::Result
     pipeline.add_many(elements.iter().copied())?;
     gst::Element::link_many(elements.iter().copied())?;
     Ok(())
-}
-
-fn video_caps(w: u32, h: u32, fps: Option<u32>) -> gst::Caps {
-    let mut b = gst::Caps::builder("video/x-raw")
-        .field("format", "I420")
-        .field("width", w as i32)
-        .field("height", h as i32)
-        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1));
-    if let Some(f) = fps {
-        b = b.field("framerate", gst::Fraction::new(f as i32, 1));
-    }
-    b.build()
-}
-
-fn mix_caps() -> gst::Caps {
-    gst::Caps::builder("audio/x-raw")
-        .field("format", "F32LE")
-        .field("rate", 48000i32)
-        .field("channels", 1i32)
-        .field("layout", "interleaved")
-        .build()
 }
 
 fn family(c: Codec) -> CodecFamily {
@@ -122,8 +102,8 @@ fn room(
     let compositor = el("compositor")?;
     compositor.set_property("latency", 40_000_000u64);
     compositor.set_property_from_str("background", "black");
-    let bg_caps = caps_filter(video_caps(canvas.width, canvas.height, Some(fps)))?;
-    let canvas_caps = caps_filter(video_caps(canvas.width, canvas.height, Some(fps)))?;
+    let bg_caps = caps_filter(i420_caps(canvas, Some(fps)))?;
+    let canvas_caps = caps_filter(i420_caps(canvas, Some(fps)))?;
     let tee = el("tee")?;
     chain(&pipeline, &[&bg, &bg_caps])?;
     chain(&pipeline, &[&compositor, &canvas_caps, &tee])?;
@@ -149,8 +129,8 @@ fn room(
     silence.set_property("is-live", true);
     silence.set_property_from_str("wave", "silence");
     silence.set_property("samplesperbuffer", 960i32);
-    let silence_caps = caps_filter(mix_caps())?;
-    let full_caps = caps_filter(mix_caps())?;
+    let silence_caps = caps_filter(mix_audio_caps())?;
+    let full_caps = caps_filter(mix_audio_caps())?;
     chain(&pipeline, &[&full, &full_caps, &full_tee])?;
     chain(&pipeline, &[&silence, &silence_caps])?;
     silence_caps.link(&full)?;
@@ -197,7 +177,13 @@ fn room(
         let scale = el("videoscale")?;
         scale.set_property_from_str("method", "bilinear");
         scale.set_property("add-borders", true);
-        let tile = caps_filter(video_caps(r.width, r.height, None))?;
+        let tile = caps_filter(i420_caps(
+            Size {
+                width: r.width,
+                height: r.height,
+            },
+            None,
+        ))?;
         let q = el("queue")?;
         q.set_property_from_str("leaky", "downstream");
         q.set_property("max-size-buffers", 3u32);
@@ -229,7 +215,7 @@ fn room(
         let dec = el("opusdec")?;
         let convert = el("audioconvert")?;
         let resample = el("audioresample")?;
-        let caps = caps_filter(mix_caps())?;
+        let caps = caps_filter(mix_audio_caps())?;
         let voice_tee = el("tee")?;
         let q = el("queue")?;
         chain(

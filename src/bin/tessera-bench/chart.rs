@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::anyhow;
 use plotters::prelude::*;
 
-use crate::report::Report;
+use crate::report::{Level, Report};
 
 const FONT_FILES: &[&str] = &[
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
@@ -36,6 +36,57 @@ fn draw_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing the chart: {e:?}")
 }
 
+/// One line on a panel: its points, colour and legend.
+type Series = (Vec<(f64, f64)>, RGBColor, &'static str);
+
+/// Draws one panel: `series` against participants, y from `y.0` to `y.1`.
+fn panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    caption: &str,
+    y_desc: &str,
+    max_x: f64,
+    y: (f64, f64),
+    series: Vec<Series>,
+) -> anyhow::Result<()> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 22))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0f64..max_x, y.0..y.1)
+        .map_err(draw_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("participants")
+        .y_desc(y_desc)
+        .draw()
+        .map_err(draw_err)?;
+    for (points, colour, name) in series {
+        chart
+            .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
+            .map_err(draw_err)?
+            .label(name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+            });
+        chart
+            .draw_series(
+                points
+                    .into_iter()
+                    .map(|p| Circle::new(p, 4, colour.filled())),
+            )
+            .map_err(draw_err)?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(draw_err)?;
+    Ok(())
+}
+
 /// Draws the chart of `report` into a PNG at `path`.
 pub fn draw(report: &Report, path: &Path) -> anyhow::Result<()> {
     register_font()?;
@@ -51,118 +102,51 @@ pub fn draw(report: &Report, path: &Path) -> anyhow::Result<()> {
         .unwrap_or(2)
         .max(2) as f64
         * 1.05;
+    let points = |figure: &dyn Fn(&Level) -> Option<f64>| -> Vec<(f64, f64)> {
+        levels
+            .iter()
+            .filter_map(|l| Some((l.participants as f64, figure(l)?)))
+            .collect()
+    };
 
-    let cpu_max = levels
+    let tessera = points(&|l| Some(l.server_cores_mean));
+    let baseline = points(&|l| l.baseline_cores_mean);
+    let cpu_max = tessera
         .iter()
-        .flat_map(|l| [Some(l.server_cores_mean), l.baseline_cores_mean])
-        .flatten()
-        .fold(0.5f64, f64::max)
+        .chain(&baseline)
+        .map(|p| p.1)
+        .fold(0.5, f64::max)
         * 1.2;
-    let mut cpu = ChartBuilder::on(&left)
-        .caption("Server CPU (cores)", ("sans-serif", 22))
-        .margin(15)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0f64..max_x, 0f64..cpu_max)
-        .map_err(draw_err)?;
-    cpu.configure_mesh()
-        .x_desc("participants")
-        .y_desc("cores")
-        .draw()
-        .map_err(draw_err)?;
-    let tessera: Vec<(f64, f64)> = levels
-        .iter()
-        .map(|l| (l.participants as f64, l.server_cores_mean))
-        .collect();
-    let baseline: Vec<(f64, f64)> = levels
-        .iter()
-        .filter_map(|l| Some((l.participants as f64, l.baseline_cores_mean?)))
-        .collect();
-    for (points, colour, name) in [
-        (tessera, RED, "Tessera"),
-        (baseline, BLUE, "bare GStreamer baseline"),
-    ] {
-        cpu.draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
-            .map_err(draw_err)?
-            .label(name)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
-            });
-        cpu.draw_series(
-            points
-                .into_iter()
-                .map(|p| Circle::new(p, 4, colour.filled())),
-        )
-        .map_err(draw_err)?;
-    }
-    cpu.configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(draw_err)?;
+    panel(
+        &left,
+        "Server CPU (cores)",
+        "cores",
+        max_x,
+        (0.0, cpu_max),
+        vec![
+            (tessera, RED, "Tessera"),
+            (baseline, BLUE, "bare GStreamer baseline"),
+        ],
+    )?;
 
-    let lat_max = levels
-        .iter()
-        .flat_map(|l| {
-            [
-                l.video_added_ms.map(|s| s.p95),
-                l.audio_added_ms.map(|s| s.p95),
-            ]
-        })
-        .flatten()
-        .fold(100f64, f64::max)
-        * 1.2;
-    let lat_min = levels
-        .iter()
-        .flat_map(|l| {
-            [
-                l.video_added_ms.map(|s| s.p95),
-                l.audio_added_ms.map(|s| s.p95),
-            ]
-        })
-        .flatten()
-        .fold(0f64, f64::min);
-    let mut lat = ChartBuilder::on(&right)
-        .caption("Latency added by the server, p95 (ms)", ("sans-serif", 22))
-        .margin(15)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0f64..max_x, lat_min..lat_max)
-        .map_err(draw_err)?;
-    lat.configure_mesh()
-        .x_desc("participants")
-        .y_desc("ms")
-        .draw()
-        .map_err(draw_err)?;
-    let video: Vec<(f64, f64)> = levels
-        .iter()
-        .filter_map(|l| Some((l.participants as f64, l.video_added_ms?.p95)))
-        .collect();
-    let audio: Vec<(f64, f64)> = levels
-        .iter()
-        .filter_map(|l| Some((l.participants as f64, l.audio_added_ms?.p95)))
-        .collect();
-    for (points, colour, name) in [(video, RED, "video"), (audio, GREEN, "audio")] {
-        lat.draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
-            .map_err(draw_err)?
-            .label(name)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
-            });
-        lat.draw_series(
-            points
-                .into_iter()
-                .map(|p| Circle::new(p, 4, colour.filled())),
-        )
-        .map_err(draw_err)?;
-    }
-    lat.configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(draw_err)?;
+    let video = points(&|l| Some(l.video_added_ms?.p95));
+    let audio = points(&|l| Some(l.audio_added_ms?.p95));
+    let added = || video.iter().chain(&audio).map(|p| p.1);
+    let lat = (
+        added().fold(0.0, f64::min),
+        added().fold(100.0, f64::max) * 1.2,
+    );
+    panel(
+        &right,
+        "Latency added by the server, p95 (ms)",
+        "ms",
+        max_x,
+        lat,
+        vec![
+            (video.clone(), RED, "video"),
+            (audio.clone(), GREEN, "audio"),
+        ],
+    )?;
     root.present().map_err(draw_err)?;
     Ok(())
 }

@@ -313,7 +313,8 @@ pub fn appsrc(clip: &Clip, name: &str) -> gst_app::AppSrc {
         .build()
 }
 
-fn unix_ms() -> f64 {
+/// Milliseconds since the Unix epoch, as the schedule counts them.
+pub fn now_ms() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64() * 1000.0)
@@ -325,7 +326,7 @@ fn unix_ms() -> f64 {
 /// feeds start at a keyframe.
 pub fn pace(feeds: Vec<Feed>, epoch_ms: f64, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        let now = unix_ms();
+        let now = now_ms();
         let mut next: Vec<u64> = feeds
             .iter()
             .map(|f| ((now - epoch_ms) / f.clip.frame_ms).ceil().max(0.0) as u64)
@@ -353,7 +354,7 @@ pub fn pace(feeds: Vec<Feed>, epoch_ms: f64, stop: Arc<AtomicBool>) -> std::thre
                 .map(|(i, n)| (i, epoch_ms + *n as f64 * feeds[i].clip.frame_ms))
                 .min_by(|a, b| a.1.total_cmp(&b.1))
                 .expect("at least one feed");
-            let wait = due - unix_ms();
+            let wait = due - now_ms();
             if wait > 0.0 {
                 std::thread::sleep(Duration::from_micros((wait * 1000.0) as u64));
             }
@@ -370,9 +371,4 @@ pub fn pace(feeds: Vec<Feed>, epoch_ms: f64, stop: Arc<AtomicBool>) -> std::thre
             }
         }
     })
-}
-
-/// Milliseconds since the Unix epoch, as the schedule counts them.
-pub fn now_ms() -> f64 {
-    unix_ms()
 }

@@ -15,6 +15,7 @@ use gstreamer_video::prelude::*;
 use gstreamer_webrtc as gst_webrtc;
 use serde::{Deserialize, Serialize};
 
+use crate::baseline::el;
 use crate::clip::{self, Clip, Codec, Feed};
 use crate::code::{self, Area};
 
@@ -114,12 +115,6 @@ fn rtp_caps(media: &str, codec: Option<Codec>) -> gst::Caps {
     }
 }
 
-fn make(factory: &str) -> anyhow::Result<gst::Element> {
-    gst::ElementFactory::make(factory)
-        .build()
-        .with_context(|| format!("the GStreamer element {factory} is missing"))
-}
-
 impl Peer {
     /// Builds the pipeline (not yet playing).
     pub fn new(media: &PeerMedia, name: &str) -> anyhow::Result<Peer> {
@@ -149,10 +144,10 @@ impl Peer {
             };
             let src = clip::appsrc(&clip, &format!("{kind}-src"));
             let pay = match (kind, media.codec) {
-                ("audio", _) => make("rtpopuspay")?,
-                (_, Codec::Vp8) => make("rtpvp8pay")?,
+                ("audio", _) => el("rtpopuspay")?,
+                (_, Codec::Vp8) => el("rtpvp8pay")?,
                 (_, Codec::H264) => {
-                    let p = make("rtph264pay")?;
+                    let p = el("rtph264pay")?;
                     p.set_property("config-interval", -1i32);
                     p.set_property_from_str("aggregate-mode", "zero-latency");
                     p
@@ -168,7 +163,7 @@ impl Peer {
                     96
                 },
             );
-            let filter = make("capsfilter")?;
+            let filter = el("capsfilter")?;
             filter.set_property("caps", rtp_caps(kind, Some(media.codec)));
             pipeline.add_many([src.upcast_ref(), &pay, &filter])?;
             gst::Element::link_many([src.upcast_ref(), &pay, &filter])?;
