@@ -309,12 +309,19 @@ pub fn mix_audio_caps() -> gst::Caps {
 /// Duration of the mixers' output buffers: one 20 ms Opus frame.
 pub(crate) const MIX_BUFFER: Duration = Duration::from_millis(20);
 
-/// How long aggregators (compositor, audiomixer) wait past each output's
-/// time for inputs that have nothing new: decode and scheduling slack on a
-/// busy two-core machine. Inputs whose latency is hidden ([`hide_latency`])
-/// add nothing to it. A late video frame shows from the next canvas frame
-/// on; late voice is dropped.
-pub(crate) const AGGREGATOR_SLACK: Duration = Duration::from_millis(20);
+/// How long the audio mixers wait past each output buffer's end for voices
+/// that have nothing new: decode and scheduling slack on a busy two-core
+/// machine. Voice that comes later than this is dropped, so the mixers keep
+/// a margin. Inputs whose latency is hidden ([`hide_latency`]) add nothing
+/// to it.
+pub(crate) const MIX_SLACK: Duration = Duration::from_millis(20);
+
+/// How long the compositor waits past each canvas frame's end for tiles
+/// that have nothing new. A tile frame that misses it is not lost: it shows
+/// from the next canvas frame on. Decoded frames are stamped when their
+/// packets arrive, so only decoding and scaling (a few milliseconds) can
+/// make one miss a canvas frame it belongs to.
+pub(crate) const CANVAS_SLACK: Duration = Duration::from_millis(5);
 
 /// Makes `webrtcbin` send each RTP packet as soon as it is made.
 ///
@@ -337,6 +344,29 @@ pub fn send_unheld(webrtcbin: &gst::Element) {
         unhold(&e);
     }
     bin.connect_element_added(move |_, e| unhold(e));
+}
+
+/// Makes `webrtcbin` time each incoming stream by its arrival alone.
+///
+/// rtpbin lines up the audio and video of one sender from its RTCP sender
+/// reports, by adding an offset to the timestamps of whichever stream is
+/// ahead. The compositor and the mixers present what they receive at its
+/// timestamp, so that offset became latency for everyone in the room, and
+/// its size followed the sender reports' accuracy and the state of the
+/// jitter buffers when the first reports came in: 0 to 230 ms, changing
+/// from one run to the next. A participant's audio and video are captured
+/// and sent within a frame of each other, so the room presents both as
+/// they arrive.
+pub(crate) fn arrive_unsynced(webrtcbin: &gst::Element) {
+    let Some(rtpbin) = webrtcbin
+        .downcast_ref::<gst::Bin>()
+        .and_then(|b| b.by_name("rtpbin"))
+    else {
+        return;
+    };
+    // rtpbin ignores corrections larger than max-ts-offset (zero would
+    // mean no limit): one nanosecond leaves none.
+    rtpbin.set_property("max-ts-offset", 1i64);
 }
 
 /// Makes `pad` answer latency queries with no minimum latency, so that the
@@ -362,9 +392,50 @@ pub(crate) fn hide_latency(pad: &gst::Pad) {
     });
 }
 
-/// Configures a live aggregator (compositor or audiomixer) for a room.
-pub(crate) fn configure_aggregator(agg: &gst::Element) {
-    agg.set_property("latency", AGGREGATOR_SLACK.as_nanos() as u64);
+/// Makes the aggregator pad that `src` feeds hold only the newest frame.
+///
+/// A live aggregator pad queues up to two buffers, and the compositor takes
+/// one per pad for each canvas frame. Decoded frames hold until the next one
+/// comes (`FRAME_HOLD`) and never expire on their own: two frames that came
+/// close together (a burst after a stall, network jitter) left one queued
+/// for good: from then on every frame of that tile showed one canvas
+/// frame late. A frame still waiting when a newer one comes was never shown
+/// and never will be; it is dropped.
+pub(crate) fn newest_frame_only(src: &gst::Pad) {
+    use gstreamer_base::prelude::AggregatorPadExt as _;
+    src.add_probe(gst::PadProbeType::BUFFER, |pad, _| {
+        if let Some(agg_pad) = pad
+            .peer()
+            .and_then(|p| p.downcast::<gstreamer_base::AggregatorPad>().ok())
+        {
+            if agg_pad.has_buffer() {
+                agg_pad.drop_buffer();
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Stamps every buffer through `pad` `by` later than it was made, so that
+/// a live background source is always ahead of the aggregator it feeds.
+pub(crate) fn run_ahead(pad: &gst::Pad, by: Duration) {
+    let by = gst::ClockTime::from_nseconds(by.as_nanos() as u64);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(buffer) = info.buffer_mut() {
+            let buffer = buffer.make_mut();
+            if let Some(pts) = buffer.pts() {
+                buffer.set_pts(pts + by);
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Configures a live aggregator (compositor or audiomixer) for a room, with
+/// `slack` ([`MIX_SLACK`], [`CANVAS_SLACK`]) on top of its own output
+/// buffer's duration.
+pub(crate) fn configure_aggregator(agg: &gst::Element, slack: Duration) {
+    agg.set_property("latency", slack.as_nanos() as u64);
     // Start from the first buffer's time: an aggregator added mid-lesson
     // must not produce the whole lesson's worth of output from time zero.
     agg.set_property_from_str("start-time-selection", "first");

@@ -278,6 +278,7 @@ impl RoomMedia {
         webrtcbin.set_property_from_str("bundle-policy", "max-bundle");
         webrtcbin.set_property("latency", self.settings.jitter_buffer.as_millis() as u32);
         super::send_unheld(&webrtcbin);
+        super::arrive_unsynced(&webrtcbin);
         if let Some((min, max)) = self.settings.rtp_ports {
             let ice = webrtcbin.property::<glib::Object>("ice-agent");
             // Max first: min may not exceed the current max.
@@ -394,7 +395,7 @@ impl RoomMedia {
         // idles the own encoder while the participant is not talking.
         let aqueue = firewalled_queue(&n("full-mix-queue"), AUDIO_QUEUE, branch_failed("mix"))?;
         let minus_mixer = make_element("audiomixer", &n("mix-minus"))?;
-        configure_aggregator(&minus_mixer);
+        configure_aggregator(&minus_mixer, super::MIX_SLACK);
         minus_mixer.set_property("output-buffer-duration", MIX_BUFFER.as_nanos() as u64);
         let minus_caps = make_capsfilter(&n("mix-minus-caps"), &mix_audio_caps())?;
         // Mixing is in float; Opus encoders take 16-bit integers.

@@ -71,7 +71,7 @@ impl RoomMedia {
             &i420_caps(settings.canvas, Some(settings.framerate)),
         )?;
         let compositor = make_element("compositor", "canvas")?;
-        configure_aggregator(&compositor);
+        configure_aggregator(&compositor, super::CANVAS_SLACK);
         compositor.set_property_from_str("background", "black");
         let canvas_caps = make_capsfilter(
             "canvas-caps",
@@ -95,7 +95,7 @@ impl RoomMedia {
         silence.set_property("samplesperbuffer", 960i32);
         let silence_caps = make_capsfilter("mix-silence-caps", &mix_audio_caps())?;
         let full_mixer = make_element("audiomixer", "full-mix")?;
-        configure_aggregator(&full_mixer);
+        configure_aggregator(&full_mixer, super::MIX_SLACK);
         // Created with the pipeline, so time zero is now: its output then sits
         // on the 48 kHz sample grid, and every mix-minus mixer anchored on it
         // places each voice at the very same sample offset as this mix does.
@@ -106,6 +106,13 @@ impl RoomMedia {
         add_chain(bin, &[&silence, &silence_caps])?;
         add_chain(bin, &[&full_mixer, &full_caps, &full_tee])?;
         link_into_new_pad(&silence_caps, &full_mixer)?;
+        // The silence only keeps the mix ticking in a quiet room; it must
+        // never be what the mix waits for. A live source delivers each buffer
+        // when its time is over, so each output would wait a whole buffer for
+        // it: its buffers are stamped one buffer ahead, and its latency hidden.
+        let silence_src = silence_caps.static_pad("src").context("silence src")?;
+        super::hide_latency(&silence_src);
+        super::run_ahead(&silence_src, MIX_BUFFER);
 
         // The shared encode of the full mix, heard by everyone not talking.
         let shared_queue = make_leaky_queue("shared-mix-queue", 25)?;
