@@ -260,7 +260,7 @@ impl RoomMedia {
         let depay_sink = depay.static_pad("sink").context("depayloader sink")?;
         pad.link(&depay_sink)
             .context("linking webrtcbin to depayloader")?;
-        self.pipeline.recalculate_latency().ok();
+        self.latency_changed();
         // Ask the sender for a keyframe now rather than at its next periodic one.
         depay_sink.push_event(
             gst_video::UpstreamForceKeyUnitEvent::builder()
@@ -344,7 +344,7 @@ impl RoomMedia {
         pm.voice_gate = Some(gate);
         pad.link(&depay.static_pad("sink").context("opus depayloader sink")?)
             .context("linking webrtcbin to opus depayloader")?;
-        self.pipeline.recalculate_latency().ok();
+        self.latency_changed();
         Ok(())
     }
 }

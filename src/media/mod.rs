@@ -10,6 +10,7 @@ mod crop;
 pub mod elements;
 mod family;
 mod ingest;
+mod latency;
 mod link_stats;
 mod overlay;
 mod participant;

@@ -515,7 +515,7 @@ impl RoomMedia {
                     .context("shared queue sink")?,
             )
             .context("linking the shared encode to participant")?;
-        self.pipeline.recalculate_latency().ok();
+        self.latency_changed();
         // The newcomer's keyframe is asked for once its connection is up
         // (MediaEvent::Connected): one sent now would reach nobody and use
         // up the family's keyframe allowance for the next second.

@@ -45,6 +45,7 @@ pub struct RoomMedia {
     overlay: CanvasOverlay,
     /// The running recording, if any.
     pub(super) recorder: Option<super::recorder::Recorder>,
+    latency: super::latency::LatencyUpdates,
 }
 
 impl std::fmt::Debug for RoomMedia {
@@ -151,7 +152,14 @@ impl RoomMedia {
             room: room.to_string(),
             overlay,
             recorder: None,
+            latency: Default::default(),
         })
+    }
+
+    /// An element's latency changed (or elements were added): the pipeline's
+    /// is recomputed soon, off the caller's thread.
+    pub fn latency_changed(&self) {
+        self.latency.request(&self.pipeline);
     }
 
     /// The pipeline, for its bus and for debugging.

@@ -810,7 +810,7 @@ impl RoomActor {
                 }
             }
             MessageView::Latency(_) => {
-                let _ = self.media.pipeline().recalculate_latency();
+                self.media.latency_changed();
             }
             _ => {}
         }

@@ -90,6 +90,10 @@ pub async fn join_server(
     offer_on_demand(&peer.webrtc, offers_tx);
     candidates_to(&peer.webrtc, cands_tx);
 
+    // A browser has its camera and its peer connection ready when the user
+    // presses join: start the pipeline now, so that its DTLS certificate and
+    // its offer are made before `join` (the offer waits for `joined`).
+    peer.pipeline.set_state(gst::State::Playing)?;
     peer.mark_join();
     // Where a join's time goes, in the participant's log.
     let t0 = std::time::Instant::now();
@@ -126,7 +130,6 @@ pub async fn join_server(
             _ => {}
         }
     };
-    peer.pipeline.set_state(gst::State::Playing)?;
 
     let webrtc = peer.webrtc.downgrade();
     let signaling = tokio::spawn(async move {
