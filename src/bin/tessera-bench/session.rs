@@ -90,10 +90,16 @@ pub async fn join_server(
     offer_on_demand(&peer.webrtc, offers_tx);
     candidates_to(&peer.webrtc, cands_tx);
 
-    // A browser has its camera and its peer connection ready when the user
-    // presses join: start the pipeline now, so that its DTLS certificate and
-    // its offer are made before `join` (the offer waits for `joined`).
+    // A browser has its camera and peer connection ready when the user
+    // presses join, and makes an offer in milliseconds. A GStreamer peer on
+    // a loaded machine takes up to seconds (its DTLS certificate, its
+    // transports): that is made before `join`, and the offer goes out as
+    // soon as the server says `joined`.
     peer.pipeline.set_state(gst::State::Playing)?;
+    let first_offer = tokio::time::timeout(Duration::from_secs(20), offers.recv())
+        .await
+        .context("no offer within 20 s")?
+        .context("the offer callback is gone")?;
     peer.mark_join();
     // Where a join's time goes, in the participant's log.
     let t0 = std::time::Instant::now();
@@ -130,6 +136,10 @@ pub async fn join_server(
             _ => {}
         }
     };
+
+    step("offer sent");
+    let m = json!({"type": "offer", "sdp": first_offer});
+    sink.send(Message::text(m.to_string())).await?;
 
     let webrtc = peer.webrtc.downgrade();
     let signaling = tokio::spawn(async move {
