@@ -43,6 +43,10 @@ fn smoke_run_writes_a_measured_report() {
         l["fps_worst"].as_f64().unwrap() > 0.0,
         "every receiver got canvas frames: {logs}"
     );
+    assert!(
+        l["sent_fps_worst"].as_f64().unwrap() > 0.0,
+        "the server counted canvas frames sent to everyone: {logs}"
+    );
     for figure in [
         "video_latency_ms",
         "audio_latency_ms",

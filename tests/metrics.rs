@@ -247,6 +247,25 @@ async fn metrics_and_room_stats_follow_peers_joining_and_leaving() {
         assert!(p["jitterMs"].as_f64().is_some_and(|j| j >= 0.0), "{p}");
         assert!(p.get("rttMs").is_some(), "{p}");
     }
+    // Canvas frames sent to each participant keep counting at the canvas
+    // rate (15 fps here).
+    let sent = |d: &Value| -> Vec<u64> {
+        d["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["canvasFrames"].as_u64().unwrap_or(0))
+            .collect()
+    };
+    let before = sent(&detail);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = sent(&admin.json(&format!("/api/rooms/{room}")).await);
+    for (b, a) in before.iter().zip(&after) {
+        assert!(
+            *b > 0 && a - b >= 20,
+            "canvas frames sent: {before:?} then {after:?}"
+        );
+    }
 
     // The H.264 peer leaves: 2 -> 1, its series go, the other's stay.
     let gone_id = h264.id.clone();

@@ -354,6 +354,7 @@ fn add_figures(v: &mut serde_json::Value, f: &MediaFigures) {
     })));
     v["jitterMs"] = json!(link.and_then(|l| l.jitter_ms));
     v["rttMs"] = json!(link.and_then(|l| l.rtt_ms));
+    v["canvasFrames"] = json!(f.canvas_frames);
 }
 
 #[cfg(test)]
@@ -371,6 +372,7 @@ mod tests {
             "packetLoss",
             "jitterMs",
             "rttMs",
+            "canvasFrames",
         ] {
             assert_eq!(v[key], serde_json::Value::Null, "{key}");
         }
@@ -387,6 +389,7 @@ mod tests {
                 jitter_ms: Some(3.5),
                 rtt_ms: None,
             }),
+            canvas_frames: Some(42),
         };
         add_figures(&mut v, &figures);
         assert_eq!(v["resolution"], json!({"width": 640, "height": 360}));
@@ -394,6 +397,7 @@ mod tests {
         assert_eq!(v["packetLoss"], json!({"fraction": 0.02, "packets": 7}));
         assert_eq!(v["jitterMs"], 3.5);
         assert_eq!(v["rttMs"], serde_json::Value::Null);
+        assert_eq!(v["canvasFrames"], 42);
         assert_eq!(v["id"], "p1");
     }
 

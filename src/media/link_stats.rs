@@ -32,6 +32,11 @@ impl ParticipantMedia {
             .emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
     }
 
+    /// Canvas frames sent to the participant since it joined.
+    pub fn canvas_frames_sent(&self) -> u64 {
+        self.canvas_sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The size of the camera video the participant sends, as decoded;
     /// None until its first frame was decoded.
     pub fn sent_resolution(&self) -> Option<Size> {

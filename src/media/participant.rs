@@ -160,6 +160,9 @@ pub struct ParticipantMedia {
     pub(super) label: LabelStyle,
     /// How the layout wants the picture to fill the tile.
     pub(super) fit: Fit,
+    /// Canvas frames sent to the participant (past its own queue, which
+    /// drops frames it cannot send in time).
+    pub(super) canvas_sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for ParticipantMedia {
@@ -520,6 +523,18 @@ impl RoomMedia {
         // (MediaEvent::Connected): one sent now would reach nobody and use
         // up the family's keyframe allowance for the next second.
 
+        let canvas_sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        {
+            let count = canvas_sent.clone();
+            vqueue
+                .static_pad("src")
+                .context("video queue src")?
+                .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    gst::PadProbeReturn::Ok
+                });
+        }
+
         let pm = ParticipantMedia {
             id: id.to_string(),
             name: name.to_string(),
@@ -554,6 +569,7 @@ impl RoomMedia {
             video_started: false,
             label: LabelStyle::default(),
             fit: Fit::Letterbox,
+            canvas_sent,
         };
         Ok(pm)
     }

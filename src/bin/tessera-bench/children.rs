@@ -31,7 +31,28 @@ impl Steered {
     /// Starts this executable with `args` and extra environment `env`, its
     /// errors appended to `log`.
     pub fn spawn(args: &[String], env: &[(String, String)], log: &Path) -> anyhow::Result<Steered> {
-        let mut child = Command::new(std::env::current_exe()?)
+        Steered::start(Command::new(std::env::current_exe()?), args, env, log)
+    }
+
+    /// Like [`Steered::spawn`], at the lowest CPU priority (`nice -n 19`,
+    /// which every thread of the child inherits).
+    pub fn spawn_low_priority(
+        args: &[String],
+        env: &[(String, String)],
+        log: &Path,
+    ) -> anyhow::Result<Steered> {
+        let mut nice = Command::new("nice");
+        nice.args(["-n", "19"]).arg(std::env::current_exe()?);
+        Steered::start(nice, args, env, log)
+    }
+
+    fn start(
+        mut command: Command,
+        args: &[String],
+        env: &[(String, String)],
+        log: &Path,
+    ) -> anyhow::Result<Steered> {
+        let mut child = command
             .args(args)
             .envs(env.iter().cloned())
             .stdin(Stdio::piped())

@@ -75,6 +75,13 @@ struct Cli {
     /// Skip the baseline.
     #[arg(long)]
     no_baseline: bool,
+    /// Run the synthetic participants at the lowest CPU priority (nice 19),
+    /// so that the server gets the CPU it needs first, as with the load on
+    /// another machine. Starved participants then fall behind: their own
+    /// figures (fps received, latency) stop meaning much, while the server's
+    /// (CPU, canvas fps sent) still do.
+    #[arg(long)]
+    peers_low_priority: bool,
     /// A few seconds of lesson-1on1 at a small size: checks that the
     /// benchmark works and writes a report; its figures mean little.
     #[arg(long)]
@@ -214,6 +221,7 @@ fn cli_rest(cli: Cli) -> Options {
             },
             record: !cli.no_record,
             baseline: !cli.no_baseline,
+            peers_low_priority: cli.peers_low_priority,
             out: cli.out,
             media_dir: cli.media,
             config: cli.config,

@@ -35,6 +35,8 @@ pub struct Plan {
     pub media_dir: PathBuf,
     /// The server's config file; `None`: the default.
     pub config: Option<PathBuf>,
+    /// Run the synthetic participants at the lowest CPU priority.
+    pub peers_low_priority: bool,
 }
 
 /// What a synthetic participant process is told to do.
@@ -177,15 +179,16 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
                 media_dir: plan.media_dir.clone(),
                 jitter_ms: PEER_JITTER_MS,
             };
-            let mut child = Steered::spawn(
-                &[
-                    "peer".into(),
-                    "--spec".into(),
-                    serde_json::to_string(&spec)?,
-                ],
-                &[],
-                &peer_log,
-            )?;
+            let args = [
+                "peer".into(),
+                "--spec".into(),
+                serde_json::to_string(&spec)?,
+            ];
+            let mut child = if plan.peers_low_priority {
+                Steered::spawn_low_priority(&args, &[], &peer_log)?
+            } else {
+                Steered::spawn(&args, &[], &peer_log)?
+            };
             match child.next_line(Duration::from_secs(30)).await {
                 Ok(_) => {
                     peers.push(child);
@@ -210,6 +213,8 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
     }
     tracing::info!("measuring the window");
     let client = reqwest::Client::new();
+    let sent_before = canvas_frames_sent(&client, &http, s.rooms).await;
+    let window_start = std::time::Instant::now();
     let peers_before: Vec<_> = peers
         .iter()
         .map(|p| p.pid().and_then(procstat::read))
@@ -221,6 +226,8 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
         .zip(&peers_before)
         .map(|(p, before)| cores_between(before, &p.pid().and_then(procstat::read)))
         .sum();
+    let sent_after = canvas_frames_sent(&client, &http, s.rooms).await;
+    let sent_fps = sent_rates(&sent_before, &sent_after, window_start.elapsed());
     let mut talkers = BTreeMap::new();
     for r in 0..s.rooms {
         let room = format!("bench-{r}");
@@ -303,7 +310,51 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
         direct,
     );
     level.peers_cores = peers_cores;
+    level.sent_fps = Spread::of(&sent_fps);
+    level.sent_fps_worst = sent_fps.iter().copied().reduce(f64::min);
     Ok(level)
+}
+
+/// Each participant's `canvasFrames` (canvas frames the server has sent it)
+/// from `GET /api/rooms/{room}`, by participant id. A room that does not
+/// answer counts nobody.
+async fn canvas_frames_sent(
+    client: &reqwest::Client,
+    http: &str,
+    rooms: usize,
+) -> BTreeMap<String, u64> {
+    let mut sent = BTreeMap::new();
+    for r in 0..rooms {
+        let url = format!("{http}/api/rooms/bench-{r}");
+        let Ok(reply) = client.get(&url).send().await else {
+            continue;
+        };
+        let Ok(v) = reply.json::<Value>().await else {
+            continue;
+        };
+        for p in v["participants"].as_array().into_iter().flatten() {
+            if let (Some(id), Some(n)) = (p["id"].as_str(), p["canvasFrames"].as_u64()) {
+                sent.insert(id.to_string(), n);
+            }
+        }
+    }
+    sent
+}
+
+/// Frames per second sent to each participant counted at both ends.
+fn sent_rates(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+    elapsed: Duration,
+) -> Vec<f64> {
+    let secs = elapsed.as_secs_f64();
+    if secs <= 0.0 {
+        return Vec::new();
+    }
+    before
+        .iter()
+        .filter_map(|(id, b)| after.get(id).map(|a| a.saturating_sub(*b) as f64 / secs))
+        .collect()
 }
 
 /// Starts recording every room, measures the server for `window`, stops.
@@ -424,6 +475,8 @@ fn assemble(
         fps: Spread::of(&receiver_fps),
         fps_worst: receiver_fps.iter().copied().reduce(f64::min),
         fps_target: f64::from(clip::FPS),
+        sent_fps: None,
+        sent_fps_worst: None,
         video_latency_ms: video,
         audio_latency_ms: audio,
         video_added_ms: video.zip(direct.video_ms).map(|(t, d)| t.minus(d)),

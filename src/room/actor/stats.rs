@@ -35,6 +35,8 @@ pub struct MediaFigures {
     pub resolution: Option<Size>,
     /// Its connection over the last interval.
     pub link: Option<LinkFigures>,
+    /// Canvas frames sent to it since it joined.
+    pub canvas_frames: Option<u64>,
 }
 
 impl RoomActor {
@@ -94,6 +96,7 @@ impl RoomActor {
                 let figures = MediaFigures {
                     resolution: p.media.as_ref().and_then(|m| m.sent_resolution()),
                     link: p.stats.link,
+                    canvas_frames: p.media.as_ref().map(|m| m.canvas_frames_sent()),
                 };
                 (id.clone(), figures)
             })
