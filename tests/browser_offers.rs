@@ -17,6 +17,24 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sdp"
 /// Joins `room`, sends the fixture's offer, and returns the answer's SDP.
 async fn answer_for(server: &TestServer, room: &str, fixture: &str, codec: Option<&str>) -> String {
     let offer = std::fs::read_to_string(format!("{FIXTURES}/{fixture}")).unwrap();
+    let (sdp, mut ws) = offer_answer(server, room, fixture, &offer, codec).await;
+    ws.send(Message::text(r#"{"type":"leave"}"#)).await.unwrap();
+    sdp
+}
+
+/// Joins `room` as `name`, sends `offer`, and returns the answer's SDP with
+/// the socket, still in the room.
+async fn offer_answer(
+    server: &TestServer,
+    room: &str,
+    name: &str,
+    offer: &str,
+    codec: Option<&str>,
+) -> (
+    String,
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+) {
+    let fixture = name;
     let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url())
         .await
         .unwrap();
@@ -39,10 +57,7 @@ async fn answer_for(server: &TestServer, room: &str, fixture: &str, codec: Optio
         let Message::Text(t) = frame else { continue };
         let v: Value = serde_json::from_str(&t).unwrap();
         match v["type"].as_str() {
-            Some("answer") => {
-                ws.send(Message::text(r#"{"type":"leave"}"#)).await.unwrap();
-                return v["sdp"].as_str().unwrap().to_string();
-            }
+            Some("answer") => return (v["sdp"].as_str().unwrap().to_string(), ws),
             Some("error") => panic!("{fixture}: {v}"),
             _ => {}
         }
@@ -124,4 +139,26 @@ async fn real_browser_offers_are_answered() {
     // A client with no camera or microphone still receives the room.
     let sdp = answer_for(&server, "o4", "chromium-recvonly-offer.sdp", None).await;
     check(&sdp, 111, 96, "VP8", "a=sendonly");
+}
+
+/// An H.264 offer that carries its own parameter sets is still answered
+/// send-and-receive. The offer that starts a room's H.264 encoder is the
+/// one at risk: the encoder's first keyframe puts our own parameter sets on
+/// the participant's send pad while the answer is being made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h264_offer_with_parameter_sets_gets_the_canvas() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let server = TestServer::start(test_config()).await;
+    let plain = std::fs::read_to_string(format!("{FIXTURES}/chromium-h264-offer.sdp")).unwrap();
+    let with_sets = plain.replace(
+        "profile-level-id=42e01f",
+        "profile-level-id=42e01f;sprop-parameter-sets=Z0LAHtkAUAW7ARAAAAMAEAAAAwPI8WLkgA==,aMuMsg==",
+    );
+    assert_ne!(with_sets, plain, "the fixture has the fmtp line to extend");
+    for room in ["o5", "o6", "o7", "o8"] {
+        let (sdp, ws) = offer_answer(&server, room, "with-sets", &with_sets, Some("h264")).await;
+        check(&sdp, 111, 108, "H264", "a=sendrecv");
+        drop(ws);
+    }
 }

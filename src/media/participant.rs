@@ -204,6 +204,38 @@ fn h264_profile_level_id(v: &VideoChoice) -> String {
         .unwrap_or_else(|| super::codec::H264_PROFILE_LEVEL_ID.to_string())
 }
 
+/// Takes `sprop-parameter-sets` out of the RTP caps leaving `pad`.
+///
+/// webrtcbin 1.22 matches an offer's m-line against a transceiver's codec
+/// preferences intersected with the caps its sink pad has received. Our
+/// payloader puts our encoder's SPS and PPS there; an offer that carries
+/// its own (GStreamer and SIP clients do) then intersects with nothing, and
+/// the participant was answered receive-only: no canvas. The parameter sets
+/// travel in-band with every keyframe anyway.
+fn without_parameter_sets(pad: &gst::Pad) {
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
+        let Some(gst::PadProbeData::Event(ev)) = &info.data else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let gst::EventView::Caps(c) = ev.view() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        if !c
+            .caps()
+            .structure(0)
+            .is_some_and(|s| s.has_field("sprop-parameter-sets"))
+        {
+            return gst::PadProbeReturn::Ok;
+        }
+        let mut caps = c.caps_owned();
+        if let Some(s) = caps.make_mut().structure_mut(0) {
+            s.remove_field("sprop-parameter-sets");
+        }
+        info.data = Some(gst::PadProbeData::Event(gst::event::Caps::new(&caps)));
+        gst::PadProbeReturn::Ok
+    });
+}
+
 fn audio_rtp_caps(choice: &MediaChoice, ssrc: u32) -> gst::Caps {
     gst::Caps::builder("application/x-rtp")
         .field("ssrc", ssrc)
@@ -374,6 +406,7 @@ impl RoomMedia {
                         .build(),
                 );
                 added.chain(&bin, &[&p, &stamp])?;
+                without_parameter_sets(&stamp.static_pad("src").context("h264 caps src")?);
                 (p, stamp)
             }
         };
@@ -949,5 +982,53 @@ fn connect_webrtcbin_signals(
                 });
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The H.264 payloader puts our SPS and PPS in its caps once a keyframe
+    /// went through; what reaches webrtcbin has none.
+    #[test]
+    fn our_h264_rtp_caps_carry_no_parameter_sets() {
+        gst::init().unwrap();
+        let pipeline = gst::parse::launch(
+            "videotestsrc num-buffers=3 ! video/x-raw,width=64,height=64 \
+             ! x264enc tune=zerolatency speed-preset=ultrafast ! rtph264pay name=pay \
+             ! capssetter name=stamp ! fakesink name=sink",
+        )
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        let stamp = pipeline.by_name("stamp").unwrap();
+        without_parameter_sets(&stamp.static_pad("src").unwrap());
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let bus = pipeline.bus().unwrap();
+        let done = bus.timed_pop_filtered(
+            gst::ClockTime::from_seconds(10),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        );
+        assert!(
+            matches!(
+                done.as_ref().map(|m| m.view()),
+                Some(gst::MessageView::Eos(_))
+            ),
+            "{done:?}"
+        );
+        let caps_of = |name: &str, pad: &str| {
+            pipeline
+                .by_name(name)
+                .and_then(|e| e.static_pad(pad))
+                .and_then(|p| p.current_caps())
+                .unwrap()
+        };
+        let has_sets = |c: &gst::Caps| c.structure(0).unwrap().has_field("sprop-parameter-sets");
+        assert!(has_sets(&caps_of("pay", "src")), "the payloader sets them");
+        let sent = caps_of("sink", "sink");
+        assert!(!has_sets(&sent), "{sent}");
+        assert!(sent.structure(0).unwrap().has_field("packetization-mode"));
+        pipeline.set_state(gst::State::Null).unwrap();
     }
 }
