@@ -34,11 +34,10 @@ async fn offer_answer(
     String,
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
 ) {
-    let fixture = name;
     let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url())
         .await
         .unwrap();
-    let mut join = json!({"type": "join", "room": room, "name": fixture});
+    let mut join = json!({"type": "join", "room": room, "name": name});
     if let Some(c) = codec {
         join["codec"] = json!(c);
     }
@@ -58,7 +57,7 @@ async fn offer_answer(
         let v: Value = serde_json::from_str(&t).unwrap();
         match v["type"].as_str() {
             Some("answer") => return (v["sdp"].as_str().unwrap().to_string(), ws),
-            Some("error") => panic!("{fixture}: {v}"),
+            Some("error") => panic!("{name}: {v}"),
             _ => {}
         }
     }

@@ -274,14 +274,19 @@ impl FamilyEncoder {
 mod tests {
     use super::*;
 
-    #[test]
-    fn gate_admits_one_per_interval_and_remembers_the_rest() {
-        let t0 = Instant::now();
-        let mut g = KeyframeGate {
+    /// A gate of one keyframe a second that has sent none yet.
+    fn gate() -> KeyframeGate {
+        KeyframeGate {
             interval: Duration::from_secs(1),
             last: None,
             pending: false,
-        };
+        }
+    }
+
+    #[test]
+    fn gate_admits_one_per_interval_and_remembers_the_rest() {
+        let t0 = Instant::now();
+        let mut g = gate();
         assert!(g.admit(t0));
         assert!(!g.admit(t0 + Duration::from_millis(100)));
         assert!(!g.admit(t0 + Duration::from_millis(900)));
@@ -295,11 +300,7 @@ mod tests {
     #[test]
     fn a_newcomer_gets_its_keyframe_at_once_and_it_counts_for_the_interval() {
         let t0 = Instant::now();
-        let mut g = KeyframeGate {
-            interval: Duration::from_secs(1),
-            last: None,
-            pending: false,
-        };
+        let mut g = gate();
         assert!(g.admit(t0));
         assert!(!g.admit(t0 + Duration::from_millis(100)));
         assert!(g.welcome(t0 + Duration::from_millis(200)));

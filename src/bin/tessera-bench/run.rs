@@ -213,7 +213,11 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
     }
     tracing::info!("measuring the window");
     let client = reqwest::Client::new();
-    let sent_before = canvas_frames_sent(&client, &http, s.rooms).await;
+    let sent_before = canvas_frames_sent(
+        &room_states(&client, &http, s.rooms)
+            .await
+            .unwrap_or_default(),
+    );
     let window_start = std::time::Instant::now();
     let peers_before: Vec<_> = peers
         .iter()
@@ -226,19 +230,14 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
         .zip(&peers_before)
         .map(|(p, before)| cores_between(before, &p.pid().and_then(procstat::read)))
         .sum();
-    let sent_after = canvas_frames_sent(&client, &http, s.rooms).await;
+    let states = room_states(&client, &http, s.rooms).await?;
+    let sent_after = canvas_frames_sent(&states);
     let sent_fps = sent_rates(&sent_before, &sent_after, window_start.elapsed());
-    let mut talkers = BTreeMap::new();
-    for r in 0..s.rooms {
-        let room = format!("bench-{r}");
-        let v: Value = client
-            .get(format!("{http}/api/rooms/{room}"))
-            .send()
-            .await?
-            .json()
-            .await?;
-        talkers.insert(r, v["talking"].as_array().map_or(0, Vec::len));
-    }
+    let talkers: BTreeMap<usize, usize> = states
+        .iter()
+        .enumerate()
+        .map(|(r, v)| (r, v["talking"].as_array().map_or(0, Vec::len)))
+        .collect();
     let mut reports = Vec::new();
     for p in &mut peers {
         p.say("report").await?;
@@ -315,30 +314,28 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
     Ok(level)
 }
 
-/// Each participant's `canvasFrames` (canvas frames the server has sent it)
-/// from `GET /api/rooms/{room}`, by participant id. A room that does not
-/// answer counts nobody.
-async fn canvas_frames_sent(
+/// `GET /api/rooms/{room}` for every benchmark room, in room order.
+async fn room_states(
     client: &reqwest::Client,
     http: &str,
     rooms: usize,
-) -> BTreeMap<String, u64> {
-    let mut sent = BTreeMap::new();
+) -> anyhow::Result<Vec<Value>> {
+    let mut states = Vec::new();
     for r in 0..rooms {
         let url = format!("{http}/api/rooms/bench-{r}");
-        let Ok(reply) = client.get(&url).send().await else {
-            continue;
-        };
-        let Ok(v) = reply.json::<Value>().await else {
-            continue;
-        };
-        for p in v["participants"].as_array().into_iter().flatten() {
-            if let (Some(id), Some(n)) = (p["id"].as_str(), p["canvasFrames"].as_u64()) {
-                sent.insert(id.to_string(), n);
-            }
-        }
+        states.push(client.get(&url).send().await?.json().await?);
     }
-    sent
+    Ok(states)
+}
+
+/// Each participant's `canvasFrames` (canvas frames the server has sent
+/// it) in the rooms' states, by participant id.
+fn canvas_frames_sent(states: &[Value]) -> BTreeMap<String, u64> {
+    states
+        .iter()
+        .flat_map(|v| v["participants"].as_array().into_iter().flatten())
+        .filter_map(|p| Some((p["id"].as_str()?.to_string(), p["canvasFrames"].as_u64()?)))
+        .collect()
 }
 
 /// Frames per second sent to each participant counted at both ends.
