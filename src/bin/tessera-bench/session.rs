@@ -81,10 +81,6 @@ pub async fn join_server(
     name: &str,
     probe: bool,
 ) -> anyhow::Result<Joined> {
-    let (socket, _) = tokio_tungstenite::connect_async(ws)
-        .await
-        .with_context(|| format!("connecting to {ws}"))?;
-    let (mut sink, mut stream) = socket.split();
     let (offers_tx, mut offers) = mpsc::unbounded_channel::<String>();
     let (cands_tx, mut cands) = mpsc::unbounded_channel::<(u32, String)>();
     offer_on_demand(&peer.webrtc, offers_tx);
@@ -94,12 +90,17 @@ pub async fn join_server(
     // presses join, and makes an offer in milliseconds. A GStreamer peer on
     // a loaded machine takes up to seconds (its DTLS certificate, its
     // transports): that is made before `join`, and the offer goes out as
-    // soon as the server says `joined`.
+    // soon as the server says `joined`. The socket opens only once the
+    // offer is ready: the server closes a socket that does not join in time.
     peer.pipeline.set_state(gst::State::Playing)?;
     let first_offer = tokio::time::timeout(Duration::from_secs(20), offers.recv())
         .await
         .context("no offer within 20 s")?
         .context("the offer callback is gone")?;
+    let (socket, _) = tokio_tungstenite::connect_async(ws)
+        .await
+        .with_context(|| format!("connecting to {ws}"))?;
+    let (mut sink, mut stream) = socket.split();
     peer.mark_join();
     // Where a join's time goes, in the participant's log.
     let t0 = std::time::Instant::now();
