@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::media::tone_power;
 use common::peer::{PeerOptions, TestPeer};
 use common::ws::{connect, read, send_and_read, Ws};
-use common::{init, test_config, wait_until, TestServer, SERIAL};
+use common::{init, live_elements, test_config, wait_until, TestServer, SERIAL};
 use serde_json::{json, Value};
 use tessera::auth::TokenKeys;
 use tessera::config::Config;
@@ -283,6 +283,7 @@ async fn a_teacher_silences_a_student_for_everyone() {
     let _serial = SERIAL.lock().await;
     init();
     let server = TestServer::start(token_config()).await;
+    let baseline = live_elements().len();
     let teacher = TestPeer::join(
         &server.ws_url(),
         PeerOptions {
@@ -322,6 +323,12 @@ async fn a_teacher_silences_a_student_for_everyone() {
         .find(|p| p.id == student.id)
         .unwrap();
     assert!(sam.silenced);
+    // Silenced, the student stops talking (and loses its own mix-minus).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        server.room("talk").await.unwrap().talking,
+        vec![teacher.id.clone()]
+    );
     // The student cannot undo it.
     student.send_text(
         &json!({"type": "muteParticipant", "participant": student.id, "muted": false}).to_string(),
@@ -338,8 +345,33 @@ async fn a_teacher_silences_a_student_for_everyone() {
         wait_until(Duration::from_secs(5), || hears(&teacher, 880.0)).await,
         "the student is not heard again"
     );
+    // Talking again, the student gets a new mix-minus: it hears the teacher
+    // and not itself.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let audio = student.recent_audio(0.5);
+    let (theirs, own) = (
+        tone_power(&audio, 440.0, 48000.0),
+        tone_power(&audio, 880.0, 48000.0),
+    );
+    assert!(
+        theirs > 1e-4 && own < theirs / 100.0,
+        "the student should hear the teacher and not itself: 440 Hz {theirs}, 880 Hz {own}"
+    );
     teacher.leave().await;
     student.leave().await;
+    // Nothing of either mix-minus is left once the room closes.
+    let mut left = usize::MAX;
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        left = live_elements().len();
+        if left <= baseline {
+            break;
+        }
+    }
+    assert!(
+        left <= baseline,
+        "elements left behind: {left} > {baseline}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

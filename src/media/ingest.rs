@@ -9,7 +9,7 @@
 //! webrtcbin src (OPUS) ─► rtpopusdepay ─► opusdec ─► audioconvert ─► audioresample ─► caps(F32 48k mono)
 //!                         ─► audiorate ─► volume (teacher's mute) ─► level (talk detection) ─► tee
 //!                         tee ─► queue ─► full mixer
-//!                         tee ─► queue ─► audioamplify(−1) ─► own mix-minus mixer
+//!                         tee ─► (a talker's own mix-minus, own_mix.rs)
 //! ```
 
 use anyhow::{bail, Context as _};
@@ -52,7 +52,7 @@ const TILE_QUEUE: u32 = 3;
 /// Decoded 20 ms audio buffers queued in front of each mixer: a full second,
 /// so that only a stalled mixer ever drops voice. A drop in one of the two
 /// paths but not the other would misalign the mix-minus subtraction.
-const VOICE_QUEUE: u32 = 50;
+pub(super) const VOICE_QUEUE: u32 = 50;
 
 /// Which of a participant's video streams an incoming pad carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +114,7 @@ impl RoomMedia {
                 added.undo(self.pipeline.upcast_ref());
                 if media != "video" {
                     pm.own_mix_pad = None;
+                    pm.voice_tee = None;
                 }
             }
         }
@@ -304,9 +305,6 @@ impl RoomMedia {
         level.set_property("post-messages", true);
         let tee = make_element("tee", &n("voice-tee"))?;
         let to_full = make_leaky_queue(&n("voice-full-queue"), VOICE_QUEUE)?;
-        let to_minus = make_leaky_queue(&n("voice-minus-queue"), VOICE_QUEUE)?;
-        let invert = make_element("audioamplify", &n("voice-invert"))?;
-        invert.set_property("amplification", -1.0f32);
 
         center_on_sample(&tee.static_pad("sink").context("voice tee sink")?);
         let bin = self.pipeline.clone().upcast::<gst::Bin>();
@@ -315,9 +313,7 @@ impl RoomMedia {
         ];
         added.chain(&bin, &main)?;
         added.chain(&bin, &[&to_full])?;
-        added.chain(&bin, &[&to_minus, &invert])?;
         tee.link(&to_full).context("linking voice tee")?;
-        tee.link(&to_minus).context("linking voice tee")?;
 
         // Voice that comes later than the mixer's deadline is late for the
         // whole room: the mixer does not wait out the jitter buffer for it
@@ -330,18 +326,13 @@ impl RoomMedia {
             .link(&full_pad)
             .context("linking voice to the full mix")?;
         pm.own_mix_pad = Some(full_pad);
-        let minus_pad = added.request(&pm.minus_mixer, "sink_%u")?;
-        invert
-            .static_pad("src")
-            .context("inverter src")?
-            .link(&minus_pad)
-            .context("linking inverted voice to mix-minus")?;
 
         sync_downstream_first(&[
             &depay, &dec, &convert, &resample, &caps, &rate, &gate, &level, &tee, &to_full,
-            &to_minus, &invert,
         ])?;
         pm.voice_gate = Some(gate);
+        // A talker's own mix-minus takes the voice from this tee (own_mix.rs).
+        pm.voice_tee = Some(tee);
         pad.link(&depay.static_pad("sink").context("opus depayloader sink")?)
             .context("linking webrtcbin to opus depayloader")?;
         self.latency_changed();

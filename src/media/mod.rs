@@ -13,6 +13,7 @@ mod ingest;
 mod latency;
 mod link_stats;
 mod overlay;
+mod own_mix;
 mod participant;
 mod recorder;
 mod room_media;

@@ -3,17 +3,16 @@
 //! on the canvas, and its mix-minus.
 //!
 //! ```text
-//! family tee ─► queue(leaky) ─► rtp{vp8,h264}pay(pt) ─────────────────────────► webrtcbin (video)
-//! full-mix tee ─► queue(leaky) ─► minus mixer ─► caps ─► s16 ─► valve ─► [opus] ─┐ (talking)
-//!                 own voice × −1 ─►─┘   (linked by ingest when the voice arrives)     input-selector ─► rtpopuspay(pt) ─► webrtcbin (audio)
-//! shared tee (one Opus encode of the full mix) ─► queue(leaky) ───────────────────┘ (not talking)
+//! family tee ─► queue(leaky) ─► rtp{vp8,h264}pay(pt) ─────────────────────► webrtcbin (video)
+//! own mix-minus (only while talking, own_mix.rs) ─────────────┐ (talking)
+//!                                                              input-selector ─► rtpopuspay(pt) ─► webrtcbin (audio)
+//! shared tee (one Opus encode of the full mix) ─► queue(leaky) ┘ (not talking)
 //! placeholder: videotestsrc(grey) ─► caps(tile) ─► textoverlay(name) ─► compositor (until video arrives)
 //! ```
 //!
-//! Mix-minus subtracts the participant's own decoded voice from the full
-//! mix, sample-aligned by timestamp, in float so nothing clips: each person
-//! hears everyone but themselves with two mixer inputs instead of N−1. Only
-//! talkers get their own Opus encode; the valve idles it otherwise.
+//! Each person hears everyone but themselves: a talker their own mix-minus,
+//! everyone else the shared encode of the full mix, in which their own
+//! voice is below the talk threshold.
 
 use anyhow::Context as _;
 use gstreamer as gst;
@@ -24,10 +23,10 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::codec::{MediaChoice, Track, VideoChoice};
 use super::crop::TileCrop;
-use super::templates::TemplateKind;
+use super::own_mix::OwnMix;
 use super::{
-    configure_aggregator, firewalled_queue, i420_caps, make_capsfilter, make_element,
-    mix_audio_caps, remove_elements, CodecFamily, MediaEvent, RoomMedia, MIX_BUFFER,
+    firewalled_queue, i420_caps, make_capsfilter, make_element, remove_elements, CodecFamily,
+    MediaEvent, RoomMedia,
 };
 use crate::layout::file::{Fit, LabelPosition};
 use crate::layout::{Rect, Size};
@@ -48,16 +47,15 @@ const PLACEHOLDER_FPS: u32 = 5;
 /// Video buffers a participant's send queue may hold before dropping the oldest.
 const VIDEO_EGRESS_QUEUE: u32 = 5;
 /// Audio buffers (20 ms each) the queues around the mixers may hold.
-const AUDIO_QUEUE: u32 = 25;
+pub(super) const AUDIO_QUEUE: u32 = 25;
 
 /// Chooses what a participant hears: its own mix-minus encode (talking) or
 /// the shared encode of the full mix (not talking).
-struct TalkSwitch {
-    valve: gst::Element,
-    selector: gst::Element,
-    own: gst::Pad,
+pub(super) struct TalkSwitch {
+    pub(super) selector: gst::Element,
     shared: gst::Pad,
-    talking: bool,
+    /// The own mix-minus, while the participant talks.
+    own: Option<OwnMix>,
 }
 
 /// Where a tile's name label goes.
@@ -135,16 +133,18 @@ pub struct ParticipantMedia {
     pub(super) webrtcbin: gst::Element,
     pub(super) elements: Vec<gst::Element>,
     family_tee_pad: gst::Pad,
-    full_tee_pad: gst::Pad,
     shared_tee_pad: gst::Pad,
-    pub(super) minus_mixer: gst::Element,
-    talk: TalkSwitch,
+    pub(super) talk: TalkSwitch,
     placeholder_pad: gst::Pad,
     pub(super) video: Option<VideoTile>,
     /// The screen share, if the offer had a screen m-line.
     pub(super) screen: Option<ScreenShare>,
     /// The own voice's pad on the full mixer, once audio arrived.
     pub(super) own_mix_pad: Option<gst::Pad>,
+    /// The decoded voice, for a talker's own mix-minus, once audio arrived.
+    pub(super) voice_tee: Option<gst::Element>,
+    /// Where the participant's media tells the room what happened.
+    pub(super) events: UnboundedSender<MediaEvent>,
     /// Silences the voice in every mix (a teacher muted it), once audio arrived.
     pub(super) voice_gate: Option<gst::Element>,
     /// Whether a teacher has silenced this participant.
@@ -177,6 +177,23 @@ impl std::fmt::Debug for ParticipantMedia {
 /// The `application/x-rtp` caps a video transceiver answers with; with
 /// `ssrc`, the answer announces it (`a=ssrc`), which is how the browser
 /// routes our stream when two video m-lines share a payload type.
+/// What a participant's firewalled branch of a shared stream does when it
+/// fails: tells the room, which removes the participant.
+pub(super) fn branch_failed(
+    events: &UnboundedSender<MediaEvent>,
+    id: &str,
+    branch: &'static str,
+) -> impl Fn(gst::FlowError) + Send + Sync + 'static {
+    let (events, id) = (events.clone(), id.to_string());
+    move |error| {
+        let _ = events.send(MediaEvent::BranchFailed {
+            participant: id.clone(),
+            branch,
+            error,
+        });
+    }
+}
+
 fn video_rtp_caps(v: &VideoChoice, ssrc: Option<u32>) -> gst::Caps {
     let mut b = gst::Caps::builder("application/x-rtp")
         .field("media", "video")
@@ -368,20 +385,10 @@ impl RoomMedia {
         // Video egress: one shared encoded stream, payloaded per participant.
         // Each branch of a shared stream sits behind a firewalled queue: if
         // it fails, the room is told and the shared stream flows on.
-        let branch_failed = |branch: &'static str| {
-            let (events, id) = (events.clone(), id.to_string());
-            move |error| {
-                let _ = events.send(MediaEvent::BranchFailed {
-                    participant: id.clone(),
-                    branch,
-                    error,
-                });
-            }
-        };
         let vqueue = firewalled_queue(
             &n("video-out-queue"),
             VIDEO_EGRESS_QUEUE,
-            branch_failed("video"),
+            branch_failed(events, id, "video"),
         )?;
         let (pay, pay_tail) = match family {
             CodecFamily::Vp8 => {
@@ -426,27 +433,13 @@ impl RoomMedia {
             .link(&video_pad)
             .context("linking video payloader to webrtcbin")?;
 
-        // Audio egress. A talker hears its own mix-minus, encoded for it
-        // alone; everyone else shares the full mix's one encode. A valve
-        // idles the own encoder while the participant is not talking.
-        let aqueue = firewalled_queue(&n("full-mix-queue"), AUDIO_QUEUE, branch_failed("mix"))?;
-        let minus_mixer = make_element("audiomixer", &n("mix-minus"))?;
-        configure_aggregator(&minus_mixer, super::MIX_SLACK);
-        minus_mixer.set_property("output-buffer-duration", MIX_BUFFER.as_nanos() as u64);
-        let minus_caps = make_capsfilter(&n("mix-minus-caps"), &mix_audio_caps())?;
-        // Mixing is in float; Opus encoders take 16-bit integers.
-        let to_s16 = make_element("audioconvert", &n("mix-minus-convert"))?;
-        let valve = make_element("valve", &n("mix-minus-valve"))?;
-        valve.set_property("drop", true);
-        let opusenc = self
-            .settings
-            .templates
-            .build(TemplateKind::Opus, &n("opusenc"))?
-            .upcast::<gst::Element>();
+        // Audio egress. A talker hears its own mix-minus (own_mix.rs),
+        // encoded for it alone; everyone else shares the full mix's one
+        // encode.
         let shared_queue = firewalled_queue(
             &n("shared-mix-queue"),
             AUDIO_QUEUE,
-            branch_failed("shared mix"),
+            branch_failed(events, id, "shared mix"),
         )?;
         let selector = make_element("input-selector", &n("audio-select"))?;
         // Drop what the inactive input brings instead of holding it back.
@@ -454,24 +447,8 @@ impl RoomMedia {
         let opuspay = make_element("rtpopuspay", &n("opuspay"))?;
         opuspay.set_property("pt", u32::from(choice.audio_payload));
         opuspay.set_property("ssrc", audio_ssrc);
-        added.chain(&bin, &[&aqueue])?;
-        added.chain(
-            &bin,
-            &[&minus_mixer, &minus_caps, &to_s16, &valve, &opusenc],
-        )?;
         added.chain(&bin, &[&shared_queue])?;
         added.chain(&bin, &[&selector, &opuspay])?;
-        aqueue
-            .link(&minus_mixer)
-            .context("linking full mix to the mix-minus mixer")?;
-        let own_select_pad = selector
-            .request_pad_simple("sink_%u")
-            .context("requesting the selector's own-mix input")?;
-        opusenc
-            .static_pad("src")
-            .context("opus encoder src")?
-            .link(&own_select_pad)
-            .context("linking own mix-minus to the selector")?;
         let shared_select_pad = selector
             .request_pad_simple("sink_%u")
             .context("requesting the selector's shared-mix input")?;
@@ -513,12 +490,6 @@ impl RoomMedia {
             webrtcbin.clone(),
             vqueue.clone(),
             pay.clone(),
-            aqueue.clone(),
-            minus_mixer.clone(),
-            minus_caps.clone(),
-            to_s16.clone(),
-            valve.clone(),
-            opusenc.clone(),
             shared_queue.clone(),
             selector.clone(),
             opuspay.clone(),
@@ -539,10 +510,6 @@ impl RoomMedia {
         family_tee_pad
             .link(&vqueue.static_pad("sink").context("video queue sink")?)
             .context("linking family tee to participant")?;
-        let full_tee_pad = added.request(&self.full_tee, "src_%u")?;
-        full_tee_pad
-            .link(&aqueue.static_pad("sink").context("audio queue sink")?)
-            .context("linking full mix to participant")?;
         let shared_tee_pad = added.request(&self.shared_opus_tee, "src_%u")?;
         shared_tee_pad
             .link(
@@ -575,20 +542,18 @@ impl RoomMedia {
             webrtcbin,
             elements,
             family_tee_pad,
-            full_tee_pad,
             shared_tee_pad,
-            minus_mixer,
             talk: TalkSwitch {
-                valve,
                 selector,
-                own: own_select_pad,
                 shared: shared_select_pad,
-                talking: false,
+                own: None,
             },
             placeholder_pad,
             video: None,
             screen,
             own_mix_pad: None,
+            voice_tee: None,
+            events: events.clone(),
             voice_gate: None,
             silenced: false,
             tile: Rect {
@@ -609,14 +574,17 @@ impl RoomMedia {
 
     /// Removes a participant's elements and pads without disturbing the others.
     /// Stops its family's encoder when `last_of_family`.
-    pub fn remove_participant(&mut self, pm: ParticipantMedia, last_of_family: bool) {
+    pub fn remove_participant(&mut self, mut pm: ParticipantMedia, last_of_family: bool) {
         let bin = self.pipeline.clone().upcast::<gst::Bin>();
         // 1. Shared producers stop pushing into this participant.
         if let Some(enc) = self.families.get(&pm.family) {
             enc.tee.release_request_pad(&pm.family_tee_pad);
         }
-        self.full_tee.release_request_pad(&pm.full_tee_pad);
         self.shared_opus_tee.release_request_pad(&pm.shared_tee_pad);
+        if let Some(own) = pm.talk.own.take() {
+            pm.talk.selector.set_property("active-pad", &pm.talk.shared);
+            self.stop_own_mix(own, &pm.talk.selector);
+        }
         // 2. Its own elements stop (webrtcbin first: it feeds the ingest chains).
         remove_elements(&bin, &pm.elements);
         // 3. Its inputs to the shared mixers go away.
@@ -678,21 +646,28 @@ impl RoomMedia {
         }
     }
 
-    /// Switches what a participant hears when it starts or stops talking.
-    pub fn set_talking(&self, pm: &mut ParticipantMedia, talking: bool) {
-        let t = &mut pm.talk;
-        if t.talking == talking {
-            return;
+    /// Switches what a participant hears when it starts or stops talking:
+    /// its own mix-minus is built when it starts and removed when it stops.
+    /// If the build fails, the participant goes on hearing the shared mix.
+    pub fn set_talking(&self, pm: &mut ParticipantMedia, talking: bool) -> anyhow::Result<()> {
+        if talking == pm.talk.own.is_some() {
+            return Ok(());
         }
         if talking {
-            // Wake the own encoder first, then listen to it.
-            t.valve.set_property("drop", false);
-            t.selector.set_property("active-pad", &t.own);
-        } else {
-            t.selector.set_property("active-pad", &t.shared);
-            t.valve.set_property("drop", true);
+            let own = self
+                .start_own_mix(pm)
+                .with_context(|| format!("building the mix-minus of {}", pm.id))?;
+            pm.talk.selector.set_property("active-pad", &own.output);
+            pm.talk.own = Some(own);
+        } else if let Some(own) = pm.talk.own.take() {
+            pm.talk.selector.set_property("active-pad", &pm.talk.shared);
+            self.stop_own_mix(own, &pm.talk.selector);
         }
-        t.talking = talking;
+        // No pipeline latency update: the new mixer asks its own upstream
+        // for its latency when it starts, and what it feeds never syncs to
+        // the clock. A recomputation walks the whole room; talk switches
+        // are frequent.
+        Ok(())
     }
 
     /// Puts the participant's name label where the layout wants it.
@@ -770,6 +745,11 @@ impl Added {
     /// The elements, once everything succeeded and the participant owns them.
     pub(super) fn into_elements(self) -> Vec<gst::Element> {
         self.elements
+    }
+
+    /// The elements and the requested pads, once everything succeeded.
+    pub(super) fn into_parts(self) -> (Vec<gst::Element>, Vec<(gst::Element, gst::Pad)>) {
+        (self.elements, self.pads)
     }
 
     /// Releases the pads, then stops and removes the elements.

@@ -829,7 +829,9 @@ impl RoomActor {
         };
         if let Some(pm) = p.media.as_mut() {
             debug!(participant = %id, talking, "talk state");
-            self.media.set_talking(pm, talking);
+            if let Err(e) = self.media.set_talking(pm, talking) {
+                error!(participant = %id, "{e:#}; they hear the shared mix, their own voice in it");
+            }
         }
     }
 

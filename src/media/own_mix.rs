@@ -1,0 +1,143 @@
+//! A talker's own mix-minus: the full mix with their own voice taken out
+//! again, encoded for them alone. It exists only while they talk.
+//!
+//! ```text
+//! full-mix tee ─► queue(leaky, firewalled) ─► audiomixer ─► caps(F32) ─► s16 ─► opusenc ─► input-selector (own)
+//! voice tee ─► queue(leaky) ─► audioamplify(−1) ─┘
+//! ```
+//!
+//! Someone who is not talking hears the room's one shared encode of the
+//! full mix: their own voice in it is below the talk threshold, inaudible.
+//! So the branch is built when the participant starts talking and removed
+//! when they stop, and a room of thirty runs as many mix-minus mixers as it
+//! has talkers, not thirty idle ones (each a thread waking every 20 ms).
+//! The subtraction is sample-aligned by timestamp, in float, so nothing
+//! clips: two mixer inputs instead of N−1.
+
+use anyhow::Context as _;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+
+use super::ingest::VOICE_QUEUE;
+use super::participant::{branch_failed, Added, AUDIO_QUEUE};
+use super::templates::TemplateKind;
+use super::{
+    configure_aggregator, firewalled_queue, make_capsfilter, make_element, make_leaky_queue,
+    mix_audio_caps, remove_elements, sync_downstream_first, ParticipantMedia, RoomMedia,
+    MIX_BUFFER, MIX_SLACK,
+};
+
+/// The running branch of one talker.
+pub(super) struct OwnMix {
+    elements: Vec<gst::Element>,
+    /// Pads on the shared tees that feed the branch.
+    feeds: Vec<(gst::Element, gst::Pad)>,
+    /// The branch's input on the participant's selector.
+    pub(super) output: gst::Pad,
+}
+
+impl RoomMedia {
+    /// Builds and starts a participant's own mix-minus and returns the
+    /// selector input it feeds. Needs the participant's voice.
+    pub(super) fn start_own_mix(&self, pm: &ParticipantMedia) -> anyhow::Result<OwnMix> {
+        let voice_tee = pm
+            .voice_tee
+            .as_ref()
+            .context("the participant's voice has not arrived")?;
+        let mut added = Added::default();
+        match self.build_own_mix(pm, voice_tee, &mut added) {
+            Ok(output) => {
+                let (elements, pads) = added.into_parts();
+                Ok(OwnMix {
+                    elements,
+                    feeds: pads.into_iter().filter(|(_, p)| *p != output).collect(),
+                    output,
+                })
+            }
+            Err(e) => {
+                added.undo(self.pipeline.upcast_ref());
+                Err(e)
+            }
+        }
+    }
+
+    fn build_own_mix(
+        &self,
+        pm: &ParticipantMedia,
+        voice_tee: &gst::Element,
+        added: &mut Added,
+    ) -> anyhow::Result<gst::Pad> {
+        let bin = self.pipeline.clone().upcast::<gst::Bin>();
+        let n = |what: &str| format!("{}-{what}", pm.id);
+        let full_queue = firewalled_queue(
+            &n("full-mix-queue"),
+            AUDIO_QUEUE,
+            branch_failed(&pm.events, &pm.id, "mix"),
+        )?;
+        let mixer = make_element("audiomixer", &n("mix-minus"))?;
+        configure_aggregator(&mixer, MIX_SLACK);
+        mixer.set_property("output-buffer-duration", MIX_BUFFER.as_nanos() as u64);
+        let caps = make_capsfilter(&n("mix-minus-caps"), &mix_audio_caps())?;
+        // Mixing is in float; Opus encoders take 16-bit integers.
+        let to_s16 = make_element("audioconvert", &n("mix-minus-convert"))?;
+        let opusenc = self
+            .settings
+            .templates
+            .build(TemplateKind::Opus, &n("opusenc"))?
+            .upcast::<gst::Element>();
+        let voice_queue = make_leaky_queue(&n("voice-minus-queue"), VOICE_QUEUE)?;
+        let invert = make_element("audioamplify", &n("voice-invert"))?;
+        invert.set_property("amplification", -1.0f32);
+
+        added.chain(&bin, &[&full_queue])?;
+        added.chain(&bin, &[&mixer, &caps, &to_s16, &opusenc])?;
+        added.chain(&bin, &[&voice_queue, &invert])?;
+        full_queue
+            .link(&mixer)
+            .context("linking the full mix to the mix-minus mixer")?;
+        invert
+            .link(&mixer)
+            .context("linking the inverted voice to the mix-minus mixer")?;
+        let output = added.request(&pm.talk.selector, "sink_%u")?;
+        opusenc
+            .static_pad("src")
+            .context("opus encoder src")?
+            .link(&output)
+            .context("linking the own mix-minus to the selector")?;
+        sync_downstream_first(&[
+            &full_queue,
+            &voice_queue,
+            &invert,
+            &mixer,
+            &caps,
+            &to_s16,
+            &opusenc,
+        ])?;
+
+        // Feed it last, once every element is playing.
+        let full = added.request(&self.full_tee, "src_%u")?;
+        full.link(
+            &full_queue
+                .static_pad("sink")
+                .context("full-mix queue sink")?,
+        )
+        .context("linking the full mix tee to the own mix")?;
+        let voice = added.request(voice_tee, "src_%u")?;
+        voice
+            .link(&voice_queue.static_pad("sink").context("voice queue sink")?)
+            .context("linking the voice tee to the own mix")?;
+        Ok(output)
+    }
+
+    /// Stops and removes a talker's branch, leaving the shared streams that
+    /// fed it flowing. The selector must already listen elsewhere.
+    pub(super) fn stop_own_mix(&self, own: OwnMix, selector: &gst::Element) {
+        // Producers first, so nothing pushes into a stopping element; the
+        // selector's input last, so the encoder never finds it gone.
+        for (tee, pad) in &own.feeds {
+            tee.release_request_pad(pad);
+        }
+        remove_elements(self.pipeline.upcast_ref(), &own.elements);
+        selector.release_request_pad(&own.output);
+    }
+}
