@@ -371,6 +371,26 @@ pub(crate) fn arrive_unsynced(webrtcbin: &gst::Element) {
     rtpbin.set_property("max-ts-offset", 1i64);
 }
 
+/// Gives every buffer leaving `pad` memory of its own.
+///
+/// A tee hands the same buffer, and so the same memory, to every branch. A
+/// payloader that appends that memory to its RTP packet makes the packet
+/// one more parent of the memory, and GStreamer guards a memory's parents
+/// with a spin lock: thirty participants' send threads doing so for the
+/// same Opus packet spun on each other on two cores (a spinning thread
+/// waits out the time slice of the one it waits for). A copy of a small
+/// packet is far cheaper.
+pub(crate) fn private_copies(pad: &gst::Pad) {
+    pad.add_probe(gst::PadProbeType::BUFFER, |_, info| {
+        if let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut() {
+            if let Ok(copy) = buffer.copy_deep() {
+                *buffer = copy;
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
 /// Makes `pad` answer latency queries with no minimum latency, so that the
 /// aggregator downstream does not add its input's latency to its deadline.
 ///

@@ -448,6 +448,7 @@ impl RoomMedia {
         opuspay.set_property("pt", u32::from(choice.audio_payload));
         opuspay.set_property("ssrc", audio_ssrc);
         added.chain(&bin, &[&shared_queue])?;
+        super::private_copies(&shared_queue.static_pad("src").context("shared queue src")?);
         added.chain(&bin, &[&selector, &opuspay])?;
         let shared_select_pad = selector
             .request_pad_simple("sink_%u")
