@@ -34,16 +34,18 @@ impl Steered {
         Steered::start(Command::new(std::env::current_exe()?), args, env, log)
     }
 
-    /// Like [`Steered::spawn`], at the lowest CPU priority (`nice -n 19`,
-    /// which every thread of the child inherits).
+    /// Like [`Steered::spawn`], at the lowest CPU priority the scheduler
+    /// has: `SCHED_IDLE` (`chrt --idle 0`, which every thread of the child
+    /// inherits), so it runs only on what the other processes leave. Nice 19
+    /// still takes a weighted share from a busy server.
     pub fn spawn_low_priority(
         args: &[String],
         env: &[(String, String)],
         log: &Path,
     ) -> anyhow::Result<Steered> {
-        let mut nice = Command::new("nice");
-        nice.args(["-n", "19"]).arg(std::env::current_exe()?);
-        Steered::start(nice, args, env, log)
+        let mut idle = Command::new("chrt");
+        idle.args(["--idle", "0"]).arg(std::env::current_exe()?);
+        Steered::start(idle, args, env, log)
     }
 
     fn start(

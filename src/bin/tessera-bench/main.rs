@@ -75,9 +75,9 @@ struct Cli {
     /// Skip the baseline.
     #[arg(long)]
     no_baseline: bool,
-    /// Run the synthetic participants at the lowest CPU priority (nice 19),
-    /// so that the server gets the CPU it needs first, as with the load on
-    /// another machine. Starved participants then fall behind: their own
+    /// Run the synthetic participants at the lowest CPU priority
+    /// (SCHED_IDLE), so that the server gets the CPU it needs first, as with
+    /// the load on another machine. Starved participants then fall behind: their own
     /// figures (fps received, latency) stop meaning much, while the server's
     /// (CPU, canvas fps sent) still do.
     #[arg(long)]
