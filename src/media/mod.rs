@@ -28,6 +28,7 @@ use gstreamer::prelude::*;
 
 pub use codec::{CodecFamily, MediaChoice};
 pub use ingest::VOICE_LEVEL_SUFFIX;
+pub use own_mix::from_own_mix;
 pub use participant::{LabelStyle, ParticipantMedia};
 pub use recorder::from_recorder;
 pub use room_media::{EncoderOutput, RoomMedia};

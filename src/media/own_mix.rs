@@ -27,6 +27,26 @@ use super::{
     MIX_BUFFER, MIX_SLACK,
 };
 
+/// Marks the names of a talker's own mix elements: `{participant}-own-{what}`.
+const OWN_MIX_INFIX: &str = "-own-";
+
+/// Whether a bus message comes from a talker's own mix.
+///
+/// Its Opus encoder reports its latency when it starts, at every start of
+/// talking. The room need not recompute the pipeline's latency for that (a
+/// walk through every element, O(participants²)): the own mixer asks its
+/// own upstream, and what it feeds never waits on the clock.
+pub fn from_own_mix(msg: &gst::Message) -> bool {
+    let mut obj = msg.src().cloned();
+    while let Some(o) = obj {
+        if o.name().contains(OWN_MIX_INFIX) {
+            return true;
+        }
+        obj = o.parent();
+    }
+    false
+}
+
 /// The running branch of one talker.
 pub(super) struct OwnMix {
     elements: Vec<gst::Element>,
@@ -68,25 +88,25 @@ impl RoomMedia {
         added: &mut Added,
     ) -> anyhow::Result<gst::Pad> {
         let bin = self.pipeline.clone().upcast::<gst::Bin>();
-        let n = |what: &str| format!("{}-{what}", pm.id);
+        let n = |what: &str| format!("{}{OWN_MIX_INFIX}{what}", pm.id);
         let full_queue = firewalled_queue(
-            &n("full-mix-queue"),
+            &n("full-queue"),
             AUDIO_QUEUE,
             branch_failed(&pm.events, &pm.id, "mix"),
         )?;
-        let mixer = make_element("audiomixer", &n("mix-minus"))?;
+        let mixer = make_element("audiomixer", &n("mixer"))?;
         configure_aggregator(&mixer, MIX_SLACK);
         mixer.set_property("output-buffer-duration", MIX_BUFFER.as_nanos() as u64);
-        let caps = make_capsfilter(&n("mix-minus-caps"), &mix_audio_caps())?;
+        let caps = make_capsfilter(&n("caps"), &mix_audio_caps())?;
         // Mixing is in float; Opus encoders take 16-bit integers.
-        let to_s16 = make_element("audioconvert", &n("mix-minus-convert"))?;
+        let to_s16 = make_element("audioconvert", &n("convert"))?;
         let opusenc = self
             .settings
             .templates
             .build(TemplateKind::Opus, &n("opusenc"))?
             .upcast::<gst::Element>();
-        let voice_queue = make_leaky_queue(&n("voice-minus-queue"), VOICE_QUEUE)?;
-        let invert = make_element("audioamplify", &n("voice-invert"))?;
+        let voice_queue = make_leaky_queue(&n("voice-queue"), VOICE_QUEUE)?;
+        let invert = make_element("audioamplify", &n("invert"))?;
         invert.set_property("amplification", -1.0f32);
 
         added.chain(&bin, &[&full_queue])?;
@@ -139,5 +159,28 @@ impl RoomMedia {
         }
         remove_elements(self.pipeline.upcast_ref(), &own.elements);
         selector.release_request_pad(&own.output);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn latency_from(element: &gst::Element) -> gst::Message {
+        gst::message::Latency::builder().src(element).build()
+    }
+
+    #[test]
+    fn latency_reports_from_an_own_mix_are_told_apart() {
+        gst::init().unwrap();
+        // An encoder template may be a bin: its inner element posts.
+        let template = gst::Bin::with_name(&format!("p1{OWN_MIX_INFIX}opusenc"));
+        let inner = make_element("identity", "inner").unwrap();
+        template.add(&inner).unwrap();
+        assert!(from_own_mix(&latency_from(&inner)));
+        let mixer = make_element("identity", &format!("p1{OWN_MIX_INFIX}mixer")).unwrap();
+        assert!(from_own_mix(&latency_from(&mixer)));
+        let voice = make_element("identity", "p1-voice-tee").unwrap();
+        assert!(!from_own_mix(&latency_from(&voice)));
     }
 }

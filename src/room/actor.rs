@@ -809,7 +809,7 @@ impl RoomActor {
                     self.on_voice_level(&id, rms);
                 }
             }
-            MessageView::Latency(_) => {
+            MessageView::Latency(_) if !crate::media::from_own_mix(msg) => {
                 self.media.latency_changed();
             }
             _ => {}
