@@ -174,9 +174,6 @@ impl std::fmt::Debug for ParticipantMedia {
     }
 }
 
-/// The `application/x-rtp` caps a video transceiver answers with; with
-/// `ssrc`, the answer announces it (`a=ssrc`), which is how the browser
-/// routes our stream when two video m-lines share a payload type.
 /// What a participant's firewalled branch of a shared stream does when it
 /// fails: tells the room, which removes the participant.
 pub(super) fn branch_failed(
@@ -194,6 +191,9 @@ pub(super) fn branch_failed(
     }
 }
 
+/// The `application/x-rtp` caps a video transceiver answers with; with
+/// `ssrc`, the answer announces it (`a=ssrc`), which is how the browser
+/// routes our stream when two video m-lines share a payload type.
 fn video_rtp_caps(v: &VideoChoice, ssrc: Option<u32>) -> gst::Caps {
     let mut b = gst::Caps::builder("application/x-rtp")
         .field("media", "video")
