@@ -372,6 +372,19 @@ pub(crate) fn arrive_unsynced(webrtcbin: &gst::Element) {
     rtpbin.set_property("max-ts-offset", 1i64);
 }
 
+/// Whether a bus message comes from an element whose name, or an enclosing
+/// bin's, satisfies `named`.
+pub(crate) fn posted_within(msg: &gst::Message, named: impl Fn(&str) -> bool) -> bool {
+    let mut obj = msg.src().cloned();
+    while let Some(o) = obj {
+        if named(o.name().as_str()) {
+            return true;
+        }
+        obj = o.parent();
+    }
+    false
+}
+
 /// Gives every buffer leaving `pad` memory of its own.
 ///
 /// A tee hands the same buffer, and so the same memory, to every branch. A

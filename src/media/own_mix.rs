@@ -37,14 +37,7 @@ const OWN_MIX_INFIX: &str = "-own-";
 /// walk through every element, O(participants²)): the own mixer asks its
 /// own upstream, and what it feeds never waits on the clock.
 pub fn from_own_mix(msg: &gst::Message) -> bool {
-    let mut obj = msg.src().cloned();
-    while let Some(o) = obj {
-        if o.name().contains(OWN_MIX_INFIX) {
-            return true;
-        }
-        obj = o.parent();
-    }
-    false
+    super::posted_within(msg, |name| name.contains(OWN_MIX_INFIX))
 }
 
 /// The running branch of one talker.

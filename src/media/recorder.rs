@@ -244,12 +244,5 @@ impl RoomMedia {
 
 /// Whether a bus message comes from inside a recorder's bin.
 pub fn from_recorder(msg: &gst::Message) -> bool {
-    let mut obj = msg.src().cloned();
-    while let Some(o) = obj {
-        if o.name().starts_with(RECORDER_PREFIX) {
-            return true;
-        }
-        obj = o.parent();
-    }
-    false
+    super::posted_within(msg, |name| name.starts_with(RECORDER_PREFIX))
 }
