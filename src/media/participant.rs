@@ -487,20 +487,27 @@ impl RoomMedia {
             .link(&placeholder_pad)
             .context("linking placeholder to compositor")?;
 
-        let mut elements = vec![
-            webrtcbin.clone(),
-            vqueue.clone(),
-            pay.clone(),
-            shared_queue.clone(),
-            selector.clone(),
-            opuspay.clone(),
-            ph_src.clone(),
-            ph_caps.clone(),
-            ph_text.clone(),
-        ];
+        // Downstream first within each chain. Started in this order, no
+        // element pushes into one that is not ready yet (a live source that
+        // pushes into a still-flushing pad pauses its task for good: the
+        // placeholder would never show). Stopped in this order
+        // (`remove_participant`), no streaming thread is left blocked inside
+        // an element that still runs, such as webrtcbin holding media back
+        // until DTLS is up.
+        let mut elements = vec![webrtcbin.clone()];
         if pay_tail != pay {
             elements.push(pay_tail.clone());
         }
+        elements.extend([
+            pay.clone(),
+            vqueue.clone(),
+            opuspay.clone(),
+            selector.clone(),
+            shared_queue.clone(),
+            ph_text.clone(),
+            ph_caps.clone(),
+            ph_src.clone(),
+        ]);
         for e in &elements {
             e.sync_state_with_parent()
                 .with_context(|| format!("starting {}", e.name()))?;
