@@ -14,6 +14,26 @@ fn tessera(args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// Runs a fixture-making command to success, in at most three tries of 30 s.
+/// gst-launch-1.0 with splitmuxsink (GStreamer 1.22) can wait forever for an
+/// end of stream its streams have all reached: every streaming thread idle,
+/// the main loop still waiting.
+fn run_to_end(cmd: &mut Command) -> bool {
+    for _ in 0..3 {
+        let mut child = cmd.spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.success();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    false
+}
+
 #[test]
 fn layouts_check_accepts_the_shipped_layouts() {
     let (ok, text) = tessera(&["layouts", "check"]);
@@ -99,7 +119,8 @@ fn recordings_export_joins_segments_into_one_file() {
     let dir = root.join(id);
     std::fs::create_dir_all(&dir).unwrap();
     // Three 2-second segments, as the recorder writes them.
-    let status = Command::new("gst-launch-1.0")
+    let mut launch = Command::new("gst-launch-1.0");
+    launch
         .args(["-q", "splitmuxsink", "name=mux", "muxer-factory=webmmux"])
         .arg(format!("location={}/segment-%05d.webm", dir.display()))
         .args(["max-size-time=2000000000"])
@@ -125,10 +146,11 @@ fn recordings_export_joins_segments_into_one_file() {
             "queue",
             "!",
             "mux.audio_0",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
+        ]);
+    assert!(
+        run_to_end(&mut launch),
+        "gst-launch-1.0 failed to write the segments"
+    );
     let manifest = serde_json::json!({
         "id": id, "room": "lab", "codec": "vp8",
         "started_at": "2026-11-21T10:00:00.000Z", "ended_at": "2026-11-21T10:00:06.000Z",
