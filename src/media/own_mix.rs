@@ -102,9 +102,11 @@ impl RoomMedia {
         let invert = make_element("audioamplify", &n("invert"))?;
         invert.set_property("amplification", -1.0f32);
 
+        // Added so that the list, reversed, runs downstream first: the
+        // order `stop_own_mix` stops them in.
+        added.chain(&bin, &[&voice_queue, &invert])?;
         added.chain(&bin, &[&full_queue])?;
         added.chain(&bin, &[&mixer, &caps, &to_s16, &opusenc])?;
-        added.chain(&bin, &[&voice_queue, &invert])?;
         full_queue
             .link(&mixer)
             .context("linking the full mix to the mix-minus mixer")?;
@@ -150,7 +152,13 @@ impl RoomMedia {
         for (tee, pad) in &own.feeds {
             tee.release_request_pad(pad);
         }
-        remove_elements(self.pipeline.upcast_ref(), &own.elements);
+        // Downstream first: stopping the mixer wakes a queue thread waiting
+        // in it (a mixer that has not put out its first buffer holds its
+        // inputs' queries), which stopping the queue first would wait on
+        // for ever.
+        let mut elements = own.elements;
+        elements.reverse();
+        remove_elements(self.pipeline.upcast_ref(), &elements);
         selector.release_request_pad(&own.output);
     }
 }
