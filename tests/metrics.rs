@@ -103,6 +103,14 @@ fn frames(text: &str, family: &str) -> f64 {
     .unwrap_or(0.0)
 }
 
+fn keyframes(text: &str, family: &str) -> f64 {
+    sample(
+        text,
+        &format!("tessera_encoder_keyframes_total{{family=\"{family}\"}}"),
+    )
+    .unwrap_or(0.0)
+}
+
 fn has_link_series(text: &str, room: &str, id: &str) -> bool {
     LINK_SERIES
         .iter()
@@ -164,7 +172,23 @@ async fn metrics_and_room_stats_follow_peers_joining_and_leaving() {
     for family in ["vp8", "h264"] {
         let series = format!("tessera_encoder_bytes_total{{family=\"{family}\"}}");
         assert!(sample(&text, &series).unwrap_or(0.0) > 0.0, "{text}");
+        // The newcomer's keyframe at least, and far from every frame.
+        let k = keyframes(&text, family);
+        assert!(
+            k >= 1.0 && k < frames(&text, family) / 2.0,
+            "{family}: {k}\n{text}"
+        );
     }
+    // A receiver's PLI shows as one more keyframe of its family (past the
+    // one-per-second limit, which the joins' keyframes may still hold).
+    let vp8_keyframes = keyframes(&text, "vp8");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    vp8.request_keyframe();
+    admin
+        .wait_metrics("a VP8 keyframe for the PLI", |t| {
+            keyframes(t, "vp8") > vp8_keyframes
+        })
+        .await;
 
     // Each joined participant has its connection series.
     let text = admin

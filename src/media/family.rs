@@ -71,12 +71,13 @@ impl KeyframeGate {
     }
 }
 
-/// Frames and bytes a family's encoder has put out in one room, over all
-/// its runs (it stops with the family's last participant and may start
-/// again). Written by a pad probe, read by the room actor.
+/// Frames, keyframes and bytes a family's encoder has put out in one room,
+/// over all its runs (it stops with the family's last participant and may
+/// start again). Written by a pad probe, read by the room actor.
 #[derive(Debug, Default)]
 pub struct EncodedCount {
     frames: AtomicU64,
+    keyframes: AtomicU64,
     bytes: AtomicU64,
 }
 
@@ -86,28 +87,35 @@ impl EncodedCount {
         self.frames.load(Ordering::Relaxed)
     }
 
+    /// Keyframes so far.
+    pub fn keyframes(&self) -> u64 {
+        self.keyframes.load(Ordering::Relaxed)
+    }
+
     /// Bytes so far.
     pub fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)
     }
 
-    fn add(&self, frames: u64, bytes: u64) {
-        self.frames.fetch_add(frames, Ordering::Relaxed);
-        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    fn add(&self, buffer: &gst::BufferRef) {
+        self.frames.fetch_add(1, Ordering::Relaxed);
+        if !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT) {
+            self.keyframes.fetch_add(1, Ordering::Relaxed);
+        }
+        self.bytes
+            .fetch_add(buffer.size() as u64, Ordering::Relaxed);
     }
 }
 
 /// Counts what leaves `pad` into `count`: one frame per buffer (encoders
-/// push whole frames).
+/// push whole frames), a keyframe where it is not a delta unit.
 fn count_output(pad: &gst::Pad, count: Arc<EncodedCount>) {
     pad.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
         move |_, info| {
             match &info.data {
-                Some(gst::PadProbeData::Buffer(b)) => count.add(1, b.size() as u64),
-                Some(gst::PadProbeData::BufferList(l)) => {
-                    count.add(l.len() as u64, l.calculate_size() as u64)
-                }
+                Some(gst::PadProbeData::Buffer(b)) => count.add(b),
+                Some(gst::PadProbeData::BufferList(l)) => l.iter().for_each(|b| count.add(b)),
                 _ => {}
             }
             gst::PadProbeReturn::Ok

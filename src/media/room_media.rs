@@ -267,6 +267,7 @@ impl RoomMedia {
             .map(|(family, count)| EncoderOutput {
                 family: *family,
                 frames: count.frames(),
+                keyframes: count.keyframes(),
                 bytes: count.bytes(),
                 running: self.families.contains_key(family),
             })
@@ -291,6 +292,8 @@ pub struct EncoderOutput {
     pub family: CodecFamily,
     /// Encoded frames, over all the encoder's runs in this room.
     pub frames: u64,
+    /// Keyframes among them.
+    pub keyframes: u64,
     /// Encoded bytes, likewise.
     pub bytes: u64,
     /// Whether the encoder runs now.

@@ -80,6 +80,7 @@ pub(crate) struct Inner {
     pub(crate) rooms_open: Gauge,
     pub(crate) participants: Family<FamilyLabels, Gauge>,
     pub(crate) encoder_frames: Family<FamilyLabels, Counter>,
+    pub(crate) encoder_keyframes: Family<FamilyLabels, Counter>,
     pub(crate) encoder_bytes: Family<FamilyLabels, Counter>,
     pub(crate) encoder_fps: Family<RoomFamilyLabels, FloatGauge>,
     pub(crate) encoder_bitrate: Family<RoomFamilyLabels, FloatGauge>,
@@ -121,6 +122,12 @@ impl Metrics {
             "encoder_frames",
             "Canvas frames encoded, by codec family, all rooms",
             encoder_frames.clone(),
+        );
+        let encoder_keyframes = Family::default();
+        r.register(
+            "encoder_keyframes",
+            "Canvas keyframes encoded, by codec family, all rooms: newcomers', recording segments' and those receivers ask for after loss",
+            encoder_keyframes.clone(),
         );
         let encoder_bytes = Family::default();
         r.register(
@@ -206,6 +213,7 @@ impl Metrics {
                 rooms_open,
                 participants,
                 encoder_frames,
+                encoder_keyframes,
                 encoder_bytes,
                 encoder_fps,
                 encoder_bitrate,

@@ -18,7 +18,7 @@ pub struct RoomMetrics {
     /// What this room adds to `participants`, per family.
     participants: BTreeMap<CodecFamily, i64>,
     /// Encoder totals already added to the global counters.
-    encoded: BTreeMap<CodecFamily, (u64, u64)>,
+    encoded: BTreeMap<CodecFamily, EncoderOutput>,
     /// Families with a rate series for this room.
     encoder_series: BTreeSet<CodecFamily>,
     /// Participants with link series.
@@ -98,16 +98,22 @@ impl RoomMetrics {
     pub fn encoders(&mut self, outputs: &[EncoderOutput], elapsed: Duration) {
         let inner = self.metrics.inner();
         for o in outputs {
-            let (frames_before, bytes_before) =
-                self.encoded.get(&o.family).copied().unwrap_or((0, 0));
-            let frames = o.frames.saturating_sub(frames_before);
-            let bytes = o.bytes.saturating_sub(bytes_before);
+            let before = self.encoded.get(&o.family);
+            let new = |now: u64, then: fn(&EncoderOutput) -> u64| {
+                now.saturating_sub(before.map(then).unwrap_or(0))
+            };
+            let frames = new(o.frames, |b| b.frames);
+            let bytes = new(o.bytes, |b| b.bytes);
             let labels = FamilyLabels {
                 family: o.family.as_str().to_string(),
             };
             inner.encoder_frames.get_or_create(&labels).inc_by(frames);
+            inner
+                .encoder_keyframes
+                .get_or_create(&labels)
+                .inc_by(new(o.keyframes, |b| b.keyframes));
             inner.encoder_bytes.get_or_create(&labels).inc_by(bytes);
-            self.encoded.insert(o.family, (o.frames, o.bytes));
+            self.encoded.insert(o.family, *o);
             let labels = self.room_family_labels(o.family);
             if o.running && !elapsed.is_zero() {
                 let secs = elapsed.as_secs_f64();
@@ -301,6 +307,7 @@ mod tests {
         let out = |frames, bytes, running| EncoderOutput {
             family: CodecFamily::Vp8,
             frames,
+            keyframes: frames / 30,
             bytes,
             running,
         };
@@ -313,6 +320,10 @@ mod tests {
         );
         assert!(
             text.contains("tessera_encoder_bytes_total{family=\"vp8\"} 80000"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tessera_encoder_keyframes_total{family=\"vp8\"} 3"),
             "{text}"
         );
         assert!(
