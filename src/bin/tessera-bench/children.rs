@@ -31,30 +31,7 @@ impl Steered {
     /// Starts this executable with `args` and extra environment `env`, its
     /// errors appended to `log`.
     pub fn spawn(args: &[String], env: &[(String, String)], log: &Path) -> anyhow::Result<Steered> {
-        Steered::start(Command::new(std::env::current_exe()?), args, env, log)
-    }
-
-    /// Like [`Steered::spawn`], at the lowest CPU priority the scheduler
-    /// has: `SCHED_IDLE` (`chrt --idle 0`, which every thread of the child
-    /// inherits), so it runs only on what the other processes leave. Nice 19
-    /// still takes a weighted share from a busy server.
-    pub fn spawn_low_priority(
-        args: &[String],
-        env: &[(String, String)],
-        log: &Path,
-    ) -> anyhow::Result<Steered> {
-        let mut idle = Command::new("chrt");
-        idle.args(["--idle", "0"]).arg(std::env::current_exe()?);
-        Steered::start(idle, args, env, log)
-    }
-
-    fn start(
-        mut command: Command,
-        args: &[String],
-        env: &[(String, String)],
-        log: &Path,
-    ) -> anyhow::Result<Steered> {
-        let mut child = command
+        let mut child = Command::new(std::env::current_exe()?)
             .args(args)
             .envs(env.iter().cloned())
             .stdin(Stdio::piped())
@@ -75,6 +52,22 @@ impl Steered {
     /// The process id, for /proc.
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
+    }
+
+    /// Moves every thread of the child to the lowest CPU priority the
+    /// scheduler has, `SCHED_IDLE` (`chrt --all-tasks --idle`; threads it
+    /// starts later inherit it), so that it runs only on what the other
+    /// processes leave. Nice 19 still takes a weighted share from a busy
+    /// server.
+    pub async fn to_idle_priority(&self) -> anyhow::Result<()> {
+        let pid = self.pid().context("the child has exited")?;
+        let status = Command::new("chrt")
+            .args(["--all-tasks", "--idle", "--pid", "0", &pid.to_string()])
+            .status()
+            .await
+            .context("running chrt (util-linux)")?;
+        anyhow::ensure!(status.success(), "chrt --idle failed for {pid}: {status}");
+        Ok(())
     }
 
     /// Sends one command line.

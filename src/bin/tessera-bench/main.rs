@@ -75,11 +75,12 @@ struct Cli {
     /// Skip the baseline.
     #[arg(long)]
     no_baseline: bool,
-    /// Run the synthetic participants at the lowest CPU priority
-    /// (SCHED_IDLE), so that the server gets the CPU it needs first, as with
-    /// the load on another machine. Starved participants then fall behind: their own
-    /// figures (fps received, latency) stop meaning much, while the server's
-    /// (CPU, canvas fps sent) still do.
+    /// Once joined, run the synthetic participants at the lowest CPU
+    /// priority (SCHED_IDLE), so that the server gets the CPU it needs
+    /// first, as with the load on another machine. Each room's clicker and
+    /// probe stay at normal priority: the receivers' figures (fps,
+    /// latency, join) come from them, the probe reading only their tiles,
+    /// and the server's own count says what it sent the starved others.
     #[arg(long)]
     peers_low_priority: bool,
     /// A few seconds of lesson-1on1 at a small size: checks that the
@@ -306,7 +307,13 @@ async fn peer_main(spec: PeerSpec) -> anyhow::Result<()> {
     gst::init()?;
     let mut peer = Peer::new(&peer_media(&spec, true)?, &spec.name)?;
     let joined = session::join_server(
-        &peer, &spec.ws, &spec.api, &spec.room, &spec.name, spec.probe,
+        &peer,
+        &spec.ws,
+        &spec.api,
+        &spec.room,
+        &spec.name,
+        spec.probe,
+        spec.read_tiles_of.clone(),
     )
     .await?;
     println!("joined {}", joined.id);

@@ -113,6 +113,11 @@ pub struct Level {
     pub recording_cpu_ratio: Option<f64>,
     /// Participants that never got a frame or gave no report.
     pub failed_participants: usize,
+    /// Participants run at idle CPU priority (`--peers-low-priority`):
+    /// the receivers' figures (frame rate, latency, join, downstream) leave
+    /// them out, and only the server's own count says what they were sent.
+    #[serde(default)]
+    pub idle_participants: usize,
 }
 
 impl Level {
@@ -123,10 +128,23 @@ impl Level {
         self.sent_fps_worst.is_none_or(|f| f >= targets::MIN_FPS)
     }
 
+    /// The frame rate the worst receiver got. Where some participants ran
+    /// at idle priority, what they read tells only how starved they were:
+    /// for them the server's own count stands in (the worst of both).
+    pub fn worst_receiver_fps(&self) -> Option<f64> {
+        if self.idle_participants == 0 {
+            return self.fps_worst;
+        }
+        match (self.fps_worst, self.sent_fps_worst) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// What target this level misses, if any (for `--find-capacity`): the
     /// frame rate, and with `latency` the video latency added too.
     pub fn breaks(&self, latency: bool) -> Option<String> {
-        match self.fps_worst {
+        match self.worst_receiver_fps() {
             None => return Some("no receiver reported frames".into()),
             Some(f) if f < targets::MIN_FPS => {
                 return Some(format!(
@@ -174,7 +192,7 @@ pub fn verdicts(l: &Level) -> Vec<(&'static str, Option<bool>)> {
         ),
         (
             "every receiver ≥ 29 fps",
-            l.fps_worst.map(|f| f >= targets::MIN_FPS),
+            l.worst_receiver_fps().map(|f| f >= targets::MIN_FPS),
         ),
     ]
 }
@@ -286,6 +304,15 @@ pub fn markdown(r: &Report) -> String {
             out.push('\n');
         }
     }
+    for l in r.levels.iter().filter(|l| l.idle_participants > 0) {
+        let _ = writeln!(
+            out,
+            "\n{}: {} of {} participants ran at idle CPU priority once joined (`--peers-low-priority`). The receivers' figures come from those at normal priority (each room's clicker and probe, the probe reading only their tiles); whether every receiver got 29 fps is judged from them and from the server's own count of what it sent each participant.",
+            l.scenario,
+            l.idle_participants,
+            l.participants,
+        );
+    }
     if let Some((n, why)) = &r.capacity {
         let _ = writeln!(
             out,
@@ -372,6 +399,34 @@ mod tests {
         l.sent_fps_worst = Some(30.0);
         l.cpu_ratio = Some(1.4);
         assert_eq!(cpu(&l), Some(false));
+    }
+
+    #[test]
+    fn with_idle_participants_the_servers_count_stands_in_for_theirs() {
+        let fps = |l: &Level| verdicts(l)[4].1;
+        let mut l = Level {
+            fps_worst: Some(30.0),
+            sent_fps_worst: Some(18.0),
+            ..Level::default()
+        };
+        assert_eq!(fps(&l), Some(true), "everyone measured: receivers judge");
+        l.idle_participants = 28;
+        assert_eq!(fps(&l), Some(false), "the server sent the idle ones 18 fps");
+        assert!(l.breaks(false).unwrap().contains("18.0 fps"));
+        l.sent_fps_worst = Some(29.9);
+        assert_eq!(fps(&l), Some(true));
+        l.fps_worst = Some(25.0);
+        assert_eq!(fps(&l), Some(false), "a timed receiver fell short");
+        let md = markdown(&Report {
+            levels: vec![Level {
+                scenario: "speaking-club-30".into(),
+                rooms: 1,
+                participants: 30,
+                ..l
+            }],
+            ..Report::default()
+        });
+        assert!(md.contains("28 of 30 participants ran at idle"), "{md}");
     }
 
     #[test]

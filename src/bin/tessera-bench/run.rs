@@ -58,6 +58,10 @@ pub struct PeerSpec {
     pub clicks: bool,
     /// Decode and read latency marks.
     pub probe: bool,
+    /// A probe reads the marks in these participants' tiles only (by
+    /// name); `None`: in everyone's.
+    #[serde(default)]
+    pub read_tiles_of: Option<Vec<String>>,
     /// Shared schedule start.
     pub epoch_ms: f64,
     /// Clip cache.
@@ -81,6 +85,18 @@ fn report_of(line: &str) -> Option<Measured> {
     serde_json::from_str(line).ok()
 }
 
+/// Whether participant `p` of a room is timed: the clicker (0) and the
+/// probe (1), whose figures the latency and frame-rate figures come from.
+fn is_timed(p: usize) -> bool {
+    p <= 1
+}
+
+/// What one participant reported, and whether it ran at idle priority.
+struct Report {
+    measured: Measured,
+    idle: bool,
+}
+
 /// Measures direct peer-to-peer latency at `send` size.
 pub async fn direct(plan: &Plan, send: (u32, u32)) -> anyhow::Result<Direct> {
     let spec = PeerSpec {
@@ -92,6 +108,7 @@ pub async fn direct(plan: &Plan, send: (u32, u32)) -> anyhow::Result<Direct> {
         send,
         clicks: true,
         probe: true,
+        read_tiles_of: None,
         epoch_ms: epoch(),
         media_dir: plan.media_dir.clone(),
         jitter_ms: PEER_JITTER_MS,
@@ -165,16 +182,26 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
     let mut peers = Vec::new();
     let mut failed = 0;
     for r in 0..s.rooms {
+        let name = |p: usize| format!("p{r}-{p}");
         for p in 0..s.per_room {
+            // With the load generator at idle priority once joined, the
+            // room's timed participants (the clicker and the probe) still
+            // run at normal priority, and the probe reads only their
+            // tiles: a starved sender's frames leave late, and a starved
+            // receiver reads them late.
+            let idle = plan.peers_low_priority && !is_timed(p);
             let spec = PeerSpec {
                 ws: ws.clone(),
                 api: http.clone(),
                 room: format!("bench-{r}"),
-                name: format!("p{r}-{p}"),
+                name: name(p),
                 codec: s.codec(p),
                 send: s.send,
                 clicks: p == 0,
                 probe: p == 1 || s.per_room == 1,
+                read_tiles_of: plan
+                    .peers_low_priority
+                    .then(|| (0..s.per_room.min(2)).map(name).collect()),
                 epoch_ms,
                 media_dir: plan.media_dir.clone(),
                 jitter_ms: PEER_JITTER_MS,
@@ -184,14 +211,15 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
                 "--spec".into(),
                 serde_json::to_string(&spec)?,
             ];
-            let mut child = if plan.peers_low_priority {
-                Steered::spawn_low_priority(&args, &[], &peer_log)?
-            } else {
-                Steered::spawn(&args, &[], &peer_log)?
-            };
+            let mut child = Steered::spawn(&args, &[], &peer_log)?;
             match child.next_line(Duration::from_secs(30)).await {
                 Ok(_) => {
-                    peers.push(child);
+                    // Joined at normal priority: at idle priority on a
+                    // full machine it could not even make its offer.
+                    if idle {
+                        child.to_idle_priority().await?;
+                    }
+                    peers.push((child, idle));
                     // People come in one after another, not all in one instant.
                     tokio::time::sleep(JOIN_GAP).await;
                 }
@@ -208,7 +236,7 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
     }
     tracing::info!(joined = peers.len(), "participants joined; warming up");
     tokio::time::sleep(plan.warmup).await;
-    for p in &mut peers {
+    for (p, _) in &mut peers {
         p.say("window").await?;
     }
     tracing::info!("measuring the window");
@@ -221,14 +249,14 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
     let window_start = std::time::Instant::now();
     let peers_before: Vec<_> = peers
         .iter()
-        .map(|p| p.pid().and_then(procstat::read))
+        .map(|(p, _)| p.pid().and_then(procstat::read))
         .collect();
     let (per_second, mean, last) = sample(pid, plan.window).await;
     // What the synthetic participants took of the same machine meanwhile.
     let peers_cores: f64 = peers
         .iter()
         .zip(&peers_before)
-        .map(|(p, before)| cores_between(before, &p.pid().and_then(procstat::read)))
+        .map(|((p, _), before)| cores_between(before, &p.pid().and_then(procstat::read)))
         .sum();
     let states = room_states(&client, &http, s.rooms).await?;
     let sent_after = canvas_frames_sent(&states);
@@ -239,7 +267,7 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
         .map(|(r, v)| (r, v["talking"].as_array().map_or(0, Vec::len)))
         .collect();
     let mut reports = Vec::new();
-    for p in &mut peers {
+    for (p, idle) in &mut peers {
         p.say("report").await?;
         match p
             .next_line(Duration::from_secs(20))
@@ -248,7 +276,10 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
             .as_deref()
             .and_then(report_of)
         {
-            Some(m) => reports.push(m),
+            Some(m) => reports.push(Report {
+                measured: m,
+                idle: *idle,
+            }),
             None => failed += 1,
         }
     }
@@ -264,10 +295,10 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
         None
     };
     tracing::info!("stopping the participants and the server");
-    for p in &mut peers {
+    for (p, _) in &mut peers {
         let _ = p.say("stop").await;
     }
-    for p in peers {
+    for (p, _) in peers {
         p.reap(Duration::from_secs(5)).await;
     }
     server.stop().await;
@@ -416,7 +447,7 @@ async fn baseline(
 fn assemble(
     s: &Scenario,
     plan: &Plan,
-    reports: &[Measured],
+    all_reports: &[Report],
     failed: usize,
     per_second: Vec<f64>,
     mean: f64,
@@ -428,6 +459,14 @@ fn assemble(
 ) -> Level {
     let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
     let rss = last.map(|r| r.rss).unwrap_or(0);
+    // What a participant starved of CPU received says how starved it was,
+    // not what the server sent: receivers' figures come from the others.
+    let reports: Vec<&Measured> = all_reports
+        .iter()
+        .filter(|r| !r.idle)
+        .map(|r| &r.measured)
+        .collect();
+    let idle_participants = all_reports.iter().filter(|r| r.idle).count();
     let receiver_fps: Vec<f64> = reports
         .iter()
         .filter_map(|m| {
@@ -435,18 +474,17 @@ fn assemble(
             crate::report::quantile(&f, 0.5)
         })
         .collect();
-    let no_frames = reports
+    let no_frames = all_reports
         .iter()
-        .filter(|m| m.frames_per_second.iter().all(|f| *f == 0))
+        .filter(|r| r.measured.frames_per_second.iter().all(|f| *f == 0))
         .count();
     let all = |f: fn(&Measured) -> &Vec<f64>| -> Vec<f64> {
         reports.iter().flat_map(|m| f(m).iter().copied()).collect()
     };
     let video = Spread::of(&all(|m| &m.video_latency_ms));
     let audio = Spread::of(&all(|m| &m.audio_latency_ms));
-    let kbps = |bytes: fn(&Measured) -> u64| -> Vec<f64> {
-        reports
-            .iter()
+    let kbps = |bytes: fn(&Measured) -> u64, who: &[&Measured]| -> Vec<f64> {
+        who.iter()
             .filter(|m| m.window_s > 0.0)
             .map(|m| bytes(m) as f64 * 8.0 / m.window_s / 1000.0)
             .collect()
@@ -479,9 +517,13 @@ fn assemble(
         video_added_ms: video.zip(direct.video_ms).map(|(t, d)| t.minus(d)),
         audio_added_ms: audio.zip(direct.audio_ms).map(|(t, d)| t.minus(d)),
         join_ms: Spread::of(&joins),
-        up_kbps: Spread::of(&kbps(|m| m.bytes_up)),
-        down_kbps: Spread::of(&kbps(|m| m.bytes_down)),
+        up_kbps: Spread::of(&kbps(
+            |m| m.bytes_up,
+            &all_reports.iter().map(|r| &r.measured).collect::<Vec<_>>(),
+        )),
+        down_kbps: Spread::of(&kbps(|m| m.bytes_down, &reports)),
         recording_cpu_ratio,
         failed_participants: failed + no_frames,
+        idle_participants,
     }
 }

@@ -72,7 +72,8 @@ impl Drop for Joined {
 }
 
 /// Joins `room` on the server at `ws`, negotiates, and (for a probe) keeps
-/// `peer.tiles` up to date from the admin API at `api`.
+/// `peer.tiles` up to date from the admin API at `api`: the tiles of the
+/// participants named in `read`, or of everyone where it is `None`.
 pub async fn join_server(
     peer: &Peer,
     ws: &str,
@@ -80,6 +81,7 @@ pub async fn join_server(
     room: &str,
     name: &str,
     probe: bool,
+    read: Option<Vec<String>>,
 ) -> anyhow::Result<Joined> {
     let (offers_tx, mut offers) = mpsc::unbounded_channel::<String>();
     let (cands_tx, mut cands) = mpsc::unbounded_channel::<(u32, String)>();
@@ -189,7 +191,7 @@ pub async fn join_server(
             loop {
                 if let Ok(reply) = client.get(&url).send().await {
                     if let Ok(v) = reply.json::<Value>().await {
-                        *tiles.lock().unwrap() = tiles_of(&v);
+                        *tiles.lock().unwrap() = tiles_of(&v, read.as_deref());
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -199,12 +201,20 @@ pub async fn join_server(
     Ok(Joined { id, tasks })
 }
 
-/// The camera tiles in a `GET /api/rooms/{room}` reply.
-pub fn tiles_of(room: &Value) -> Vec<Area> {
+/// The camera tiles in a `GET /api/rooms/{room}` reply, of the
+/// participants named in `only` (everyone's where it is `None`).
+pub fn tiles_of(room: &Value, only: Option<&[String]>) -> Vec<Area> {
     let Some(list) = room["participants"].as_array() else {
         return Vec::new();
     };
     list.iter()
+        .filter(|p| {
+            only.is_none_or(|names| {
+                p["name"]
+                    .as_str()
+                    .is_some_and(|n| names.iter().any(|m| m == n))
+            })
+        })
         .filter_map(|p| {
             let t = &p["tile"];
             let get = |k: &str| t[k].as_u64().map(|v| v as u32);
@@ -262,4 +272,25 @@ pub fn link_direct(sender: &Peer, receiver: &Peer) -> anyhow::Result<()> {
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tiles_are_read_for_the_named_participants_only() {
+        let room = json!({"participants": [
+            {"name": "p0-0", "tile": {"x": 0, "y": 0, "width": 320, "height": 180}},
+            {"name": "p0-1", "tile": {"x": 320, "y": 0, "width": 320, "height": 180}},
+            {"name": "p0-2", "tile": {"x": 640, "y": 0, "width": 320, "height": 180}},
+            {"name": "p0-3", "tile": null},
+        ]});
+        assert_eq!(tiles_of(&room, None).len(), 3, "tile-less ones are skipped");
+        let named = ["p0-1".to_string(), "p0-3".to_string()];
+        let only = tiles_of(&room, Some(&named));
+        assert_eq!(only.len(), 1);
+        assert_eq!(only[0].x, 320);
+    }
 }
