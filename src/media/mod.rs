@@ -372,6 +372,24 @@ pub(crate) fn arrive_unsynced(webrtcbin: &gst::Element) {
     rtpbin.set_property("max-ts-offset", 1i64);
 }
 
+/// Keeps what `webrtcbin`'s jitter buffers hold within their latency.
+///
+/// A jitter buffer hands packets on from its own thread, which also
+/// depayloads, decodes and scales the participant's video. When that
+/// thread falls behind (a machine short of CPU), the jitter buffer keeps
+/// everything that arrives meanwhile, without limit: on a full 2-core
+/// machine a tile ran ten seconds behind, and stayed there. With this,
+/// the oldest packets are dropped instead; the depayloader then waits for
+/// a keyframe and asks the sender for one, and the tile catches up.
+pub(crate) fn bound_jitter_buffers(webrtcbin: &gst::Element) {
+    if let Some(rtpbin) = webrtcbin
+        .downcast_ref::<gst::Bin>()
+        .and_then(|b| b.by_name("rtpbin"))
+    {
+        rtpbin.set_property("drop-on-latency", true);
+    }
+}
+
 /// Whether a bus message comes from an element whose name, or an enclosing
 /// bin's, satisfies `named`.
 pub(crate) fn posted_within(msg: &gst::Message, named: impl Fn(&str) -> bool) -> bool {
@@ -482,6 +500,24 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{Arc, Mutex};
+
+    /// Both settings reach webrtcbin's rtpbin, which they find by name: a
+    /// GStreamer that named it otherwise would leave them silently unset.
+    #[test]
+    fn the_receive_settings_reach_webrtcbins_rtpbin() {
+        gst::init().unwrap();
+        let webrtcbin = make_element("webrtcbin", "w").unwrap();
+        let rtpbin = webrtcbin
+            .downcast_ref::<gst::Bin>()
+            .unwrap()
+            .by_name("rtpbin")
+            .expect("webrtcbin has an element named rtpbin");
+        assert!(!rtpbin.property::<bool>("drop-on-latency"));
+        arrive_unsynced(&webrtcbin);
+        bound_jitter_buffers(&webrtcbin);
+        assert!(rtpbin.property::<bool>("drop-on-latency"));
+        assert_eq!(rtpbin.property::<i64>("max-ts-offset"), 1);
+    }
 
     /// One tee, a healthy branch and a branch that fails mid-stream: with the
     /// failing branch behind a firewalled queue, the healthy one gets every
