@@ -1,7 +1,40 @@
 //! Logging: GStreamer's own warnings and errors, forwarded into `tracing`
 //! (target `gst`) so they land in the same log as everything else.
+//!
+//! A few GStreamer warnings come with every join and every reflow of a
+//! healthy room; in a busy room they were most of the log, and an admin
+//! reading it could not tell them from trouble. Those are logged at debug
+//! level instead (see [`routine`]).
 
 use gstreamer as gst;
+
+/// GStreamer warnings that healthy rooms give as a matter of course, by
+/// debug category and how the message starts.
+const ROUTINE: &[(&str, &str)] = &[
+    // Packets sent between a join and the room's latency recomputation
+    // (gathered for 200 ms, src/media/latency.rs).
+    (
+        "rtpsession",
+        "Can't determine running time for this packet without knowing configured latency",
+    ),
+    // A tile size that is no simple ratio of the camera's: the scaler
+    // approximates its filter.
+    ("video-scaler", "can't find exact taps"),
+    // webrtcbin's own rtpbin and funnel wiring.
+    ("bin", "loop dected in graph"),
+    ("webrtcbin", "failed to match fec decoder with transceiver"),
+    // A newcomer's first packets, before its DTLS handshake gave the keys.
+    ("dtlssrtpdec", "no srtp key available yet"),
+    ("srtpdec", "Invalid buffer, dropping"),
+    ("srtpdec", "Could not get caps for stream with SSRC"),
+];
+
+/// Whether a GStreamer warning is one that healthy rooms give routinely.
+pub fn routine(category: &str, message: &str) -> bool {
+    ROUTINE
+        .iter()
+        .any(|(c, m)| *c == category && message.starts_with(m))
+}
 
 /// Routes GStreamer log output at warning level and above into `tracing`.
 /// Call once, after `gst::init`. `GST_DEBUG` still works as usual for more.
@@ -16,14 +49,37 @@ pub fn bridge_gstreamer_log() {
     gst::log::add_log_function(|category, level, file, _function, line, object, message| {
         let Some(text) = message.get() else { return };
         let obj = object.map(|o| o.to_string()).unwrap_or_default();
+        let category = category.name();
         match level {
             gst::DebugLevel::Error => {
-                tracing::error!(target: "gst", category = category.name(), %obj, "{file}:{line}: {text}")
+                tracing::error!(target: "gst", category, %obj, "{file}:{line}: {text}")
             }
-            gst::DebugLevel::Warning => {
-                tracing::warn!(target: "gst", category = category.name(), %obj, "{file}:{line}: {text}")
+            gst::DebugLevel::Warning if !routine(category, &text) => {
+                tracing::warn!(target: "gst", category, %obj, "{file}:{line}: {text}")
             }
-            _ => tracing::debug!(target: "gst", category = category.name(), %obj, "{text}"),
+            _ => tracing::debug!(target: "gst", category, %obj, "{text}"),
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routine_warnings_are_told_from_the_rest() {
+        assert!(routine("video-scaler", "can't find exact taps"));
+        assert!(routine(
+            "srtpdec",
+            "Could not get caps for stream with SSRC 2179560909"
+        ));
+        // The same words from another category, or another message from
+        // the same category, still warn.
+        assert!(!routine("videoscale", "can't find exact taps"));
+        assert!(!routine("srtpdec", "Failed to unprotect RTP packet"));
+        assert!(!routine(
+            "rtpsession",
+            "ignoring RTP packet with invalid ssrc"
+        ));
+    }
 }
