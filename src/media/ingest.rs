@@ -47,6 +47,10 @@ const LEVEL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50)
 /// next one arrives, and the canvas goes out on the canvas clock.
 const FRAME_HOLD: gst::ClockTime = gst::ClockTime::from_seconds(3600);
 
+/// How long past the jitter buffer's latency an incoming packet may reach
+/// its depayloader before it is dropped as stale ([`super::drop_stale`]).
+const STALE_MARGIN: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Decoded frames a tile's queue may hold before dropping the oldest.
 const TILE_QUEUE: u32 = 3;
 /// Decoded 20 ms audio buffers queued in front of each mixer: a full second,
@@ -259,6 +263,7 @@ impl RoomMedia {
 
         sync_downstream_first(&chain)?;
         let depay_sink = depay.static_pad("sink").context("depayloader sink")?;
+        super::drop_stale(&depay_sink, self.settings.jitter_buffer + STALE_MARGIN);
         pad.link(&depay_sink)
             .context("linking webrtcbin to depayloader")?;
         self.latency_changed();
@@ -333,7 +338,9 @@ impl RoomMedia {
         pm.voice_gate = Some(gate);
         // A talker's own mix-minus takes the voice from this tee (own_mix.rs).
         pm.voice_tee = Some(tee);
-        pad.link(&depay.static_pad("sink").context("opus depayloader sink")?)
+        let depay_sink = depay.static_pad("sink").context("opus depayloader sink")?;
+        super::drop_stale(&depay_sink, self.settings.jitter_buffer + STALE_MARGIN);
+        pad.link(&depay_sink)
             .context("linking webrtcbin to opus depayloader")?;
         self.latency_changed();
         Ok(())

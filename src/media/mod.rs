@@ -372,22 +372,34 @@ pub(crate) fn arrive_unsynced(webrtcbin: &gst::Element) {
     rtpbin.set_property("max-ts-offset", 1i64);
 }
 
-/// Keeps what `webrtcbin`'s jitter buffers hold within their latency.
+/// Drops what reaches `pad` more than `limit` after it arrived (its
+/// timestamp, in running time, is its arrival).
 ///
-/// A jitter buffer hands packets on from its own thread, which also
-/// depayloads, decodes and scales the participant's video. When that
-/// thread falls behind (a machine short of CPU), the jitter buffer keeps
-/// everything that arrives meanwhile, without limit: on a full 2-core
-/// machine a tile ran ten seconds behind, and stayed there. With this,
-/// the oldest packets are dropped instead; the depayloader then waits for
-/// a keyframe and asks the sender for one, and the tile catches up.
-pub(crate) fn bound_jitter_buffers(webrtcbin: &gst::Element) {
-    if let Some(rtpbin) = webrtcbin
-        .downcast_ref::<gst::Bin>()
-        .and_then(|b| b.by_name("rtpbin"))
-    {
-        rtpbin.set_property("drop-on-latency", true);
-    }
+/// A participant's jitter buffer hands packets on from its own thread,
+/// which also depayloads, decodes and scales them. When that thread falls
+/// behind (a machine short of CPU), the jitter buffer keeps everything
+/// that arrives meanwhile, without limit: on a full 2-core machine tiles
+/// ran ten seconds behind, and stayed there. Dropped here instead, stale
+/// packets leave a gap: the video depayloader waits for a keyframe and
+/// asks the sender for one, and the tile catches up; Opus conceals the
+/// audio gap. `limit` lies well past the jitter buffer's own wait for a
+/// lost packet, so loss recovery is untouched.
+pub(crate) fn drop_stale(pad: &gst::Pad, limit: Duration) {
+    let limit = gst::ClockTime::from_nseconds(limit.as_nanos() as u64);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some(buffer) = info.buffer() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let arrived = pad
+            .sticky_event::<gst::event::Segment>(0)
+            .and_then(|e| e.segment().clone().downcast::<gst::ClockTime>().ok())
+            .and_then(|seg| buffer.pts().and_then(|pts| seg.to_running_time(pts)));
+        let now = pad.parent_element().and_then(|e| e.current_running_time());
+        match (arrived, now) {
+            (Some(arrived), Some(now)) if now > arrived + limit => gst::PadProbeReturn::Drop,
+            _ => gst::PadProbeReturn::Ok,
+        }
+    });
 }
 
 /// Whether a bus message comes from an element whose name, or an enclosing
@@ -501,22 +513,63 @@ mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{Arc, Mutex};
 
-    /// Both settings reach webrtcbin's rtpbin, which they find by name: a
-    /// GStreamer that named it otherwise would leave them silently unset.
+    /// In a live pipeline, a buffer stamped a second before now is dropped
+    /// and one stamped now passes.
     #[test]
-    fn the_receive_settings_reach_webrtcbins_rtpbin() {
+    fn stale_buffers_are_dropped_and_fresh_ones_pass() {
         gst::init().unwrap();
-        let webrtcbin = make_element("webrtcbin", "w").unwrap();
-        let rtpbin = webrtcbin
-            .downcast_ref::<gst::Bin>()
+        let pipeline = gst::parse::launch(
+            "appsrc name=src is-live=true format=time do-timestamp=false \
+             ! fakesink name=sink sync=false async=false",
+        )
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        let src = pipeline
+            .by_name("src")
             .unwrap()
-            .by_name("rtpbin")
-            .expect("webrtcbin has an element named rtpbin");
-        assert!(!rtpbin.property::<bool>("drop-on-latency"));
-        arrive_unsynced(&webrtcbin);
-        bound_jitter_buffers(&webrtcbin);
-        assert!(rtpbin.property::<bool>("drop-on-latency"));
-        assert_eq!(rtpbin.property::<i64>("max-ts-offset"), 1);
+            .downcast::<gstreamer_app::AppSrc>()
+            .unwrap();
+        let sink = pipeline.by_name("sink").unwrap();
+        drop_stale(
+            &sink.static_pad("sink").unwrap(),
+            Duration::from_millis(300),
+        );
+        let passed = Arc::new(Mutex::new(Vec::new()));
+        {
+            let passed = passed.clone();
+            sink.static_pad("sink").unwrap().add_probe(
+                gst::PadProbeType::BUFFER,
+                move |_, info| {
+                    if let Some(b) = info.buffer() {
+                        passed.lock().unwrap().push(b.offset());
+                    }
+                    gst::PadProbeReturn::Ok
+                },
+            );
+        }
+        pipeline.set_state(gst::State::Playing).unwrap();
+        std::thread::sleep(Duration::from_millis(1200));
+        let now = pipeline.current_running_time().unwrap();
+        for (offset, pts) in [(1u64, now - gst::ClockTime::SECOND), (2, now)] {
+            let mut b = gst::Buffer::with_size(4).unwrap();
+            {
+                let b = b.get_mut().unwrap();
+                b.set_pts(pts);
+                b.set_offset(offset);
+            }
+            src.push_buffer(b).unwrap();
+        }
+        src.end_of_stream().unwrap();
+        let bus = pipeline.bus().unwrap();
+        bus.timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Eos])
+            .expect("end of stream");
+        pipeline.set_state(gst::State::Null).unwrap();
+        assert_eq!(
+            *passed.lock().unwrap(),
+            vec![2],
+            "only the fresh buffer passes"
+        );
     }
 
     /// One tee, a healthy branch and a branch that fails mid-stream: with the

@@ -331,7 +331,6 @@ impl RoomMedia {
         webrtcbin.set_property("latency", self.settings.jitter_buffer.as_millis() as u32);
         super::send_unheld(&webrtcbin);
         super::arrive_unsynced(&webrtcbin);
-        super::bound_jitter_buffers(&webrtcbin);
         if let Some((min, max)) = self.settings.rtp_ports {
             let ice = webrtcbin.property::<glib::Object>("ice-agent");
             // Max first: min may not exceed the current max.
