@@ -548,9 +548,15 @@ mod tests {
                 },
             );
         }
+        // A running time of two seconds from the start, without waiting for
+        // it: the pipeline keeps a base time two seconds in the past.
+        let clock = gst::SystemClock::obtain();
+        pipeline.use_clock(Some(&clock));
+        pipeline.set_start_time(gst::ClockTime::NONE);
+        pipeline.set_base_time(clock.time() - 2 * gst::ClockTime::SECOND);
         pipeline.set_state(gst::State::Playing).unwrap();
-        std::thread::sleep(Duration::from_millis(1200));
         let now = pipeline.current_running_time().unwrap();
+        assert!(now >= 2 * gst::ClockTime::SECOND);
         for (offset, pts) in [(1u64, now - gst::ClockTime::SECOND), (2, now)] {
             let mut b = gst::Buffer::with_size(4).unwrap();
             {
