@@ -201,7 +201,7 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
                 probe: p == 1 || s.per_room == 1,
                 read_tiles_of: plan
                     .peers_low_priority
-                    .then(|| (0..s.per_room.min(2)).map(name).collect()),
+                    .then(|| (0..s.per_room).filter(|&q| is_timed(q)).map(name).collect()),
                 epoch_ms,
                 media_dir: plan.media_dir.clone(),
                 jitter_ms: PEER_JITTER_MS,
