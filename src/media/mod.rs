@@ -12,6 +12,7 @@ mod family;
 mod ingest;
 mod latency;
 mod link_stats;
+mod on_time;
 mod overlay;
 mod own_mix;
 mod participant;

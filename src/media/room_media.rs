@@ -46,6 +46,8 @@ pub struct RoomMedia {
     /// The running recording, if any.
     pub(super) recorder: Option<super::recorder::Recorder>,
     latency: super::latency::LatencyUpdates,
+    /// Canvas frames skipped because they were late.
+    canvas_skips: Arc<super::on_time::CanvasSkips>,
 }
 
 impl std::fmt::Debug for RoomMedia {
@@ -73,6 +75,8 @@ impl RoomMedia {
         )?;
         let compositor = make_element("compositor", "canvas")?;
         configure_aggregator(&compositor, super::CANVAS_SLACK);
+        let canvas_skips =
+            super::on_time::keep_on_time(&compositor, super::on_time::MAX_CANVAS_LAG);
         compositor.set_property_from_str("background", "black");
         let canvas_caps = make_capsfilter(
             "canvas-caps",
@@ -153,6 +157,7 @@ impl RoomMedia {
             overlay,
             recorder: None,
             latency: Default::default(),
+            canvas_skips,
         })
     }
 
@@ -274,6 +279,12 @@ impl RoomMedia {
             .collect();
         v.sort_by_key(|o| o.family);
         v
+    }
+
+    /// Canvas frames skipped so far because the compositor fell behind
+    /// the clock (the machine short of CPU).
+    pub fn canvas_frames_skipped(&self) -> u64 {
+        self.canvas_skips.frames()
     }
 
     /// Number of keyframes forced so far on a family's encoder (for tests and metrics).

@@ -93,6 +93,7 @@ pub(crate) struct Inner {
     pub(crate) recording: Family<RoomLabels, Gauge>,
     pub(crate) recording_bytes: Family<RoomLabels, Gauge>,
     pub(crate) recording_written: Counter,
+    pub(crate) canvas_frames_skipped: Counter,
     signaling_errors: Family<ErrorLabels, Counter>,
 }
 
@@ -201,6 +202,12 @@ impl Metrics {
             "Bytes written by all recordings since the server started",
             recording_written.clone(),
         );
+        let canvas_frames_skipped = Counter::default();
+        r.register(
+            "canvas_frames_skipped",
+            "Canvas frames skipped in all rooms because they were late: the machine was short of CPU",
+            canvas_frames_skipped.clone(),
+        );
         let signaling_errors = Family::default();
         r.register(
             "signaling_errors",
@@ -226,6 +233,7 @@ impl Metrics {
                 recording,
                 recording_bytes,
                 recording_written,
+                canvas_frames_skipped,
                 signaling_errors,
             }),
         }

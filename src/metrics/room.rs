@@ -25,6 +25,8 @@ pub struct RoomMetrics {
     linked: BTreeSet<String>,
     /// The recording being counted, and its bytes already counted.
     recording: Option<(String, u64)>,
+    /// Canvas frames skipped already counted.
+    canvas_skipped: u64,
 }
 
 impl RoomMetrics {
@@ -39,6 +41,7 @@ impl RoomMetrics {
             encoder_series: BTreeSet::new(),
             linked: BTreeSet::new(),
             recording: None,
+            canvas_skipped: 0,
         };
         m.metrics
             .inner()
@@ -91,6 +94,15 @@ impl RoomMetrics {
             }
             self.participants.insert(family, now);
         }
+    }
+
+    /// The room's canvas has skipped `total` late frames so far; returns
+    /// how many of them are new since the last call.
+    pub fn canvas_skipped(&mut self, total: u64) -> u64 {
+        let new = total.saturating_sub(self.canvas_skipped);
+        self.canvas_skipped = self.canvas_skipped.max(total);
+        self.metrics.inner().canvas_frames_skipped.inc_by(new);
+        new
     }
 
     /// Adds what the encoders put out since the last call to the global
@@ -232,6 +244,31 @@ mod tests {
 
     fn line<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
         text.lines().find(|l| l.starts_with(prefix))
+    }
+
+    #[test]
+    fn rooms_add_only_their_new_canvas_skips_to_the_total() {
+        let metrics = Metrics::new();
+        let mut a = RoomMetrics::new(metrics.clone(), "a");
+        let mut b = RoomMetrics::new(metrics.clone(), "b");
+        assert_eq!(a.canvas_skipped(0), 0);
+        assert_eq!(a.canvas_skipped(7), 7);
+        assert_eq!(a.canvas_skipped(7), 0);
+        assert_eq!(b.canvas_skipped(3), 3);
+        assert_eq!(a.canvas_skipped(10), 3);
+        let text = metrics.encode();
+        assert_eq!(
+            line(&text, "tessera_canvas_frames_skipped_total "),
+            Some("tessera_canvas_frames_skipped_total 13"),
+            "{text}"
+        );
+        drop(a);
+        let text = metrics.encode();
+        assert_eq!(
+            line(&text, "tessera_canvas_frames_skipped_total "),
+            Some("tessera_canvas_frames_skipped_total 13"),
+            "a counter keeps what closed rooms added"
+        );
     }
 
     #[test]

@@ -237,6 +237,8 @@ pub(super) struct RoomActor {
     metrics: crate::metrics::RoomMetrics,
     /// When the stats were last gathered.
     last_stats_tick: std::time::Instant,
+    /// Whether the canvas skipped late frames in the last stats interval.
+    canvas_behind: bool,
 }
 
 impl RoomActor {
@@ -273,6 +275,7 @@ impl RoomActor {
             auto_recorded: false,
             metrics: crate::metrics::RoomMetrics::new(registry.metrics().clone(), room),
             last_stats_tick: std::time::Instant::now(),
+            canvas_behind: false,
             registry,
             media,
         }

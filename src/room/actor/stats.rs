@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::RoomActor;
 use crate::layout::Size;
@@ -53,9 +53,27 @@ impl RoomActor {
         self.last_stats_tick = now;
         let outputs = self.media.encoded();
         self.metrics.encoders(&outputs, elapsed);
+        self.note_canvas_skips();
         let recording = self.recording_progress();
         self.metrics
             .recording(recording.as_ref().map(|(id, bytes)| (id.as_str(), *bytes)));
+    }
+
+    /// Counts the canvas frames skipped for lateness since the last tick,
+    /// and warns when a spell of them starts.
+    fn note_canvas_skips(&mut self) {
+        let skipped = self
+            .metrics
+            .canvas_skipped(self.media.canvas_frames_skipped());
+        if skipped > 0 && !self.canvas_behind {
+            warn!(
+                frames = skipped,
+                "the canvas fell behind the clock and skips late frames: the machine is short of CPU"
+            );
+        } else if skipped > 0 {
+            debug!(frames = skipped, "the canvas still skips late frames");
+        }
+        self.canvas_behind = skipped > 0;
     }
 
     /// A participant's stats arrived: turn them into figures over the
