@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod live;
 pub mod media;
 pub mod peer;
 pub mod recordings;
@@ -15,7 +16,6 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use gstreamer as gst;
-use gstreamer::prelude::*;
 use tessera::config::Config;
 use tessera::room::{Registry, RoomCommand, RoomSnapshot};
 use tokio::sync::{oneshot, Mutex};
@@ -26,12 +26,10 @@ static INIT: Once = Once::new();
 /// share two cores and make each other's media late.
 pub static SERIAL: Mutex<()> = Mutex::const_new(());
 
-/// Initialises logging and GStreamer once per test binary, with the leaks
-/// tracer on so tests can count live elements.
+/// Initialises logging and GStreamer once per test binary, and starts
+/// counting live elements ([`live`]).
 pub fn init() {
     INIT.call_once(|| {
-        // Must be set before gst::init reads it.
-        std::env::set_var("GST_TRACERS", "leaks(filters=\"GstElement\")");
         let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
         let _ = tracing_subscriber::fmt()
@@ -39,6 +37,7 @@ pub fn init() {
             .with_test_writer()
             .try_init();
         gst::init().expect("gst init");
+        live::start();
     });
 }
 
@@ -186,20 +185,7 @@ pub async fn wait_until<F: FnMut() -> bool>(timeout: Duration, mut cond: F) -> b
     }
 }
 
-/// Names of every GStreamer element alive in this process (leaks tracer).
+/// Names of every GStreamer element alive in this process.
 pub fn live_elements() -> Vec<String> {
-    let Some(tracer) = gst::active_tracers()
-        .into_iter()
-        .find(|t| t.type_().name() == "GstLeaksTracer")
-    else {
-        panic!("the leaks tracer is not active; init() must run before gst::init");
-    };
-    let s = tracer.emit_by_name::<gst::Structure>("get-live-objects", &[]);
-    let list = s.get::<gst::List>("live-objects-list").unwrap();
-    list.iter()
-        .filter_map(|v| v.get::<gst::Structure>().ok())
-        .filter_map(|st| st.get::<gst::Object>("object").ok())
-        .filter(|o| o.is::<gst::Element>())
-        .map(|o| o.name().to_string())
-        .collect()
+    live::names()
 }
