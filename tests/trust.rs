@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::media::tone_power;
+use common::media::{dropouts, tone_power};
 use common::peer::{PeerOptions, TestPeer};
 use common::ws::{connect, read, send_and_read, Ws};
 use common::{init, live_elements, test_config, wait_until, TestServer, SERIAL};
@@ -354,6 +354,14 @@ async fn a_teacher_silences_a_student_for_everyone() {
     // Talking again, the student gets a new mix-minus: it hears the teacher
     // and not itself.
     tokio::time::sleep(Duration::from_secs(1)).await;
+    // What it hears of the teacher ran on through the switch from the
+    // shared mix to its own, which falls within the last 3 s.
+    let heard = student.recent_audio(3.0);
+    let dropouts = dropouts(&heard);
+    assert!(
+        dropouts.is_empty(),
+        "the teacher broke off for the student at these ms of the last 3 s: {dropouts:?}"
+    );
     let audio = student.recent_audio(0.5);
     let (theirs, own) = (
         tone_power(&audio, 440.0, 48000.0),

@@ -86,9 +86,47 @@ pub fn tone_power(samples: &[f32], freq: f64, rate: f64) -> f64 {
     power / (samples.len() as f64).powi(2)
 }
 
+/// Where steady audio in 48 kHz `samples` falls away: the start (ms) of
+/// each 10 ms window whose mean power is under a tenth of the median
+/// window's. Power over all frequencies, so that a jump in a tone's phase
+/// (two encoders spliced) does not count, only audio that is missing.
+pub fn dropouts(samples: &[f32]) -> Vec<usize> {
+    let windows: Vec<f64> = samples
+        .chunks_exact(480)
+        .map(|w| w.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>() / w.len() as f64)
+        .collect();
+    let mut sorted = windows.clone();
+    sorted.sort_by(f64::total_cmp);
+    let Some(median) = sorted.get(sorted.len() / 2).copied() else {
+        return Vec::new();
+    };
+    windows
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| **p < median * 0.1)
+        .map(|(i, _)| i * 10)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dropouts_find_missing_audio_and_not_a_phase_jump() {
+        let tone = |n: usize, phase: f64| -> Vec<f32> {
+            (0..n)
+                .map(|i| {
+                    (2.0 * std::f64::consts::PI * 440.0 * i as f64 / 48000.0 + phase).sin() as f32
+                })
+                .collect()
+        };
+        let mut audio = tone(48000, 0.0);
+        audio.extend(tone(48000, std::f64::consts::PI));
+        assert!(dropouts(&audio).is_empty());
+        audio[24000..25440].fill(0.0);
+        assert_eq!(dropouts(&audio), vec![500, 510, 520]);
+    }
 
     #[test]
     fn goertzel_finds_the_tone_and_not_others() {
