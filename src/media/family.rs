@@ -198,11 +198,7 @@ impl FamilyEncoder {
                     forced.fetch_add(1, Ordering::Relaxed);
                     gst::PadProbeReturn::Ok
                 } else {
-                    // Swallow the request: take (and so free) the event and
-                    // report it handled. Returning Drop for an event here
-                    // makes GStreamer 1.22 unref it a second time.
-                    drop(info.data.take());
-                    gst::PadProbeReturn::Handled
+                    super::swallow_event(info)
                 }
             });
         }

@@ -388,19 +388,37 @@ pub(crate) fn arrive_unsynced(webrtcbin: &gst::Element) {
 pub(crate) fn drop_stale(pad: &gst::Pad, limit: Duration) {
     let limit = gst::ClockTime::from_nseconds(limit.as_nanos() as u64);
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-        let Some(buffer) = info.buffer() else {
-            return gst::PadProbeReturn::Ok;
-        };
-        let arrived = pad
-            .sticky_event::<gst::event::Segment>(0)
-            .and_then(|e| e.segment().clone().downcast::<gst::ClockTime>().ok())
-            .and_then(|seg| buffer.pts().and_then(|pts| seg.to_running_time(pts)));
-        let now = pad.parent_element().and_then(|e| e.current_running_time());
-        match (arrived, now) {
-            (Some(arrived), Some(now)) if now > arrived + limit => gst::PadProbeReturn::Drop,
+        match info
+            .buffer()
+            .and_then(|b| b.pts())
+            .and_then(|pts| against_clock(pad, pts))
+        {
+            Some((arrived, now)) if now > arrived + limit => gst::PadProbeReturn::Drop,
             _ => gst::PadProbeReturn::Ok,
         }
     });
+}
+
+/// A buffer stamped `pts` passing `pad`: its running time, and the
+/// running time now on the clock of the pad's element.
+pub(crate) fn against_clock(
+    pad: &gst::Pad,
+    pts: gst::ClockTime,
+) -> Option<(gst::ClockTime, gst::ClockTime)> {
+    let running = pad
+        .sticky_event::<gst::event::Segment>(0)
+        .and_then(|e| e.segment().clone().downcast::<gst::ClockTime>().ok())
+        .and_then(|seg| seg.to_running_time(pts))?;
+    let now = pad.parent_element()?.current_running_time()?;
+    Some((running, now))
+}
+
+/// Swallows the event a probe holds: takes (and so frees) it and reports
+/// it handled. Returning `Drop` for an upstream event makes GStreamer 1.22
+/// unref it a second time.
+pub(crate) fn swallow_event(info: &mut gst::PadProbeInfo) -> gst::PadProbeReturn {
+    drop(info.data.take());
+    gst::PadProbeReturn::Handled
 }
 
 /// Whether a bus message comes from an element whose name, or an enclosing

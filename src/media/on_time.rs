@@ -90,12 +90,7 @@ pub(crate) fn keep_on_time(compositor: &gst::Element, max_lag: Duration) -> Arc<
             let skipped = frames_between(gst::ClockTime::from_nseconds(end), pts, duration);
             counted.frames.fetch_add(skipped, Ordering::Relaxed);
         }
-        let running = pad
-            .sticky_event::<gst::event::Segment>(0)
-            .and_then(|e| e.segment().clone().downcast::<gst::ClockTime>().ok())
-            .and_then(|seg| seg.to_running_time(pts));
-        let now = pad.parent_element().and_then(|e| e.current_running_time());
-        if let (Some(running), Some(now)) = (running, now) {
+        if let Some((running, now)) = super::against_clock(pad, pts) {
             if now > running + max_lag {
                 // Everything before `now` is late: timestamp + diff = now,
                 // which a live compositor takes as the earliest frame worth
@@ -120,10 +115,7 @@ fn stop_qos_upstream(pad: &gst::Pad) {
         if !is_qos {
             return gst::PadProbeReturn::Ok;
         }
-        // Take (and so free) the event and report it handled: returning
-        // Drop for an upstream event makes GStreamer 1.22 unref it twice.
-        drop(info.data.take());
-        gst::PadProbeReturn::Handled
+        super::swallow_event(info)
     });
 }
 
