@@ -299,6 +299,9 @@ impl RoomMedia {
         let rate = make_element("audiorate", &n("voice-rate"))?;
         // Start at the first real sample, not with silence from time zero.
         rate.set_property("skip-to-first", true);
+        // A burst would leave the voice laid out ahead of real time for
+        // good, and every mix would wait for it (catch_up.rs).
+        super::catch_up::catch_up(&rate).context("voice audiorate pads")?;
         // A teacher's mute: silence before the level and the tee, so the
         // voice leaves the full mix and the mix-minus together, and a
         // silenced participant cannot become the active speaker.

@@ -5,6 +5,7 @@
 //! Nothing here owns room state. GStreamer callbacks only post a
 //! [`MediaEvent`] to the room actor, which decides and calls back in.
 
+mod catch_up;
 pub mod codec;
 mod crop;
 pub mod elements;

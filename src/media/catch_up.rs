@@ -1,0 +1,287 @@
+//! Keeps each voice close to real time when it has come to sit ahead of it.
+//!
+//! `audiorate` makes a voice's timeline contiguous: it stamps each buffer
+//! where the previous one ended, and only acts on the incoming timestamps
+//! when they stray by more than its tolerance (40 ms). A burst of packets
+//! (a sender's backlog released when its connection comes up, a network
+//! stall) arrives stamped close together; `audiorate` lays them end to
+//! end, and from then on the voice's samples carry timestamps up to 40 ms
+//! later than they arrived, for the rest of the lesson. The full mix cannot
+//! go out before its own time, so each such sample waits in the mixer for
+//! its stamp: measured, every voice sat 20–37 ms ahead, and that was part
+//! of what everyone heard added.
+//!
+//! A probe after `audiorate` measures how far ahead of the clock each
+//! buffer sits. When every buffer of a whole second sat more than
+//! [`MAX_AHEAD`] ahead, the excess (less [`KEEP_AHEAD`]) is cut from the
+//! start of the next buffer going into `audiorate`, which closes the gap
+//! in its count: one cut once per burst, none for mere jitter (a single
+//! buffer on time in the second keeps the voice as it is). Downstream, the
+//! timeline stays contiguous, so the full mix and a mix-minus still place
+//! every sample alike.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+
+/// A voice sitting further ahead than this for a whole window is cut back.
+pub(crate) const MAX_AHEAD: Duration = Duration::from_millis(4);
+/// How far ahead a voice is left after a cut: its samples reach the mixer
+/// just before it needs them.
+pub(crate) const KEEP_AHEAD: Duration = Duration::from_millis(2);
+/// Buffers per window: one second of 20 ms Opus frames.
+const WINDOW: usize = 50;
+/// The voice's format before `audiorate` ([`super::mix_audio_caps`]).
+const RATE: u64 = 48_000;
+const BYTES_PER_SAMPLE: usize = 4;
+
+/// What the two probes share: the window's least lead, the samples still
+/// to cut, and the running time of the buffer going in.
+#[derive(Debug, Default)]
+struct Lead {
+    seen: usize,
+    least_ns: Option<i64>,
+    to_cut: u64,
+    going_in: Option<u64>,
+}
+
+impl Lead {
+    /// Notes how far ahead of the clock a buffer left (`ahead_ns`; negative
+    /// when behind), of which `added_ns` by `audiorate`'s own timeline. At
+    /// the end of a window whose every buffer led by more than
+    /// [`MAX_AHEAD`], schedules a cut of the lead `audiorate` added: a lead
+    /// its input already had would come straight back.
+    fn note(&mut self, ahead_ns: i64, added_ns: i64) {
+        let lead = ahead_ns.min(added_ns);
+        let least = self.least_ns.map_or(lead, |l| l.min(lead));
+        self.seen += 1;
+        if self.seen < WINDOW {
+            self.least_ns = Some(least);
+            return;
+        }
+        self.seen = 0;
+        self.least_ns = None;
+        if least > MAX_AHEAD.as_nanos() as i64 {
+            let excess = least as u64 - KEEP_AHEAD.as_nanos() as u64;
+            self.to_cut = excess * RATE / 1_000_000_000;
+        }
+    }
+
+    /// Samples to cut from the start of a buffer of `samples`.
+    fn cut(&mut self, samples: u64) -> u64 {
+        let cut = self.to_cut.min(samples);
+        self.to_cut -= cut;
+        cut
+    }
+}
+
+/// A buffer's running time on `pad`.
+fn running_time(pad: &gst::Pad, pts: gst::ClockTime) -> Option<u64> {
+    pad.sticky_event::<gst::event::Segment>(0)
+        .and_then(|e| e.segment().clone().downcast::<gst::ClockTime>().ok())
+        .and_then(|seg| seg.to_running_time(pts))
+        .map(gst::ClockTime::nseconds)
+}
+
+/// Watches the lead of what leaves `rate` (an `audiorate` fed F32 mono at
+/// 48 kHz) and cuts a lasting excess from what goes in.
+pub(crate) fn catch_up(rate: &gst::Element) -> Option<()> {
+    let lead = Arc::new(Mutex::new(Lead::default()));
+    let out = rate.static_pad("src")?;
+    let within = rate.static_pad("sink")?;
+    {
+        let lead = lead.clone();
+        out.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+            let Some(pts) = info.buffer().and_then(|b| b.pts()) else {
+                return gst::PadProbeReturn::Ok;
+            };
+            if let Some((running, now)) = super::against_clock(pad, pts) {
+                let running = running.nseconds() as i64;
+                if let Ok(mut l) = lead.lock() {
+                    if let Some(went_in) = l.going_in {
+                        l.note(running - now.nseconds() as i64, running - went_in as i64);
+                    }
+                }
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
+    within.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some(buffer) = info.buffer_mut() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let samples = (buffer.size() / BYTES_PER_SAMPLE) as u64;
+        let Ok(mut l) = lead.lock() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let cut = l.cut(samples);
+        if cut == samples {
+            drop(l);
+            // Taken and freed here, reported handled (see swallow_event).
+            drop(info.data.take());
+            return gst::PadProbeReturn::Handled;
+        }
+        let shift = gst::ClockTime::from_nseconds(cut * 1_000_000_000 / RATE);
+        let pts = buffer.pts().map(|p| p + shift);
+        l.going_in = pts.and_then(|p| running_time(pad, p));
+        drop(l);
+        if cut == 0 {
+            return gst::PadProbeReturn::Ok;
+        }
+        let buffer = buffer.make_mut();
+        if buffer.resize(cut as usize * BYTES_PER_SAMPLE..).is_err() {
+            return gst::PadProbeReturn::Ok;
+        }
+        buffer.set_pts(pts);
+        if let Some(d) = buffer.duration() {
+            buffer.set_duration(d.saturating_sub(shift));
+        }
+        // No longer the decoder's sample offsets (GST_BUFFER_OFFSET_NONE).
+        buffer.set_offset(u64::MAX);
+        buffer.set_offset_end(u64::MAX);
+        tracing::debug!(samples = cut, "a voice sat ahead of real time; cut back");
+        gst::PadProbeReturn::Ok
+    });
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: i64 = 1_000_000;
+
+    fn window(lead: &mut Lead, ahead_ms: impl Fn(usize) -> i64) {
+        for i in 0..WINDOW {
+            lead.note(ahead_ms(i) * MS, ahead_ms(i) * MS);
+        }
+    }
+
+    #[test]
+    fn a_voice_ahead_for_a_whole_second_is_cut_back_to_the_margin() {
+        let mut lead = Lead::default();
+        window(&mut lead, |i| 30 + (i % 3) as i64);
+        // 30 ms ahead at least, 2 ms kept: 28 ms of 48 kHz samples.
+        assert_eq!(lead.to_cut, 28 * 48);
+        assert_eq!(lead.cut(1920), 28 * 48);
+        assert_eq!(lead.cut(960), 0);
+    }
+
+    #[test]
+    fn a_long_cut_spans_buffers() {
+        let mut lead = Lead::default();
+        window(&mut lead, |_| 40);
+        assert_eq!(lead.cut(960), 960);
+        assert_eq!(lead.cut(960), 38 * 48 - 960);
+    }
+
+    #[test]
+    fn jitter_and_lateness_are_left_alone() {
+        let mut lead = Lead::default();
+        // Mostly far ahead, but one buffer in the second came just in time.
+        window(&mut lead, |i| if i == 17 { 1 } else { 35 });
+        assert_eq!(lead.to_cut, 0);
+        window(&mut lead, |_| -10);
+        assert_eq!(lead.to_cut, 0);
+        window(&mut lead, |_| 4);
+        assert_eq!(lead.to_cut, 0);
+    }
+
+    #[test]
+    fn a_lead_the_input_already_had_is_not_cut() {
+        let mut lead = Lead::default();
+        for _ in 0..WINDOW {
+            lead.note(35 * MS, 0);
+        }
+        assert_eq!(lead.to_cut, 0);
+    }
+
+    /// A live voice through `audiorate` for 2.5 s: its first buffer stamped
+    /// `first_late` late (a burst after it then lies on `audiorate`'s
+    /// timeline that much ahead), or every buffer `all_ahead` ahead. Returns
+    /// how far ahead of the clock the last buffer left, and the samples
+    /// `audiorate` had to insert.
+    fn run_voice(first_late: Duration, all_ahead: Duration, caught_up: bool) -> (i64, u64) {
+        gst::init().unwrap();
+        let pipeline = gst::parse::launch(
+            "audiotestsrc is-live=true samplesperbuffer=960 wave=sine \
+             ! capsfilter name=caps caps=audio/x-raw,format=F32LE,rate=48000,channels=1,layout=interleaved \
+             ! audiorate skip-to-first=true name=rate ! fakesink sync=false name=sink",
+        )
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        let by_name = |n: &str| pipeline.by_name(n).unwrap();
+        let caps_src = by_name("caps").static_pad("src").unwrap();
+        super::super::run_ahead(&caps_src, all_ahead);
+        let first = std::sync::atomic::AtomicBool::new(true);
+        caps_src.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if first.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                let b = info.buffer_mut().unwrap().make_mut();
+                b.set_pts(
+                    b.pts().unwrap() + gst::ClockTime::from_nseconds(first_late.as_nanos() as u64),
+                );
+            }
+            gst::PadProbeReturn::Ok
+        });
+        let rate = by_name("rate");
+        if caught_up {
+            catch_up(&rate).unwrap();
+        }
+        let last = Arc::new(Mutex::new(None));
+        {
+            let last = last.clone();
+            let sink = by_name("sink").static_pad("sink").unwrap();
+            sink.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+                let pts = info.buffer().and_then(|b| b.pts()).unwrap();
+                if let Some((running, now)) = super::super::against_clock(pad, pts) {
+                    *last.lock().unwrap() = Some(running.nseconds() as i64 - now.nseconds() as i64);
+                }
+                gst::PadProbeReturn::Ok
+            });
+        }
+        pipeline.set_state(gst::State::Playing).unwrap();
+        std::thread::sleep(Duration::from_millis(2500));
+        pipeline.set_state(gst::State::Null).unwrap();
+        let lead = last.lock().unwrap().expect("buffers flowed");
+        (lead, rate.property::<u64>("add"))
+    }
+
+    #[test]
+    fn a_voice_laid_ahead_by_a_burst_is_brought_back_near_the_clock() {
+        let late = Duration::from_millis(30);
+        let (left, _) = run_voice(late, Duration::ZERO, false);
+        let (caught, inserted) = run_voice(late, Duration::ZERO, true);
+        assert!(
+            left - caught >= 25 * MS,
+            "lead without the catch-up {:.1} ms, with it {:.1} ms",
+            left as f64 / MS as f64,
+            caught as f64 / MS as f64
+        );
+        assert_eq!(inserted, 0, "the cut is not undone with silence");
+    }
+
+    #[test]
+    fn a_voice_stamped_ahead_at_its_source_is_left_alone() {
+        let (lead, inserted) = run_voice(Duration::ZERO, Duration::from_millis(50), true);
+        assert!(lead > 20 * MS, "{:.1} ms", lead as f64 / MS as f64);
+        assert_eq!(inserted, 0);
+    }
+
+    #[test]
+    fn each_window_is_judged_afresh() {
+        let mut lead = Lead::default();
+        // Half a window on time, then far ahead: not a whole second ahead yet.
+        for _ in 0..WINDOW / 2 {
+            lead.note(0, 0);
+        }
+        for _ in 0..WINDOW / 2 {
+            lead.note(30 * MS, 30 * MS);
+        }
+        assert_eq!(lead.to_cut, 0);
+        window(&mut lead, |_| 30);
+        assert_eq!(lead.to_cut, 28 * 48);
+    }
+}
