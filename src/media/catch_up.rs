@@ -77,14 +77,6 @@ impl Lead {
     }
 }
 
-/// A buffer's running time on `pad`.
-fn running_time(pad: &gst::Pad, pts: gst::ClockTime) -> Option<u64> {
-    pad.sticky_event::<gst::event::Segment>(0)
-        .and_then(|e| e.segment().clone().downcast::<gst::ClockTime>().ok())
-        .and_then(|seg| seg.to_running_time(pts))
-        .map(gst::ClockTime::nseconds)
-}
-
 /// Watches the lead of what leaves `rate` (an `audiorate` fed F32 mono at
 /// 48 kHz) and cuts a lasting excess from what goes in.
 pub(crate) fn catch_up(rate: &gst::Element) -> Option<()> {
@@ -125,7 +117,9 @@ pub(crate) fn catch_up(rate: &gst::Element) -> Option<()> {
         }
         let shift = gst::ClockTime::from_nseconds(cut * 1_000_000_000 / RATE);
         let pts = buffer.pts().map(|p| p + shift);
-        l.going_in = pts.and_then(|p| running_time(pad, p));
+        l.going_in = pts
+            .and_then(|p| super::running_time(pad, p))
+            .map(gst::ClockTime::nseconds);
         drop(l);
         if cut == 0 {
             return gst::PadProbeReturn::Ok;

@@ -406,12 +406,17 @@ pub(crate) fn against_clock(
     pad: &gst::Pad,
     pts: gst::ClockTime,
 ) -> Option<(gst::ClockTime, gst::ClockTime)> {
-    let running = pad
-        .sticky_event::<gst::event::Segment>(0)
-        .and_then(|e| e.segment().clone().downcast::<gst::ClockTime>().ok())
-        .and_then(|seg| seg.to_running_time(pts))?;
+    let running = running_time(pad, pts)?;
     let now = pad.parent_element()?.current_running_time()?;
     Some((running, now))
+}
+
+/// The running time of a buffer stamped `pts` on `pad`, by the pad's
+/// segment.
+pub(crate) fn running_time(pad: &gst::Pad, pts: gst::ClockTime) -> Option<gst::ClockTime> {
+    pad.sticky_event::<gst::event::Segment>(0)
+        .and_then(|e| e.segment().clone().downcast::<gst::ClockTime>().ok())
+        .and_then(|seg| seg.to_running_time(pts))
 }
 
 /// Swallows the event a probe holds: takes (and so frees) it and reports
