@@ -15,7 +15,7 @@
 //! buffer sits. When every buffer of a whole second sat more than
 //! [`MAX_AHEAD`] ahead, the excess (less [`KEEP_AHEAD`]) is cut from the
 //! start of the next buffer going into `audiorate`, which closes the gap
-//! in its count: one cut once per burst, none for mere jitter (a single
+//! in its count: one cut per burst, none for mere jitter (a single
 //! buffer on time in the second keeps the voice as it is). Downstream, the
 //! timeline stays contiguous, so the full mix and a mix-minus still place
 //! every sample alike.
@@ -78,8 +78,10 @@ impl Lead {
 }
 
 /// Watches the lead of what leaves `rate` (an `audiorate` fed F32 mono at
-/// 48 kHz) and cuts a lasting excess from what goes in.
-pub(crate) fn catch_up(rate: &gst::Element) -> Option<()> {
+/// 48 kHz) and cuts a lasting excess from what goes in. `room` and
+/// `participant` name the voice in the log.
+pub(crate) fn catch_up(rate: &gst::Element, room: &str, participant: &str) -> Option<()> {
+    let (room, participant) = (room.to_string(), participant.to_string());
     let lead = Arc::new(Mutex::new(Lead::default()));
     let out = rate.static_pad("src")?;
     let within = rate.static_pad("sink")?;
@@ -105,6 +107,9 @@ pub(crate) fn catch_up(rate: &gst::Element) -> Option<()> {
             return gst::PadProbeReturn::Ok;
         };
         let samples = (buffer.size() / BYTES_PER_SAMPLE) as u64;
+        if samples == 0 {
+            return gst::PadProbeReturn::Ok;
+        }
         let Ok(mut l) = lead.lock() else {
             return gst::PadProbeReturn::Ok;
         };
@@ -135,7 +140,12 @@ pub(crate) fn catch_up(rate: &gst::Element) -> Option<()> {
         // No longer the decoder's sample offsets (GST_BUFFER_OFFSET_NONE).
         buffer.set_offset(u64::MAX);
         buffer.set_offset_end(u64::MAX);
-        tracing::debug!(samples = cut, "a voice sat ahead of real time; cut back");
+        tracing::debug!(
+            %room,
+            %participant,
+            samples = cut,
+            "the voice sat ahead of real time; cut back"
+        );
         gst::PadProbeReturn::Ok
     });
     Some(())
@@ -222,7 +232,7 @@ mod tests {
         });
         let rate = by_name("rate");
         if caught_up {
-            catch_up(&rate).unwrap();
+            catch_up(&rate, "room", "voice").unwrap();
         }
         let last = Arc::new(Mutex::new(None));
         {

@@ -301,7 +301,7 @@ impl RoomMedia {
         rate.set_property("skip-to-first", true);
         // A burst would leave the voice laid out ahead of real time for
         // good, and every mix would wait for it (catch_up.rs).
-        super::catch_up::catch_up(&rate).context("voice audiorate pads")?;
+        super::catch_up::catch_up(&rate, &self.room, &id).context("voice audiorate pads")?;
         // A teacher's mute: silence before the level and the tee, so the
         // voice leaves the full mix and the mix-minus together, and a
         // silenced participant cannot become the active speaker.
