@@ -451,12 +451,12 @@ fn guard_input(
 }
 
 /// The running time of the middle of 48 kHz sample `n`.
-fn sample_middle(n: u64) -> u64 {
+pub(super) fn sample_middle(n: u64) -> u64 {
     (u128::from(n) * 1_000_000_000 / 48_000) as u64 + HALF_SAMPLE_NS
 }
 
 /// The 48 kHz sample that running time `rt` falls in.
-fn sample_at(rt: u64) -> u64 {
+pub(super) fn sample_at(rt: u64) -> u64 {
     (u128::from(rt) * 48_000 / 1_000_000_000) as u64
 }
 
