@@ -26,6 +26,9 @@ use std::time::Duration;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
+// The voice's format before `audiorate` (`mix_audio_caps`).
+use super::{MIX_BYTES_PER_SAMPLE as BYTES_PER_SAMPLE, MIX_RATE as RATE};
+
 /// A voice sitting further ahead than this for a whole window is cut back.
 pub(crate) const MAX_AHEAD: Duration = Duration::from_millis(4);
 /// How far ahead a voice is left after a cut: its samples reach the mixer
@@ -33,10 +36,6 @@ pub(crate) const MAX_AHEAD: Duration = Duration::from_millis(4);
 pub(crate) const KEEP_AHEAD: Duration = Duration::from_millis(2);
 /// Buffers per window: one second of 20 ms Opus frames.
 const WINDOW: usize = 50;
-/// The voice's format before `audiorate` ([`super::mix_audio_caps`]).
-const RATE: u64 = 48_000;
-const BYTES_PER_SAMPLE: usize = 4;
-
 /// What the two probes share: the window's least lead, the samples still
 /// to cut, and the running time of the buffer going in.
 #[derive(Debug, Default)]
@@ -120,32 +119,21 @@ pub(crate) fn catch_up(rate: &gst::Element, room: &str, participant: &str) -> Op
             drop(info.data.take());
             return gst::PadProbeReturn::Handled;
         }
-        let shift = gst::ClockTime::from_nseconds(cut * 1_000_000_000 / RATE);
-        let pts = buffer.pts().map(|p| p + shift);
-        l.going_in = pts
+        if cut > 0 {
+            if !super::cut_samples(buffer.make_mut(), cut) {
+                return gst::PadProbeReturn::Ok;
+            }
+            tracing::debug!(
+                %room,
+                %participant,
+                samples = cut,
+                "the voice sat ahead of real time; cut back"
+            );
+        }
+        l.going_in = buffer
+            .pts()
             .and_then(|p| super::running_time(pad, p))
             .map(gst::ClockTime::nseconds);
-        drop(l);
-        if cut == 0 {
-            return gst::PadProbeReturn::Ok;
-        }
-        let buffer = buffer.make_mut();
-        if buffer.resize(cut as usize * BYTES_PER_SAMPLE..).is_err() {
-            return gst::PadProbeReturn::Ok;
-        }
-        buffer.set_pts(pts);
-        if let Some(d) = buffer.duration() {
-            buffer.set_duration(d.saturating_sub(shift));
-        }
-        // No longer the decoder's sample offsets (GST_BUFFER_OFFSET_NONE).
-        buffer.set_offset(u64::MAX);
-        buffer.set_offset_end(u64::MAX);
-        tracing::debug!(
-            %room,
-            %participant,
-            samples = cut,
-            "the voice sat ahead of real time; cut back"
-        );
         gst::PadProbeReturn::Ok
     });
     Some(())

@@ -311,6 +311,33 @@ pub fn mix_audio_caps() -> gst::Caps {
         .build()
 }
 
+/// Bytes per sample in the mix format ([`mix_audio_caps`]).
+pub(crate) const MIX_BYTES_PER_SAMPLE: usize = 4;
+/// Samples per second in the mix format.
+pub(crate) const MIX_RATE: u64 = 48_000;
+
+/// Cuts the first `samples` samples from a buffer in the mix format and
+/// moves its timestamp on by as much. False when it is too short.
+pub(crate) fn cut_samples(buffer: &mut gst::BufferRef, samples: u64) -> bool {
+    let shift = gst::ClockTime::from_nseconds(samples * 1_000_000_000 / MIX_RATE);
+    if buffer
+        .resize(samples as usize * MIX_BYTES_PER_SAMPLE..)
+        .is_err()
+    {
+        return false;
+    }
+    if let Some(pts) = buffer.pts() {
+        buffer.set_pts(pts + shift);
+    }
+    if let Some(d) = buffer.duration() {
+        buffer.set_duration(d.saturating_sub(shift));
+    }
+    // No longer the decoder's sample offsets (GST_BUFFER_OFFSET_NONE).
+    buffer.set_offset(u64::MAX);
+    buffer.set_offset_end(u64::MAX);
+    true
+}
+
 /// Duration of the mixers' output buffers: one 20 ms Opus frame.
 pub(crate) const MIX_BUFFER: Duration = Duration::from_millis(20);
 

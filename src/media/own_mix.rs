@@ -217,8 +217,7 @@ fn start_ahead_of_the_full_mix(voice: &gst::Pad, full: &gst::Pad) {
         };
         let first = super::ingest::sample_at(rt.nseconds());
         let origin = own_origin(first);
-        // F32 mono, as every voice here (`mix_audio_caps`).
-        let samples = (buffer.size() / 4) as u64;
+        let samples = (buffer.size() / super::MIX_BYTES_PER_SAMPLE) as u64;
         let cut = origin - first;
         if cut >= samples {
             return gst::PadProbeReturn::Drop;
@@ -228,15 +227,11 @@ fn start_ahead_of_the_full_mix(voice: &gst::Pad, full: &gst::Pad) {
             return gst::PadProbeReturn::Drop;
         };
         let buffer = buffer.make_mut();
-        if cut > 0 && buffer.resize(cut as usize * 4..).is_err() {
+        if cut > 0 && !super::cut_samples(buffer, cut) {
             return gst::PadProbeReturn::Drop;
         }
+        // On the sample's middle, as every voice buffer (ingest.rs).
         buffer.set_pts(pts);
-        if let Some(d) = buffer.duration() {
-            buffer.set_duration(
-                d.saturating_sub(gst::ClockTime::from_nseconds(cut * 1_000_000_000 / 48_000)),
-            );
-        }
         started.store(true, Ordering::Release);
         gst::PadProbeReturn::Remove
     });
