@@ -451,12 +451,12 @@ fn guard_input(
 }
 
 /// The running time of the middle of 48 kHz sample `n`.
-pub(super) fn sample_middle(n: u64) -> u64 {
+fn sample_middle(n: u64) -> u64 {
     (u128::from(n) * 1_000_000_000 / 48_000) as u64 + HALF_SAMPLE_NS
 }
 
 /// The 48 kHz sample that running time `rt` falls in.
-pub(super) fn sample_at(rt: u64) -> u64 {
+fn sample_at(rt: u64) -> u64 {
     (u128::from(rt) * 48_000 / 1_000_000_000) as u64
 }
 
@@ -496,10 +496,7 @@ impl SampleClock {
 fn center_on_sample(pad: &gst::Pad) {
     let clock = std::sync::Mutex::new(SampleClock::default());
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-        let Some(segment) = pad
-            .sticky_event::<gst::event::Segment>(0)
-            .and_then(|e| e.segment().clone().downcast::<gst::ClockTime>().ok())
-        else {
+        let Some(segment) = super::time_segment(pad) else {
             return gst::PadProbeReturn::Ok;
         };
         let Some(buffer) = info.buffer_mut() else {

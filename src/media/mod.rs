@@ -441,9 +441,13 @@ pub(crate) fn against_clock(
 /// The running time of a buffer stamped `pts` on `pad`, by the pad's
 /// segment.
 pub(crate) fn running_time(pad: &gst::Pad, pts: gst::ClockTime) -> Option<gst::ClockTime> {
+    time_segment(pad).and_then(|seg| seg.to_running_time(pts))
+}
+
+/// The time segment in force on `pad`, if any.
+pub(crate) fn time_segment(pad: &gst::Pad) -> Option<gst::FormattedSegment<gst::ClockTime>> {
     pad.sticky_event::<gst::event::Segment>(0)
         .and_then(|e| e.segment().clone().downcast::<gst::ClockTime>().ok())
-        .and_then(|seg| seg.to_running_time(pts))
 }
 
 /// Swallows the event a probe holds: takes (and so frees) it and reports

@@ -129,11 +129,6 @@ impl RoomMedia {
             &opusenc,
         ])?;
 
-        start_ahead_of_the_full_mix(
-            &voice_queue.static_pad("src").context("voice queue src")?,
-            &full_queue.static_pad("src").context("full-mix queue src")?,
-        );
-
         // Feed it last, once every element is playing.
         let full = added.request(&self.full_tee, "src_%u")?;
         full.link(
@@ -168,86 +163,9 @@ impl RoomMedia {
     }
 }
 
-/// Samples by which a mix-minus buffer starts before a full-mix buffer.
-const GRID_LEAD: u64 = 48;
-/// Samples in one full-mix buffer ([`MIX_BUFFER`] at 48 kHz).
-const MIX_SAMPLES: u64 = 960;
-
-/// The first sample from `n` on that lies [`GRID_LEAD`] samples before a
-/// full-mix buffer's start.
-fn own_origin(n: u64) -> u64 {
-    (n + GRID_LEAD).div_ceil(MIX_SAMPLES) * MIX_SAMPLES - GRID_LEAD
-}
-
-/// Puts the own mixer's buffers 1 ms ahead of the full mix's.
-///
-/// The mixer lays its 20 ms buffers from the first buffer it receives.
-/// When they lined up with the full mix's (the full mix came first), each
-/// waited for the next full-mix buffer too, 20 ms more for the talker than
-/// for everyone else. So the full mix is held back until the voice has
-/// come in, and the voice's first buffer is cut to start 1 ms before a
-/// full-mix buffer: each full-mix buffer then covers a mix-minus buffer
-/// to its end, and the mix-minus goes out as soon as that one is in.
-fn start_ahead_of_the_full_mix(voice: &gst::Pad, full: &gst::Pad) {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
-    let started = Arc::new(AtomicBool::new(false));
-    {
-        let started = started.clone();
-        full.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            if started.load(Ordering::Acquire) {
-                gst::PadProbeReturn::Remove
-            } else {
-                gst::PadProbeReturn::Drop
-            }
-        });
-    }
-    voice.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-        let Some(segment) = pad
-            .sticky_event::<gst::event::Segment>(0)
-            .and_then(|e| e.segment().clone().downcast::<gst::ClockTime>().ok())
-        else {
-            return gst::PadProbeReturn::Drop;
-        };
-        let Some(buffer) = info.buffer_mut() else {
-            return gst::PadProbeReturn::Ok;
-        };
-        let Some(rt) = buffer.pts().and_then(|p| segment.to_running_time(p)) else {
-            return gst::PadProbeReturn::Drop;
-        };
-        let first = super::ingest::sample_at(rt.nseconds());
-        let origin = own_origin(first);
-        let samples = (buffer.size() / super::MIX_BYTES_PER_SAMPLE) as u64;
-        let cut = origin - first;
-        if cut >= samples {
-            return gst::PadProbeReturn::Drop;
-        }
-        let at = gst::ClockTime::from_nseconds(super::ingest::sample_middle(origin));
-        let Some(pts) = segment.position_from_running_time(at) else {
-            return gst::PadProbeReturn::Drop;
-        };
-        let buffer = buffer.make_mut();
-        if cut > 0 && !super::cut_samples(buffer, cut) {
-            return gst::PadProbeReturn::Drop;
-        }
-        // On the sample's middle, as every voice buffer (ingest.rs).
-        buffer.set_pts(pts);
-        started.store(true, Ordering::Release);
-        gst::PadProbeReturn::Remove
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_own_mix_starts_a_millisecond_before_a_full_mix_buffer() {
-        assert_eq!(own_origin(0), 912);
-        assert_eq!(own_origin(912), 912);
-        assert_eq!(own_origin(913), 1872);
-        assert_eq!(own_origin(1872), 1872);
-    }
 
     fn latency_from(element: &gst::Element) -> gst::Message {
         gst::message::Latency::builder().src(element).build()
