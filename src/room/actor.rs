@@ -762,13 +762,20 @@ impl RoomActor {
                 sample,
             } => self.on_stats(&participant, sample),
             MediaEvent::Connected { participant } => {
-                if let Some(pm) = self
+                let Some(pm) = self
                     .participants
-                    .get(&participant)
-                    .and_then(|p| p.media.as_ref())
-                {
-                    debug!(participant = %participant, "connected; asking for a keyframe");
-                    self.media.welcome(pm);
+                    .get_mut(&participant)
+                    .and_then(|p| p.media.as_mut())
+                else {
+                    return;
+                };
+                debug!(participant = %participant, "connected; sending the canvas and the mix");
+                if let Err(e) = self.media.welcome(pm) {
+                    warn!(participant = %participant, "could not start sending: {e:#}");
+                    self.remove(
+                        &participant,
+                        LeaveReason::MediaFailed(format!("could not start sending: {e:#}")),
+                    );
                 }
             }
             MediaEvent::ConnectionFailed { participant, what } => {
