@@ -145,8 +145,6 @@ pub struct ParticipantMedia {
     shared_tee_pad: Option<gst::Pad>,
     pub(super) talk: TalkSwitch,
     placeholder_pad: gst::Pad,
-    /// The placeholder's source, ended once the participant's video shows.
-    placeholder_src: gst::Element,
     pub(super) video: Option<VideoTile>,
     /// The screen share, if the offer had a screen m-line.
     pub(super) screen: Option<ScreenShare>,
@@ -511,7 +509,6 @@ impl RoomMedia {
             ph_caps.clone(),
             ph_src.clone(),
         ]);
-        let placeholder_src = ph_src;
         for e in &elements {
             e.sync_state_with_parent()
                 .with_context(|| format!("starting {}", e.name()))?;
@@ -551,7 +548,6 @@ impl RoomMedia {
                 own: None,
             },
             placeholder_pad,
-            placeholder_src,
             video: None,
             screen,
             own_mix_pad: None,
@@ -712,17 +708,10 @@ impl RoomMedia {
         Ok(())
     }
 
-    /// Hides the placeholder once the participant's own video is shown,
-    /// for good: its source ends, so it stops drawing frames nobody sees
-    /// and the compositor stops taking them (the pad stays, ended, until
-    /// the participant leaves).
+    /// Hides the placeholder once the participant's own video is shown.
     pub fn hide_placeholder(&self, pm: &mut ParticipantMedia) {
-        if pm.video_started {
-            return;
-        }
         pm.video_started = true;
         apply_visibility(pm);
-        pm.placeholder_src.send_event(gst::event::Eos::new());
     }
 }
 
