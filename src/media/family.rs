@@ -133,7 +133,7 @@ fn count_output(pad: &gst::Pad, count: Arc<EncodedCount>) {
 }
 
 /// Encoded frames waiting to be sent before the encoder is held up.
-const SEND_QUEUE: u32 = 8;
+const SEND_QUEUE: u32 = 2;
 
 /// A running family encoder branch.
 pub(super) struct FamilyEncoder {
