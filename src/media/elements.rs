@@ -12,7 +12,6 @@ pub const REQUIRED: &[(&str, &str)] = &[
     ("dtlssrtpenc", "gstreamer1.0-plugins-bad"),
     ("tee", "libgstreamer1.0-0"),
     ("queue", "libgstreamer1.0-0"),
-    ("identity", "libgstreamer1.0-0"),
     ("capsfilter", "libgstreamer1.0-0"),
     ("valve", "libgstreamer1.0-0"),
     ("input-selector", "libgstreamer1.0-0"),

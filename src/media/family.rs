@@ -3,15 +3,8 @@
 //! family through a tee.
 //!
 //! ```text
-//! canvas tee ─► queue(leaky, 2) ─► [template: vp8enc ...] ─► queue(send) ─► family tee ─► per-participant payloader
+//! canvas tee ─► queue(leaky, 2) ─► [template: vp8enc ...] ─► family tee ─► per-participant payloader
 //! ```
-//!
-//! The send queue's thread carries each encoded frame through every
-//! participant's payloader, RTP session, SRTP and socket, one after the
-//! other, while the encoder's thread goes on with the next frame. It never
-//! drops: an encoded frame lost would spoil every frame after it until the
-//! next keyframe. When sending falls behind it fills and holds up the
-//! encoder, whose leaky queue then drops raw canvas frames instead.
 //!
 //! Receivers' PLI/FIR arrive as upstream force-key-unit events through the
 //! family tee. A probe on the tee's sink pad lets at most one through per
@@ -31,9 +24,7 @@ use gstreamer::prelude::*;
 use gstreamer_video as gst_video;
 
 use super::templates::TemplateKind;
-use super::{
-    add_chain, make_element, make_leaky_queue, make_tee, remove_elements, sync_downstream_first,
-};
+use super::{add_chain, make_leaky_queue, make_tee, remove_elements, sync_downstream_first};
 use super::{CodecFamily, MediaSettings};
 
 /// Rate-limit state for forced keyframes, shared with the pad probe.
@@ -132,15 +123,11 @@ fn count_output(pad: &gst::Pad, count: Arc<EncodedCount>) {
     );
 }
 
-/// Encoded frames waiting to be sent before the encoder is held up.
-const SEND_QUEUE: u32 = 2;
-
 /// A running family encoder branch.
 pub(super) struct FamilyEncoder {
     family: CodecFamily,
     queue: gst::Element,
     encoder: gst::Element,
-    send_queue: gst::Element,
     /// The encoded stream's tee; participants request pads from it.
     pub(super) tee: gst::Element,
     canvas_pad: gst::Pad,
@@ -169,11 +156,7 @@ impl FamilyEncoder {
             .build(TemplateKind::Video(family), &format!("{family}-encoder"))?
             .upcast::<gst::Element>();
         let tee = make_tee(&format!("{family}-tee"))?;
-        let send_queue = make_element("queue", &format!("{family}-send-queue"))?;
-        send_queue.set_property("max-size-buffers", SEND_QUEUE);
-        send_queue.set_property("max-size-bytes", 0u32);
-        send_queue.set_property("max-size-time", 0u64);
-        add_chain(bin, &[&queue, &encoder, &send_queue, &tee])?;
+        add_chain(bin, &[&queue, &encoder, &tee])?;
         count_output(
             &encoder
                 .static_pad("src")
@@ -220,7 +203,7 @@ impl FamilyEncoder {
             });
         }
 
-        sync_downstream_first(&[&queue, &encoder, &send_queue, &tee])?;
+        sync_downstream_first(&[&queue, &encoder, &tee])?;
         let canvas_pad = canvas_tee
             .request_pad_simple("src_%u")
             .context("requesting a canvas tee pad")?;
@@ -231,7 +214,6 @@ impl FamilyEncoder {
             family,
             queue,
             encoder,
-            send_queue,
             tee,
             canvas_pad,
             gate,
@@ -288,7 +270,7 @@ impl FamilyEncoder {
         // Release the tee pad first: after this the tee never pushes here,
         // so stopping the branch cannot return FLUSHING into the canvas.
         canvas_tee.release_request_pad(&self.canvas_pad);
-        remove_elements(bin, &[self.queue, self.encoder, self.send_queue, self.tee]);
+        remove_elements(bin, &[self.queue, self.encoder, self.tee]);
     }
 }
 

@@ -193,52 +193,25 @@ pub(crate) fn link_into_new_pad(
 }
 
 /// A leaky queue that keeps one consumer's failure from stopping a shared
-/// producer: [`firewalled`] around a queue, for a branch that must not hold
-/// up the producer's thread (a recording's disk, a talker's own mixer).
+/// producer.
+///
+/// A tee stops at the first fatal flow return of any branch, so a
+/// participant whose send branch fails (not-negotiated, error) would stop
+/// the family encoder or the mix for the whole room. This queue sits in a bin
+/// whose sink pad answers OK whatever the branch returns: the tee never sees
+/// the failure. The first fatal result runs `on_failure` (so the room can
+/// remove the participant); from then on the branch's buffers are dropped.
 pub(crate) fn firewalled_queue(
     name: &str,
     max_buffers: u32,
     on_failure: impl Fn(gst::FlowError) + Send + Sync + 'static,
 ) -> anyhow::Result<gst::Element> {
-    firewalled(
-        name,
-        &make_leaky_queue(&format!("{name}-q"), max_buffers)?,
-        on_failure,
-    )
-}
-
-/// A branch of a shared producer run in the producer's own thread, behind a
-/// firewall: for a branch that never blocks once linked, where a queue and
-/// its thread would only add a hand-off per buffer (a participant's send
-/// path, which drops what the socket cannot take).
-pub(crate) fn firewalled_inline(
-    name: &str,
-    on_failure: impl Fn(gst::FlowError) + Send + Sync + 'static,
-) -> anyhow::Result<gst::Element> {
-    let pass = make_element("identity", &format!("{name}-pass"))?;
-    pass.set_property("silent", true);
-    firewalled(name, &pass, on_failure)
-}
-
-/// Wraps `inner` (one sink pad, one src pad) in a bin that keeps one
-/// consumer's failure from stopping a shared producer.
-///
-/// A tee stops at the first fatal flow return of any branch, so a
-/// participant whose send branch fails (not-negotiated, error) would stop
-/// the family encoder or the mix for the whole room. The bin's sink pad
-/// answers OK whatever the branch returns: the tee never sees the failure.
-/// The first fatal result runs `on_failure` (so the room can remove the
-/// participant); from then on the branch's buffers are dropped.
-fn firewalled(
-    name: &str,
-    inner: &gst::Element,
-    on_failure: impl Fn(gst::FlowError) + Send + Sync + 'static,
-) -> anyhow::Result<gst::Element> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
+    let queue = make_leaky_queue(&format!("{name}-q"), max_buffers)?;
     let bin = gst::Bin::with_name(name);
-    bin.add(inner).context("adding the branch's element")?;
+    bin.add(&queue).context("adding the branch queue")?;
     let failed = Arc::new(AtomicBool::new(false));
     let on_failure = Arc::new(on_failure);
     // Maps a branch's result to what the tee sees.
@@ -256,24 +229,22 @@ fn firewalled(
     };
     let shield = Arc::new(shield);
     let shield_list = shield.clone();
-    let sink = gst::GhostPad::builder_with_target(
-        &inner.static_pad("sink").context("the branch's sink pad")?,
-    )
-    .context("ghosting the branch's sink pad")?
-    .name("sink")
-    .chain_function(move |pad, parent, buffer| {
-        shield(gst::ProxyPad::chain_default(pad, parent, buffer))
-    })
-    .chain_list_function(move |pad, parent, list| {
-        shield_list(gst::ProxyPad::chain_list_default(pad, parent, list))
-    })
-    .build();
-    let src = gst::GhostPad::builder_with_target(
-        &inner.static_pad("src").context("the branch's src pad")?,
-    )
-    .context("ghosting the branch's src pad")?
-    .name("src")
-    .build();
+    let sink =
+        gst::GhostPad::builder_with_target(&queue.static_pad("sink").context("queue sink pad")?)
+            .context("ghosting the queue's sink pad")?
+            .name("sink")
+            .chain_function(move |pad, parent, buffer| {
+                shield(gst::ProxyPad::chain_default(pad, parent, buffer))
+            })
+            .chain_list_function(move |pad, parent, list| {
+                shield_list(gst::ProxyPad::chain_list_default(pad, parent, list))
+            })
+            .build();
+    let src =
+        gst::GhostPad::builder_with_target(&queue.static_pad("src").context("queue src pad")?)
+            .context("ghosting the queue's src pad")?
+            .name("src")
+            .build();
     bin.add_pad(&sink).context("adding the bin's sink pad")?;
     bin.add_pad(&src).context("adding the bin's src pad")?;
     Ok(bin.upcast())
@@ -664,17 +635,11 @@ mod tests {
     }
 
     /// One tee, a healthy branch and a branch that fails mid-stream: with the
-    /// failing branch behind a firewall, queued or in the tee's own thread,
-    /// the healthy one gets every buffer and the failure is reported once.
+    /// failing branch behind a firewalled queue, the healthy one gets every
+    /// buffer.
     #[test]
     fn a_firewalled_failing_branch_does_not_stop_the_tee() {
         gst::init().unwrap();
-        for queued in [true, false] {
-            firewalled_branch_fails_alone(queued);
-        }
-    }
-
-    fn firewalled_branch_fails_alone(queued: bool) {
         let pipeline = gst::parse::launch(
             "audiotestsrc num-buffers=300 ! tee name=t \
              t. ! queue ! fakesink name=goodsink \
@@ -686,12 +651,7 @@ mod tests {
         let failures = Arc::new(Mutex::new(Vec::new()));
         let firewall = {
             let failures = failures.clone();
-            let report = move |e| failures.lock().unwrap().push(e);
-            if queued {
-                firewalled_queue("branch", 5, report).unwrap()
-            } else {
-                firewalled_inline("branch", report).unwrap()
-            }
+            firewalled_queue("branch", 5, move |e| failures.lock().unwrap().push(e)).unwrap()
         };
         pipeline.add(&firewall).unwrap();
         let tee = pipeline.by_name("t").unwrap();
@@ -718,7 +678,7 @@ mod tests {
         assert_eq!(
             received.load(Ordering::Relaxed),
             300,
-            "the healthy branch was starved (queued: {queued})"
+            "the healthy branch was starved"
         );
         assert_eq!(*failures.lock().unwrap(), vec![gst::FlowError::Error]);
     }

@@ -3,18 +3,12 @@
 //! on the canvas, and its mix-minus.
 //!
 //! ```text
-//! family tee ─► firewall ─► rtp{vp8,h264}pay(pt) ──────────────────────────► webrtcbin (video)
+//! family tee ─► queue(leaky) ─► rtp{vp8,h264}pay(pt) ─────────────────────► webrtcbin (video)
 //! own mix-minus (only while talking, own_mix.rs) ─────────────┐ (talking)
 //!                                                              input-selector ─► rtpopuspay(pt) ─► webrtcbin (audio)
-//! shared tee (one Opus encode of the full mix) ─► queue(leaky, firewalled) ┘ (not talking)
+//! shared tee (one Opus encode of the full mix) ─► queue(leaky) ┘ (not talking)
 //! placeholder: videotestsrc(grey) ─► caps(tile) ─► textoverlay(name) ─► compositor (until video arrives)
 //! ```
-//!
-//! The encoded canvas runs into a participant's send path in the family's
-//! send thread (no queue: the path ends in a socket that drops what it
-//! cannot take); the shared mix through a queue of its own. Both are linked
-//! only once the participant's connection is up: until DTLS has its keys,
-//! webrtcbin holds back whatever reaches it, which would hold up the tee.
 //!
 //! Each person hears everyone but themselves: a talker their own mix-minus,
 //! everyone else the shared encode of the full mix, in which their own
@@ -31,8 +25,8 @@ use super::codec::{MediaChoice, Track, VideoChoice};
 use super::crop::TileCrop;
 use super::own_mix::OwnMix;
 use super::{
-    firewalled_inline, firewalled_queue, i420_caps, make_capsfilter, make_element, remove_elements,
-    CodecFamily, MediaEvent, RoomMedia,
+    firewalled_queue, i420_caps, make_capsfilter, make_element, remove_elements, CodecFamily,
+    MediaEvent, RoomMedia,
 };
 use crate::layout::file::{Fit, LabelPosition};
 use crate::layout::{Rect, Size};
@@ -50,6 +44,8 @@ const PLACEHOLDER_SIZE: Size = Size {
 };
 /// The placeholder only changes when the layout does: a few frames a second suffice.
 const PLACEHOLDER_FPS: u32 = 5;
+/// Video buffers a participant's send queue may hold before dropping the oldest.
+const VIDEO_EGRESS_QUEUE: u32 = 5;
 /// Audio buffers (20 ms each) the queues around the mixers may hold.
 pub(super) const AUDIO_QUEUE: u32 = 25;
 
@@ -136,14 +132,8 @@ pub struct ParticipantMedia {
     pub(super) family: CodecFamily,
     pub(super) webrtcbin: gst::Element,
     pub(super) elements: Vec<gst::Element>,
-    /// Where the family's encoded canvas comes in (firewalled).
-    video_in: gst::Element,
-    /// Where the shared encode of the full mix comes in (firewalled).
-    shared_in: gst::Element,
-    /// The family tee's pad feeding `video_in`, once the connection is up.
-    family_tee_pad: Option<gst::Pad>,
-    /// The shared Opus tee's pad feeding `shared_in`, once the connection is up.
-    shared_tee_pad: Option<gst::Pad>,
+    family_tee_pad: gst::Pad,
+    shared_tee_pad: gst::Pad,
     pub(super) talk: TalkSwitch,
     placeholder_pad: gst::Pad,
     pub(super) video: Option<VideoTile>,
@@ -170,7 +160,8 @@ pub struct ParticipantMedia {
     pub(super) label: LabelStyle,
     /// How the layout wants the picture to fill the tile.
     pub(super) fit: Fit,
-    /// Canvas frames sent to the participant.
+    /// Canvas frames sent to the participant (past its own queue, which
+    /// drops frames it cannot send in time).
     pub(super) canvas_sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -331,7 +322,7 @@ impl RoomMedia {
         added: &mut Added,
     ) -> anyhow::Result<ParticipantMedia> {
         let family = choice.video.family;
-        self.ensure_family(family)?;
+        let family_tee = self.ensure_family(family)?.tee.clone();
         let bin = self.pipeline.clone().upcast::<gst::Bin>();
         let n = |what: &str| format!("{id}-{what}");
 
@@ -392,9 +383,13 @@ impl RoomMedia {
         let video_pad = video_pad.context("no camera m-line")?;
 
         // Video egress: one shared encoded stream, payloaded per participant.
-        // Each branch of a shared stream sits behind a firewall: if it
-        // fails, the room is told and the shared stream flows on.
-        let video_in = firewalled_inline(&n("video-in"), branch_failed(events, id, "video"))?;
+        // Each branch of a shared stream sits behind a firewalled queue: if
+        // it fails, the room is told and the shared stream flows on.
+        let vqueue = firewalled_queue(
+            &n("video-out-queue"),
+            VIDEO_EGRESS_QUEUE,
+            branch_failed(events, id, "video"),
+        )?;
         let (pay, pay_tail) = match family {
             CodecFamily::Vp8 => {
                 let p = make_element("rtpvp8pay", &n("vp8pay"))?;
@@ -425,13 +420,13 @@ impl RoomMedia {
         pay.set_property("pt", u32::from(choice.video.payload));
         pay.set_property("ssrc", video_ssrc);
         pay.set_property("mtu", 1200u32);
-        added.chain(&bin, &[&video_in])?;
+        added.chain(&bin, &[&vqueue])?;
         if family == CodecFamily::Vp8 {
             added.chain(&bin, &[&pay])?;
         }
-        video_in
+        vqueue
             .link(&pay)
-            .context("linking video firewall to payloader")?;
+            .context("linking video queue to payloader")?;
         pay_tail
             .static_pad("src")
             .context("payloader src")?
@@ -441,13 +436,7 @@ impl RoomMedia {
         // Audio egress. A talker hears its own mix-minus (own_mix.rs),
         // encoded for it alone; everyone else shares the full mix's one
         // encode.
-        // Unlike the canvas, the shared encode reaches each participant
-        // through a queue and a thread of its own: one thread sending every
-        // participant's packet of each 20 ms gets one thread's share of an
-        // overloaded machine, and everyone's audio queued up behind it
-        // (speaking-club-30 with its participants on the same machine:
-        // audio added 255 ms at the median, against 43 this way).
-        let shared_in = firewalled_queue(
+        let shared_queue = firewalled_queue(
             &n("shared-mix-queue"),
             AUDIO_QUEUE,
             branch_failed(events, id, "shared mix"),
@@ -458,15 +447,15 @@ impl RoomMedia {
         let opuspay = make_element("rtpopuspay", &n("opuspay"))?;
         opuspay.set_property("pt", u32::from(choice.audio_payload));
         opuspay.set_property("ssrc", audio_ssrc);
-        added.chain(&bin, &[&shared_in])?;
-        super::private_copies(&shared_in.static_pad("src").context("shared mix in src")?);
+        added.chain(&bin, &[&shared_queue])?;
+        super::private_copies(&shared_queue.static_pad("src").context("shared queue src")?);
         added.chain(&bin, &[&selector, &opuspay])?;
         let shared_select_pad = selector
             .request_pad_simple("sink_%u")
             .context("requesting the selector's shared-mix input")?;
-        shared_in
+        shared_queue
             .static_pad("src")
-            .context("shared mix in src")?
+            .context("shared queue src")?
             .link(&shared_select_pad)
             .context("linking shared mix to the selector")?;
         selector.set_property("active-pad", &shared_select_pad);
@@ -511,10 +500,10 @@ impl RoomMedia {
         }
         elements.extend([
             pay.clone(),
-            video_in.clone(),
+            vqueue.clone(),
             opuspay.clone(),
             selector.clone(),
-            shared_in.clone(),
+            shared_queue.clone(),
             ph_text.clone(),
             ph_caps.clone(),
             ph_src.clone(),
@@ -524,18 +513,30 @@ impl RoomMedia {
                 .with_context(|| format!("starting {}", e.name()))?;
         }
 
+        // Connect to the shared streams last, once every element is playing.
+        let family_tee_pad = added.request(&family_tee, "src_%u")?;
+        family_tee_pad
+            .link(&vqueue.static_pad("sink").context("video queue sink")?)
+            .context("linking family tee to participant")?;
+        let shared_tee_pad = added.request(&self.shared_opus_tee, "src_%u")?;
+        shared_tee_pad
+            .link(
+                &shared_queue
+                    .static_pad("sink")
+                    .context("shared queue sink")?,
+            )
+            .context("linking the shared encode to participant")?;
         self.latency_changed();
-        // The shared streams are connected, and the newcomer's keyframe
-        // asked for, once its connection is up (MediaEvent::Connected,
-        // `welcome`): a keyframe sent now would reach nobody and use up the
-        // family's keyframe allowance for the next second.
+        // The newcomer's keyframe is asked for once its connection is up
+        // (MediaEvent::Connected): one sent now would reach nobody and use
+        // up the family's keyframe allowance for the next second.
 
         let canvas_sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         {
             let count = canvas_sent.clone();
-            video_in
+            vqueue
                 .static_pad("src")
-                .context("video firewall src")?
+                .context("video queue src")?
                 .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
                     count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     gst::PadProbeReturn::Ok
@@ -548,10 +549,8 @@ impl RoomMedia {
             family,
             webrtcbin,
             elements,
-            video_in,
-            shared_in,
-            family_tee_pad: None,
-            shared_tee_pad: None,
+            family_tee_pad,
+            shared_tee_pad,
             talk: TalkSwitch {
                 selector,
                 shared: shared_select_pad,
@@ -586,12 +585,10 @@ impl RoomMedia {
     pub fn remove_participant(&mut self, mut pm: ParticipantMedia, last_of_family: bool) {
         let bin = self.pipeline.clone().upcast::<gst::Bin>();
         // 1. Shared producers stop pushing into this participant.
-        if let (Some(enc), Some(pad)) = (self.families.get(&pm.family), &pm.family_tee_pad) {
-            enc.tee.release_request_pad(pad);
+        if let Some(enc) = self.families.get(&pm.family) {
+            enc.tee.release_request_pad(&pm.family_tee_pad);
         }
-        if let Some(pad) = &pm.shared_tee_pad {
-            self.shared_opus_tee.release_request_pad(pad);
-        }
+        self.shared_opus_tee.release_request_pad(&pm.shared_tee_pad);
         if let Some(own) = pm.talk.own.take() {
             pm.talk.selector.set_property("active-pad", &pm.talk.shared);
             self.stop_own_mix(own, &pm.talk.selector);
@@ -700,22 +697,12 @@ impl RoomMedia {
         apply_visibility(pm);
     }
 
-    /// A participant's connection is up: the canvas and the shared mix
-    /// start flowing to it, and its family encoder sends a keyframe, so the
-    /// newcomer's first canvas frame is a whole one.
-    pub fn welcome(&self, pm: &mut ParticipantMedia) -> anyhow::Result<()> {
-        let enc = self
-            .families
-            .get(&pm.family)
-            .context("the participant's codec family has no encoder")?;
-        if pm.family_tee_pad.is_none() {
-            pm.family_tee_pad = Some(link_from_tee(&enc.tee, &pm.video_in)?);
+    /// A participant's connection is up: its family encoder sends a
+    /// keyframe, so the newcomer's first canvas frame is a whole one.
+    pub fn welcome(&self, pm: &ParticipantMedia) {
+        if let Some(enc) = self.families.get(&pm.family) {
+            enc.welcome_keyframe();
         }
-        if pm.shared_tee_pad.is_none() {
-            pm.shared_tee_pad = Some(link_from_tee(&self.shared_opus_tee, &pm.shared_in)?);
-        }
-        enc.welcome_keyframe();
-        Ok(())
     }
 
     /// Hides the placeholder once the participant's own video is shown.
@@ -723,22 +710,6 @@ impl RoomMedia {
         pm.video_started = true;
         apply_visibility(pm);
     }
-}
-
-/// Requests a pad from `tee` and links it into `branch`'s sink pad; the
-/// pad goes back to the tee if the link fails.
-fn link_from_tee(tee: &gst::Element, branch: &gst::Element) -> anyhow::Result<gst::Pad> {
-    let pad = tee
-        .request_pad_simple("src_%u")
-        .with_context(|| format!("requesting a pad from {}", tee.name()))?;
-    let sink = branch
-        .static_pad("sink")
-        .with_context(|| format!("{} has no sink pad", branch.name()))?;
-    if let Err(e) = pad.link(&sink) {
-        tee.release_request_pad(&pad);
-        return Err(e).with_context(|| format!("linking {} to {}", tee.name(), branch.name()));
-    }
-    Ok(pad)
 }
 
 /// What a half-built participant has added to the room, so a failure can

@@ -762,20 +762,13 @@ impl RoomActor {
                 sample,
             } => self.on_stats(&participant, sample),
             MediaEvent::Connected { participant } => {
-                let Some(pm) = self
+                if let Some(pm) = self
                     .participants
-                    .get_mut(&participant)
-                    .and_then(|p| p.media.as_mut())
-                else {
-                    return;
-                };
-                debug!(participant = %participant, "connected; sending the canvas and the mix");
-                if let Err(e) = self.media.welcome(pm) {
-                    warn!(participant = %participant, "could not start sending: {e:#}");
-                    self.remove(
-                        &participant,
-                        LeaveReason::MediaFailed(format!("could not start sending: {e:#}")),
-                    );
+                    .get(&participant)
+                    .and_then(|p| p.media.as_ref())
+                {
+                    debug!(participant = %participant, "connected; asking for a keyframe");
+                    self.media.welcome(pm);
                 }
             }
             MediaEvent::ConnectionFailed { participant, what } => {
