@@ -180,3 +180,70 @@ async fn an_offer_with_only_an_unsupported_codec_is_refused_and_the_room_carries
         .await
     );
 }
+
+/// A participant whose connection never comes up (an offer, then nothing:
+/// the offer names no candidate to reach) holds up nobody. webrtcbin holds
+/// back what reaches a connection whose DTLS keys are not set, in the
+/// pushing thread: the participant's own send queues take that wait, and
+/// the encoded canvas and the shared mix flow on to everyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_whose_connection_never_comes_up_holds_nobody_up() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let server = TestServer::start(test_config()).await;
+    let url = server.ws_url();
+    let good = TestPeer::join(&url, PeerOptions::new("club", "good", 0xff0000)).await;
+    assert!(
+        wait_until(Duration::from_secs(20), || good.frames() > 15
+            && good.audio_samples() > 48_000)
+        .await,
+        "the first peer gets no canvas or no mix"
+    );
+
+    let mut ws = common::ws::connect(&url).await;
+    let joined = send_and_read(&mut ws, r#"{"type":"join","room":"club","name":"stuck"}"#).await;
+    assert_eq!(joined["type"], "joined", "{joined}");
+    let stuck = joined["participantId"].as_str().unwrap().to_string();
+    let offer = serde_json::json!({
+        "type": "offer",
+        "sdp": include_str!("fixtures/sdp/chromium-offer.sdp"),
+    })
+    .to_string();
+    let mut reply = send_and_read(&mut ws, &offer).await;
+    while reply["type"] != "answer" {
+        assert_ne!(reply["type"], "error", "{reply}");
+        reply = read(&mut ws).await;
+    }
+
+    // Same family as the first peer: the one VP8 encode feeds both.
+    let snap = server.room("club").await.unwrap();
+    assert_eq!(snap.encoders.len(), 1, "{:?}", snap.encoders);
+    let (frames, samples) = (good.frames(), good.audio_samples());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // 45 canvas frames (at the tests' 15 fps) and 144 000 samples in 3 s;
+    // a blocked encoder or mix would give next to none.
+    assert!(
+        good.frames() > frames + 22,
+        "the canvas stalled: {} frames in 3 s",
+        good.frames() - frames
+    );
+    assert!(
+        good.audio_samples() > samples + 72_000,
+        "the mix stalled: {} samples in 3 s",
+        good.audio_samples() - samples
+    );
+    let snap = server.room("club").await.unwrap();
+    assert!(
+        snap.media.iter().any(|(id, _)| *id == stuck),
+        "the stuck participant is not in the room"
+    );
+
+    drop(ws);
+    assert!(
+        wait_until(Duration::from_secs(10), || good.participant_count()
+            == Some(1))
+        .await,
+        "the stuck participant was not removed when its socket closed"
+    );
+    good.leave().await;
+}
