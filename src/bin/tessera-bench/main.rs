@@ -27,6 +27,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_webrtc as gst_webrtc;
 use tokio::io::AsyncBufReadExt as _;
 
 use crate::clip::ClipKind;
@@ -75,7 +77,7 @@ struct Cli {
     /// Skip the baseline.
     #[arg(long)]
     no_baseline: bool,
-    /// Once joined, run the synthetic participants at the lowest CPU
+    /// Once joined and connected, run the synthetic participants at the lowest CPU
     /// priority (SCHED_IDLE), so that the server gets the CPU it needs
     /// first, as with the load on another machine. Each room's clicker and
     /// probe stay at normal priority: the receivers' figures (fps,
@@ -303,6 +305,18 @@ async fn steer(peer: &mut Peer) {
     }
 }
 
+/// Waits until `webrtc`'s connection is up, for at most `limit`.
+async fn connected(webrtc: &gst::Element, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        let state = webrtc.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
+        if state == gst_webrtc::WebRTCPeerConnectionState::Connected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn peer_main(spec: PeerSpec) -> anyhow::Result<()> {
     gst::init()?;
     let mut peer = Peer::new(&peer_media(&spec, true)?, &spec.name)?;
@@ -316,6 +330,10 @@ async fn peer_main(spec: PeerSpec) -> anyhow::Result<()> {
         spec.read_tiles_of.clone(),
     )
     .await?;
+    // Reported once the connection is up (or given up on): the runner may
+    // then move this participant to idle priority, and one starved in the
+    // middle of its DTLS handshake could stay unconnected for the whole run.
+    connected(&peer.webrtc, Duration::from_secs(15)).await;
     println!("joined {}", joined.id);
     steer(&mut peer).await;
     drop(joined);

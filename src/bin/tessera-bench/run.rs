@@ -214,8 +214,9 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
             let mut child = Steered::spawn(&args, &[], &peer_log)?;
             match child.next_line(Duration::from_secs(30)).await {
                 Ok(_) => {
-                    // Joined at normal priority: at idle priority on a
-                    // full machine it could not even make its offer.
+                    // Joined and connected at normal priority: at idle
+                    // priority on a full machine it could not even make
+                    // its offer, or stalled in its DTLS handshake.
                     if idle {
                         child.to_idle_priority().await?;
                     }
