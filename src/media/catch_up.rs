@@ -115,7 +115,7 @@ pub(crate) fn catch_up(rate: &gst::Element, room: &str, participant: &str) -> Op
         let cut = l.cut(samples);
         if cut == samples {
             drop(l);
-            // Taken and freed here, reported handled (see swallow_event).
+            // Taken and freed here, reported handled (see `swallow`).
             drop(info.data.take());
             return gst::PadProbeReturn::Handled;
         }

@@ -198,7 +198,7 @@ impl FamilyEncoder {
                     forced.fetch_add(1, Ordering::Relaxed);
                     gst::PadProbeReturn::Ok
                 } else {
-                    super::swallow_event(info)
+                    super::swallow(info)
                 }
             });
         }

@@ -439,7 +439,7 @@ fn guard_input(
             let pts = info.buffer().and_then(|b| b.pts()).map(|t| t.nseconds());
             let in_time = gate.lock().map_or(true, |mut g| g.pass(pts));
             if over.load(Ordering::SeqCst) || !in_time {
-                return gst::PadProbeReturn::Drop;
+                return super::swallow(info);
             }
             if let Some(buf) = info.buffer_mut() {
                 buf.make_mut().set_duration(FRAME_HOLD);

@@ -115,7 +115,7 @@ fn stop_qos_upstream(pad: &gst::Pad) {
         if !is_qos {
             return gst::PadProbeReturn::Ok;
         }
-        super::swallow_event(info)
+        super::swallow(info)
     });
 }
 

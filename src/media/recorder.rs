@@ -142,7 +142,7 @@ impl RoomMedia {
                 seen_key.store(true, Ordering::Relaxed);
                 gst::PadProbeReturn::Ok
             } else {
-                gst::PadProbeReturn::Drop
+                super::swallow(info)
             }
         });
         for (name, e) in [("video", &vqueue), ("audio", &aqueue)] {
