@@ -573,8 +573,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     /// In a live pipeline, a buffer stamped a second before now is dropped
-    /// and one stamped now passes.
-    /// Stale buffers are dropped without GStreamer complaining: a probe
+    /// and one stamped now passes, without GStreamer complaining: a probe
     /// that returned `Drop` made it unref an empty pointer, a critical
     /// warning per dropped buffer.
     #[test]
