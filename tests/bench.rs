@@ -29,7 +29,7 @@ fn smoke_run_writes_a_measured_report() {
     let levels = json["levels"].as_array().expect("levels");
     assert_eq!(levels.len(), 1, "{json:#}");
     let l = &levels[0];
-    let logs = format!("{l:#}\nlogs in {}", out.display());
+    let logs = format!("{l:#}\n{}", log_tails(&out));
     assert_eq!(l["scenario"], "lesson-1on1");
     assert_eq!(l["participants"], 2);
     assert_eq!(l["failed_participants"], 0, "{logs}");
@@ -74,4 +74,23 @@ fn smoke_run_writes_a_measured_report() {
         "a drawn PNG"
     );
     let _ = std::fs::remove_dir_all(&out);
+}
+
+/// The ends of the participants' and the server's logs of a run in `out`,
+/// so that a failure on a CI machine says what happened there.
+fn log_tails(out: &std::path::Path) -> String {
+    let mut text = format!("logs in {}", out.display());
+    let levels = std::fs::read_dir(out).into_iter().flatten().flatten();
+    for level in levels.filter(|e| e.path().is_dir()) {
+        for log in ["peers.log", "server.log"] {
+            let path = level.path().join(log);
+            let Ok(content) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let lines: Vec<&str> = content.lines().collect();
+            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+            text += &format!("\n--- the end of {}:\n{tail}", path.display());
+        }
+    }
+    text
 }

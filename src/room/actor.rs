@@ -709,7 +709,7 @@ impl RoomActor {
                 let Some(p) = self.participants.get_mut(&participant) else {
                     return;
                 };
-                debug!(participant = %participant, screen, "video started");
+                info!(participant = %participant, screen, "video showing on the canvas");
                 if screen {
                     p.screen_started = true;
                     if p.sharing {

@@ -290,15 +290,20 @@ fn peer_media(spec: &PeerSpec, send: bool) -> anyhow::Result<PeerMedia> {
 
 /// Serves "window" (start measuring) and "report" (print what was
 /// measured) until "stop".
-async fn steer(peer: &mut Peer) {
+async fn steer(peer: &mut Peer, name: &str) {
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         match line.trim() {
             "window" => peer.start_window(),
-            "report" => println!(
-                "{}",
-                serde_json::to_string(&peer.measured()).unwrap_or_default()
-            ),
+            "report" => {
+                if peer.probe {
+                    eprintln!("{name}: {}", peer.reads());
+                }
+                println!(
+                    "{}",
+                    serde_json::to_string(&peer.measured()).unwrap_or_default()
+                )
+            }
             "stop" => break,
             _ => {}
         }
@@ -335,7 +340,7 @@ async fn peer_main(spec: PeerSpec) -> anyhow::Result<()> {
     // middle of its DTLS handshake could stay unconnected for the whole run.
     connected(&peer.webrtc, Duration::from_secs(15)).await;
     println!("joined {}", joined.id);
-    steer(&mut peer).await;
+    steer(&mut peer, &spec.name).await;
     drop(joined);
     peer.finish();
     Ok(())
@@ -360,7 +365,7 @@ async fn direct_main(spec: PeerSpec) -> anyhow::Result<()> {
     receiver.mark_join();
     session::link_direct(&sender, &receiver)?;
     println!("joined direct");
-    steer(&mut receiver).await;
+    steer(&mut receiver, "direct-receiver").await;
     receiver.finish();
     sender.finish();
     Ok(())

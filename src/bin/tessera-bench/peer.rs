@@ -69,6 +69,10 @@ struct Counters {
     video_latency: Vec<f64>,
     audio_latency: Vec<f64>,
     canvas_codec: Option<String>,
+    /// Canvas frames a probe decoded in the window, and how many of them
+    /// showed a readable code in some tile.
+    decoded: u64,
+    coded: u64,
 }
 
 impl Counters {
@@ -85,6 +89,8 @@ pub struct Peer {
     pub webrtc: gst::Element,
     /// Tiles of the canvas to read codes from (set by whoever knows the layout).
     pub tiles: Arc<Mutex<Vec<Area>>>,
+    /// Whether it decodes what arrives and reads the marks.
+    pub probe: bool,
     counters: Arc<Mutex<Counters>>,
     sent: Vec<Arc<AtomicU64>>,
     sent_at_window: u64,
@@ -212,6 +218,7 @@ impl Peer {
             pipeline,
             webrtc,
             tiles,
+            probe: media.probe,
             counters,
             sent,
             sent_at_window: 0,
@@ -234,6 +241,21 @@ impl Peer {
         c.bytes_down = 0;
         c.video_latency.clear();
         c.audio_latency.clear();
+        c.decoded = 0;
+        c.coded = 0;
+    }
+
+    /// For the participant's log: what a probe made of the canvas in the
+    /// window (a run without video latency says why here).
+    pub fn reads(&self) -> String {
+        let c = self.counters.lock().unwrap();
+        format!(
+            "canvas frames decoded {}, with a readable code {}, latency samples {}, tiles {:?}",
+            c.decoded,
+            c.coded,
+            c.video_latency.len(),
+            self.tiles.lock().unwrap()
+        )
     }
 
     /// Stops sending and media.
@@ -386,6 +408,7 @@ fn video_reader(
                 last_tiles = current.clone();
             }
             let mut samples = Vec::new();
+            let mut coded = false;
             for (i, tile) in current.iter().enumerate() {
                 let inside =
                     tile.x + tile.width <= info.width() && tile.y + tile.height <= info.height();
@@ -395,6 +418,7 @@ fn video_reader(
                 let Some(c) = code::read(luma, stride, code::fitted(*tile, send_size)) else {
                     continue;
                 };
+                coded = true;
                 if last[i] != Some(c) {
                     if last[i].is_some() {
                         samples.push(
@@ -407,6 +431,8 @@ fn video_reader(
             let mut cnt = counters.lock().unwrap();
             if cnt.in_window(now) {
                 cnt.video_latency.extend(samples);
+                cnt.decoded += 1;
+                cnt.coded += u64::from(coded);
             }
             Ok(gst::FlowSuccess::Ok)
         })
