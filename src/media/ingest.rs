@@ -204,7 +204,7 @@ impl RoomMedia {
         // (FRAME_HOLD keeps the previous one up): the compositor must not
         // wait out the jitter buffer's latency for it.
         hide_latency(&queue.static_pad("src").context("tile queue src")?);
-        super::newest_frame_only(&queue.static_pad("src").context("tile queue src")?);
+        super::newest_frame::newest_frame_only(&queue.static_pad("src").context("tile queue src")?);
         let chain = [
             &depay,
             &dec,

@@ -13,6 +13,7 @@ mod family;
 mod ingest;
 mod latency;
 mod link_stats;
+mod newest_frame;
 mod on_time;
 mod overlay;
 mod own_mix;
@@ -512,30 +513,6 @@ pub(crate) fn hide_latency(pad: &gst::Pad) {
         if let Some(gst::QueryViewMut::Latency(q)) = info.query_mut().map(|q| q.view_mut()) {
             let (live, _, max) = q.result();
             q.set(live, gst::ClockTime::ZERO, max);
-        }
-        gst::PadProbeReturn::Ok
-    });
-}
-
-/// Makes the aggregator pad that `src` feeds hold only the newest frame.
-///
-/// A live aggregator pad queues up to two buffers, and the compositor takes
-/// one per pad for each canvas frame. Decoded frames hold until the next one
-/// comes (`FRAME_HOLD`) and never expire on their own: two frames that came
-/// close together (a burst after a stall, network jitter) left one queued
-/// for good: from then on every frame of that tile showed one canvas
-/// frame late. A frame still waiting when a newer one comes was never shown
-/// and never will be; it is dropped.
-pub(crate) fn newest_frame_only(src: &gst::Pad) {
-    use gstreamer_base::prelude::AggregatorPadExt as _;
-    src.add_probe(gst::PadProbeType::BUFFER, |pad, _| {
-        if let Some(agg_pad) = pad
-            .peer()
-            .and_then(|p| p.downcast::<gstreamer_base::AggregatorPad>().ok())
-        {
-            if agg_pad.has_buffer() {
-                agg_pad.drop_buffer();
-            }
         }
         gst::PadProbeReturn::Ok
     });
