@@ -16,41 +16,67 @@
 //! compositor took the one before. Dropping on every newer frame then threw
 //! away each frame just before it was due, and the tile froze on one
 //! picture for as long as the two clocks stayed in that phase (one run in
-//! ten of the benchmark's smoke test, where every sender shares a phase).
+//! twenty of the benchmark's smoke test, where every sender shares a phase).
+//!
+//! A compositor running behind the clock (a machine short of CPU) makes
+//! its late canvas frames back to back, or skips them: a frame that started
+//! more than the compositor's latency and one frame before now is due
+//! whatever the canvas's position, and supersedes the frames queued before
+//! it, so a starved tile does not show its backlog frame by frame.
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
+use gstreamer_base::prelude::AggregatorExt as _;
 use gstreamer_base::prelude::AggregatorPadExt as _;
 use gstreamer_base::prelude::AggregatorPadExtManual as _;
 
 /// Whether a frame starting at `newer` (running time) makes the frames
 /// queued before it pointless: it starts before `next_end`, the end of
 /// the canvas frame the compositor makes next, so that canvas frame shows
-/// it rather than them.
-pub(crate) fn supersedes(newer: gst::ClockTime, next_end: gst::ClockTime) -> bool {
-    newer < next_end
+/// it rather than them; or before `overdue`, the start of the newest frame
+/// an on-time compositor would have shown by now.
+pub(crate) fn supersedes(
+    newer: gst::ClockTime,
+    next_end: gst::ClockTime,
+    overdue: Option<gst::ClockTime>,
+) -> bool {
+    newer < next_end || overdue.is_some_and(|due| newer < due)
 }
 
-/// The end (running time) of the canvas frame `compositor` makes next:
-/// where its output stands plus one frame. `None` before its first frame.
-fn next_canvas_end(compositor: &gst::Element) -> Option<gst::ClockTime> {
-    let src = compositor
-        .static_pad("src")?
-        .downcast::<gstreamer_base::AggregatorPad>()
-        .ok()?;
-    let segment = src.segment().downcast::<gst::ClockTime>().ok()?;
-    let start = segment.to_running_time(segment.position()?)?;
+/// One frame of the video on `src`, from its caps' frame rate.
+fn frame_duration(src: &gst::Pad) -> Option<gst::ClockTime> {
     let caps = src.current_caps()?;
     let rate = caps.structure(0)?.get::<gst::Fraction>("framerate").ok()?;
     if rate.numer() <= 0 || rate.denom() <= 0 {
         return None;
     }
-    let frame = gst::ClockTime::SECOND.mul_div_floor(rate.denom() as u64, rate.numer() as u64)?;
-    Some(start + frame)
+    gst::ClockTime::SECOND.mul_div_floor(rate.denom() as u64, rate.numer() as u64)
+}
+
+/// The end (running time) of the canvas frame `compositor` makes next
+/// (where its output stands plus one frame; `None` before its first
+/// frame), and the start before which a frame is overdue: now, less the
+/// compositor's latency and one frame.
+fn canvas_times(
+    compositor: &gstreamer_base::Aggregator,
+) -> Option<(gst::ClockTime, Option<gst::ClockTime>)> {
+    let src = compositor
+        .static_pad("src")?
+        .downcast::<gstreamer_base::AggregatorPad>()
+        .ok()?;
+    let frame = frame_duration(src.upcast_ref())?;
+    let segment = src.segment().downcast::<gst::ClockTime>().ok()?;
+    let next_end = segment.to_running_time(segment.position()?)? + frame;
+    let overdue = compositor
+        .current_running_time()
+        .zip(compositor.latency())
+        .and_then(|(now, latency)| now.checked_sub(latency + frame));
+    Some((next_end, overdue))
 }
 
 /// Makes the compositor pad that `src` feeds drop its queued frames when a
-/// newer frame comes that the next canvas frame shows ([`supersedes`]).
+/// newer frame comes that the next canvas frame shows, or that is overdue
+/// ([`supersedes`]).
 pub(crate) fn newest_frame_only(src: &gst::Pad) {
     src.add_probe(gst::PadProbeType::BUFFER, |pad, info| {
         let Some(agg_pad) = pad
@@ -66,9 +92,12 @@ pub(crate) fn newest_frame_only(src: &gst::Pad) {
             .buffer()
             .and_then(|b| b.pts())
             .and_then(|pts| super::running_time(pad, pts));
-        let next_end = agg_pad.parent_element().and_then(|c| next_canvas_end(&c));
-        if let (Some(newer), Some(next_end)) = (newer, next_end) {
-            if supersedes(newer, next_end) {
+        let times = agg_pad
+            .parent()
+            .and_then(|c| c.downcast::<gstreamer_base::Aggregator>().ok())
+            .and_then(|c| canvas_times(&c));
+        if let (Some(newer), Some((next_end, overdue))) = (newer, times) {
+            if supersedes(newer, next_end, overdue) {
                 while agg_pad.drop_buffer() {}
             }
         }
@@ -83,11 +112,16 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     #[test]
-    fn only_a_frame_due_in_the_next_canvas_frame_supersedes() {
+    fn only_a_frame_due_in_the_next_canvas_frame_or_overdue_supersedes() {
         let ms = gst::ClockTime::from_mseconds;
-        assert!(supersedes(ms(1000), ms(1033)));
-        assert!(!supersedes(ms(1033), ms(1033)));
-        assert!(!supersedes(ms(1036), ms(1033)));
+        assert!(supersedes(ms(1000), ms(1033), None));
+        assert!(!supersedes(ms(1033), ms(1033), None));
+        assert!(!supersedes(ms(1036), ms(1033), None));
+        // On time: the overdue bound lies before the next canvas frame.
+        assert!(!supersedes(ms(1036), ms(1033), Some(ms(990))));
+        // A compositor 300 ms behind: what started before now's bound is due.
+        assert!(supersedes(ms(1036), ms(1033), Some(ms(1290))));
+        assert!(!supersedes(ms(1300), ms(1033), Some(ms(1290))));
     }
 
     /// Canvas and tile at the same 30 fps, each tile frame starting 5 ms
