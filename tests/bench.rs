@@ -57,6 +57,23 @@ fn smoke_run_writes_a_measured_report() {
         let median = l[figure]["median"].as_f64();
         assert!(median.is_some_and(|m| m > 0.0), "{figure} measured: {logs}");
     }
+    // One participant counts what it receives at the socket, the probe
+    // after decryption and depayloading; both receive the same canvas.
+    let peers_log = std::fs::read_to_string(out.join("lesson-1on1-1x2/peers.log"))
+        .expect("the participants' log");
+    assert!(
+        peers_log.contains("counting received RTP at the socket"),
+        "{logs}"
+    );
+    let down = &l["down_kbps"];
+    let (low, high) = (
+        down["median"].as_f64().unwrap(),
+        down["p95"].as_f64().unwrap(),
+    );
+    assert!(
+        high <= low * 1.1,
+        "the two ways of counting the downlink agree: {logs}"
+    );
     assert!(
         json["direct"]["video_ms"]["median"].as_f64().is_some(),
         "{json:#}"

@@ -2,6 +2,12 @@
 //! the shared schedule, and receivers that count what arrives. A probe
 //! participant also decodes the canvas and the mix to read the frame codes
 //! and clicks back out, for glass-to-glass latency.
+//!
+//! The others receive as cheaply as a peer can: once their first canvas
+//! keyframe came through webrtcbin (join to first frame), they count
+//! packets from the RTP headers as they leave the socket (SRTP leaves the
+//! header in the clear) and drop them there, before decryption, the jitter
+//! buffer and the depayloader. RTCP and DTLS still go through.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -73,12 +79,42 @@ struct Counters {
     /// showed a readable code in some tile.
     decoded: u64,
     coded: u64,
+    /// Received RTP is counted and dropped at the socket.
+    at_socket: bool,
 }
 
 impl Counters {
     fn in_window(&self, now: f64) -> bool {
         self.window_start_ms > 0.0 && now >= self.window_start_ms
     }
+
+    /// A whole canvas frame arrived at `now`.
+    fn count_frame(&mut self, now: f64) {
+        if self.in_window(now) {
+            let second = ((now - self.window_start_ms) / 1000.0) as usize;
+            if self.frames.len() <= second {
+                self.frames.resize(second + 1, 0);
+            }
+            self.frames[second] += 1;
+        }
+    }
+}
+
+/// Bytes of the authentication tag at the end of each SRTP packet
+/// (AES_CM_128_HMAC_SHA1_80, what webrtcbin's DTLS-SRTP negotiates).
+const SRTP_TAG: usize = 10;
+
+/// What the clear header of a packet off the socket says, if it is RTP:
+/// its payload type and whether it ends a frame (the marker bit). RTCP
+/// (payload types 64–95 in a multiplexed stream, RFC 5761) and DTLS are
+/// not RTP.
+fn rtp_header(packet: &[u8]) -> Option<(u8, bool)> {
+    let [first, second, ..] = *packet else {
+        return None;
+    };
+    let pt = second & 0x7f;
+    (packet.len() >= 12 && first >> 6 == 2 && !(64..=95).contains(&pt))
+        .then_some((pt, second & 0x80 != 0))
 }
 
 /// A running participant pipeline.
@@ -109,16 +145,72 @@ fn rtp_caps(media: &str, codec: Option<Codec>) -> gst::Caps {
         (_, Some(Codec::H264)) => b
             .field("encoding-name", "H264")
             .field("clock-rate", 90000i32)
-            .field("payload", 102i32)
+            .field("payload", i32::from(video_pt(Codec::H264)))
             .field("packetization-mode", "1")
             .field("profile-level-id", "42e01f")
             .build(),
         _ => b
             .field("encoding-name", "VP8")
             .field("clock-rate", 90000i32)
-            .field("payload", 96i32)
+            .field("payload", i32::from(video_pt(Codec::Vp8)))
             .build(),
     }
+}
+
+/// The video payload type a participant offers (the answer keeps it).
+fn video_pt(codec: Codec) -> u8 {
+    match codec {
+        Codec::Vp8 => 96,
+        Codec::H264 => 102,
+    }
+}
+
+/// Counts and drops received RTP at the socket (see the module header)
+/// once the first canvas keyframe has come through webrtcbin.
+fn count_at_socket(
+    pipeline: &gst::Pipeline,
+    name: &str,
+    video_pt: u8,
+    counters: &Arc<Mutex<Counters>>,
+) {
+    let counters = counters.clone();
+    let name = name.to_string();
+    pipeline.connect_deep_element_added(move |_, _, element| {
+        let is_nicesrc = element.factory().is_some_and(|f| f.name() == "nicesrc");
+        let Some(src) = is_nicesrc.then(|| element.static_pad("src")).flatten() else {
+            return;
+        };
+        let counters = counters.clone();
+        let name = name.clone();
+        src.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            let Some(buf) = info.buffer() else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let Ok(map) = buf.map_readable() else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let Some((pt, marker)) = rtp_header(&map) else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let now = clip::now_ms();
+            let mut c = counters.lock().unwrap();
+            if c.first_frame_ms.is_none() {
+                return gst::PadProbeReturn::Ok;
+            }
+            if c.in_window(now) {
+                c.bytes_down += map.len().saturating_sub(SRTP_TAG) as u64;
+            }
+            if pt == video_pt && marker {
+                c.count_frame(now);
+            }
+            if !c.at_socket {
+                c.at_socket = true;
+                // The smoke test looks for this line in peers.log.
+                eprintln!("{name}: counting received RTP at the socket from now on");
+            }
+            gst::PadProbeReturn::Drop
+        });
+    });
 }
 
 impl Peer {
@@ -133,6 +225,10 @@ impl Peer {
         // Like a browser, send each frame when it is ready.
         tessera::media::send_unheld(&webrtc);
         pipeline.add(&webrtc)?;
+        let counters = Arc::new(Mutex::new(Counters::default()));
+        if !media.probe {
+            count_at_socket(&pipeline, name, video_pt(media.codec), &counters);
+        }
         let mut feeds = Vec::new();
         let mut sent = Vec::new();
         let sources = [
@@ -163,10 +259,8 @@ impl Peer {
                 "pt",
                 if kind == "audio" {
                     111u32
-                } else if media.codec == Codec::H264 {
-                    102
                 } else {
-                    96
+                    u32::from(video_pt(media.codec))
                 },
             );
             let filter = el("capsfilter")?;
@@ -194,7 +288,6 @@ impl Peer {
             }
             i += 1;
         }
-        let counters = Arc::new(Mutex::new(Counters::default()));
         let tiles = Arc::new(Mutex::new(Vec::new()));
         {
             let weak = pipeline.downgrade();
@@ -356,13 +449,7 @@ fn attach_receiver(
                 {
                     c.first_frame_ms = Some(now);
                 }
-                if c.in_window(now) {
-                    let second = ((now - c.window_start_ms) / 1000.0) as usize;
-                    if c.frames.len() <= second {
-                        c.frames.resize(second + 1, 0);
-                    }
-                    c.frames[second] += 1;
-                }
+                c.count_frame(now);
                 gst::PadProbeReturn::Ok
             });
     }
@@ -466,4 +553,27 @@ fn click_reader(media: &PeerMedia, counters: Arc<Mutex<Counters>>) -> gst_app::A
             Ok(gst::FlowSuccess::Ok)
         })
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtp_headers_are_told_from_rtcp_and_dtls() {
+        let mut rtp = vec![0x80, 96, 0, 1];
+        rtp.resize(40, 0);
+        assert_eq!(rtp_header(&rtp), Some((96, false)));
+        rtp[1] = 0x80 | 102;
+        assert_eq!(rtp_header(&rtp), Some((102, true)), "marker bit");
+        // A receiver report (packet type 201) in a multiplexed stream.
+        let mut rtcp = vec![0x81, 201, 0, 7];
+        rtcp.resize(32, 0);
+        assert_eq!(rtp_header(&rtcp), None);
+        // A DTLS record (content type 22, handshake).
+        let mut dtls = vec![22, 0xfe, 0xfd];
+        dtls.resize(40, 0);
+        assert_eq!(rtp_header(&dtls), None);
+        assert_eq!(rtp_header(&[0x80, 96]), None, "shorter than a header");
+    }
 }
