@@ -83,6 +83,8 @@ struct Cli {
     /// probe stay at normal priority: the receivers' figures (fps,
     /// latency, join) come from them, the probe reading only their tiles,
     /// and the server's own count says what it sent the starved others.
+    /// Starved senders' tiles change less often, so the CPU ratio
+    /// flatters the server in this mode.
     #[arg(long)]
     peers_low_priority: bool,
     /// A few seconds of lesson-1on1 at a small size: checks that the

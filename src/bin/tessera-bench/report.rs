@@ -307,7 +307,7 @@ pub fn markdown(r: &Report) -> String {
     for l in r.levels.iter().filter(|l| l.idle_participants > 0) {
         let _ = writeln!(
             out,
-            "\n{}: {} of {} participants ran at idle CPU priority once joined (`--peers-low-priority`). The receivers' figures come from those at normal priority (each room's clicker and probe, the probe reading only their tiles); whether every receiver got 29 fps is judged from them and from the server's own count of what it sent each participant.",
+            "\n{}: {} of {} participants ran at idle CPU priority once joined (`--peers-low-priority`). The receivers' figures come from those at normal priority (each room's clicker and probe, the probe reading only their tiles); whether every receiver got 29 fps is judged from them and from the server's own count of what it sent each participant. A starved sender's frames come late and in bursts, so its tile changes less often than the canvas: the server then does less work than the baseline, and the CPU ratio flatters it.",
             l.scenario,
             l.idle_participants,
             l.participants,
