@@ -100,8 +100,9 @@ impl Counters {
     }
 }
 
-/// Bytes of the authentication tag at the end of each SRTP packet
-/// (AES_CM_128_HMAC_SHA1_80, what webrtcbin's DTLS-SRTP negotiates).
+/// Bytes of the authentication tag at the end of each SRTP packet with
+/// AES_CM_128_HMAC_SHA1_80; the smoke test checks the byte count against a
+/// decrypting receiver's.
 const SRTP_TAG: usize = 10;
 
 /// What the clear header of a packet off the socket says, if it is RTP:
