@@ -10,6 +10,7 @@ pub mod codec;
 mod crop;
 pub mod elements;
 mod family;
+mod i420_fill;
 mod ingest;
 mod latency;
 mod link_stats;

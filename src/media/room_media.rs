@@ -85,7 +85,7 @@ impl RoomMedia {
         // Borders, highlight and muted markers, drawn once for all encoders.
         let decor = make_element("overlaycomposition", "canvas-decor")?;
         let overlay = CanvasOverlay::default();
-        overlay.attach(&decor);
+        overlay.attach(&decor)?;
         let canvas_tee = make_tee("canvas-tee")?;
         add_chain(bin, &[&bg, &bg_caps])?;
         add_chain(bin, &[&compositor, &canvas_caps, &decor, &canvas_tee])?;
