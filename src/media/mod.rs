@@ -21,6 +21,7 @@ mod own_mix;
 mod participant;
 mod recorder;
 mod room_media;
+mod still;
 pub mod templates;
 pub mod webrtc_stats;
 

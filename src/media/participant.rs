@@ -24,6 +24,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::codec::{MediaChoice, Track, VideoChoice};
 use super::crop::TileCrop;
 use super::own_mix::OwnMix;
+use super::still::SolidSource;
 use super::{
     firewalled_queue, i420_caps, make_capsfilter, make_element, remove_elements, CodecFamily,
     MediaEvent, RoomMedia,
@@ -42,6 +43,8 @@ const PLACEHOLDER_SIZE: Size = Size {
     width: 320,
     height: 180,
 };
+/// The placeholder's grey, behind the name.
+const PLACEHOLDER_GREY: u32 = 0x404040;
 /// The placeholder only changes when the layout does: a few frames a second suffice.
 const PLACEHOLDER_FPS: u32 = 5;
 /// Video buffers a participant's send queue may hold before dropping the oldest.
@@ -466,22 +469,22 @@ impl RoomMedia {
             .context("linking opus payloader to webrtcbin")?;
 
         // Placeholder tile with the participant's name.
-        let ph_src = make_element("videotestsrc", &n("placeholder"))?;
-        ph_src.set_property("is-live", true);
-        ph_src.set_property_from_str("pattern", "solid-color");
-        ph_src.set_property("foreground-color", 0xff40_4040u32);
-        let ph_caps = make_capsfilter(&n("placeholder-caps"), &placeholder_caps(PLACEHOLDER_SIZE))?;
+        // Drawn once (grey frame, name), then repeated live (still.rs).
+        let ph_src = SolidSource::new(&n("placeholder"), PLACEHOLDER_SIZE)?;
+        ph_src.show(PLACEHOLDER_GREY)?;
         let ph_text = make_element("textoverlay", &n("placeholder-name"))?;
         ph_text.set_property("text", name);
         ph_text.set_property_from_str("valignment", "center");
         ph_text.set_property_from_str("halignment", "center");
         ph_text.set_property("font-desc", "Sans Bold 20");
         ph_text.set_property("shaded-background", true);
-        added.chain(&bin, &[&ph_src, &ph_caps, &ph_text])?;
+        let ph_freeze = super::still::freeze(&n("placeholder-freeze"))?;
+        let ph_caps = make_capsfilter(&n("placeholder-caps"), &placeholder_caps(PLACEHOLDER_SIZE))?;
+        added.chain(&bin, &[ph_src.element(), &ph_text, &ph_freeze, &ph_caps])?;
         let placeholder_pad = added.request(&self.compositor, "sink_%u")?;
-        super::hide_latency(&ph_text.static_pad("src").context("placeholder src")?);
+        super::hide_latency(&ph_caps.static_pad("src").context("placeholder src")?);
         placeholder_pad.set_property("zorder", 1u32);
-        ph_text
+        ph_caps
             .static_pad("src")
             .context("placeholder src")?
             .link(&placeholder_pad)
@@ -504,9 +507,10 @@ impl RoomMedia {
             opuspay.clone(),
             selector.clone(),
             shared_queue.clone(),
-            ph_text.clone(),
             ph_caps.clone(),
-            ph_src.clone(),
+            ph_freeze.clone(),
+            ph_text.clone(),
+            ph_src.element().clone(),
         ]);
         for e in &elements {
             e.sync_state_with_parent()

@@ -2,7 +2,7 @@
 //! audio mix, plus one encoder per codec family in use.
 //!
 //! ```text
-//! videotestsrc(black, live) ─► compositor ─► capsfilter(I420 WxH@fps) ─► overlaycomposition(decorations) ─► canvas tee ─► [family encoders]
+//! appsrc(background) ─► imagefreeze(live) ─► compositor ─► capsfilter(I420 WxH@fps) ─► overlaycomposition(decorations) ─► canvas tee ─► [family encoders]
 //!   participant tiles ───────►─┘
 //! audiotestsrc(silence, live) ─► audiomixer ─► capsfilter(F32 48k mono) ─► full-mix tee ─► [mix-minus per participant]
 //!                                                                     full-mix tee ─► queue ─► [opus] ─► shared tee (non-talkers)
@@ -13,6 +13,7 @@
 //! live background sources keep both mixers ticking in an empty room.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -21,6 +22,7 @@ use gstreamer::prelude::*;
 
 use super::family::{EncodedCount, FamilyEncoder};
 use super::overlay::CanvasOverlay;
+use super::still::SolidSource;
 use super::templates::TemplateKind;
 use super::{
     add_chain, configure_aggregator, i420_caps, link_into_new_pad, make_capsfilter, make_element,
@@ -43,6 +45,9 @@ pub struct RoomMedia {
     encoded: HashMap<CodecFamily, Arc<EncodedCount>>,
     pub(super) room: String,
     overlay: CanvasOverlay,
+    /// The canvas background's still frame, and its colour now.
+    background: SolidSource,
+    background_rgb: AtomicU32,
     /// The running recording, if any.
     pub(super) recorder: Option<super::recorder::Recorder>,
     latency: super::latency::LatencyUpdates,
@@ -65,10 +70,9 @@ impl RoomMedia {
         let bin = pipeline.upcast_ref::<gst::Bin>();
 
         // Canvas.
-        let bg = make_element("videotestsrc", "canvas-bg")?;
-        bg.set_property("is-live", true);
-        bg.set_property_from_str("pattern", "solid-color");
-        bg.set_property("foreground-color", 0xff00_0000u32);
+        let background = SolidSource::new("canvas-bg", settings.canvas)?;
+        background.show(0x000000)?;
+        let bg_freeze = super::still::freeze("canvas-bg-freeze")?;
         let bg_caps = make_capsfilter(
             "canvas-bg-caps",
             &i420_caps(settings.canvas, Some(settings.framerate)),
@@ -87,7 +91,7 @@ impl RoomMedia {
         let overlay = CanvasOverlay::default();
         overlay.attach(&decor)?;
         let canvas_tee = make_tee("canvas-tee")?;
-        add_chain(bin, &[&bg, &bg_caps])?;
+        add_chain(bin, &[background.element(), &bg_freeze, &bg_caps])?;
         add_chain(bin, &[&compositor, &canvas_caps, &decor, &canvas_tee])?;
         link_into_new_pad(&bg_caps, &compositor)?.set_property("zorder", 0u32);
         // The background's frame of latency would only delay every canvas frame.
@@ -155,6 +159,8 @@ impl RoomMedia {
             encoded: HashMap::new(),
             room: room.to_string(),
             overlay,
+            background,
+            background_rgb: AtomicU32::new(0x000000),
             recorder: None,
             latency: Default::default(),
             canvas_skips,
@@ -179,27 +185,13 @@ impl RoomMedia {
 
     /// Sets the canvas background colour (0xRRGGBB), shown around tiles.
     pub fn set_background(&self, rgb: u32) {
-        let colour = 0xff00_0000u32 | (rgb & 0x00ff_ffff);
-        let Some(bg) = self.pipeline.by_name("canvas-bg") else {
-            return;
-        };
-        if bg.property::<u32>("foreground-color") == colour {
+        let rgb = rgb & 0x00ff_ffff;
+        if self.background_rgb.swap(rgb, Ordering::Relaxed) == rgb {
             return;
         }
-        let Some(src) = bg.static_pad("src") else {
-            return;
-        };
-        // videotestsrc frees its cached frame on a property change, with no
-        // lock against its streaming thread copying from it: change it on
-        // that thread, between two frames (the one being pushed is done,
-        // the next not begun).
-        let target = bg.downgrade();
-        src.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            if let Some(bg) = target.upgrade() {
-                bg.set_property("foreground-color", colour);
-            }
-            gst::PadProbeReturn::Remove
-        });
+        if let Err(e) = self.background.show(rgb) {
+            tracing::warn!(room = %self.room, "canvas background not changed: {e:#}");
+        }
     }
 
     /// Draws tile decorations over the canvas, replacing the previous ones.

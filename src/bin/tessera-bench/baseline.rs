@@ -96,16 +96,19 @@ fn room(
     let members = vec![Member::default(); work.participants.len()];
     let placements = place(&layout, canvas, &members);
 
+    // The server's background: one black frame, repeated live.
     let bg = el("videotestsrc")?;
-    bg.set_property("is-live", true);
+    bg.set_property("num-buffers", 1i32);
     bg.set_property_from_str("pattern", "black");
+    let freeze = el("imagefreeze")?;
+    freeze.set_property("is-live", true);
     let compositor = el("compositor")?;
     compositor.set_property("latency", 40_000_000u64);
     compositor.set_property_from_str("background", "black");
     let bg_caps = caps_filter(i420_caps(canvas, Some(fps)))?;
     let canvas_caps = caps_filter(i420_caps(canvas, Some(fps)))?;
     let tee = el("tee")?;
-    chain(&pipeline, &[&bg, &bg_caps])?;
+    chain(&pipeline, &[&bg, &freeze, &bg_caps])?;
     chain(&pipeline, &[&compositor, &canvas_caps, &tee])?;
     bg_caps.link(&compositor)?;
     for (i, fam) in work.families.iter().enumerate() {
