@@ -95,7 +95,14 @@ impl RoomMedia {
         add_chain(bin, &[&compositor, &canvas_caps, &decor, &canvas_tee])?;
         link_into_new_pad(&bg_caps, &compositor)?.set_property("zorder", 0u32);
         // The background's frame of latency would only delay every canvas frame.
-        super::hide_latency(&bg_caps.static_pad("src").context("background src")?);
+        let bg_src = bg_caps.static_pad("src").context("background src")?;
+        super::hide_latency(&bg_src);
+        // imagefreeze stamps frames on the exact 1/fps grid, and the canvas
+        // starts from its first frame: the VP8 encoder, counting in whole
+        // frames, would round the second canvas frame (33.333333 ms) down
+        // onto the first and warn. A millisecond off the grid keeps every
+        // frame in its own count.
+        super::run_ahead(&bg_src, std::time::Duration::from_millis(1));
 
         // Full audio mix.
         let silence = make_element("audiotestsrc", "mix-silence")?;
