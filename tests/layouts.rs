@@ -198,11 +198,11 @@ async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
     http.get(url).send().await.unwrap().json().await.unwrap()
 }
 
-/// A two-tile layout: side by side, or (with `big_second`) the second
-/// participant large and the first in a strip below.
+/// A two-tile layout: side by side on black, or (with `big_second`) the
+/// second participant large and the first in a strip below, on green.
 fn duo(big_second: bool) -> String {
     if big_second {
-        "description = \"second large\"\n[[group]]\n\
+        "description = \"second large\"\nbackground = \"#00ff00\"\n[[group]]\n\
          [[group.region]]\nx = 0.0\ny = 0.8\nw = 1.0\nh = 0.2\narrange = \"row\"\nmax = 1\n\
          [[group.region]]\nx = 0.0\ny = 0.0\nw = 1.0\nh = 0.8\n"
             .into()
@@ -239,16 +239,25 @@ async fn editing_a_layout_file_changes_running_rooms_and_a_broken_edit_changes_n
                 .all(|((x, y), c)| color_matches(f.rgb_at(*x, *y), *c))
         })
     };
-    // Side by side: red left, blue right.
-    let side = [(at(0.25, 0.5), 0xff0000), (at(0.75, 0.5), 0x0000ff)];
+    // Side by side: red left, blue right, black below them.
+    let side = [
+        (at(0.25, 0.5), 0xff0000),
+        (at(0.75, 0.5), 0x0000ff),
+        (at(0.1, 0.9), 0x000000),
+    ];
     assert!(
         wait_until(Duration::from_secs(30), || shows(&side)).await,
         "side by side"
     );
 
-    // Rewrite the file: blue large on top, red in the strip.
+    // Rewrite the file: blue large on top, red in the strip, the
+    // background beside the strip's tile now green.
     std::fs::write(&file, duo(true)).unwrap();
-    let stacked = [(at(0.5, 0.4), 0x0000ff), (at(0.5, 0.9), 0xff0000)];
+    let stacked = [
+        (at(0.5, 0.4), 0x0000ff),
+        (at(0.5, 0.9), 0xff0000),
+        (at(0.1, 0.9), 0x00ff00),
+    ];
     assert!(
         wait_until(Duration::from_secs(5), || shows(&stacked)).await,
         "no hot reload"
