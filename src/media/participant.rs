@@ -45,7 +45,7 @@ const PLACEHOLDER_SIZE: Size = Size {
 };
 /// The placeholder's grey, behind the name.
 const PLACEHOLDER_GREY: u32 = 0x404040;
-/// The placeholder only changes when the layout does: a few frames a second suffice.
+/// The placeholder never changes: a few repeats a second keep its pad live.
 const PLACEHOLDER_FPS: u32 = 5;
 /// Video buffers a participant's send queue may hold before dropping the oldest.
 const VIDEO_EGRESS_QUEUE: u32 = 5;
