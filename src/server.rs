@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::layout::Size;
+use crate::media::ice_agent::IcePolicy;
 use crate::media::{MediaSettings, Templates};
 use crate::room::Registry;
 
@@ -53,6 +54,7 @@ impl Server {
 /// Builds the media settings from config, validating the encoder templates.
 pub fn media_settings(config: &Config) -> anyhow::Result<MediaSettings> {
     let m = &config.media;
+    crate::media::ice_agent::check_addresses(&config.ice.addresses)?;
     let templates = Templates::load(&m.pipelines_dir)?;
     tracing::info!(templates = %templates.origin(), "encoder templates validated");
     Ok(MediaSettings {
@@ -63,7 +65,10 @@ pub fn media_settings(config: &Config) -> anyhow::Result<MediaSettings> {
         framerate: m.framerate,
         jitter_buffer: Duration::from_millis(u64::from(m.jitter_buffer_ms)),
         keyframe_min_interval: Duration::from_millis(m.keyframe_min_interval_ms),
-        rtp_ports: (m.rtp_port_max != 0).then_some((m.rtp_port_min, m.rtp_port_max)),
+        ice: IcePolicy {
+            ports: (m.rtp_port_max != 0).then_some((m.rtp_port_min, m.rtp_port_max)),
+            addresses: config.ice.addresses.clone(),
+        },
         templates: Arc::new(templates),
         max_input: Size {
             width: config.limits.max_video_width,

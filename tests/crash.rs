@@ -6,103 +6,41 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::child::ChildServer;
 use common::peer::{PeerOptions, TestPeer};
 use common::{init, wait_until, SERIAL};
 use gstreamer as gst;
 use gstreamer_pbutils as gst_pbutils;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use serde_json::Value;
 
-/// The `tessera` binary as its own process, recording into `dir`.
-struct ChildServer {
-    child: Child,
-    base: String,
-    ws: String,
+/// Starts the server as its own process, recording into `dir` in 2 s segments.
+async fn start(dir: &Path) -> ChildServer {
+    ChildServer::start(&[
+        ("TESSERA_RECORDINGS_DIR", dir.display().to_string()),
+        ("TESSERA_RECORDING__SEGMENT_SECONDS", "2".into()),
+        ("TESSERA_RECORDING__MIN_FREE_MB", "1".into()),
+    ])
+    .await
 }
 
-impl ChildServer {
-    async fn start(dir: &Path) -> ChildServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("TESSERA_LOG", "warn")
-            .env("TESSERA_SERVER__LISTEN", format!("127.0.0.1:{port}"))
-            .env("TESSERA_MEDIA__CANVAS_WIDTH", "640")
-            .env("TESSERA_MEDIA__CANVAS_HEIGHT", "360")
-            .env("TESSERA_MEDIA__FRAMERATE", "15")
-            .env("TESSERA_RECORDINGS_DIR", dir)
-            .env("TESSERA_RECORDING__SEGMENT_SECONDS", "2")
-            .env("TESSERA_RECORDING__MIN_FREE_MB", "1")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("tessera starts");
-        let server = ChildServer {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            ws: format!("ws://127.0.0.1:{port}/ws"),
-        };
-        let http = reqwest::Client::new();
-        for _ in 0..100 {
-            if http
-                .get(format!("{}/healthz", server.base))
-                .send()
-                .await
-                .is_ok()
-            {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("the server did not come up");
-    }
-
-    /// Joins a peer to `room`, starts recording it and records for `secs`.
-    async fn record(&self, room: &str, secs: u64) -> TestPeer {
-        let peer = TestPeer::join(&self.ws, PeerOptions::new(room, "a", 0x00ff00)).await;
-        assert!(
-            wait_until(Duration::from_secs(20), || peer.frames() > 10).await,
-            "no media"
-        );
-        let started = reqwest::Client::new()
-            .post(format!("{}/api/rooms/{room}/recording", self.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(started.status(), 201);
-        tokio::time::sleep(Duration::from_secs(secs)).await;
-        peer
-    }
-
-    /// Sends `signal` and waits for the process to end; true if it exited 0.
-    fn end(mut self, signal: Signal) -> bool {
-        kill(Pid::from_raw(self.child.id() as i32), signal).unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(40);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.success();
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "tessera did not exit after {signal}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for ChildServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Joins a peer to `room`, starts recording it and records for `secs`.
+async fn record(server: &ChildServer, room: &str, secs: u64) -> TestPeer {
+    let peer = TestPeer::join(&server.ws, PeerOptions::new(room, "a", 0x00ff00)).await;
+    assert!(
+        wait_until(Duration::from_secs(20), || peer.frames() > 10).await,
+        "no media"
+    );
+    let started = reqwest::Client::new()
+        .post(format!("{}/api/rooms/{room}/recording", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 201);
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    peer
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -139,8 +77,8 @@ async fn sigterm_finalises_the_recording_before_exit() {
     let _serial = SERIAL.lock().await;
     init();
     let dir = temp_dir("sigterm");
-    let server = ChildServer::start(&dir).await;
-    let peer = server.record("term", 6).await;
+    let server = start(&dir).await;
+    let peer = record(&server, "term", 6).await;
     assert!(server.end(Signal::SIGTERM), "tessera exits 0 on SIGTERM");
     drop(peer);
 
@@ -180,8 +118,8 @@ async fn closed_segments_play_after_a_sigkill_and_the_next_start_says_what_was_l
     let _serial = SERIAL.lock().await;
     init();
     let dir = temp_dir("sigkill");
-    let server = ChildServer::start(&dir).await;
-    let peer = server.record("crash", 7).await;
+    let server = start(&dir).await;
+    let peer = record(&server, "crash", 7).await;
     // No goodbye: the recorder gets no chance to close anything.
     assert!(!server.end(Signal::SIGKILL));
     drop(peer);
@@ -201,7 +139,7 @@ async fn closed_segments_play_after_a_sigkill_and_the_next_start_says_what_was_l
     }
 
     // The next start closes the recording and exports what was saved.
-    let server = ChildServer::start(&dir).await;
+    let server = start(&dir).await;
     let mut manifest = Value::Null;
     let exported = wait_until(Duration::from_secs(30), || {
         manifest = the_recording(&dir).1;

@@ -11,6 +11,7 @@ mod crop;
 pub mod elements;
 mod family;
 mod i420_fill;
+pub mod ice_agent;
 mod ingest;
 mod latency;
 mod link_stats;
@@ -40,6 +41,7 @@ pub use room_media::{EncoderOutput, RoomMedia};
 pub use templates::Templates;
 
 use crate::layout::Size;
+use ice_agent::IcePolicy;
 
 /// What a room's media is built with; shared by all rooms.
 #[derive(Debug, Clone)]
@@ -52,8 +54,8 @@ pub struct MediaSettings {
     pub jitter_buffer: Duration,
     /// Shortest gap between receiver-forced keyframes per family.
     pub keyframe_min_interval: Duration,
-    /// UDP port range for ICE, or None for any free port.
-    pub rtp_ports: Option<(u16, u16)>,
+    /// Where each participant's ICE agent may open sockets.
+    pub ice: IcePolicy,
     /// Validated encoder templates.
     pub templates: std::sync::Arc<Templates>,
     /// Largest decoded video accepted from a participant; larger frames

@@ -7,7 +7,7 @@
 //! own mix-minus (only while talking, own_mix.rs) ─────────────┐ (talking)
 //!                                                              input-selector ─► rtpopuspay(pt) ─► webrtcbin (audio)
 //! shared tee (one Opus encode of the full mix) ─► queue(leaky) ┘ (not talking)
-//! placeholder: videotestsrc(grey) ─► caps(tile) ─► textoverlay(name) ─► compositor (until video arrives)
+//! placeholder: appsrc(grey still) ─► caps(tile) ─► textoverlay(name) ─► compositor (until video arrives)
 //! ```
 //!
 //! Each person hears everyone but themselves: a talker their own mix-minus,
@@ -334,12 +334,7 @@ impl RoomMedia {
         webrtcbin.set_property("latency", self.settings.jitter_buffer.as_millis() as u32);
         super::send_unheld(&webrtcbin);
         super::arrive_unsynced(&webrtcbin);
-        if let Some((min, max)) = self.settings.rtp_ports {
-            let ice = webrtcbin.property::<glib::Object>("ice-agent");
-            // Max first: min may not exceed the current max.
-            ice.set_property("max-rtp-port", u32::from(max));
-            ice.set_property("min-rtp-port", u32::from(min));
-        }
+        super::ice_agent::confine(&webrtcbin, &self.settings.ice)?;
         added.chain(&bin, &[&webrtcbin])?;
         connect_webrtcbin_signals(&webrtcbin, id, events);
 

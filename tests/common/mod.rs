@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod child;
 pub mod live;
 pub mod media;
 pub mod peer;
