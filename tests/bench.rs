@@ -36,6 +36,23 @@ fn smoke_run_writes_a_measured_report() {
     // Measured, not made up: each figure comes from the processes and media.
     assert!(l["server_cores_mean"].as_f64().unwrap() > 0.0, "{logs}");
     assert!(l["baseline_cores_mean"].as_f64().unwrap() > 0.0, "{logs}");
+    // The baseline ran before the server and after it (after only if the
+    // server heard other talkers than planned); the ratio uses their mean.
+    let runs: Vec<f64> = l["baseline_cores_runs"]
+        .as_array()
+        .expect("baseline runs")
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    assert!(
+        (1..=2).contains(&runs.len()) && runs.iter().all(|c| *c > 0.0),
+        "{logs}"
+    );
+    let mean = runs.iter().sum::<f64>() / runs.len() as f64;
+    assert!(
+        (l["baseline_cores_mean"].as_f64().unwrap() - mean).abs() < 1e-9,
+        "{logs}"
+    );
     assert!(l["cpu_ratio"].as_f64().is_some(), "{logs}");
     assert!(l["recording_cpu_ratio"].as_f64().is_some(), "{logs}");
     assert!(l["rss_mb"].as_f64().unwrap() > 10.0, "{logs}");

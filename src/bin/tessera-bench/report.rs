@@ -76,8 +76,13 @@ pub struct Level {
     /// CPU of all synthetic participants together over the window, cores:
     /// what the load generator took of the same machine.
     pub peers_cores: f64,
-    /// Baseline CPU over its window, cores.
+    /// Baseline CPU, cores: the mean of its runs.
     pub baseline_cores_mean: Option<f64>,
+    /// Each baseline run's CPU over its window, cores: before the server
+    /// and after it, or after it only when the server heard other talkers
+    /// than planned.
+    #[serde(default)]
+    pub baseline_cores_runs: Vec<f64>,
     /// Tessera CPU ÷ baseline CPU.
     pub cpu_ratio: Option<f64>,
     /// Server RSS at the end of the window (MB).
@@ -226,6 +231,17 @@ fn opt(v: Option<f64>, digits: usize) -> String {
         .unwrap_or_else(|| "–".into())
 }
 
+/// The baseline's mean CPU, with its runs before and after the server.
+fn baseline_cell(l: &Level) -> String {
+    match l.baseline_cores_runs.as_slice() {
+        [before, after] => format!(
+            "{} ({before:.2} before, {after:.2} after)",
+            opt(l.baseline_cores_mean, 2)
+        ),
+        _ => opt(l.baseline_cores_mean, 2),
+    }
+}
+
 /// The report as Markdown.
 pub fn markdown(r: &Report) -> String {
     let mut out = String::new();
@@ -253,7 +269,7 @@ pub fn markdown(r: &Report) -> String {
             l.send.1,
             spread(l.server_cores, 2),
             l.server_cores_mean,
-            opt(l.baseline_cores_mean, 2),
+            baseline_cell(l),
             opt(l.cpu_ratio, 2),
             opt(l.recording_cpu_ratio, 2),
             l.rss_mb,
@@ -443,5 +459,18 @@ mod tests {
         let md = markdown(&r);
         assert_eq!(md.matches("| group-8 |").count(), 3);
         assert!(md.contains("| group-8 | 8 | – | – | – | – | – |"), "{md}");
+    }
+
+    #[test]
+    fn the_baseline_cell_shows_its_runs_on_both_sides() {
+        let mut l = Level {
+            baseline_cores_mean: Some(0.63),
+            baseline_cores_runs: vec![0.61, 0.65],
+            ..Level::default()
+        };
+        assert_eq!(baseline_cell(&l), "0.63 (0.61 before, 0.65 after)");
+        l.baseline_cores_mean = Some(0.65);
+        l.baseline_cores_runs = vec![0.65];
+        assert_eq!(baseline_cell(&l), "0.65");
     }
 }

@@ -1,6 +1,7 @@
-//! The parent side of a benchmark run: start the server, bring up the
-//! synthetic participants, measure a window, record a while, stop; then the
-//! same media work in the bare baseline; then put the figures together.
+//! The parent side of a benchmark run: the same media work in the bare
+//! baseline; then start the server, bring up the synthetic participants,
+//! measure a window, record a while, stop; then the baseline again; then
+//! put the figures together.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -163,7 +164,8 @@ async fn sample(pid: Option<u32>, window: Duration) -> (Vec<f64>, f64, Option<pr
     (per_second, cores_between(&first, &prev), prev)
 }
 
-/// Runs one level of load against the server, then the baseline.
+/// Runs the baseline, one level of load against the server, then the
+/// baseline again.
 pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result<Level> {
     let dir = plan
         .out
@@ -172,6 +174,23 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let port = free_port()?;
     let env = server_env(&dir, port, s.participants());
+    // The baseline runs on both sides of the server, so that the machine's
+    // drift over these minutes cancels out of the ratio. Before, it plans
+    // a mix-minus for each room's clicker, the one participant that talks.
+    let clickers: BTreeMap<usize, usize> = (0..s.rooms).map(|r| (r, 1)).collect();
+    let before = if plan.baseline {
+        Some(
+            baseline(
+                plan,
+                &work(s, &clickers, plan),
+                &env,
+                &dir.join("baseline-before.log"),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let server = Server::start(plan.config.as_deref(), &env, port, &dir.join("server.log")).await?;
     let pid = server.pid();
     let idle_rss = pid.and_then(procstat::read).map(|r| r.rss).unwrap_or(0);
@@ -304,29 +323,30 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
     }
     server.stop().await;
 
-    let baseline = if plan.baseline {
-        let work = Work {
-            rooms: (0..s.rooms)
-                .map(|r| {
-                    let participants: Vec<Codec> = (0..s.per_room).map(|p| s.codec(p)).collect();
-                    let mut families = participants.clone();
-                    families.sort_by_key(|c| c.name());
-                    families.dedup();
-                    RoomWork {
-                        participants,
-                        families,
-                        talkers: talkers.get(&r).copied().unwrap_or(0),
-                    }
-                })
-                .collect(),
-            send: s.send,
-            epoch_ms: epoch(),
-            media_dir: plan.media_dir.clone(),
-        };
-        Some(baseline(plan, &work, &env, &dir).await?)
+    let after = if plan.baseline {
+        Some(
+            baseline(
+                plan,
+                &work(s, &talkers, plan),
+                &env,
+                &dir.join("baseline.log"),
+            )
+            .await?,
+        )
     } else {
         None
     };
+    let baseline_runs: Vec<f64> = match (before, after) {
+        // Both did the same work only if the server heard the talkers planned.
+        (Some(b), Some(a)) if talkers == clickers => vec![b, a],
+        (Some(_), Some(a)) => {
+            tracing::warn!(?talkers, "talkers other than the clickers: the ratio uses the baseline after the server only");
+            vec![a]
+        }
+        _ => Vec::new(),
+    };
+    let baseline = (!baseline_runs.is_empty())
+        .then(|| baseline_runs.iter().sum::<f64>() / baseline_runs.len() as f64);
     let mut level = assemble(
         s,
         plan,
@@ -341,9 +361,33 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
         direct,
     );
     level.peers_cores = peers_cores;
+    level.baseline_cores_runs = baseline_runs;
     level.sent_fps = Spread::of(&sent_fps);
     level.sent_fps_worst = sent_fps.iter().copied().reduce(f64::min);
     Ok(level)
+}
+
+/// The baseline's share of the media work of scenario `s`, with a mix-minus
+/// encode for `talkers[room]` participants in each room.
+fn work(s: &Scenario, talkers: &BTreeMap<usize, usize>, plan: &Plan) -> Work {
+    Work {
+        rooms: (0..s.rooms)
+            .map(|r| {
+                let participants: Vec<Codec> = (0..s.per_room).map(|p| s.codec(p)).collect();
+                let mut families = participants.clone();
+                families.sort_by_key(|c| c.name());
+                families.dedup();
+                RoomWork {
+                    participants,
+                    families,
+                    talkers: talkers.get(&r).copied().unwrap_or(0),
+                }
+            })
+            .collect(),
+        send: s.send,
+        epoch_ms: epoch(),
+        media_dir: plan.media_dir.clone(),
+    }
 }
 
 /// `GET /api/rooms/{room}` for every benchmark room, in room order.
@@ -416,11 +460,13 @@ async fn record_ratio(
     Ok(recording / not_recording)
 }
 
+/// Runs the baseline doing `work`, measures it over a window like the
+/// server's, and returns its mean CPU in cores.
 async fn baseline(
     plan: &Plan,
     work: &Work,
     env: &[(String, String)],
-    dir: &Path,
+    log: &Path,
 ) -> anyhow::Result<f64> {
     let mut args = vec![
         "baseline".to_string(),
@@ -430,7 +476,7 @@ async fn baseline(
     if let Some(c) = &plan.config {
         args.extend(["--config".into(), c.display().to_string()]);
     }
-    let mut child = Steered::spawn(&args, env, &dir.join("baseline.log"))?;
+    let mut child = Steered::spawn(&args, env, log)?;
     child
         .next_line(Duration::from_secs(60))
         .await
@@ -505,6 +551,7 @@ fn assemble(
         server_cores_mean: mean,
         peers_cores: 0.0,
         baseline_cores_mean: baseline,
+        baseline_cores_runs: Vec::new(),
         cpu_ratio: baseline.filter(|b| *b > 0.0).map(|b| mean / b),
         rss_mb: mb(rss),
         rss_per_participant_mb: mb(rss.saturating_sub(idle_rss)) / participants.max(1) as f64,
