@@ -80,6 +80,11 @@ impl RoomMedia {
         let video_tee = self.ensure_family(family)?.tee.clone();
         let bin = gst::Bin::with_name(&format!("{RECORDER_PREFIX}{id}"));
         bin.set_property("message-forward", true);
+        // The files' sink prerolls on its first buffer. Without this, that
+        // reached the room's pipeline as a lost state: it reported PAUSED
+        // and set every element to PLAYING again (sorting the graph, which
+        // has a loop through each webrtcbin) at every recording start.
+        bin.set_property("async-handling", true);
         let failed = |what: &'static str| {
             let (events, id) = (events.clone(), id.to_string());
             move |error| {
@@ -245,4 +250,77 @@ impl RoomMedia {
 /// Whether a bus message comes from inside a recorder's bin.
 pub fn from_recorder(msg: &gst::Message) -> bool {
     super::posted_within(msg, |name| name.starts_with(RECORDER_PREFIX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::Size;
+    use crate::media::{MediaSettings, Templates};
+
+    fn settings() -> MediaSettings {
+        let pipelines = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+        MediaSettings {
+            canvas: Size {
+                width: 320,
+                height: 180,
+            },
+            framerate: 15,
+            jitter_buffer: Duration::from_millis(60),
+            keyframe_min_interval: Duration::from_secs(1),
+            ice: Default::default(),
+            templates: Arc::new(Templates::load(&pipelines).unwrap()),
+            max_input: Size {
+                width: 1920,
+                height: 1088,
+            },
+        }
+    }
+
+    /// Whether the pipeline went to PAUSED within `wait`.
+    fn left_playing(pipeline: &gst::Pipeline, wait: Duration) -> bool {
+        let bus = pipeline.bus().unwrap();
+        let until = std::time::Instant::now() + wait;
+        while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+            let Some(msg) = bus.timed_pop(gst::ClockTime::from_nseconds(left.as_nanos() as u64))
+            else {
+                break;
+            };
+            if let gst::MessageView::StateChanged(s) = msg.view() {
+                // A bin that loses its state posts PAUSED to PAUSED.
+                if msg.src() == Some(pipeline.upcast_ref()) && s.current() == gst::State::Paused {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn starting_a_recording_leaves_the_room_playing() {
+        gst::init().unwrap();
+        let dir = std::env::temp_dir().join(format!("tessera-rec-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut media = RoomMedia::new("rec-state", settings()).unwrap();
+        let pipeline = media.pipeline().clone();
+        let (_, state, _) = pipeline.state(gst::ClockTime::from_seconds(5));
+        assert_eq!(state, gst::State::Playing);
+        // What starting the room posted.
+        let bus = pipeline.bus().unwrap();
+        while bus.pop().is_some() {}
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        media
+            .start_recording("r", &dir, Duration::from_secs(2), CodecFamily::Vp8, &tx)
+            .unwrap();
+        // The files' sink prerolls on the first encoded frame, well within this.
+        assert!(
+            !left_playing(&pipeline, Duration::from_secs(2)),
+            "the room went to PAUSED when the recording started"
+        );
+        let written = std::fs::read_dir(&dir).unwrap().count();
+        assert!(written > 0, "nothing written in {}", dir.display());
+        let _ = pipeline.set_state(gst::State::Null);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
