@@ -21,6 +21,7 @@ mod overlay;
 mod own_mix;
 mod participant;
 mod recorder;
+mod resync;
 mod room_media;
 mod still;
 pub mod templates;

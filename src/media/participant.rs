@@ -164,7 +164,8 @@ pub struct ParticipantMedia {
     /// How the layout wants the picture to fill the tile.
     pub(super) fit: Fit,
     /// Canvas frames sent to the participant (past its own queue, which
-    /// drops frames it cannot send in time).
+    /// drops frames it cannot send in time, and past the frames held back
+    /// after such a drop until a keyframe: `resync.rs`).
     pub(super) canvas_sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -530,12 +531,12 @@ impl RoomMedia {
         // (MediaEvent::Connected): one sent now would reach nobody and use
         // up the family's keyframe allowance for the next second.
 
+        super::resync::resync_after_gaps(&vqueue.static_pad("src").context("video queue src")?);
         let canvas_sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         {
             let count = canvas_sent.clone();
-            vqueue
-                .static_pad("src")
-                .context("video queue src")?
+            pay.static_pad("sink")
+                .context("video payloader sink")?
                 .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
                     count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     gst::PadProbeReturn::Ok
