@@ -3,7 +3,7 @@
 //! on the canvas, and its mix-minus.
 //!
 //! ```text
-//! family tee ─► queue(leaky) ─► rtp{vp8,h264}pay(pt) ─────────────────────► webrtcbin (video)
+//! family tee ─► queue(leaky) ─► (after a drop: nothing until a keyframe, resync.rs) ─► rtp{vp8,h264}pay(pt) ─► webrtcbin (video)
 //! own mix-minus (only while talking, own_mix.rs) ─────────────┐ (talking)
 //!                                                              input-selector ─► rtpopuspay(pt) ─► webrtcbin (audio)
 //! shared tee (one Opus encode of the full mix) ─► queue(leaky) ┘ (not talking)
