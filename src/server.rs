@@ -68,6 +68,7 @@ pub fn media_settings(config: &Config) -> anyhow::Result<MediaSettings> {
         ice: IcePolicy {
             ports: (m.rtp_port_max != 0).then_some((m.rtp_port_min, m.rtp_port_max)),
             addresses: config.ice.addresses.clone(),
+            tcp: config.ice.tcp,
         },
         templates: Arc::new(templates),
         max_input: Size {

@@ -99,29 +99,51 @@ fn proc_net_addresses_parse() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn media_sockets_stay_on_the_configured_addresses_and_ports() {
-    let _serial = SERIAL.lock().await;
-    init();
-    let server = ChildServer::start(&[
-        ("TESSERA_ICE__ADDRESSES", "[\"127.0.0.1\"]".into()),
+/// Starts the server on 127.0.0.1 and the test's port range with `extra`
+/// settings, joins two peers and waits for media; returns the server's
+/// sockets then.
+async fn sockets_with_media(extra: &[(&str, String)]) -> (ChildServer, Vec<Socket>) {
+    let mut env = vec![
+        ("TESSERA_ICE__ADDRESSES", "[\"127.0.0.1\"]".to_string()),
         ("TESSERA_MEDIA__RTP_PORT_MIN", PORTS.0.to_string()),
         ("TESSERA_MEDIA__RTP_PORT_MAX", PORTS.1.to_string()),
-    ])
-    .await;
-    let a = TestPeer::join(&server.ws, PeerOptions::new("net", "a", 0xff0000)).await;
-    let b = TestPeer::join(&server.ws, PeerOptions::new("net", "b", 0x0000ff)).await;
+    ];
+    env.extend(extra.iter().cloned());
+    let server = ChildServer::start(&env).await;
+    // The peers on loopback too: a socket bound to 127.0.0.1 exchanges UDP
+    // only with other loopback addresses.
+    let peer = |name: &str, color| PeerOptions {
+        loopback_ice: true,
+        ..PeerOptions::new("net", name, color)
+    };
+    let a = TestPeer::join(&server.ws, peer("a", 0xff0000)).await;
+    let b = TestPeer::join(&server.ws, peer("b", 0x0000ff)).await;
     assert!(
         wait_until(Duration::from_secs(20), || a.frames() > 10
             && b.frames() > 10)
         .await,
         "media flows with ICE on 127.0.0.1 only"
     );
-
     let open = sockets(server.pid());
-    let in_range = |s: &Socket| {
-        s.ip == IpAddr::V4(Ipv4Addr::LOCALHOST) && (PORTS.0..=PORTS.1).contains(&s.port)
-    };
+    drop((a, b));
+    (server, open)
+}
+
+/// 127.0.0.1 in the test's port range.
+fn in_range(s: &Socket) -> bool {
+    s.ip == IpAddr::V4(Ipv4Addr::LOCALHOST) && (PORTS.0..=PORTS.1).contains(&s.port)
+}
+
+/// The server's HTTP listener.
+fn is_http(s: &Socket, server: &ChildServer) -> bool {
+    s.ip == IpAddr::V4(Ipv4Addr::LOCALHOST) && s.port == server.port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_sockets_stay_on_the_configured_addresses_and_ports() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let (server, open) = sockets_with_media(&[]).await;
     let udp: Vec<&Socket> = open.iter().filter(|s| s.proto == "udp").collect();
     assert!(
         udp.len() >= 2,
@@ -133,11 +155,31 @@ async fn media_sockets_stay_on_the_configured_addresses_and_ports() {
             "UDP socket outside 127.0.0.1:{PORTS:?}: {s:?}, all: {open:?}"
         );
     }
-    for s in open.iter().filter(|s| s.listening) {
+    let listening: Vec<&Socket> = open.iter().filter(|s| s.listening).collect();
+    for s in &listening {
         assert!(
-            in_range(s) || (s.ip == IpAddr::V4(Ipv4Addr::LOCALHOST) && s.port == server.port),
+            in_range(s) || is_http(s, &server),
             "listening outside the HTTP port and 127.0.0.1:{PORTS:?}: {s:?}, all: {open:?}"
         );
     }
-    drop((a, b));
+    assert!(
+        listening.iter().any(|s| in_range(s)),
+        "ICE-TCP listens in the range by default: {open:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_ice_tcp_only_the_http_port_listens() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let (server, open) = sockets_with_media(&[("TESSERA_ICE__TCP", "false".into())]).await;
+    let listening: Vec<&Socket> = open.iter().filter(|s| s.listening).collect();
+    assert!(
+        listening.iter().all(|s| is_http(s, &server)),
+        "only the HTTP port listens: {open:?}"
+    );
+    assert!(
+        open.iter().any(|s| s.proto == "udp" && in_range(s)),
+        "media over UDP in the range: {open:?}"
+    );
 }

@@ -104,6 +104,9 @@ pub struct IceConfig {
     /// Public address for a 1:1 NAT: host candidates are announced with
     /// this address instead of the local one.
     pub public_ip: Option<IpAddr>,
+    /// Offer ICE-TCP (passive TCP candidates) besides UDP, for clients on
+    /// networks that block UDP.
+    pub tcp: bool,
 }
 
 impl Default for IceConfig {
@@ -115,6 +118,7 @@ impl Default for IceConfig {
             turn_ttl_seconds: 6 * 3600,
             addresses: Vec::new(),
             public_ip: None,
+            tcp: true,
         }
     }
 }

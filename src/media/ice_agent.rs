@@ -1,6 +1,7 @@
 //! Where a participant's ICE agent may open sockets: only on the configured
 //! local addresses (`ice.addresses`), only in the configured port range
-//! (`media.rtp_port_min`/`max`), and never for UPnP.
+//! (`media.rtp_port_min`/`max`), TCP listeners only if `ice.tcp`, and never
+//! for UPnP.
 //!
 //! Left to itself, webrtcbin's libnice agent gathers on every interface
 //! (one UDP socket and one ICE-TCP listener per address and participant,
@@ -17,12 +18,24 @@ use gstreamer::glib;
 use gstreamer::prelude::*;
 
 /// What the agents may use.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IcePolicy {
     /// UDP (and ICE-TCP) port range, or None for any free port.
     pub ports: Option<(u16, u16)>,
     /// Local addresses to gather on; empty: every interface.
     pub addresses: Vec<IpAddr>,
+    /// Listen for ICE-TCP as well as UDP.
+    pub tcp: bool,
+}
+
+impl Default for IcePolicy {
+    fn default() -> Self {
+        Self {
+            ports: None,
+            addresses: Vec::new(),
+            tcp: true,
+        }
+    }
 }
 
 /// Checks that every configured address belongs to this machine, by
@@ -48,6 +61,9 @@ pub fn confine(webrtcbin: &gst::Element, policy: &IcePolicy) -> anyhow::Result<(
         // Max first: min may not exceed the current max.
         ice.set_property("max-rtp-port", u32::from(max));
         ice.set_property("min-rtp-port", u32::from(min));
+    }
+    if !policy.tcp {
+        ice.set_property("ice-tcp", false);
     }
     for ip in &policy.addresses {
         let added = ice.emit_by_name::<bool>("add-local-ip-address", &[&ip.to_string()]);

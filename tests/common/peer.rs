@@ -62,6 +62,9 @@ pub struct PeerOptions {
     pub send_size: (u32, u32),
     /// Garbage: the camera's RTP payloads are overwritten with noise.
     pub corrupt_video: bool,
+    /// Gather ICE candidates on 127.0.0.1 only (by default the agent
+    /// leaves loopback out and uses the machine's other interfaces).
+    pub loopback_ice: bool,
 }
 
 /// Length of a sync mark (flash and beep), milliseconds.
@@ -86,6 +89,7 @@ impl PeerOptions {
             token: None,
             send_size: (320, 240),
             corrupt_video: false,
+            loopback_ice: false,
         }
     }
 }
@@ -281,6 +285,10 @@ impl TestPeer {
             add_sync_marks(&pipeline);
         }
         let webrtc = pipeline.by_name("webrtc").unwrap();
+        if opts.loopback_ice {
+            let ice = webrtc.property::<gst::glib::Object>("ice-agent");
+            assert!(ice.emit_by_name::<bool>("add-local-ip-address", &[&"127.0.0.1"]));
+        }
         if !opts.send_video {
             let caps = gst::Caps::builder("application/x-rtp")
                 .field("media", "video")
