@@ -110,14 +110,10 @@ async fn sockets_with_media(extra: &[(&str, String)]) -> (ChildServer, Vec<Socke
     ];
     env.extend(extra.iter().cloned());
     let server = ChildServer::start(&env).await;
-    // The peers on loopback too: a socket bound to 127.0.0.1 exchanges UDP
-    // only with other loopback addresses.
-    let peer = |name: &str, color| PeerOptions {
-        loopback_ice: true,
-        ..PeerOptions::new("net", name, color)
-    };
-    let a = TestPeer::join(&server.ws, peer("a", 0xff0000)).await;
-    let b = TestPeer::join(&server.ws, peer("b", 0x0000ff)).await;
+    // The peers gather on loopback too: a socket bound to 127.0.0.1
+    // exchanges UDP only with other loopback addresses.
+    let a = TestPeer::join(&server.ws, PeerOptions::new("net", "a", 0xff0000)).await;
+    let b = TestPeer::join(&server.ws, PeerOptions::new("net", "b", 0x0000ff)).await;
     assert!(
         wait_until(Duration::from_secs(20), || a.frames() > 10
             && b.frames() > 10)

@@ -35,6 +35,8 @@ impl ChildServer {
             .env("TESSERA_MEDIA__CANVAS_WIDTH", "640")
             .env("TESSERA_MEDIA__CANVAS_HEIGHT", "360")
             .env("TESSERA_MEDIA__FRAMERATE", "15")
+            // Media on loopback, where the test peers gather.
+            .env("TESSERA_ICE__ADDRESSES", "[\"127.0.0.1\"]")
             .stdout(Stdio::null());
         for (key, value) in env {
             command.env(key, value);

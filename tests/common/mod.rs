@@ -55,6 +55,9 @@ pub fn test_config() -> Config {
     c.media.pipelines_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines").into();
     c.media.rtp_port_min = TEST_RTP_PORTS.0;
     c.media.rtp_port_max = TEST_RTP_PORTS.1;
+    // Media on loopback only, as the test peers and browsers gather there
+    // too (libnice and browsers leave loopback out unless told).
+    c.ice.addresses = vec![std::net::Ipv4Addr::LOCALHOST.into()];
     c
 }
 

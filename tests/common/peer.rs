@@ -62,8 +62,9 @@ pub struct PeerOptions {
     pub send_size: (u32, u32),
     /// Garbage: the camera's RTP payloads are overwritten with noise.
     pub corrupt_video: bool,
-    /// Gather ICE candidates on 127.0.0.1 only (by default the agent
-    /// leaves loopback out and uses the machine's other interfaces).
+    /// Gather ICE candidates on 127.0.0.1 only, where the test servers
+    /// gather (the default). False: on the machine's other interfaces,
+    /// libnice's own choice, which leaves loopback out.
     pub loopback_ice: bool,
 }
 
@@ -89,7 +90,7 @@ impl PeerOptions {
             token: None,
             send_size: (320, 240),
             corrupt_video: false,
-            loopback_ice: false,
+            loopback_ice: true,
         }
     }
 }

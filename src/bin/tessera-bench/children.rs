@@ -180,14 +180,15 @@ pub fn free_port() -> anyhow::Result<u16> {
 
 /// Settings the benchmark gives the server (and the baseline) on top of
 /// the config file, as `TESSERA_*` environment overrides: loopback on
-/// `port`, open joins, the admin API open on loopback, room for every
-/// synthetic participant, recordings under `dir`.
+/// `port` and for media, open joins, the admin API open on loopback, room
+/// for every synthetic participant, recordings under `dir`.
 pub fn server_env(dir: &Path, port: u16, participants: usize) -> Vec<(String, String)> {
     let room = (participants + 20).to_string();
     [
         ("TESSERA_SERVER__LISTEN", format!("127.0.0.1:{port}")),
         ("TESSERA_SERVER__TLS_CERT", String::new()),
         ("TESSERA_SERVER__TLS_KEY", String::new()),
+        ("TESSERA_ICE__ADDRESSES", "[\"127.0.0.1\"]".into()),
         ("TESSERA_AUTH__MODE", "open".into()),
         ("TESSERA_ADMIN__KEY", String::new()),
         ("TESSERA_LIMITS__SOCKETS_PER_IP", room.clone()),

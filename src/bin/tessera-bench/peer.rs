@@ -214,6 +214,14 @@ fn count_at_socket(
     });
 }
 
+/// ICE on 127.0.0.1 only, without UPnP.
+fn loopback() -> tessera::media::ice_agent::IcePolicy {
+    tessera::media::ice_agent::IcePolicy {
+        addresses: vec![std::net::Ipv4Addr::LOCALHOST.into()],
+        ..Default::default()
+    }
+}
+
 impl Peer {
     /// Builds the pipeline (not yet playing).
     pub fn new(media: &PeerMedia, name: &str) -> anyhow::Result<Peer> {
@@ -225,6 +233,8 @@ impl Peer {
             .context("webrtcbin is missing (gstreamer1.0-plugins-bad)")?;
         // Like a browser, send each frame when it is ready.
         tessera::media::send_unheld(&webrtc);
+        // On loopback, where the server's media is (`server_env`).
+        tessera::media::ice_agent::confine(&webrtc, &loopback())?;
         pipeline.add(&webrtc)?;
         let counters = Arc::new(Mutex::new(Counters::default()));
         if !media.probe {
