@@ -178,19 +178,7 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
     // drift over these minutes cancels out of the ratio. Before, it plans
     // a mix-minus for each room's clicker, the one participant that talks.
     let clickers: BTreeMap<usize, usize> = (0..s.rooms).map(|r| (r, 1)).collect();
-    let before = if plan.baseline {
-        Some(
-            baseline(
-                plan,
-                &work(s, &clickers, plan),
-                &env,
-                &dir.join("baseline-before.log"),
-            )
-            .await?,
-        )
-    } else {
-        None
-    };
+    let before = baseline(plan, s, &clickers, &env, &dir.join("baseline-before.log")).await?;
     let server = Server::start(plan.config.as_deref(), &env, port, &dir.join("server.log")).await?;
     let pid = server.pid();
     let idle_rss = pid.and_then(procstat::read).map(|r| r.rss).unwrap_or(0);
@@ -323,19 +311,7 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
     }
     server.stop().await;
 
-    let after = if plan.baseline {
-        Some(
-            baseline(
-                plan,
-                &work(s, &talkers, plan),
-                &env,
-                &dir.join("baseline.log"),
-            )
-            .await?,
-        )
-    } else {
-        None
-    };
+    let after = baseline(plan, s, &talkers, &env, &dir.join("baseline.log")).await?;
     let baseline_runs: Vec<f64> = match (before, after) {
         // Both did the same work only if the server heard the talkers planned.
         (Some(b), Some(a)) if talkers == clickers => vec![b, a],
@@ -460,18 +436,23 @@ async fn record_ratio(
     Ok(recording / not_recording)
 }
 
-/// Runs the baseline doing `work`, measures it over a window like the
-/// server's, and returns its mean CPU in cores.
+/// Runs the baseline doing scenario `s`'s media work with `talkers`,
+/// measures it over a window like the server's, and returns its mean CPU
+/// in cores; None if the plan has no baseline.
 async fn baseline(
     plan: &Plan,
-    work: &Work,
+    s: &Scenario,
+    talkers: &BTreeMap<usize, usize>,
     env: &[(String, String)],
     log: &Path,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<Option<f64>> {
+    if !plan.baseline {
+        return Ok(None);
+    }
     let mut args = vec![
         "baseline".to_string(),
         "--spec".into(),
-        serde_json::to_string(work)?,
+        serde_json::to_string(&work(s, talkers, plan))?,
     ];
     if let Some(c) = &plan.config {
         args.extend(["--config".into(), c.display().to_string()]);
@@ -487,7 +468,7 @@ async fn baseline(
     tracing::info!(cores = mean, "baseline measured");
     let _ = child.say("stop").await;
     child.reap(Duration::from_secs(10)).await;
-    Ok(mean)
+    Ok(Some(mean))
 }
 
 #[allow(clippy::too_many_arguments)]
