@@ -14,10 +14,12 @@
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod ids;
 pub mod layout;
 pub mod logging;
 pub mod media;
 pub mod metrics;
+pub mod protocol;
 pub mod recording;
 pub mod room;
 pub mod server;

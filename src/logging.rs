@@ -29,6 +29,12 @@ const ROUTINE: &[(&str, &str)] = &[
     ("srtpdec", "Could not get caps for stream with SSRC"),
 ];
 
+/// Whether the log is written with ANSI colours: only to a terminal, and
+/// not when the user set `NO_COLOR` (<https://no-color.org>).
+pub fn use_colour(stdout_is_terminal: bool, no_color_set: bool) -> bool {
+    stdout_is_terminal && !no_color_set
+}
+
 /// Whether a GStreamer warning is one that healthy rooms give routinely.
 pub fn routine(category: &str, message: &str) -> bool {
     ROUTINE
@@ -65,6 +71,16 @@ pub fn bridge_gstreamer_log() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(use_colour(true, false));
+        assert!(
+            !use_colour(false, false),
+            "a file or a pipe gets plain text"
+        );
+        assert!(!use_colour(true, true), "NO_COLOR is respected");
+    }
 
     #[test]
     fn routine_warnings_are_told_from_the_rest() {

@@ -119,7 +119,16 @@ struct ServeArgs {
 
 fn init_logging() {
     let filter = EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // Colour codes only where a person reads them: a log file or a pipe
+    // (journald, `| grep`) gets plain text.
+    let ansi = tessera::logging::use_colour(
+        std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+    );
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .init();
 }
 
 fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {

@@ -151,7 +151,12 @@ pub fn start(
         .with_allowed_origins(config.server.allowed_origins.clone());
     let admin = crate::http::api::AdminAuth::new(&config.admin.key, addr.ip().is_loopback());
     let routes = crate::http::routes(registry.clone(), admin);
-    let watch = crate::layout::watch::watch(registry.layouts().clone(), registry.clone());
+    let watch = {
+        let registry = registry.clone();
+        crate::layout::watch::watch(registry.layouts().clone(), move |name, layout| {
+            registry.layout_reloaded(name, layout)
+        })
+    };
     let closing = registry.clone();
     let stopping = async move {
         shutdown.await;

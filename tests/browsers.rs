@@ -490,7 +490,7 @@ async fn a_join_link_with_a_token_brings_a_teacher_in_from_chromium() {
     let server = TestServer::start(config).await;
     let token = tessera::auth::TokenKeys::new(secret, "tessera", 0).issue(
         "linked",
-        tessera::signaling::protocol::Role::Teacher,
+        tessera::ids::Role::Teacher,
         "Ada",
         Duration::from_secs(3600),
         tessera::auth::bans::unix_now(),
@@ -516,8 +516,5 @@ async fn a_join_link_with_a_token_brings_a_teacher_in_from_chromium() {
     let room = room.expect("the room is open");
     assert_eq!(room.participants.len(), 1);
     assert_eq!(room.participants[0].name, "Ada");
-    assert_eq!(
-        room.participants[0].role,
-        tessera::signaling::protocol::Role::Teacher
-    );
+    assert_eq!(room.participants[0].role, tessera::ids::Role::Teacher);
 }

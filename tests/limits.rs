@@ -298,7 +298,7 @@ fn tessera_token_prints_a_join_link_that_the_server_accepts() {
         .verify(token, "math-1")
         .unwrap();
     assert_eq!(claims.name, "Ada Lovelace");
-    assert_eq!(claims.role, tessera::signaling::protocol::Role::Teacher);
+    assert_eq!(claims.role, tessera::ids::Role::Teacher);
     assert_eq!(claims.exp - claims.nbf, 90 * 60);
     // Without a secret it says what to set.
     let (ok, stderr) = start_binary(&["token", "--room", "r", "--name", "n"], &[]);

@@ -15,7 +15,7 @@ use common::{init, live_elements, test_config, wait_until, TestServer, SERIAL};
 use serde_json::{json, Value};
 use tessera::auth::TokenKeys;
 use tessera::config::Config;
-use tessera::signaling::protocol::Role;
+use tessera::ids::Role;
 
 const SECRET: &str = "Vb7Qe2Lr9Xp4Mz1Ks8Tn3Wd6Hy0Jc5Gu";
 

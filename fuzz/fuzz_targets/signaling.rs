@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tessera::signaling::protocol::{decode_client_message, ClientMessage};
+use tessera::protocol::{decode_client_message, ClientMessage};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -11,7 +11,7 @@ pub mod token;
 pub mod turn;
 
 use crate::config::{AuthMode, IceConfig, LimitsConfig};
-use crate::signaling::protocol::Role;
+use crate::ids::Role;
 
 pub use token::{Claims, TokenError, TokenKeys};
 

@@ -9,7 +9,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::signaling::protocol::{validate_name, validate_room_id, Role};
+use crate::ids::{validate_name, validate_room_id, Role};
 
 /// What a join token says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,8 +155,8 @@ impl TokenKeys {
                 _ => TokenError::Malformed(e.to_string()),
             })?;
         let claims = data.claims;
-        validate_room_id(&claims.room).map_err(|e| TokenError::Malformed(e.to_string()))?;
-        validate_name(&claims.name).map_err(|e| TokenError::Malformed(e.to_string()))?;
+        validate_room_id(&claims.room).map_err(|e| TokenError::Malformed(e.named()))?;
+        validate_name(&claims.name).map_err(|e| TokenError::Malformed(e.named()))?;
         if claims.room != room {
             return Err(TokenError::WrongRoom {
                 token_room: claims.room,
@@ -176,15 +176,14 @@ pub fn issue_from_config(
     name: &str,
     ttl: Duration,
 ) -> anyhow::Result<String> {
-    use anyhow::Context as _;
     if let Some(why) = super::secret::weakness(&config.auth.secret) {
         anyhow::bail!(
             "auth.secret (or TESSERA_TOKEN_SECRET) {why}; {}",
             super::secret::HOW_TO_MAKE
         );
     }
-    validate_room_id(room).context("--room")?;
-    validate_name(name).context("--name")?;
+    validate_room_id(room).map_err(|e| anyhow::anyhow!("{}", e.named()).context("--room"))?;
+    validate_name(name).map_err(|e| anyhow::anyhow!("{}", e.named()).context("--name"))?;
     let role: Role = serde_json::from_value(serde_json::Value::String(role.to_string()))
         .map_err(|_| anyhow::anyhow!("--role {role}: use teacher, student or guest"))?;
     if ttl < Duration::from_secs(60) || ttl > Duration::from_secs(30 * 86_400) {

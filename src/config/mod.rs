@@ -12,7 +12,7 @@ use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-use crate::media::CodecFamily;
+use crate::ids::CodecFamily;
 
 mod security;
 pub use security::{AuthConfig, AuthMode, IceConfig, LimitsConfig};
@@ -212,6 +212,16 @@ pub enum ConfigError {
     /// TOML syntax, an unknown key or a wrong type (figment names file and key).
     #[error("{0}")]
     Parse(#[from] Box<figment::Error>),
+    /// A `TESSERA_*` variable names a key the configuration does not have.
+    #[error("environment variable {variable}: {problem}; allowed: {allowed}")]
+    UnknownEnvKey {
+        /// The variable, e.g. `TESSERA_CLUSTER__REDIS_URL`.
+        variable: String,
+        /// What it names and why that is not a key.
+        problem: String,
+        /// The sections (or the section's keys) that exist.
+        allowed: String,
+    },
     /// A value of the right type but outside its range.
     #[error("{source_name}: `{field}` {reason}")]
     Invalid {
@@ -269,8 +279,12 @@ impl Config {
                 continue;
             }
             let path = rest.to_ascii_lowercase().replace("__", ".");
-            overridden.push(key.clone());
-            figment = figment.merge(Toml::string(&env_as_toml(&path, &value)));
+            check_env_key(&key, &path)?;
+            figment = figment.merge(EnvKey {
+                variable: key.clone(),
+                toml: env_as_toml(&path, &value),
+            });
+            overridden.push(key);
         }
         let config: Config = figment
             .extract()
@@ -347,6 +361,61 @@ impl Config {
     }
 }
 
+/// Checks that a `TESSERA_<SECTION>__<KEY>` variable names a key of the
+/// configuration (`path` is `section.key`), so that a typo or a setting of
+/// a newer version is refused with the variable's name and what exists.
+fn check_env_key(variable: &str, path: &str) -> Result<(), ConfigError> {
+    let known = serde_json::to_value(Config::default()).unwrap_or_default();
+    let names = |v: &serde_json::Value| -> String {
+        v.as_object()
+            .map(|o| o.keys().cloned().collect::<Vec<_>>().join(", "))
+            .unwrap_or_default()
+    };
+    let refuse = |problem: String, allowed: String| ConfigError::UnknownEnvKey {
+        variable: variable.to_string(),
+        problem,
+        allowed,
+    };
+    let Some((section, key)) = path.split_once('.') else {
+        return Ok(());
+    };
+    let Some(keys) = known.get(section).filter(|v| v.is_object()) else {
+        return Err(refuse(
+            format!("there is no section `[{section}]`"),
+            format!(
+                "TESSERA_<SECTION>__<KEY> with a section of {}",
+                names(&known)
+            ),
+        ));
+    };
+    if key.contains('.') || keys.get(key).is_none() {
+        return Err(refuse(
+            format!("`{path}` is not a key of `[{section}]`"),
+            names(keys),
+        ));
+    }
+    Ok(())
+}
+
+/// One environment variable's override, named after the variable so that
+/// a wrong type is reported against it rather than an anonymous string.
+struct EnvKey {
+    variable: String,
+    toml: String,
+}
+
+impl figment::Provider for EnvKey {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named(format!("environment variable {}", self.variable))
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        Toml::string(&self.toml).data()
+    }
+}
+
 /// One `section.key=value` override as a TOML document. Numbers and booleans
 /// stay typed; anything else becomes a string.
 fn env_as_toml(path: &str, value: &str) -> String {
@@ -412,6 +481,51 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_PATH);
         let c = Config::load_with_env(Some(&path), no_env()).unwrap();
         assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn an_unknown_environment_key_names_the_variable_and_what_exists() {
+        let e = Config::load_with_env(
+            None,
+            vec![(
+                "TESSERA_CLUSTER__REDIS_URL".to_string(),
+                "redis://x".to_string(),
+            )],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with(
+                "environment variable TESSERA_CLUSTER__REDIS_URL: there is no section `[cluster]`"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("media") && e.contains("recording"), "{e}");
+        assert!(!e.contains("TOML source string"), "{e}");
+        let e = Config::load_with_env(
+            None,
+            vec![("TESSERA_MEDIA__CANVAS_WIDE".to_string(), "3".to_string())],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("`media.canvas_wide` is not a key of `[media]`"),
+            "{e}"
+        );
+        assert!(e.contains("canvas_width"), "{e}");
+        let e = Config::load_with_env(
+            None,
+            vec![(
+                "TESSERA_MEDIA__CANVAS_WIDTH".to_string(),
+                "wide".to_string(),
+            )],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("environment variable TESSERA_MEDIA__CANVAS_WIDTH"),
+            "{e}"
+        );
     }
 
     #[test]

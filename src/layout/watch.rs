@@ -1,15 +1,16 @@
 //! Hot reload: watches the layouts directory and, within a moment of a file
 //! being written, added or removed, reloads the store and hands every room
 //! the layouts whose content changed. A file that no longer parses is
-//! reported and its last good version stays in force.
+//! reported and its last good version stays in force. Whoever starts the
+//! watch says what a changed layout means (the server hands it to the rooms).
 
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
+use super::file::LayoutFile;
 use super::library::LayoutStore;
-use crate::room::Registry;
 
 /// Editors write a file in several steps; wait for them to finish.
 const SETTLE: Duration = Duration::from_millis(150);
@@ -20,9 +21,13 @@ pub struct LayoutWatch {
     _watcher: notify::RecommendedWatcher,
 }
 
-/// Starts watching `store`'s directory. Returns None (and logs why) when
-/// there is no directory to watch.
-pub fn watch(store: LayoutStore, registry: Registry) -> Option<LayoutWatch> {
+/// Starts watching `store`'s directory; `changed` hears each layout whose
+/// content changed, by name. Returns None (and logs why) when there is no
+/// directory to watch.
+pub fn watch(
+    store: LayoutStore,
+    changed: impl Fn(&str, &std::sync::Arc<LayoutFile>) + Send + 'static,
+) -> Option<LayoutWatch> {
     let dir = store.dir().to_path_buf();
     if !dir.is_dir() {
         tracing::info!(dir = %dir.display(), "no layouts directory: built-in layouts only, no hot reload");
@@ -49,14 +54,14 @@ pub fn watch(store: LayoutStore, registry: Registry) -> Option<LayoutWatch> {
         while rx.recv().await.is_some() {
             tokio::time::sleep(SETTLE).await;
             while rx.try_recv().is_ok() {}
-            reload(&store, &registry);
+            reload(&store, &changed);
         }
     });
     tracing::info!(dir = %dir.display(), "watching layouts for changes");
     Some(LayoutWatch { _watcher: watcher })
 }
 
-fn reload(store: &LayoutStore, registry: &Registry) {
+fn reload(store: &LayoutStore, changed: &impl Fn(&str, &std::sync::Arc<LayoutFile>)) {
     let before = store.library();
     let after = match store.reload() {
         Ok(lib) => lib,
@@ -76,7 +81,7 @@ fn reload(store: &LayoutStore, registry: &Registry) {
         };
         if old.as_deref() != Some(&*new) {
             tracing::info!(layout = %name, "layout reloaded");
-            registry.layout_reloaded(&name, &new);
+            changed(&name, &new);
         }
     }
 }

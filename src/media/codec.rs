@@ -4,47 +4,9 @@
 //! baseline, packetization-mode 1) and Opus are accepted, so an offer can never
 //! pull an arbitrary depayloader or decoder into the room.
 
-use std::fmt;
-
 use gstreamer_sdp as gst_sdp;
-use serde::{Deserialize, Serialize};
 
-/// A family of video codecs the room can encode its canvas in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CodecFamily {
-    /// VP8, RTP payload format RFC 7741.
-    Vp8,
-    /// H.264 constrained baseline, packetization-mode 1 (RFC 6184).
-    H264,
-}
-
-impl CodecFamily {
-    /// Both families, in the default order of preference.
-    pub const ALL: [CodecFamily; 2] = [CodecFamily::Vp8, CodecFamily::H264];
-
-    /// The SDP / RTP caps encoding name.
-    pub fn encoding_name(self) -> &'static str {
-        match self {
-            CodecFamily::Vp8 => "VP8",
-            CodecFamily::H264 => "H264",
-        }
-    }
-
-    /// Lower-case name used in config, protocol and file names.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CodecFamily::Vp8 => "vp8",
-            CodecFamily::H264 => "h264",
-        }
-    }
-}
-
-impl fmt::Display for CodecFamily {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::ids::CodecFamily;
 
 /// The H.264 profile-level-id the room's encoder produces: constrained baseline, level 3.1.
 pub const H264_PROFILE_LEVEL_ID: &str = "42e01f";

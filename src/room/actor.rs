@@ -22,9 +22,7 @@ use crate::layout::file::{parse_colour, LayoutFile};
 use crate::layout::{place, send_hint, Member};
 use crate::media::codec::{check_offer_shape, choose_codecs, parse_sdp, CodecError};
 use crate::media::{CodecFamily, LabelStyle, MediaEvent, ParticipantMedia, RoomMedia};
-use crate::signaling::protocol::{
-    ErrorCode, ParticipantInfo, Role, ServerMessage, PROTOCOL_VERSION,
-};
+use crate::protocol::{ErrorCode, ParticipantInfo, Role, ServerMessage, PROTOCOL_VERSION};
 
 mod moderate;
 mod record;

@@ -42,6 +42,5 @@ impl LeaveReason {
 
 /// A fresh participant id: `p` and 8 hex digits.
 pub fn new_participant_id() -> String {
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    format!("p{}", &id[..8])
+    crate::ids::ParticipantId::random().into()
 }

@@ -1,6 +1,6 @@
-//! Signaling: the JSON wire protocol and the per-socket session that turns
-//! WebSocket frames into room commands and room events back into frames.
+//! Signaling: the per-socket session that turns WebSocket frames (the wire
+//! protocol, [`crate::protocol`]) into room commands and room events back
+//! into frames, within the per-socket limits.
 
 pub mod limits;
-pub mod protocol;
 pub mod session;

@@ -12,7 +12,7 @@ use tracing::{debug, info, info_span, Instrument};
 use warp::ws::{Message, WebSocket};
 
 use super::limits::{IpSlot, TokenBucket};
-use super::protocol::{
+use crate::protocol::{
     decode_client_message, encode_server_message, ClientMessage, ErrorCode, ServerMessage,
 };
 use crate::room::{new_participant_id, LeaveReason, Moderation, Registry, RoomCommand, RoomHandle};

@@ -6,8 +6,8 @@ use tracing::info;
 
 use super::RoomActor;
 use crate::auth::{Identity, TokenError};
+use crate::protocol::{ErrorCode, Role, ServerMessage};
 use crate::room::LeaveReason;
-use crate::signaling::protocol::{ErrorCode, Role, ServerMessage};
 
 /// Something a teacher (or the admin API) does to others.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,9 +9,9 @@ use gstreamer as gst;
 use tracing::{error, info, warn};
 
 use super::RoomActor;
+use crate::protocol::{ErrorCode, ServerMessage};
 use crate::recording::manifest::rfc3339;
 use crate::recording::{Event, Manifest, RecordingStore};
-use crate::signaling::protocol::{ErrorCode, ServerMessage};
 
 /// A stop that has not completed by then is forced.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -281,7 +281,7 @@ impl RoomActor {
         let teachers: Vec<_> = self
             .participants
             .iter()
-            .filter(|(_, p)| p.role == crate::signaling::protocol::Role::Teacher)
+            .filter(|(_, p)| p.role == crate::ids::Role::Teacher)
             .map(|(id, _)| id.clone())
             .collect();
         for id in teachers {
@@ -301,7 +301,7 @@ impl RoomActor {
     }
 }
 
-fn role_name(role: crate::signaling::protocol::Role) -> String {
+fn role_name(role: crate::ids::Role) -> String {
     serde_json::to_value(role)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))

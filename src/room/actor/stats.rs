@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
 use super::RoomActor;
+use crate::ids::CodecFamily;
 use crate::layout::Size;
 use crate::media::webrtc_stats::{LinkFigures, StatsSample};
-use crate::media::CodecFamily;
 
 /// How often the room measures its participants and encoders.
 pub(super) const STATS_INTERVAL: Duration = Duration::from_secs(2);

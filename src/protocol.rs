@@ -7,15 +7,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::media::CodecFamily;
+use crate::ids::IdError;
+pub use crate::ids::{CodecFamily, Role, MAX_NAME_LEN, MAX_ROOM_ID_LEN};
 
 /// Version of this protocol, sent in [`ServerMessage::Joined`].
 pub const PROTOCOL_VERSION: u32 = 1;
-
-/// Longest room id accepted: ids end up in URLs, logs and file names.
-pub const MAX_ROOM_ID_LEN: usize = 64;
-/// Longest display name accepted, in characters.
-pub const MAX_NAME_LEN: usize = 64;
 
 /// A message from a client to the server.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -110,19 +106,6 @@ pub enum ClientMessage {
     /// Leave the room. The socket stays open and may join again.
     /// (A struct variant, so that unknown fields are rejected here too.)
     Leave {},
-}
-
-/// What a participant is in a room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Leads the lesson: the presenter layout shows them large.
-    Teacher,
-    /// Takes part.
-    #[default]
-    Student,
-    /// A visitor.
-    Guest,
 }
 
 /// A participant as the others see them.
@@ -342,45 +325,23 @@ pub fn decode_client_message(text: &str) -> Result<ClientMessage, DecodeError> {
     Ok(msg)
 }
 
-/// Checks a room id: 1 to [`MAX_ROOM_ID_LEN`] of `A-Z a-z 0-9 - _ .`, not starting with `.`.
+/// Checks a room id (see [`crate::ids::RoomId`]), naming the field.
 pub fn validate_room_id(room: &str) -> Result<(), DecodeError> {
-    let invalid = |reason: &str| DecodeError::Invalid {
-        field: "room",
-        reason: reason.to_string(),
-    };
-    if room.is_empty() || room.len() > MAX_ROOM_ID_LEN {
-        return Err(invalid(&format!(
-            "must be 1 to {MAX_ROOM_ID_LEN} characters long"
-        )));
-    }
-    if room.starts_with('.')
-        || !room
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        return Err(invalid(
-            "may contain only letters, digits, '-', '_' and '.', and may not start with '.'",
-        ));
-    }
-    Ok(())
+    Ok(crate::ids::validate_room_id(room)?)
 }
 
-/// Checks a display name: 1 to [`MAX_NAME_LEN`] characters, no control characters.
+/// Checks a display name (see [`crate::ids::validate_name`]), naming the field.
 pub fn validate_name(name: &str) -> Result<(), DecodeError> {
-    let trimmed = name.trim();
-    if trimmed.is_empty() || name.chars().count() > MAX_NAME_LEN {
-        return Err(DecodeError::Invalid {
-            field: "name",
-            reason: format!("must be 1 to {MAX_NAME_LEN} characters and not blank"),
-        });
+    Ok(crate::ids::validate_name(name)?)
+}
+
+impl From<IdError> for DecodeError {
+    fn from(e: IdError) -> Self {
+        DecodeError::Invalid {
+            field: e.field(),
+            reason: e.to_string(),
+        }
     }
-    if name.chars().any(char::is_control) {
-        return Err(DecodeError::Invalid {
-            field: "name",
-            reason: "may not contain control characters".into(),
-        });
-    }
-    Ok(())
 }
 
 /// Serializes a server message to a JSON text frame.
