@@ -2,14 +2,32 @@
 //! one stream down: the room's composited canvas and its mix-minus audio.
 //!
 //! # Layout
-//! - [`config`]: typed configuration with file/field errors.
-//! - [`signaling`]: the JSON wire protocol and the per-socket session.
-//! - [`room`]: one actor task per room owning its pipeline; the registry.
-//! - [`media`]: GStreamer: canvas, mixes, family encoders, per-participant webrtcbin.
-//! - [`layout`]: tile geometry as pure functions.
-//! - [`http`]: warp routes.
+//! The layers read straight down: a module uses only those below it
+//! (`tests/layers.rs` checks it). `docs/architecture.md` tells how the
+//! pieces work together; each module's `//!` header says what it owns.
+//!
+//! - [`server`]: `run(listener, config, shutdown)`: wires everything below.
+//! - [`http`]: warp routes: the web client, `/ws`, the admin API,
+//!   recordings, `/metrics`, `/healthz`, `/readyz`, TLS.
+//! - [`signaling`]: one session per WebSocket: its decisions (sans-IO,
+//!   unit-tested) apart from the socket loop that only moves frames.
+//! - [`room`]: one actor task per room owning its pipeline, split by
+//!   concern; relayout as a pure function; the registry.
+//! - [`protocol`]: the JSON wire messages, used by sessions and rooms.
 //! - [`metrics`]: the `/metrics` registry, rooms' shares of it, process figures.
-//! - [`server`]: `run(listener, config, shutdown)`.
+//! - [`media`]: GStreamer: canvas, mixes, family encoders, the recorder's
+//!   bin, and each participant's wing (ingest, egress, tile, talk switch,
+//!   transport).
+//! - [`auth`]: join tokens, start-up rules for secrets, removed tokens,
+//!   TURN credentials, the candidates clients learn.
+//! - [`recording`]: recordings on disk: store, manifests, recovery, export.
+//!   (The recorder's GStreamer bin is `media::recorder`; a room's recording
+//!   decisions are in `room`'s actor.)
+//! - [`config`]: typed configuration with file/variable and field errors.
+//! - [`layout`]: layout files, tile geometry as pure functions, hot reload.
+//! - [`logging`]: GStreamer's log bridged into `tracing`; colour rules.
+//! - [`ids`]: the shared words: `RoomId`, `ParticipantId`, `Role`,
+//!   `CodecFamily`. Imports nothing of ours.
 
 pub mod auth;
 pub mod config;

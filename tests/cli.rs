@@ -192,3 +192,70 @@ fn recordings_export_joins_segments_into_one_file() {
     assert!(!ok && text.contains("is not a recording id"), "{text}");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn an_unknown_key_in_the_environment_names_the_variable() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("check")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("TESSERA_LOG", "error")
+        .env("TESSERA_CLUSTER__REDIS_URL", "redis://127.0.0.1:6379")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(
+            "environment variable TESSERA_CLUSTER__REDIS_URL: there is no section `[cluster]`"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("media") && text.contains("recording"),
+        "{text}"
+    );
+    assert!(!text.contains("TOML source string"), "{text}");
+}
+
+/// A log read through a pipe (a file, journald, `| grep`) is plain text.
+#[test]
+fn the_log_through_a_pipe_has_no_colour_codes() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("TESSERA_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let done = line.contains("listening");
+            let _ = tx.send(line);
+            if done {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(30)) {
+        let done = line.contains("listening");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = lines.join("\n");
+    assert!(text.contains("listening"), "the server logged: {text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour codes in a piped log: {text}"
+    );
+}

@@ -1,6 +1,11 @@
 //! Lesson recordings: the directory layout and safety rules ([`store`]),
 //! the timeline ([`manifest`]) and joining segments into one file
-//! ([`export`]). The media side is `media::recorder`.
+//! ([`export`]): what is on disk, and nothing of GStreamer or rooms.
+//!
+//! Recording has three homes: this module; `src/media/recorder.rs`, the
+//! recorder's GStreamer bin on a room's canvas and mix; and
+//! `src/room/actor/record.rs`, the room's decisions (start, stop, the
+//! timeline's events, running out of space).
 
 pub mod export;
 pub mod manifest;
