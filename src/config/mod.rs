@@ -210,8 +210,18 @@ pub enum ConfigError {
         path: PathBuf,
     },
     /// TOML syntax, an unknown key or a wrong type (figment names file and key).
-    #[error("{0}")]
+    #[error(transparent)]
     Parse(#[from] Box<figment::Error>),
+    /// A `TESSERA_*` variable's value does not fit its key.
+    #[error("environment variable {variable}: `{key}` {problem}")]
+    EnvValue {
+        /// The variable.
+        variable: String,
+        /// Dotted key it sets.
+        key: String,
+        /// What is wrong with the value, and what the key expects.
+        problem: String,
+    },
     /// A `TESSERA_*` variable names a key the configuration does not have.
     #[error("environment variable {variable}: {problem}; allowed: {allowed}")]
     UnknownEnvKey {
@@ -288,7 +298,7 @@ impl Config {
         }
         let config: Config = figment
             .extract()
-            .map_err(|e| ConfigError::Parse(Box::new(e)))?;
+            .map_err(|e| env_value_error(&e).unwrap_or_else(|| ConfigError::Parse(Box::new(e))))?;
         let mut source_name = file
             .map(|f| f.display().to_string())
             .unwrap_or_else(|| "built-in defaults".into());
@@ -395,6 +405,30 @@ fn check_env_key(variable: &str, path: &str) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
+}
+
+/// A figment error that came from one environment variable's override,
+/// told against that variable and its key.
+fn env_value_error(e: &figment::Error) -> Option<ConfigError> {
+    let variable = e
+        .metadata
+        .as_ref()?
+        .name
+        .strip_prefix("environment variable ")?
+        .to_string();
+    // The path starts with figment's profile (`default`).
+    let key = e
+        .path
+        .iter()
+        .skip_while(|p| p.as_str() == figment::Profile::Default.as_str())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(".");
+    Some(ConfigError::EnvValue {
+        variable,
+        key,
+        problem: e.kind.to_string(),
+    })
 }
 
 /// One environment variable's override, named after the variable so that
@@ -522,9 +556,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(
-            e.contains("environment variable TESSERA_MEDIA__CANVAS_WIDTH"),
-            "{e}"
+        assert_eq!(
+            e,
+            "environment variable TESSERA_MEDIA__CANVAS_WIDTH: `media.canvas_width` \
+             invalid type: found string \"wide\", expected u32"
         );
     }
 
