@@ -23,8 +23,8 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_video as gst_video;
 
+use super::make::{add_chain, make_leaky_queue, make_tee, remove_elements, sync_downstream_first};
 use super::templates::TemplateKind;
-use super::{add_chain, make_leaky_queue, make_tee, remove_elements, sync_downstream_first};
 use super::{CodecFamily, MediaSettings};
 
 /// Rate-limit state for forced keyframes, shared with the pad probe.
@@ -198,7 +198,7 @@ impl FamilyEncoder {
                     forced.fetch_add(1, Ordering::Relaxed);
                     gst::PadProbeReturn::Ok
                 } else {
-                    super::swallow(info)
+                    super::probes::swallow(info)
                 }
             });
         }
