@@ -129,7 +129,7 @@ pub(super) struct FamilyEncoder {
     queue: gst::Element,
     encoder: gst::Element,
     /// The encoded stream's tee; participants request pads from it.
-    pub(super) tee: gst::Element,
+    tee: gst::Element,
     canvas_pad: gst::Pad,
     gate: Arc<Mutex<KeyframeGate>>,
     forced: Arc<AtomicU64>,
@@ -219,6 +219,11 @@ impl FamilyEncoder {
             gate,
             forced,
         })
+    }
+
+    /// The encoded stream's tee, for participants and the recorder.
+    pub(super) fn tee(&self) -> &gst::Element {
+        &self.tee
     }
 
     /// Asks the encoder for a keyframe, subject to the rate limit.

@@ -29,14 +29,9 @@
 //! - `on_time.rs`: the canvas skips frames it is too late for.
 //! - `overlay.rs`: tile decorations drawn over the canvas; `i420_fill.rs`
 //!   fills I420 frames; `still.rs`: still frames repeated live.
-//! - `crop.rs`, `newest_frame.rs`: a tile's crop and its newest-frame-only queue.
-//! - `catch_up.rs`: a voice laid out ahead of real time catches up.
-//! - `resync.rs`: after a drop, nothing is sent until a keyframe.
 
 mod build;
-mod catch_up;
 pub mod codec;
-mod crop;
 pub mod elements;
 mod family;
 mod formats;
@@ -44,13 +39,11 @@ mod i420_fill;
 pub mod ice_agent;
 mod latency;
 mod make;
-mod newest_frame;
 mod on_time;
 mod overlay;
 mod participant;
 mod probes;
 mod recorder;
-mod resync;
 mod room_media;
 mod still;
 pub mod templates;

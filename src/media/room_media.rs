@@ -341,7 +341,7 @@ impl RoomMedia {
         let mut added = Added::default();
         let result = self
             .ensure_family(family)
-            .map(|enc| enc.tee.clone())
+            .map(|enc| enc.tee().clone())
             .and_then(|family_tee| {
                 let room = self.participant_room();
                 ParticipantMedia::build(&room, &family_tee, id, name, choice, events, &mut added)
@@ -360,7 +360,7 @@ impl RoomMedia {
     /// Stops its family's encoder when `last_of_family`.
     pub fn remove_participant(&mut self, pm: ParticipantMedia, last_of_family: bool) {
         let family = pm.family();
-        let family_tee = self.families.get(&family).map(|enc| &enc.tee);
+        let family_tee = self.families.get(&family).map(|enc| enc.tee());
         pm.dismantle(&self.participant_room(), family_tee);
         if last_of_family {
             self.stop_family(family);
@@ -467,7 +467,7 @@ impl RoomMedia {
         family: CodecFamily,
         events: &UnboundedSender<MediaEvent>,
     ) -> anyhow::Result<Recorder> {
-        let video_tee = self.ensure_family(family)?.tee.clone();
+        let video_tee = self.ensure_family(family)?.tee().clone();
         let recorder = Recorder::start(
             &self.pipeline,
             &video_tee,
@@ -496,7 +496,7 @@ impl RoomMedia {
         let Some(mut r) = self.recorder.take() else {
             return false;
         };
-        let video_tee = self.families.get(&r.family()).map(|enc| &enc.tee);
+        let video_tee = self.families.get(&r.family()).map(|enc| enc.tee());
         r.stop(video_tee, &self.shared_opus_tee);
         self.recorder = Some(r);
         true
@@ -507,7 +507,7 @@ impl RoomMedia {
     pub fn finish_recording(&mut self) -> Option<CodecFamily> {
         let r = self.recorder.take()?;
         let family = r.family();
-        let video_tee = self.families.get(&family).map(|enc| &enc.tee);
+        let video_tee = self.families.get(&family).map(|enc| enc.tee());
         r.remove(&self.pipeline, video_tee, &self.shared_opus_tee);
         Some(family)
     }

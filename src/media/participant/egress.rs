@@ -172,9 +172,7 @@ impl VideoEgress {
     /// until a keyframe (resync.rs), and what reaches the payloader is
     /// counted as canvas frames sent.
     pub(super) fn watch(&self) -> anyhow::Result<Arc<AtomicU64>> {
-        crate::media::resync::resync_after_gaps(
-            &self.queue.static_pad("src").context("video queue src")?,
-        );
+        super::resync::resync_after_gaps(&self.queue.static_pad("src").context("video queue src")?);
         let canvas_sent = Arc::new(AtomicU64::new(0));
         {
             let count = canvas_sent.clone();

@@ -18,13 +18,13 @@ use gstreamer::prelude::*;
 use gstreamer_video as gst_video;
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::crop::TileCrop;
 use super::tile::{apply_label, apply_visibility, screen_label_height, VideoTile};
 use super::{ParticipantMedia, Room};
 use crate::layout::file::Fit;
 use crate::layout::Size;
 use crate::media::build::Added;
 use crate::media::codec::CodecFamily;
-use crate::media::crop::TileCrop;
 use crate::media::formats::{i420_caps, mix_audio_caps};
 use crate::media::make::{make_capsfilter, make_element, make_leaky_queue, sync_downstream_first};
 use crate::media::probes::{drop_stale, hide_latency, swallow, time_segment};
@@ -206,9 +206,7 @@ impl ParticipantMedia {
         // (FRAME_HOLD keeps the previous one up): the compositor must not
         // wait out the jitter buffer's latency for it.
         hide_latency(&queue.static_pad("src").context("tile queue src")?);
-        crate::media::newest_frame::newest_frame_only(
-            &queue.static_pad("src").context("tile queue src")?,
-        );
+        super::newest_frame::newest_frame_only(&queue.static_pad("src").context("tile queue src")?);
         let chain = [
             &depay,
             &dec,
@@ -305,7 +303,7 @@ impl ParticipantMedia {
         rate.set_property("skip-to-first", true);
         // A burst would leave the voice laid out ahead of real time for
         // good, and every mix would wait for it (catch_up.rs).
-        crate::media::catch_up::catch_up(&rate, room.room, &id).context("voice audiorate pads")?;
+        super::catch_up::catch_up(&rate, room.room, &id).context("voice audiorate pads")?;
         // A teacher's mute: silence before the level and the tee, so the
         // voice leaves the full mix and the mix-minus together, and a
         // silenced participant cannot become the active speaker.

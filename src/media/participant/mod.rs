@@ -17,13 +17,21 @@
 //! - `tile.rs`: its tiles on the canvas: placeholder, video and screen,
 //!   labels, geometry and visibility.
 //! - `talk.rs`: the talk switch and a talker's own mix-minus.
+//! - `crop.rs`, `newest_frame.rs`: a video tile's crop to its aspect ratio,
+//!   and its queue that keeps only the newest frame.
+//! - `catch_up.rs`: a voice laid out ahead of real time catches up.
+//! - `resync.rs`: after a drop in the video egress, nothing until a keyframe.
 //!
 //! Each person hears everyone but themselves: a talker their own mix-minus,
 //! everyone else the shared encode of the full mix, in which their own
 //! voice is below the talk threshold.
 
+mod catch_up;
+mod crop;
 mod egress;
 mod ingest;
+mod newest_frame;
+mod resync;
 mod talk;
 mod tile;
 mod transport;

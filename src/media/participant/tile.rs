@@ -11,11 +11,11 @@ use anyhow::Context as _;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
+use super::crop::TileCrop;
 use super::{ParticipantMedia, Room};
 use crate::layout::file::{Fit, LabelPosition};
 use crate::layout::{Rect, Size};
 use crate::media::build::Added;
-use crate::media::crop::TileCrop;
 use crate::media::formats::i420_caps;
 use crate::media::make::{make_capsfilter, make_element};
 use crate::media::probes::hide_latency;
