@@ -22,6 +22,16 @@ pub struct VideoChoice {
     pub profile_level_id: Option<String>,
 }
 
+impl VideoChoice {
+    /// The H.264 profile-level-id an answer carries: the offer's own for the
+    /// chosen payload type (a receiver matches on it), else the encoder's.
+    pub(crate) fn h264_profile_level_id(&self) -> String {
+        self.profile_level_id
+            .clone()
+            .unwrap_or_else(|| H264_PROFILE_LEVEL_ID.to_string())
+    }
+}
+
 /// What one m-line of an offer carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Track {

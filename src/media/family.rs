@@ -23,8 +23,8 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_video as gst_video;
 
+use super::make::{add_chain, make_leaky_queue, make_tee, remove_elements, sync_downstream_first};
 use super::templates::TemplateKind;
-use super::{add_chain, make_leaky_queue, make_tee, remove_elements, sync_downstream_first};
 use super::{CodecFamily, MediaSettings};
 
 /// Rate-limit state for forced keyframes, shared with the pad probe.
@@ -129,7 +129,7 @@ pub(super) struct FamilyEncoder {
     queue: gst::Element,
     encoder: gst::Element,
     /// The encoded stream's tee; participants request pads from it.
-    pub(super) tee: gst::Element,
+    tee: gst::Element,
     canvas_pad: gst::Pad,
     gate: Arc<Mutex<KeyframeGate>>,
     forced: Arc<AtomicU64>,
@@ -198,7 +198,7 @@ impl FamilyEncoder {
                     forced.fetch_add(1, Ordering::Relaxed);
                     gst::PadProbeReturn::Ok
                 } else {
-                    super::swallow(info)
+                    super::probes::swallow(info)
                 }
             });
         }
@@ -219,6 +219,11 @@ impl FamilyEncoder {
             gate,
             forced,
         })
+    }
+
+    /// The encoded stream's tee, for participants and the recorder.
+    pub(super) fn tee(&self) -> &gst::Element {
+        &self.tee
     }
 
     /// Asks the encoder for a keyframe, subject to the rate limit.

@@ -90,7 +90,7 @@ pub(crate) fn keep_on_time(compositor: &gst::Element, max_lag: Duration) -> Arc<
             let skipped = frames_between(gst::ClockTime::from_nseconds(end), pts, duration);
             counted.frames.fetch_add(skipped, Ordering::Relaxed);
         }
-        if let Some((running, now)) = super::against_clock(pad, pts) {
+        if let Some((running, now)) = super::probes::against_clock(pad, pts) {
             if now > running + max_lag {
                 // Everything before `now` is late: timestamp + diff = now,
                 // which a live compositor takes as the earliest frame worth
@@ -115,7 +115,7 @@ fn stop_qos_upstream(pad: &gst::Pad) {
         if !is_qos {
             return gst::PadProbeReturn::Ok;
         }
-        super::swallow(info)
+        super::probes::swallow(info)
     });
 }
 

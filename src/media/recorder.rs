@@ -11,6 +11,11 @@
 //! the open segment and its EOS comes back forwarded by the bin
 //! (`message-forward`), when the actor removes the bin. A failing recorder
 //! is cut off by its firewalled queues and never stalls the room.
+//!
+//! Recording has two other homes: the room's decisions (when to start and
+//! stop, the timeline) in `src/room/actor/record.rs`, and the recordings
+//! themselves (manifests, store, recovery, export) in `src/recording/`.
+//! `RoomMedia`'s recording calls (`room_media.rs`) drive this recorder.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,7 +27,8 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::{firewalled_queue, make_element, CodecFamily, MediaEvent, RoomMedia};
+use super::make::{firewalled_queue, make_element};
+use super::{CodecFamily, MediaEvent};
 use crate::recording::export::names;
 
 /// Name prefix of a recorder's bin; messages from inside it belong to the recording.
@@ -34,50 +40,28 @@ const AUDIO_QUEUE: u32 = 250;
 
 /// A running recorder.
 pub(super) struct Recorder {
-    pub(super) id: String,
-    pub(super) family: CodecFamily,
+    id: String,
+    family: CodecFamily,
     bin: gst::Bin,
     /// The tee pads feeding it, until they are released.
     inputs: Option<(gst::Pad, gst::Pad)>,
 }
 
-impl RoomMedia {
-    /// Starts recording into `dir` in segments of `segment`; returns the
-    /// family whose encode is recorded. Uses a running family's encoder, or
-    /// starts `fallback`'s.
-    pub fn start_recording(
-        &mut self,
-        id: &str,
-        dir: &Path,
-        segment: Duration,
-        fallback: CodecFamily,
-        events: &UnboundedSender<MediaEvent>,
-    ) -> anyhow::Result<CodecFamily> {
-        anyhow::ensure!(self.recorder.is_none(), "a recording is already running");
-        let family = [CodecFamily::Vp8, CodecFamily::H264]
-            .into_iter()
-            .find(|f| self.families.contains_key(f))
-            .unwrap_or(fallback);
-        let started_family = !self.families.contains_key(&family);
-        let result = self.build_recorder(id, dir, segment, family, events);
-        if result.is_err() && started_family {
-            self.stop_family(family);
-        }
-        result.map(|r| {
-            self.recorder = Some(r);
-            family
-        })
-    }
-
-    fn build_recorder(
-        &mut self,
+impl Recorder {
+    /// Builds a recorder into `pipeline` writing `family`'s encode from
+    /// `video_tee` and the shared Opus encode from `audio_tee` into `dir`,
+    /// in segments of `segment`, and links it to both tees.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn start(
+        pipeline: &gst::Pipeline,
+        video_tee: &gst::Element,
+        audio_tee: &gst::Element,
         id: &str,
         dir: &Path,
         segment: Duration,
         family: CodecFamily,
         events: &UnboundedSender<MediaEvent>,
     ) -> anyhow::Result<Recorder> {
-        let video_tee = self.ensure_family(family)?.tee.clone();
         let bin = gst::Bin::with_name(&format!("{RECORDER_PREFIX}{id}"));
         bin.set_property("message-forward", true);
         // The files' sink prerolls on its first buffer. Without this, that
@@ -147,7 +131,7 @@ impl RoomMedia {
                 seen_key.store(true, Ordering::Relaxed);
                 gst::PadProbeReturn::Ok
             } else {
-                super::swallow(info)
+                super::probes::swallow(info)
             }
         });
         for (name, e) in [("video", &vqueue), ("audio", &aqueue)] {
@@ -160,19 +144,18 @@ impl RoomMedia {
             )
             .context("adding a recorder input")?;
         }
-        self.pipeline
+        pipeline
             .add(&bin)
             .context("adding the recorder to the room")?;
         if let Err(e) = bin.sync_state_with_parent() {
             let _ = bin.set_state(gst::State::Null);
-            let _ = self.pipeline.remove(&bin);
+            let _ = pipeline.remove(&bin);
             return Err(e).context("starting the recorder");
         }
         let video_tee_pad = video_tee
             .request_pad_simple("src_%u")
             .context("requesting the encoded canvas")?;
-        let audio_tee_pad = self
-            .shared_opus_tee
+        let audio_tee_pad = audio_tee
             .request_pad_simple("src_%u")
             .context("requesting the encoded mix")?;
         let link = video_tee_pad
@@ -185,78 +168,67 @@ impl RoomMedia {
             inputs: Some((video_tee_pad, audio_tee_pad)),
         };
         if let Err(e) = link {
-            self.remove_recorder(recorder);
+            recorder.remove(pipeline, Some(video_tee), audio_tee);
             return Err(e).context("linking the recorder");
-        }
-        if let Some(enc) = self.families.get(&family) {
-            enc.request_keyframe();
         }
         Ok(recorder)
     }
 
-    /// The running recording's id.
-    pub fn recording(&self) -> Option<&str> {
-        self.recorder.as_ref().map(|r| r.id.as_str())
+    /// The recording's id.
+    pub(super) fn id(&self) -> &str {
+        &self.id
     }
 
-    /// Begins stopping the recording: its inputs are cut and EOS sent, so
-    /// the open segment is finalised. The bin's EOS, forwarded on the bus,
-    /// says when it is done; then call [`RoomMedia::finish_recording`].
-    pub fn stop_recording(&mut self) -> bool {
-        let Some(mut r) = self.recorder.take() else {
-            return false;
-        };
-        self.release_inputs(&mut r);
+    /// The family whose encode is recorded.
+    pub(super) fn family(&self) -> CodecFamily {
+        self.family
+    }
+
+    /// Begins stopping: its inputs are cut and EOS sent, so the open
+    /// segment is finalised. `video_tee` is its family encoder's tee, if
+    /// that still runs.
+    pub(super) fn stop(&mut self, video_tee: Option<&gst::Element>, audio_tee: &gst::Element) {
+        self.release_inputs(video_tee, audio_tee);
         for name in ["video", "audio"] {
-            if let Some(pad) = r.bin.static_pad(name) {
+            if let Some(pad) = self.bin.static_pad(name) {
                 pad.send_event(gst::event::Eos::new());
             }
         }
-        self.recorder = Some(r);
-        true
     }
 
     /// Stops the shared streams feeding the recorder.
-    fn release_inputs(&self, r: &mut Recorder) {
-        if let Some((video, audio)) = r.inputs.take() {
-            if let Some(enc) = self.families.get(&r.family) {
-                enc.tee.release_request_pad(&video);
+    fn release_inputs(&mut self, video_tee: Option<&gst::Element>, audio_tee: &gst::Element) {
+        if let Some((video, audio)) = self.inputs.take() {
+            if let Some(tee) = video_tee {
+                tee.release_request_pad(&video);
             }
-            self.shared_opus_tee.release_request_pad(&audio);
+            audio_tee.release_request_pad(&audio);
         }
     }
 
-    /// Removes a stopped recorder (its files are closed); returns the
-    /// family it kept running, which the caller stops if nobody uses it.
-    pub fn finish_recording(&mut self) -> Option<CodecFamily> {
-        let r = self.recorder.take()?;
-        let family = r.family;
-        self.remove_recorder(r);
-        Some(family)
-    }
-
-    fn remove_recorder(&mut self, mut r: Recorder) {
-        self.release_inputs(&mut r);
-        let _ = r.bin.set_state(gst::State::Null);
-        let _ = self.pipeline.remove(&r.bin);
-    }
-
-    /// Whether `family`'s encoder feeds the recording.
-    pub(super) fn records(&self, family: CodecFamily) -> bool {
-        self.recorder.as_ref().is_some_and(|r| r.family == family)
+    /// Removes the recorder from `pipeline` (its files are closed).
+    pub(super) fn remove(
+        mut self,
+        pipeline: &gst::Pipeline,
+        video_tee: Option<&gst::Element>,
+        audio_tee: &gst::Element,
+    ) {
+        self.release_inputs(video_tee, audio_tee);
+        let _ = self.bin.set_state(gst::State::Null);
+        let _ = pipeline.remove(&self.bin);
     }
 }
 
 /// Whether a bus message comes from inside a recorder's bin.
 pub fn from_recorder(msg: &gst::Message) -> bool {
-    super::posted_within(msg, |name| name.starts_with(RECORDER_PREFIX))
+    super::probes::posted_within(msg, |name| name.starts_with(RECORDER_PREFIX))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::layout::Size;
-    use crate::media::{MediaSettings, Templates};
+    use crate::media::{MediaSettings, RoomMedia, Templates};
 
     fn settings() -> MediaSettings {
         let pipelines = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");

@@ -20,37 +20,51 @@ use anyhow::Context as _;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::build::Added;
+use super::codec::MediaChoice;
 use super::family::{EncodedCount, FamilyEncoder};
+use super::formats::{i420_caps, mix_audio_caps, CANVAS_SLACK, MIX_BUFFER, MIX_SLACK};
+use super::latency::LatencyUpdates;
+use super::make::{
+    add_chain, configure_aggregator, link_into_new_pad, make_capsfilter, make_element,
+    make_leaky_queue, make_tee,
+};
 use super::overlay::CanvasOverlay;
+use super::participant::{LabelStyle, ParticipantMedia, Room};
+use super::recorder::Recorder;
 use super::still::SolidSource;
 use super::templates::TemplateKind;
-use super::{
-    add_chain, configure_aggregator, i420_caps, link_into_new_pad, make_capsfilter, make_element,
-    make_leaky_queue, make_tee, mix_audio_caps, CodecFamily, MediaSettings, MIX_BUFFER,
-};
+use super::{CodecFamily, MediaEvent, MediaSettings};
+use crate::layout::file::Fit;
+use crate::layout::Rect;
 
 /// The room pipeline and its shared elements. Dropping it stops the pipeline.
 #[must_use = "dropping RoomMedia stops the room's pipeline"]
 pub struct RoomMedia {
-    pub(super) pipeline: gst::Pipeline,
-    pub(super) settings: MediaSettings,
-    pub(super) compositor: gst::Element,
-    pub(super) canvas_tee: gst::Element,
-    pub(super) full_mixer: gst::Element,
-    pub(super) full_tee: gst::Element,
+    pipeline: gst::Pipeline,
+    settings: MediaSettings,
+    compositor: gst::Element,
+    canvas_tee: gst::Element,
+    full_mixer: gst::Element,
+    full_tee: gst::Element,
     /// One Opus encode of the full mix, for everyone who is not talking.
-    pub(super) shared_opus_tee: gst::Element,
-    pub(super) families: HashMap<CodecFamily, FamilyEncoder>,
+    shared_opus_tee: gst::Element,
+    families: HashMap<CodecFamily, FamilyEncoder>,
     /// What each family's encoder has put out, kept across its restarts.
     encoded: HashMap<CodecFamily, Arc<EncodedCount>>,
-    pub(super) room: String,
+    room: String,
     overlay: CanvasOverlay,
     /// The canvas background's still frame, and its colour now.
     background: SolidSource,
     background_rgb: AtomicU32,
     /// The running recording, if any.
-    pub(super) recorder: Option<super::recorder::Recorder>,
-    latency: super::latency::LatencyUpdates,
+    recorder: Option<Recorder>,
+    latency: LatencyUpdates,
     /// Canvas frames skipped because they were late.
     canvas_skips: Arc<super::on_time::CanvasSkips>,
 }
@@ -78,7 +92,7 @@ impl RoomMedia {
             &i420_caps(settings.canvas, Some(settings.framerate)),
         )?;
         let compositor = make_element("compositor", "canvas")?;
-        configure_aggregator(&compositor, super::CANVAS_SLACK);
+        configure_aggregator(&compositor, CANVAS_SLACK);
         let canvas_skips =
             super::on_time::keep_on_time(&compositor, super::on_time::MAX_CANVAS_LAG);
         compositor.set_property_from_str("background", "black");
@@ -96,13 +110,13 @@ impl RoomMedia {
         link_into_new_pad(&bg_caps, &compositor)?.set_property("zorder", 0u32);
         // The background's frame of latency would only delay every canvas frame.
         let bg_src = bg_caps.static_pad("src").context("background src")?;
-        super::hide_latency(&bg_src);
+        super::probes::hide_latency(&bg_src);
         // imagefreeze stamps frames on the exact 1/fps grid, and the canvas
         // starts from its first frame: the VP8 encoder, counting in whole
         // frames, would round the second canvas frame (33.333333 ms) down
         // onto the first and warn. A millisecond off the grid keeps every
         // frame in its own count.
-        super::run_ahead(&bg_src, std::time::Duration::from_millis(1));
+        super::probes::run_ahead(&bg_src, std::time::Duration::from_millis(1));
 
         // Full audio mix.
         let silence = make_element("audiotestsrc", "mix-silence")?;
@@ -111,7 +125,7 @@ impl RoomMedia {
         silence.set_property("samplesperbuffer", 960i32);
         let silence_caps = make_capsfilter("mix-silence-caps", &mix_audio_caps())?;
         let full_mixer = make_element("audiomixer", "full-mix")?;
-        configure_aggregator(&full_mixer, super::MIX_SLACK);
+        configure_aggregator(&full_mixer, MIX_SLACK);
         // Created with the pipeline, so time zero is now: its output then sits
         // on the 48 kHz sample grid, and every mix-minus mixer anchored on it
         // places each voice at the very same sample offset as this mix does.
@@ -127,8 +141,8 @@ impl RoomMedia {
         // when its time is over, so each output would wait a whole buffer for
         // it: its buffers are stamped one buffer ahead, and its latency hidden.
         let silence_src = silence_caps.static_pad("src").context("silence src")?;
-        super::hide_latency(&silence_src);
-        super::run_ahead(&silence_src, MIX_BUFFER);
+        super::probes::hide_latency(&silence_src);
+        super::probes::run_ahead(&silence_src, MIX_BUFFER);
 
         // The shared encode of the full mix, heard by everyone not talking.
         let shared_queue = make_leaky_queue("shared-mix-queue", 25)?;
@@ -226,7 +240,7 @@ impl RoomMedia {
     }
 
     /// Starts the family's encoder if it is not running yet.
-    pub(super) fn ensure_family(&mut self, family: CodecFamily) -> anyhow::Result<&FamilyEncoder> {
+    fn ensure_family(&mut self, family: CodecFamily) -> anyhow::Result<&FamilyEncoder> {
         if !self.families.contains_key(&family) {
             let output = self.encoded.entry(family).or_default().clone();
             let enc = FamilyEncoder::start(
@@ -292,6 +306,215 @@ impl RoomMedia {
             .get(&family)
             .map(|f| f.forced_keyframes())
             .unwrap_or(0)
+    }
+}
+
+/// Participants: the entry points. The work is done by the participant
+/// wing (`participant/`), which sees the room only through [`Room`].
+impl RoomMedia {
+    /// What of the room a participant plugs into, lent for one call.
+    fn participant_room(&self) -> Room<'_> {
+        Room {
+            pipeline: &self.pipeline,
+            settings: &self.settings,
+            room: &self.room,
+            compositor: &self.compositor,
+            full_mixer: &self.full_mixer,
+            full_tee: &self.full_tee,
+            shared_opus_tee: &self.shared_opus_tee,
+            latency: &self.latency,
+        }
+    }
+
+    /// Builds a participant's webrtcbin and send chains, and a placeholder tile.
+    ///
+    /// The family encoder starts here if this is its first participant.
+    pub fn add_participant(
+        &mut self,
+        id: &str,
+        name: &str,
+        choice: &MediaChoice,
+        events: &UnboundedSender<MediaEvent>,
+    ) -> anyhow::Result<ParticipantMedia> {
+        let family = choice.video.family;
+        let had_family = self.families.contains_key(&family);
+        let mut added = Added::default();
+        let result = self
+            .ensure_family(family)
+            .map(|enc| enc.tee().clone())
+            .and_then(|family_tee| {
+                let room = self.participant_room();
+                ParticipantMedia::build(&room, &family_tee, id, name, choice, events, &mut added)
+            });
+        if result.is_err() {
+            // Leave the room exactly as it was.
+            added.undo(self.pipeline.upcast_ref());
+            if !had_family {
+                self.stop_family(family);
+            }
+        }
+        result
+    }
+
+    /// Removes a participant's elements and pads without disturbing the others.
+    /// Stops its family's encoder when `last_of_family`.
+    pub fn remove_participant(&mut self, pm: ParticipantMedia, last_of_family: bool) {
+        let family = pm.family();
+        let family_tee = self.families.get(&family).map(|enc| enc.tee());
+        pm.dismantle(&self.participant_room(), family_tee);
+        if last_of_family {
+            self.stop_family(family);
+        }
+    }
+
+    /// Links a new incoming stream of `pm` and releases its blocking probe.
+    pub fn link_incoming(
+        &mut self,
+        pm: &mut ParticipantMedia,
+        pad: &gst::Pad,
+        probe: gst::PadProbeId,
+        events: &UnboundedSender<MediaEvent>,
+    ) -> anyhow::Result<()> {
+        pm.link_incoming(&self.participant_room(), pad, probe, events)
+    }
+
+    /// Moves a participant's tile (placeholder and video) to `rect`, at
+    /// stacking level `z` (higher above; overlays of a layout).
+    pub fn place_tile(&self, pm: &mut ParticipantMedia, rect: Rect, z: u32, fit: Fit) {
+        pm.place_tile(rect, z, fit);
+    }
+
+    /// Shows a participant's shared screen at `rect`, stacking level `z`.
+    pub fn place_screen(&self, pm: &mut ParticipantMedia, rect: Rect, z: u32, fit: Fit) {
+        pm.place_screen(rect, z, fit);
+    }
+
+    /// Takes a participant's shared screen off the canvas.
+    pub fn hide_screen(&self, pm: &mut ParticipantMedia) {
+        pm.hide_screen();
+    }
+
+    /// Asks the participant for a keyframe of its screen (it starts sharing).
+    pub fn request_screen_keyframe(&self, pm: &ParticipantMedia) {
+        pm.request_screen_keyframe();
+    }
+
+    /// Switches what a participant hears when it starts or stops talking:
+    /// its own mix-minus is built when it starts and removed when it stops.
+    /// If the build fails, the participant goes on hearing the shared mix.
+    pub fn set_talking(&self, pm: &mut ParticipantMedia, talking: bool) -> anyhow::Result<()> {
+        pm.set_talking(&self.participant_room(), talking)
+    }
+
+    /// Puts the participant's name label where the layout wants it.
+    pub fn set_label(&self, pm: &mut ParticipantMedia, style: LabelStyle) {
+        pm.set_label(style);
+    }
+
+    /// Takes a participant off the canvas (the layout has no place for it).
+    pub fn hide_tile(&self, pm: &mut ParticipantMedia) {
+        pm.hide_tile();
+    }
+
+    /// A participant's connection is up: its family encoder sends a
+    /// keyframe, so the newcomer's first canvas frame is a whole one.
+    pub fn welcome(&self, pm: &ParticipantMedia) {
+        if let Some(enc) = self.families.get(&pm.family()) {
+            enc.welcome_keyframe();
+        }
+    }
+
+    /// Hides the placeholder once the participant's own video is shown.
+    pub fn hide_placeholder(&self, pm: &mut ParticipantMedia) {
+        pm.hide_placeholder();
+    }
+}
+
+/// Recording: the entry points. The recorder itself is `recorder.rs`.
+impl RoomMedia {
+    /// Starts recording into `dir` in segments of `segment`; returns the
+    /// family whose encode is recorded. Uses a running family's encoder, or
+    /// starts `fallback`'s.
+    pub fn start_recording(
+        &mut self,
+        id: &str,
+        dir: &Path,
+        segment: Duration,
+        fallback: CodecFamily,
+        events: &UnboundedSender<MediaEvent>,
+    ) -> anyhow::Result<CodecFamily> {
+        anyhow::ensure!(self.recorder.is_none(), "a recording is already running");
+        let family = [CodecFamily::Vp8, CodecFamily::H264]
+            .into_iter()
+            .find(|f| self.families.contains_key(f))
+            .unwrap_or(fallback);
+        let started_family = !self.families.contains_key(&family);
+        let result = self.build_recorder(id, dir, segment, family, events);
+        if result.is_err() && started_family {
+            self.stop_family(family);
+        }
+        result.map(|r| {
+            self.recorder = Some(r);
+            family
+        })
+    }
+
+    fn build_recorder(
+        &mut self,
+        id: &str,
+        dir: &Path,
+        segment: Duration,
+        family: CodecFamily,
+        events: &UnboundedSender<MediaEvent>,
+    ) -> anyhow::Result<Recorder> {
+        let video_tee = self.ensure_family(family)?.tee().clone();
+        let recorder = Recorder::start(
+            &self.pipeline,
+            &video_tee,
+            &self.shared_opus_tee,
+            id,
+            dir,
+            segment,
+            family,
+            events,
+        )?;
+        if let Some(enc) = self.families.get(&family) {
+            enc.request_keyframe();
+        }
+        Ok(recorder)
+    }
+
+    /// The running recording's id.
+    pub fn recording(&self) -> Option<&str> {
+        self.recorder.as_ref().map(|r| r.id())
+    }
+
+    /// Begins stopping the recording: its inputs are cut and EOS sent, so
+    /// the open segment is finalised. The bin's EOS, forwarded on the bus,
+    /// says when it is done; then call [`RoomMedia::finish_recording`].
+    pub fn stop_recording(&mut self) -> bool {
+        let Some(mut r) = self.recorder.take() else {
+            return false;
+        };
+        let video_tee = self.families.get(&r.family()).map(|enc| enc.tee());
+        r.stop(video_tee, &self.shared_opus_tee);
+        self.recorder = Some(r);
+        true
+    }
+
+    /// Removes a stopped recorder (its files are closed); returns the
+    /// family it kept running, which the caller stops if nobody uses it.
+    pub fn finish_recording(&mut self) -> Option<CodecFamily> {
+        let r = self.recorder.take()?;
+        let family = r.family();
+        let video_tee = self.families.get(&family).map(|enc| enc.tee());
+        r.remove(&self.pipeline, video_tee, &self.shared_opus_tee);
+        Some(family)
+    }
+
+    /// Whether `family`'s encoder feeds the recording.
+    fn records(&self, family: CodecFamily) -> bool {
+        self.recorder.as_ref().is_some_and(|r| r.family() == family)
     }
 }
 

@@ -15,7 +15,7 @@ use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 
 use super::i420_fill;
-use super::make_element;
+use super::make::make_element;
 use crate::layout::Size;
 
 /// An `imagefreeze` that repeats the latest frame it was given, live.

@@ -9,25 +9,26 @@
 //! webrtcbin src (OPUS) ─► rtpopusdepay ─► opusdec ─► audioconvert ─► audioresample ─► caps(F32 48k mono)
 //!                         ─► audiorate ─► volume (teacher's mute) ─► level (talk detection) ─► tee
 //!                         tee ─► queue ─► full mixer
-//!                         tee ─► (a talker's own mix-minus, own_mix.rs)
+//!                         tee ─► (a talker's own mix-minus, talk.rs)
 //! ```
 
 use anyhow::{bail, Context as _};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_video as gst_video;
-use gstreamer_webrtc as gst_webrtc;
-
-use crate::layout::file::Fit;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::crop::TileCrop;
-use super::participant::{apply_label, apply_visibility, screen_label_height, Added, VideoTile};
-use super::{
-    hide_latency, i420_caps, make_capsfilter, make_element, make_leaky_queue, mix_audio_caps,
-    sync_downstream_first, CodecFamily, MediaEvent, ParticipantMedia, RoomMedia,
-};
+use super::tile::{apply_label, apply_visibility, screen_label_height, VideoTile};
+use super::{ParticipantMedia, Room};
+use crate::layout::file::Fit;
 use crate::layout::Size;
+use crate::media::build::Added;
+use crate::media::codec::CodecFamily;
+use crate::media::formats::{i420_caps, mix_audio_caps};
+use crate::media::make::{make_capsfilter, make_element, make_leaky_queue, sync_downstream_first};
+use crate::media::probes::{drop_stale, hide_latency, swallow, time_segment};
+use crate::media::MediaEvent;
 
 /// Name suffix of a voice's `level` element; its bus messages carry the
 /// participant id as the name's prefix.
@@ -48,7 +49,7 @@ const LEVEL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50)
 const FRAME_HOLD: gst::ClockTime = gst::ClockTime::from_seconds(3600);
 
 /// How long past the jitter buffer's latency an incoming packet may reach
-/// its depayloader before it is dropped as stale ([`super::drop_stale`]).
+/// its depayloader before it is dropped as stale ([`drop_stale`]).
 const STALE_MARGIN: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Decoded frames a tile's queue may hold before dropping the oldest.
@@ -65,11 +66,11 @@ enum Source {
     Screen,
 }
 
-impl RoomMedia {
-    /// Links a new incoming stream of `pm` and releases its blocking probe.
-    pub fn link_incoming(
+impl ParticipantMedia {
+    /// Links a new incoming stream and releases its blocking probe.
+    pub(in crate::media) fn link_incoming(
         &mut self,
-        pm: &mut ParticipantMedia,
+        room: &Room<'_>,
         pad: &gst::Pad,
         probe: gst::PadProbeId,
         events: &UnboundedSender<MediaEvent>,
@@ -84,10 +85,8 @@ impl RoomMedia {
             .get::<&str>("encoding-name")
             .unwrap_or_default()
             .to_ascii_uppercase();
-        let mline = pad
-            .property::<Option<gst_webrtc::WebRTCRTPTransceiver>>("transceiver")
-            .map(|t| t.mlineindex());
-        let screen = pm.screen.as_ref().is_some_and(|s| Some(s.mline) == mline);
+        let mline = self.transport.mline_of(pad);
+        let screen = self.screen.as_ref().is_some_and(|s| Some(s.mline) == mline);
         let mut added = Added::default();
         let video_family = match encoding.as_str() {
             "VP8" => Some(CodecFamily::Vp8),
@@ -95,30 +94,30 @@ impl RoomMedia {
             _ => None,
         };
         let result = match (media.as_str(), encoding.as_str()) {
-            ("video", _) if video_family == Some(pm.family) => {
+            ("video", _) if video_family == Some(self.family) => {
                 let source = if screen {
                     Source::Screen
                 } else {
                     Source::Camera
                 };
-                self.link_video(pm, pad, source, events, &mut added)
+                self.link_video(room, pad, source, events, &mut added)
             }
-            ("audio", "OPUS") => self.link_audio(pm, pad, &mut added),
+            ("audio", "OPUS") => self.link_audio(room, pad, &mut added),
             _ => Err(anyhow::anyhow!(
                 "incoming {media} stream in {encoding} was not negotiated"
             )),
         };
         match &result {
-            Ok(()) => pm.elements.extend(added.into_elements()),
+            Ok(()) => self.elements.extend(added.into_elements()),
             Err(_) => {
                 // Unlinked, the pad drops what arrives; the rest of the participant goes on.
                 if let Some(peer) = pad.peer() {
                     let _ = pad.unlink(&peer);
                 }
-                added.undo(self.pipeline.upcast_ref());
+                added.undo(room.pipeline.upcast_ref());
                 if media != "video" {
-                    pm.own_mix_pad = None;
-                    pm.voice_tee = None;
+                    self.own_mix_pad = None;
+                    self.voice_tee = None;
                 }
             }
         }
@@ -128,27 +127,30 @@ impl RoomMedia {
 
     fn link_video(
         &mut self,
-        pm: &mut ParticipantMedia,
+        room: &Room<'_>,
         pad: &gst::Pad,
         source: Source,
         events: &UnboundedSender<MediaEvent>,
         added: &mut Added,
     ) -> anyhow::Result<()> {
         let (rect, text) = match source {
-            Source::Camera if pm.video.is_some() => {
+            Source::Camera if self.video.is_some() => {
                 bail!("a second incoming camera stream is not supported")
             }
-            Source::Camera => (pm.tile, pm.name.clone()),
-            Source::Screen => match &pm.screen {
+            Source::Camera => (self.tile, self.name.clone()),
+            Source::Screen => match &self.screen {
                 Some(s) if s.tile.is_some() => {
                     bail!("a second incoming screen stream is not supported")
                 }
-                Some(s) => (s.rect.unwrap_or(pm.tile), format!("{} (screen)", pm.name)),
+                Some(s) => (
+                    s.rect.unwrap_or(self.tile),
+                    format!("{} (screen)", self.name),
+                ),
                 None => bail!("no screen m-line was negotiated"),
             },
         };
-        let family = pm.family;
-        let id = pm.id.clone();
+        let family = self.family;
+        let id = self.id.clone();
         let n = |what: &str| match source {
             Source::Camera => format!("{id}-{what}"),
             Source::Screen => format!("{id}-screen-{what}"),
@@ -171,8 +173,8 @@ impl RoomMedia {
         depay.set_property("wait-for-keyframe", true);
         guard_input(
             &dec,
-            self.settings.max_input,
-            self.settings.framerate,
+            room.settings.max_input,
+            room.settings.framerate,
             &id,
             events,
         )?;
@@ -198,7 +200,7 @@ impl RoomMedia {
             Source::Camera => rect.height,
             Source::Screen => screen_label_height(rect.height),
         };
-        apply_label(&label, pm.label, label_height);
+        apply_label(&label, self.label, label_height);
         let queue = make_leaky_queue(&n("tile-queue"), TILE_QUEUE)?;
         // A frame that comes late shows from the next canvas frame on
         // (FRAME_HOLD keeps the previous one up): the compositor must not
@@ -215,9 +217,9 @@ impl RoomMedia {
             &label,
             &queue,
         ];
-        let bin = self.pipeline.clone().upcast::<gst::Bin>();
+        let bin = room.bin();
         added.chain(&bin, &chain)?;
-        let comp_pad = added.request(&self.compositor, "sink_%u")?;
+        let comp_pad = added.request(room.compositor, "sink_%u")?;
         queue
             .static_pad("src")
             .context("tile queue src")?
@@ -233,15 +235,15 @@ impl RoomMedia {
         };
         match source {
             Source::Camera => {
-                tile.place(rect, 2, pm.fit);
-                pm.video = Some(tile);
-                apply_visibility(pm);
+                tile.place(rect, 2, self.fit);
+                self.video = Some(tile);
+                apply_visibility(self);
             }
             Source::Screen => {
                 // Hidden until the actor places it (the user is sharing).
                 tile.place(rect, 2, Fit::Letterbox);
                 comp_pad.set_property("alpha", 0.0f64);
-                if let Some(s) = pm.screen.as_mut() {
+                if let Some(s) = self.screen.as_mut() {
                     s.tile = Some(tile);
                 }
             }
@@ -263,10 +265,10 @@ impl RoomMedia {
 
         sync_downstream_first(&chain)?;
         let depay_sink = depay.static_pad("sink").context("depayloader sink")?;
-        super::drop_stale(&depay_sink, self.settings.jitter_buffer + STALE_MARGIN);
+        drop_stale(&depay_sink, room.settings.jitter_buffer + STALE_MARGIN);
         pad.link(&depay_sink)
             .context("linking webrtcbin to depayloader")?;
-        self.latency_changed();
+        room.latency_changed();
         // Ask the sender for a keyframe now rather than at its next periodic one.
         depay_sink.push_event(
             gst_video::UpstreamForceKeyUnitEvent::builder()
@@ -278,14 +280,14 @@ impl RoomMedia {
 
     fn link_audio(
         &mut self,
-        pm: &mut ParticipantMedia,
+        room: &Room<'_>,
         pad: &gst::Pad,
         added: &mut Added,
     ) -> anyhow::Result<()> {
-        if pm.own_mix_pad.is_some() {
+        if self.own_mix_pad.is_some() {
             bail!("a second incoming audio stream is not supported");
         }
-        let id = pm.id.clone();
+        let id = self.id.clone();
         let n = |what: &str| format!("{id}-{what}");
         let depay = make_element("rtpopusdepay", &n("opusdepay"))?;
         let dec = make_element("opusdec", &n("opusdec"))?;
@@ -301,12 +303,12 @@ impl RoomMedia {
         rate.set_property("skip-to-first", true);
         // A burst would leave the voice laid out ahead of real time for
         // good, and every mix would wait for it (catch_up.rs).
-        super::catch_up::catch_up(&rate, &self.room, &id).context("voice audiorate pads")?;
+        super::catch_up::catch_up(&rate, room.room, &id).context("voice audiorate pads")?;
         // A teacher's mute: silence before the level and the tee, so the
         // voice leaves the full mix and the mix-minus together, and a
         // silenced participant cannot become the active speaker.
         let gate = make_element("volume", &n("voice-gate"))?;
-        gate.set_property("mute", pm.silenced);
+        gate.set_property("mute", self.silenced);
         // Loudness for talk detection, posted on the bus every LEVEL_INTERVAL.
         let level = make_element("level", &n(VOICE_LEVEL_SUFFIX))?;
         level.set_property("interval", LEVEL_INTERVAL.as_nanos() as u64);
@@ -315,7 +317,7 @@ impl RoomMedia {
         let to_full = make_leaky_queue(&n("voice-full-queue"), VOICE_QUEUE)?;
 
         center_on_sample(&tee.static_pad("sink").context("voice tee sink")?);
-        let bin = self.pipeline.clone().upcast::<gst::Bin>();
+        let bin = room.bin();
         let main = [
             &depay, &dec, &convert, &resample, &caps, &rate, &gate, &level, &tee,
         ];
@@ -327,25 +329,25 @@ impl RoomMedia {
         // whole room: the mixer does not wait out the jitter buffer for it
         // (audio is not retransmitted; Opus FEC covers loss).
         hide_latency(&to_full.static_pad("src").context("voice queue src")?);
-        let full_pad = added.request(&self.full_mixer, "sink_%u")?;
+        let full_pad = added.request(room.full_mixer, "sink_%u")?;
         to_full
             .static_pad("src")
             .context("voice queue src")?
             .link(&full_pad)
             .context("linking voice to the full mix")?;
-        pm.own_mix_pad = Some(full_pad);
+        self.own_mix_pad = Some(full_pad);
 
         sync_downstream_first(&[
             &depay, &dec, &convert, &resample, &caps, &rate, &gate, &level, &tee, &to_full,
         ])?;
-        pm.voice_gate = Some(gate);
-        // A talker's own mix-minus takes the voice from this tee (own_mix.rs).
-        pm.voice_tee = Some(tee);
+        self.voice_gate = Some(gate);
+        // A talker's own mix-minus takes the voice from this tee (talk.rs).
+        self.voice_tee = Some(tee);
         let depay_sink = depay.static_pad("sink").context("opus depayloader sink")?;
-        super::drop_stale(&depay_sink, self.settings.jitter_buffer + STALE_MARGIN);
+        drop_stale(&depay_sink, room.settings.jitter_buffer + STALE_MARGIN);
         pad.link(&depay_sink)
             .context("linking webrtcbin to opus depayloader")?;
-        self.latency_changed();
+        room.latency_changed();
         Ok(())
     }
 }
@@ -439,7 +441,7 @@ fn guard_input(
             let pts = info.buffer().and_then(|b| b.pts()).map(|t| t.nseconds());
             let in_time = gate.lock().map_or(true, |mut g| g.pass(pts));
             if over.load(Ordering::SeqCst) || !in_time {
-                return super::swallow(info);
+                return swallow(info);
             }
             if let Some(buf) = info.buffer_mut() {
                 buf.make_mut().set_duration(FRAME_HOLD);
@@ -496,7 +498,7 @@ impl SampleClock {
 fn center_on_sample(pad: &gst::Pad) {
     let clock = std::sync::Mutex::new(SampleClock::default());
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-        let Some(segment) = super::time_segment(pad) else {
+        let Some(segment) = time_segment(pad) else {
             return gst::PadProbeReturn::Ok;
         };
         let Some(buffer) = info.buffer_mut() else {

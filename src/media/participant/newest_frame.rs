@@ -91,7 +91,7 @@ pub(crate) fn newest_frame_only(src: &gst::Pad) {
         let newer = info
             .buffer()
             .and_then(|b| b.pts())
-            .and_then(|pts| super::running_time(pad, pts));
+            .and_then(|pts| crate::media::probes::running_time(pad, pts));
         let times = agg_pad
             .parent()
             .and_then(|c| c.downcast::<gstreamer_base::Aggregator>().ok())

@@ -27,7 +27,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 
 // The voice's format before `audiorate` (`mix_audio_caps`).
-use super::{MIX_BYTES_PER_SAMPLE as BYTES_PER_SAMPLE, MIX_RATE as RATE};
+use crate::media::formats::{MIX_BYTES_PER_SAMPLE as BYTES_PER_SAMPLE, MIX_RATE as RATE};
 
 /// A voice sitting further ahead than this for a whole window is cut back.
 pub(crate) const MAX_AHEAD: Duration = Duration::from_millis(4);
@@ -90,7 +90,7 @@ pub(crate) fn catch_up(rate: &gst::Element, room: &str, participant: &str) -> Op
             let Some(pts) = info.buffer().and_then(|b| b.pts()) else {
                 return gst::PadProbeReturn::Ok;
             };
-            if let Some((running, now)) = super::against_clock(pad, pts) {
+            if let Some((running, now)) = crate::media::probes::against_clock(pad, pts) {
                 let running = running.nseconds() as i64;
                 if let Ok(mut l) = lead.lock() {
                     if let Some(went_in) = l.going_in {
@@ -120,7 +120,7 @@ pub(crate) fn catch_up(rate: &gst::Element, room: &str, participant: &str) -> Op
             return gst::PadProbeReturn::Handled;
         }
         if cut > 0 {
-            if !super::cut_samples(buffer.make_mut(), cut) {
+            if !crate::media::formats::cut_samples(buffer.make_mut(), cut) {
                 return gst::PadProbeReturn::Ok;
             }
             tracing::debug!(
@@ -132,7 +132,7 @@ pub(crate) fn catch_up(rate: &gst::Element, room: &str, participant: &str) -> Op
         }
         l.going_in = buffer
             .pts()
-            .and_then(|p| super::running_time(pad, p))
+            .and_then(|p| crate::media::probes::running_time(pad, p))
             .map(gst::ClockTime::nseconds);
         gst::PadProbeReturn::Ok
     });
@@ -207,7 +207,7 @@ mod tests {
         .unwrap();
         let by_name = |n: &str| pipeline.by_name(n).unwrap();
         let caps_src = by_name("caps").static_pad("src").unwrap();
-        super::super::run_ahead(&caps_src, all_ahead);
+        crate::media::probes::run_ahead(&caps_src, all_ahead);
         let first = std::sync::atomic::AtomicBool::new(true);
         caps_src.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
             if first.swap(false, std::sync::atomic::Ordering::Relaxed) {
@@ -228,7 +228,7 @@ mod tests {
             let sink = by_name("sink").static_pad("sink").unwrap();
             sink.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
                 let pts = info.buffer().and_then(|b| b.pts()).unwrap();
-                if let Some((running, now)) = super::super::against_clock(pad, pts) {
+                if let Some((running, now)) = crate::media::probes::against_clock(pad, pts) {
                     *last.lock().unwrap() = Some(running.nseconds() as i64 - now.nseconds() as i64);
                 }
                 gst::PadProbeReturn::Ok

@@ -144,7 +144,7 @@ mod tests {
             .property("caps", gst::Caps::new_empty_simple("video/x-vp8"))
             .build()
             .unwrap();
-        let queue = crate::media::make_leaky_queue("q", 2).unwrap();
+        let queue = crate::media::make::make_leaky_queue("q", 2).unwrap();
         let sink = gst::ElementFactory::make("appsink")
             .property("sync", false)
             .build()

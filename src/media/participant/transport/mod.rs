@@ -1,0 +1,89 @@
+//! The seam between a participant's media and the way it reaches the
+//! participant: [`Transport`].
+//!
+//! The rest of the participant sees only what is here: the pads its egress
+//! links into (audio and video sent to the participant), the streams that
+//! arrive from it ([`MediaEvent::IncomingStream`], with [`Transport::mline_of`]
+//! saying which negotiated stream a pad carries), the negotiation calls, and
+//! the element to stop first. The compositor and the mixers never see it.
+//!
+//! Today's one transport is `webrtcbin` ([`webrtc`]). A plain-RTP leg, a
+//! peer-to-peer pair or a link to another node would be another constructor
+//! here giving the same pads and events.
+
+mod webrtc;
+
+use gstreamer as gst;
+use gstreamer_sdp as gst_sdp;
+use gstreamer_webrtc as gst_webrtc;
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::Room;
+use crate::media::build::Added;
+use crate::media::codec::MediaChoice;
+use crate::media::MediaEvent;
+
+pub use webrtc::send_unheld;
+
+/// How a participant's media travels to and from it.
+pub(super) struct Transport {
+    /// The element carrying the media; it feeds the ingest chains, so it
+    /// is stopped first.
+    pub(super) element: gst::Element,
+    /// Where the audio sent to the participant goes in.
+    pub(super) audio_send: gst::Pad,
+    /// Where the canvas sent to the participant goes in.
+    pub(super) video_send: gst::Pad,
+    /// SSRC of the audio sent, announced in the answer.
+    pub(super) audio_ssrc: u32,
+    /// SSRC of the video sent, announced in the answer.
+    pub(super) video_ssrc: u32,
+    /// The negotiated stream (m-line) a shared screen arrives on, if any.
+    pub(super) screen_mline: Option<u32>,
+}
+
+impl Transport {
+    /// A `webrtcbin` in the room pipeline, with send pads for the codecs
+    /// `choice` took from the offer. Its signals become [`MediaEvent`]s.
+    pub(super) fn webrtc(
+        room: &Room<'_>,
+        added: &mut Added,
+        id: &str,
+        choice: &MediaChoice,
+        events: &UnboundedSender<MediaEvent>,
+    ) -> anyhow::Result<Transport> {
+        webrtc::build(room, added, id, choice, events)
+    }
+
+    /// The negotiated stream (m-line) an incoming pad carries.
+    pub(super) fn mline_of(&self, pad: &gst::Pad) -> Option<u32> {
+        webrtc::mline_of(pad)
+    }
+
+    /// Applies the remote offer and asks for an answer; the answer arrives
+    /// as [`MediaEvent::AnswerCreated`].
+    pub(super) fn negotiate(
+        &self,
+        id: &str,
+        offer: gst_sdp::SDPMessage,
+        events: &UnboundedSender<MediaEvent>,
+    ) {
+        webrtc::negotiate(&self.element, id, offer, events)
+    }
+
+    /// Applies the answer we created as the local description.
+    pub(super) fn set_local_answer(&self, answer: &gst_webrtc::WebRTCSessionDescription) {
+        webrtc::set_local_answer(&self.element, answer)
+    }
+
+    /// Adds a remote ICE candidate.
+    pub(super) fn add_ice_candidate(&self, mline: u32, candidate: &str) {
+        webrtc::add_ice_candidate(&self.element, mline, candidate)
+    }
+
+    /// Asks for the connection's statistics; the answer arrives as
+    /// [`MediaEvent::Stats`].
+    pub(super) fn request_stats(&self, id: &str, events: &UnboundedSender<MediaEvent>) {
+        webrtc::request_stats(&self.element, id, events)
+    }
+}
