@@ -1,5 +1,5 @@
-//! Teachers' say over others: who may join (capacity, the lock, removed
-//! tokens), silencing a voice, removing a participant (banning its token
+//! Teachers' say over others: who may change the room (teachers, and the
+//! admin API), who may join (capacity, the lock, removed tokens), silencing a voice, removing a participant (banning its token
 //! from the room until it expires) and locking the room.
 
 use tracing::info;
@@ -42,6 +42,23 @@ impl Moderation {
 }
 
 impl RoomActor {
+    /// Checks that `by` (a participant, or None for the admin API) may
+    /// change the room; tells a refused participant why.
+    pub(super) fn authorize(&mut self, by: Option<&str>, what: &str) -> Result<(), String> {
+        let Some(id) = by else {
+            return Ok(());
+        };
+        match self.participants.get(id) {
+            Some(p) if p.role == Role::Teacher => Ok(()),
+            Some(_) => {
+                let message = format!("only a teacher may {what}");
+                self.reply_error(id, ErrorCode::Forbidden, message.clone());
+                Err(message)
+            }
+            None => Err(format!("{id} is not in room {}", self.room)),
+        }
+    }
+
     /// Why `who` may not join now, if it may not.
     pub(super) fn join_refusal(&self, who: &Identity) -> Option<(ErrorCode, String)> {
         if self.closing {

@@ -1,6 +1,10 @@
 //! The room actor's side of recording: starting and stopping the media
 //! recorder, keeping the lesson timeline, and finishing the files (manifest,
 //! chapters, export) once the recorder has closed its last segment.
+//!
+//! Recording has two other homes: the recorder's GStreamer bin is in
+//! `src/media/recorder.rs` ([`crate::media`]), and manifests, the store,
+//! recovery after a crash and export are in [`crate::recording`].
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
@@ -35,6 +39,16 @@ impl ActiveRecording {
 }
 
 impl RoomActor {
+    /// A `record` command: start (`on`) or stop, if `by` may; returns the
+    /// recording's id.
+    pub(super) fn record(&mut self, on: bool, by: Option<&str>) -> Result<String, String> {
+        if on {
+            self.start_recording(by)
+        } else {
+            self.stop_recording(by, "stopped by a teacher or admin")
+        }
+    }
+
     /// Starts recording (a teacher's `by`, or the admin API with None);
     /// returns the recording's id. Starting twice returns the running one.
     pub(super) fn start_recording(&mut self, by: Option<&str>) -> Result<String, String> {
@@ -301,7 +315,8 @@ impl RoomActor {
     }
 }
 
-fn role_name(role: crate::ids::Role) -> String {
+/// A role as the timeline spells it (`teacher`, `student`, `guest`).
+pub(super) fn role_name(role: crate::ids::Role) -> String {
     serde_json::to_value(role)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
