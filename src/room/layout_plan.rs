@@ -226,3 +226,321 @@ fn label_style(layout: &LayoutFile) -> LabelStyle {
         inset: DecorStyle::of(layout).edge(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::layout::file::{parse, LabelPosition};
+    use crate::layout::BUILTIN;
+
+    const HD: Size = Size {
+        width: 1280,
+        height: 720,
+    };
+    /// The whole canvas.
+    const HD_RECT: Rect = Rect {
+        x: 0,
+        y: 0,
+        width: 1280,
+        height: 720,
+    };
+    /// The built-ins' highlight colour.
+    const HIGHLIGHT: u32 = 0xffd23f;
+
+    fn builtin(name: &str) -> LayoutFile {
+        let text = BUILTIN.iter().find(|(n, _)| *n == name).unwrap().1;
+        parse(Path::new(name), text).unwrap()
+    }
+
+    /// One region for one tile: everyone after the first is hidden.
+    fn single() -> LayoutFile {
+        parse(
+            Path::new("single"),
+            r##"
+background = "#102030"
+border = 6
+border_colour = "#ffffff"
+[labels]
+position = "top"
+[[group]]
+[[group.region]]
+x = 0.0
+y = 0.0
+w = 1.0
+h = 1.0
+fit = "crop"
+"##,
+        )
+        .unwrap()
+    }
+
+    fn seat(id: &str, seq: u64) -> Seat<'_> {
+        Seat {
+            id,
+            seq,
+            media: true,
+            teacher: false,
+            muted: false,
+            screen: false,
+        }
+    }
+
+    fn stage(layout: &LayoutFile) -> Stage<'_> {
+        Stage {
+            layout,
+            canvas: HD,
+            framerate: 30,
+            pinned: None,
+            speaker: None,
+        }
+    }
+
+    fn camera(plan: &LayoutPlan, id: &str) -> CameraTile {
+        plan.seat(id)
+            .camera
+            .unwrap_or_else(|| panic!("{id}'s camera is hidden: {plan:?}"))
+    }
+
+    fn area(r: Rect) -> u32 {
+        r.width * r.height
+    }
+
+    fn order(plan: &LayoutPlan) -> Vec<&str> {
+        plan.seats.iter().map(|s| s.participant.as_str()).collect()
+    }
+
+    #[test]
+    fn an_empty_room_places_nothing_and_draws_nothing() {
+        let layout = builtin("grid");
+        let plan = plan_layout(&[], &stage(&layout));
+        assert!(plan.seats.is_empty());
+        assert!(plan.decorations().is_empty());
+        assert_eq!(plan.background, Some(0x000000));
+        // Only those with media are laid out.
+        let waiting = Seat {
+            media: false,
+            ..seat("p00000001", 1)
+        };
+        let plan = plan_layout(&[waiting], &stage(&layout));
+        assert!(plan.seats.is_empty(), "{plan:?}");
+    }
+
+    #[test]
+    fn grid_places_everyone_in_join_order_with_a_hint_per_tile() {
+        let layout = builtin("grid");
+        // Given out of join order; the ids sort the other way.
+        let seats = [
+            seat("pa", 3),
+            seat("pd", 1),
+            Seat {
+                media: false,
+                ..seat("pc", 2)
+            },
+            seat("pb", 4),
+            seat("pe", 5),
+        ];
+        let plan = plan_layout(&seats, &stage(&layout));
+        assert_eq!(order(&plan), ["pd", "pa", "pb", "pe"]);
+        let tiles: Vec<CameraTile> = order(&plan).iter().map(|id| camera(&plan, id)).collect();
+        for (i, t) in tiles.iter().enumerate() {
+            assert!(t.spot.rect.inside(HD), "{t:?}");
+            assert_eq!(t.spot.fit, Fit::Letterbox);
+            assert_eq!(t.hint, send_hint(t.spot.rect, 30));
+            assert_eq!(
+                (t.hint.width, t.hint.height, t.hint.framerate),
+                (t.spot.rect.width, t.spot.rect.height, 30)
+            );
+            assert_eq!(t.decor.rect, t.spot.rect);
+            for o in &tiles[i + 1..] {
+                assert!(!t.spot.rect.overlaps(&o.spot.rect), "{t:?} {o:?}");
+            }
+        }
+        // Four in a 2x2 grid, filled row by row in join order.
+        let (first, second, third) = (tiles[0].spot.rect, tiles[1].spot.rect, tiles[2].spot.rect);
+        assert_eq!(first.y, second.y);
+        assert!(first.x < second.x);
+        assert!(third.y > first.y);
+        assert_eq!(first.width, second.width);
+        assert!(plan.seats.iter().all(|s| s.screen == ScreenPlan::Off));
+    }
+
+    #[test]
+    fn members_no_region_takes_are_hidden() {
+        let layout = single();
+        let seats = [seat("p1", 1), seat("p2", 2), seat("p3", 3)];
+        let plan = plan_layout(&seats, &stage(&layout));
+        let first = camera(&plan, "p1");
+        assert_eq!(first.spot.fit, Fit::Crop);
+        assert!(area(first.spot.rect) > area(HD_RECT) * 9 / 10, "{first:?}");
+        assert_eq!(plan.seat("p2").camera, None);
+        assert_eq!(plan.seat("p3").camera, None);
+        // Hidden cameras are still in the plan (the relayout hides them).
+        assert_eq!(order(&plan), ["p1", "p2", "p3"]);
+        // The layout's background, border and labels.
+        assert_eq!(plan.background, Some(0x102030));
+        assert_eq!(
+            plan.label,
+            LabelStyle {
+                position: LabelPosition::Top,
+                inset: 6
+            }
+        );
+        let borders = plan.decorations();
+        assert!(!borders.is_empty());
+        for paint in borders {
+            match paint {
+                Paint::Fill { rect, rgb } => {
+                    assert_eq!(rgb, 0xffffff);
+                    assert!(rect.overlaps(&first.spot.rect));
+                }
+                Paint::Muted { .. } => panic!("nobody is muted"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_shared_screen_goes_large_with_the_teacher_over_it() {
+        let layout = builtin("screen");
+        let seats = [
+            Seat {
+                teacher: true,
+                ..seat("pt", 1)
+            },
+            seat("ps", 2),
+            Seat {
+                screen: true,
+                ..seat("pw", 3)
+            },
+        ];
+        let plan = plan_layout(&seats, &stage(&layout));
+        let ScreenPlan::Shown { spot, decor } = plan.seat("pw").screen else {
+            panic!("pw's screen is not shown: {plan:?}");
+        };
+        assert_eq!(decor.rect, spot.rect);
+        assert!(!decor.speaker && !decor.muted);
+        // The screen is the largest tile; the teacher's camera sits above it.
+        for id in ["pt", "ps", "pw"] {
+            assert!(area(camera(&plan, id).spot.rect) < area(spot.rect), "{id}");
+        }
+        let teacher = camera(&plan, "pt").spot;
+        assert!(teacher.z > spot.z && teacher.rect.overlaps(&spot.rect));
+        // Nobody else shares.
+        assert_eq!(plan.seat("pt").screen, ScreenPlan::Off);
+        assert_eq!(plan.seat("ps").screen, ScreenPlan::Off);
+        // Applied in order: each camera, then its owner's screen.
+        let decor_rects: Vec<Rect> = plan.tile_decor().iter().map(|d| d.rect).collect();
+        assert_eq!(
+            decor_rects,
+            [
+                teacher.rect,
+                camera(&plan, "ps").spot.rect,
+                camera(&plan, "pw").spot.rect,
+                spot.rect
+            ]
+        );
+    }
+
+    #[test]
+    fn a_shared_screen_no_region_takes_is_hidden() {
+        let layout = single();
+        let sharing = Seat {
+            screen: true,
+            ..seat("p1", 1)
+        };
+        let plan = plan_layout(&[sharing], &stage(&layout));
+        assert!(plan.seat("p1").camera.is_some());
+        assert_eq!(plan.seat("p1").screen, ScreenPlan::Hidden);
+    }
+
+    #[test]
+    fn the_pinned_participant_and_the_speaker_go_large() {
+        let layout = builtin("speaker");
+        let seats = [seat("p1", 1), seat("p2", 2), seat("p3", 3), seat("p4", 4)];
+        let largest = |plan: &LayoutPlan| {
+            plan.seats
+                .iter()
+                .max_by_key(|s| area(s.camera.unwrap().spot.rect))
+                .unwrap()
+                .participant
+                .clone()
+        };
+        // Nobody pinned, nobody talking: the first to join.
+        let plan = plan_layout(&seats, &stage(&layout));
+        assert_eq!(largest(&plan), "p1");
+        let pinned = Stage {
+            pinned: Some("p3"),
+            ..stage(&layout)
+        };
+        assert_eq!(largest(&plan_layout(&seats, &pinned)), "p3");
+        // The active speaker comes before the pin in this layout.
+        let talking = Stage {
+            speaker: Some("p2"),
+            ..pinned
+        };
+        assert_eq!(largest(&plan_layout(&seats, &talking)), "p2");
+    }
+
+    #[test]
+    fn the_speaker_is_highlighted_and_the_muted_marked() {
+        let layout = builtin("speaker");
+        let seats = [
+            seat("p1", 1),
+            seat("p2", 2),
+            Seat {
+                muted: true,
+                ..seat("p3", 3)
+            },
+        ];
+        let stage = Stage {
+            speaker: Some("p2"),
+            ..stage(&layout)
+        };
+        let plan = plan_layout(&seats, &stage);
+        let (p1, p2, p3) = (
+            camera(&plan, "p1"),
+            camera(&plan, "p2"),
+            camera(&plan, "p3"),
+        );
+        assert!(p2.decor.speaker && !p2.decor.muted);
+        assert!(!p1.decor.speaker && !p1.decor.muted);
+        assert!(!p3.decor.speaker && p3.decor.muted);
+        // Labels stay clear of the highlight (the built-ins have no border).
+        assert_eq!(plan.label.inset, 4);
+        let paints = plan.decorations();
+        let fills: Vec<Rect> = paints
+            .iter()
+            .filter_map(|p| match p {
+                Paint::Fill { rect, rgb } => {
+                    assert_eq!(*rgb, HIGHLIGHT);
+                    Some(*rect)
+                }
+                Paint::Muted { .. } => None,
+            })
+            .collect();
+        assert!(!fills.is_empty());
+        assert!(fills.iter().all(|r| r.overlaps(&p2.spot.rect)), "{fills:?}");
+        let markers: Vec<Rect> = paints
+            .iter()
+            .filter_map(|p| match p {
+                Paint::Muted { rect } => Some(*rect),
+                Paint::Fill { .. } => None,
+            })
+            .collect();
+        assert_eq!(markers.len(), 1, "{paints:?}");
+        assert!(markers[0].overlaps(&p3.spot.rect));
+        // Without a speaker nothing is highlighted.
+        let quiet = plan_layout(
+            &seats,
+            &Stage {
+                speaker: None,
+                ..stage
+            },
+        );
+        assert!(quiet
+            .decorations()
+            .iter()
+            .all(|p| matches!(p, Paint::Muted { .. })));
+    }
+}
