@@ -10,7 +10,8 @@
 //!   the participant list;
 //! - [`events`]: media events, bus messages, voice levels and the talk floor;
 //! - [`canvas`]: the layout in force, pinning, and the relayout;
-//! - [`moderate`]: who may change the room, who may join, teachers' actions;
+//! - [`moderate`]: who may change the room, who may join, teachers' actions,
+//!   and [`refusal`]: why a request was refused, in the asker's words;
 //! - [`record`]: the recording and its timeline;
 //! - [`stats`]: live figures and metrics.
 
@@ -28,12 +29,14 @@ use super::{LeaveReason, Registry, RoomCommand, RoomSnapshot};
 use crate::layout::file::LayoutFile;
 use crate::media::{CodecFamily, MediaEvent, ParticipantMedia, RoomMedia};
 use crate::protocol::{ErrorCode, Role, ServerMessage};
+use refusal::Refusal;
 
 mod canvas;
 mod events;
 mod members;
 mod moderate;
 mod record;
+mod refusal;
 mod stats;
 
 pub use moderate::Moderation;
@@ -204,7 +207,7 @@ impl RoomActor {
                 outbox,
             } => self.on_join(participant, who, codec, outbox),
             RoomCommand::Moderate { by, action, reply } => {
-                respond(reply, self.moderate(by.as_deref(), action));
+                respond(reply, self.moderate(by.as_deref(), action).map_err(text));
             }
             RoomCommand::Offer {
                 participant,
@@ -231,18 +234,21 @@ impl RoomActor {
                 by,
                 reply,
             } => {
-                respond(reply, self.set_layout(name, layout, by.as_deref()));
+                respond(
+                    reply,
+                    self.set_layout(name, layout, by.as_deref()).map_err(text),
+                );
             }
             RoomCommand::Pin {
                 participant,
                 by,
                 reply,
             } => {
-                respond(reply, self.pin(participant, by.as_deref()));
+                respond(reply, self.pin(participant, by.as_deref()).map_err(text));
             }
             RoomCommand::LayoutReloaded { name, layout } => self.layout_reloaded(name, layout),
             RoomCommand::Record { on, by, reply } => {
-                respond(reply, self.record(on, by.as_deref()));
+                respond(reply, self.record(on, by.as_deref()).map_err(text));
             }
             RoomCommand::Inspect { reply } => {
                 let _ = reply.send(self.snapshot());
@@ -346,6 +352,11 @@ pub(super) struct InitialLayout {
     pub(super) layout: Arc<LayoutFile>,
     /// How long the active speaker keeps the floor at least.
     pub(super) speaker_hold: std::time::Duration,
+}
+
+/// A refusal as the admin API's reply carries it: its text, unchanged.
+fn text(refusal: Refusal) -> String {
+    refusal.to_string()
 }
 
 /// Sends an outcome to the admin API, if it asked.

@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use tracing::info;
 
+use super::refusal::Refusal;
 use super::{Participant, RoomActor};
 use crate::layout::file::LayoutFile;
-use crate::protocol::{ErrorCode, Role, ServerMessage};
+use crate::protocol::{Role, ServerMessage};
 use crate::room::layout_plan::{plan_layout, LayoutPlan, ScreenPlan, Seat, Stage};
 
 impl RoomActor {
@@ -21,7 +22,7 @@ impl RoomActor {
         name: String,
         layout: Arc<LayoutFile>,
         by: Option<&str>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refusal> {
         self.authorize(by, "switch the layout").map(|()| {
             info!(layout = %name, "layout switched");
             self.note(|at_ms| crate::recording::Event::Layout {
@@ -40,15 +41,15 @@ impl RoomActor {
         &mut self,
         participant: Option<String>,
         by: Option<&str>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refusal> {
         self.authorize(by, "pin a participant")
             .and_then(|()| match &participant {
                 Some(p) if !self.participants.contains_key(p) => {
-                    let message = format!("no participant {p} in room {}", self.room);
-                    if let Some(asker) = by {
-                        self.reply_error(asker, ErrorCode::NotFound, message.clone());
-                    }
-                    Err(message)
+                    let refusal = Refusal::NoParticipant {
+                        room: self.room.clone(),
+                        participant: p.clone(),
+                    };
+                    Err(self.tell(by, refusal))
                 }
                 _ => Ok(()),
             })

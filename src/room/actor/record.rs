@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use gstreamer as gst;
 use tracing::{error, info, warn};
 
+use super::refusal::Refusal;
 use super::RoomActor;
 use crate::protocol::{ErrorCode, ServerMessage};
 use crate::recording::manifest::rfc3339;
@@ -41,7 +42,7 @@ impl ActiveRecording {
 impl RoomActor {
     /// A `record` command: start (`on`) or stop, if `by` may; returns the
     /// recording's id.
-    pub(super) fn record(&mut self, on: bool, by: Option<&str>) -> Result<String, String> {
+    pub(super) fn record(&mut self, on: bool, by: Option<&str>) -> Result<String, Refusal> {
         if on {
             self.start_recording(by)
         } else {
@@ -51,7 +52,7 @@ impl RoomActor {
 
     /// Starts recording (a teacher's `by`, or the admin API with None);
     /// returns the recording's id. Starting twice returns the running one.
-    pub(super) fn start_recording(&mut self, by: Option<&str>) -> Result<String, String> {
+    pub(super) fn start_recording(&mut self, by: Option<&str>) -> Result<String, Refusal> {
         self.authorize(by, "start recording")?;
         if let Some(r) = &self.recording {
             return Ok(r.manifest.id.clone());
@@ -71,10 +72,7 @@ impl RoomActor {
             Ok(v) => v,
             Err(why) => {
                 warn!("recording refused: {why}");
-                if let Some(asker) = by {
-                    self.reply_error(asker, ErrorCode::Internal, why.clone());
-                }
-                return Err(why);
+                return Err(self.tell(by, Refusal::RecordingFailed { reason: why }));
             }
         };
         info!(recording = %id, %family, "recording started");
@@ -126,14 +124,10 @@ impl RoomActor {
         &mut self,
         by: Option<&str>,
         reason: &str,
-    ) -> Result<String, String> {
+    ) -> Result<String, Refusal> {
         self.authorize(by, "stop recording")?;
         let Some(r) = self.recording.as_mut() else {
-            let why = "this room is not recording".to_string();
-            if let Some(asker) = by {
-                self.reply_error(asker, ErrorCode::OutOfOrder, why.clone());
-            }
-            return Err(why);
+            return Err(self.tell(by, Refusal::NotRecording));
         };
         let id = r.manifest.id.clone();
         if r.stopping.is_none() {
