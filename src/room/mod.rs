@@ -1,12 +1,17 @@
 //! Rooms: one actor task per room owning its GStreamer pipeline
-//! ([`actor`]), and the [`Registry`] that creates a room on its first join
-//! and forgets it when its last participant has left.
+//! ([`actor`]), the [`Registry`] that creates a room on its first join
+//! and forgets it when its last participant has left, the commands a room
+//! takes and the snapshot it reports ([`command`]), what a relayout puts
+//! where ([`layout_plan`], pure) and who is talking ([`talk`]).
 
 mod actor;
+mod command;
+mod layout_plan;
 mod registry;
 pub mod talk;
 
-pub use actor::{MediaFigures, Moderation, RoomCommand, RoomSnapshot};
+pub use actor::{MediaFigures, Moderation};
+pub use command::{RoomCommand, RoomSnapshot};
 pub use registry::{Registry, RoomError, RoomHandle};
 
 /// Why a participant left the room.

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-use super::actor::{InitialLayout, RoomActor, RoomCommand};
+use super::actor::{InitialLayout, RoomActor};
+use super::command::RoomCommand;
 use crate::auth::Policy;
 use crate::layout::file::LayoutFile;
 use crate::layout::library::LayoutStore;

@@ -1,9 +1,10 @@
-//! Teachers' say over others: who may join (capacity, the lock, removed
-//! tokens), silencing a voice, removing a participant (banning its token
+//! Teachers' say over others: who may change the room (teachers, and the
+//! admin API), who may join (capacity, the lock, removed tokens), silencing a voice, removing a participant (banning its token
 //! from the room until it expires) and locking the room.
 
 use tracing::info;
 
+use super::refusal::Refusal;
 use super::RoomActor;
 use crate::auth::{Identity, TokenError};
 use crate::protocol::{ErrorCode, Role, ServerMessage};
@@ -42,6 +43,35 @@ impl Moderation {
 }
 
 impl RoomActor {
+    /// Checks that `by` (a participant, or None for the admin API) may
+    /// change the room; tells a refused participant why.
+    pub(super) fn authorize(
+        &mut self,
+        by: Option<&str>,
+        what: &'static str,
+    ) -> Result<(), Refusal> {
+        let Some(id) = by else {
+            return Ok(());
+        };
+        match self.participants.get(id) {
+            Some(p) if p.role == Role::Teacher => Ok(()),
+            Some(_) => Err(self.tell(by, Refusal::NotTeacher { what })),
+            None => Err(Refusal::AskerGone {
+                room: self.room.clone(),
+                participant: id.to_string(),
+            }),
+        }
+    }
+
+    /// Tells the asker (a participant; nobody for the admin API) why it
+    /// was refused, and hands the refusal back.
+    pub(super) fn tell(&mut self, asker: Option<&str>, refusal: Refusal) -> Refusal {
+        if let Some(asker) = asker {
+            self.reply_error(asker, refusal.code(), refusal.to_string());
+        }
+        refusal
+    }
+
     /// Why `who` may not join now, if it may not.
     pub(super) fn join_refusal(&self, who: &Identity) -> Option<(ErrorCode, String)> {
         if self.closing {
@@ -81,7 +111,7 @@ impl RoomActor {
     }
 
     /// Carries out `action` if `by` may; a refused participant is told why.
-    pub(super) fn moderate(&mut self, by: Option<&str>, action: Moderation) -> Result<(), String> {
+    pub(super) fn moderate(&mut self, by: Option<&str>, action: Moderation) -> Result<(), Refusal> {
         self.authorize(by, action.describe())?;
         let target = match &action {
             Moderation::Silence { participant, .. } | Moderation::Remove { participant } => {
@@ -91,21 +121,19 @@ impl RoomActor {
         };
         if let Some(target) = &target {
             let refusal = match self.participants.get(target) {
-                None => Some((
-                    ErrorCode::NotFound,
-                    format!("no participant {target} in room {}", self.room),
-                )),
-                Some(p) if by.is_some() && p.role == Role::Teacher => Some((
-                    ErrorCode::Forbidden,
-                    format!("a teacher cannot {} who is a teacher", action.describe()),
-                )),
+                None => Some(Refusal::NoParticipant {
+                    room: self.room.clone(),
+                    participant: target.clone(),
+                }),
+                Some(p) if by.is_some() && p.role == Role::Teacher => {
+                    Some(Refusal::TargetIsTeacher {
+                        what: action.describe(),
+                    })
+                }
                 Some(_) => None,
             };
-            if let Some((code, message)) = refusal {
-                if let Some(by) = by {
-                    self.reply_error(by, code, message.clone());
-                }
-                return Err(message);
+            if let Some(refusal) = refusal {
+                return Err(self.tell(by, refusal));
             }
         }
         info!(by = ?by, ?action, "moderation");

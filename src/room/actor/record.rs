@@ -1,6 +1,10 @@
 //! The room actor's side of recording: starting and stopping the media
 //! recorder, keeping the lesson timeline, and finishing the files (manifest,
 //! chapters, export) once the recorder has closed its last segment.
+//!
+//! Recording has two other homes: the recorder's GStreamer bin is in
+//! `src/media/recorder.rs` ([`crate::media`]), and manifests, the store,
+//! recovery after a crash and export are in [`crate::recording`].
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
@@ -8,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use gstreamer as gst;
 use tracing::{error, info, warn};
 
+use super::refusal::Refusal;
 use super::RoomActor;
 use crate::protocol::{ErrorCode, ServerMessage};
 use crate::recording::manifest::rfc3339;
@@ -35,9 +40,19 @@ impl ActiveRecording {
 }
 
 impl RoomActor {
+    /// A `record` command: start (`on`) or stop, if `by` may; returns the
+    /// recording's id.
+    pub(super) fn record(&mut self, on: bool, by: Option<&str>) -> Result<String, Refusal> {
+        if on {
+            self.start_recording(by)
+        } else {
+            self.stop_recording(by, "stopped by a teacher or admin")
+        }
+    }
+
     /// Starts recording (a teacher's `by`, or the admin API with None);
     /// returns the recording's id. Starting twice returns the running one.
-    pub(super) fn start_recording(&mut self, by: Option<&str>) -> Result<String, String> {
+    pub(super) fn start_recording(&mut self, by: Option<&str>) -> Result<String, Refusal> {
         self.authorize(by, "start recording")?;
         if let Some(r) = &self.recording {
             return Ok(r.manifest.id.clone());
@@ -57,10 +72,7 @@ impl RoomActor {
             Ok(v) => v,
             Err(why) => {
                 warn!("recording refused: {why}");
-                if let Some(asker) = by {
-                    self.reply_error(asker, ErrorCode::Internal, why.clone());
-                }
-                return Err(why);
+                return Err(self.tell(by, Refusal::RecordingFailed { reason: why }));
             }
         };
         info!(recording = %id, %family, "recording started");
@@ -112,14 +124,10 @@ impl RoomActor {
         &mut self,
         by: Option<&str>,
         reason: &str,
-    ) -> Result<String, String> {
+    ) -> Result<String, Refusal> {
         self.authorize(by, "stop recording")?;
         let Some(r) = self.recording.as_mut() else {
-            let why = "this room is not recording".to_string();
-            if let Some(asker) = by {
-                self.reply_error(asker, ErrorCode::OutOfOrder, why.clone());
-            }
-            return Err(why);
+            return Err(self.tell(by, Refusal::NotRecording));
         };
         let id = r.manifest.id.clone();
         if r.stopping.is_none() {
@@ -301,7 +309,8 @@ impl RoomActor {
     }
 }
 
-fn role_name(role: crate::ids::Role) -> String {
+/// A role as the timeline spells it (`teacher`, `student`, `guest`).
+pub(super) fn role_name(role: crate::ids::Role) -> String {
     serde_json::to_value(role)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))

@@ -1,0 +1,162 @@
+//! What a room is told and what it reports: the [`RoomCommand`]s that
+//! signaling sessions, the admin API and the server send to a room's actor,
+//! and the [`RoomSnapshot`] it answers `Inspect` with.
+
+use std::sync::Arc;
+
+use gstreamer as gst;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{LeaveReason, MediaFigures, Moderation};
+use crate::auth::Identity;
+use crate::layout::file::LayoutFile;
+use crate::media::CodecFamily;
+use crate::protocol::{ParticipantInfo, ServerMessage};
+
+/// A command from a signaling session (or the server) to a room.
+#[derive(Debug)]
+pub enum RoomCommand {
+    /// A client joins.
+    Join {
+        /// Its new id.
+        participant: String,
+        /// Name, role and token, checked by the session.
+        who: Identity,
+        /// Family it asked for, if any.
+        codec: Option<CodecFamily>,
+        /// Where the room sends this client's messages.
+        outbox: mpsc::Sender<ServerMessage>,
+    },
+    /// The client's SDP offer.
+    Offer {
+        /// Sender.
+        participant: String,
+        /// SDP text.
+        sdp: String,
+        /// The `a=mid` of its screen-share m-line, if any.
+        screen: Option<String>,
+    },
+    /// The client's microphone went off or on.
+    Mute {
+        /// Sender.
+        participant: String,
+        /// True while off.
+        muted: bool,
+    },
+    /// The client started or stopped sharing its screen.
+    Screen {
+        /// Sender.
+        participant: String,
+        /// True while sharing.
+        sharing: bool,
+    },
+    /// A remote ICE candidate.
+    Ice {
+        /// Sender.
+        participant: String,
+        /// m-line index.
+        mline: u32,
+        /// Candidate line.
+        candidate: String,
+    },
+    /// The client leaves (or its socket closed).
+    Leave {
+        /// Who.
+        participant: String,
+        /// Why.
+        reason: LeaveReason,
+    },
+    /// Switch the room's layout. `by` is the participant asking (it must be
+    /// a teacher), or None for the admin API.
+    SetLayout {
+        /// Layout name.
+        name: String,
+        /// The layout.
+        layout: Arc<LayoutFile>,
+        /// Who asks.
+        by: Option<String>,
+        /// Outcome, for the admin API.
+        reply: Option<oneshot::Sender<Result<(), String>>>,
+    },
+    /// Pin a participant (or unpin with None); `by` as for `SetLayout`.
+    Pin {
+        /// Participant to pin.
+        participant: Option<String>,
+        /// Who asks.
+        by: Option<String>,
+        /// Outcome, for the admin API.
+        reply: Option<oneshot::Sender<Result<(), String>>>,
+    },
+    /// Layout files changed: rooms using `name` take the new version.
+    LayoutReloaded {
+        /// Layout name.
+        name: String,
+        /// The new version.
+        layout: Arc<LayoutFile>,
+    },
+    /// Start (`on`) or stop recording; `by` as for `SetLayout`.
+    Record {
+        /// Start or stop.
+        on: bool,
+        /// Who asks.
+        by: Option<String>,
+        /// The recording's id, for the admin API.
+        reply: Option<oneshot::Sender<Result<String, String>>>,
+    },
+    /// A teacher's (or, with `by` None, the admin API's) action on others.
+    Moderate {
+        /// Who asks.
+        by: Option<String>,
+        /// What to do.
+        action: Moderation,
+        /// Outcome, for the admin API.
+        reply: Option<oneshot::Sender<Result<(), String>>>,
+    },
+    /// Report the room's state.
+    Inspect {
+        /// Where to send it.
+        reply: oneshot::Sender<RoomSnapshot>,
+    },
+    /// Remove everyone and close (server shutdown).
+    Close,
+}
+
+/// A view of a room, for the API and tests.
+#[derive(Debug, Clone)]
+pub struct RoomSnapshot {
+    /// Room id.
+    pub room: String,
+    /// Participants in join order.
+    pub participants: Vec<ParticipantInfo>,
+    /// Families whose encoder is running.
+    pub encoders: Vec<CodecFamily>,
+    /// Keyframes forced per running family.
+    pub forced_keyframes: Vec<(CodecFamily, u64)>,
+    /// Ids of participants who are talking (they hear their own mix-minus
+    /// encode; the others share one encode of the full mix).
+    pub talking: Vec<String>,
+    /// Name of the layout in force.
+    pub layout: String,
+    /// Pinned participant, if any.
+    pub pinned: Option<String>,
+    /// The active speaker, if any.
+    pub speaker: Option<String>,
+    /// Participants whose shared screen is on the canvas.
+    pub screens: Vec<String>,
+    /// Decorations (borders, highlight, muted markers) drawn over the canvas.
+    pub decorations: u32,
+    /// The recording being made, if any.
+    pub recording: Option<String>,
+    /// Canvas size.
+    pub canvas: crate::layout::Size,
+    /// Canvas frames per second.
+    pub framerate: u32,
+    /// Each shown camera's tile on the canvas, by participant id.
+    pub tiles: Vec<(String, crate::layout::Rect)>,
+    /// Each participant's video size and connection figures, by id.
+    pub media: Vec<(String, MediaFigures)>,
+    /// Bytes the running recording has written so far.
+    pub recording_bytes: Option<u64>,
+    /// The room's pipeline, weakly: upgrading fails once the room is freed.
+    pub pipeline: glib::WeakRef<gst::Pipeline>,
+}
