@@ -101,9 +101,9 @@ impl RoomActor {
 
     /// Puts the join on the running recording's timeline.
     fn note_joined(&mut self, id: &str) {
-        let (name, role) = {
-            let p = &self.participants[id];
-            (p.name.clone(), p.role)
+        // Greeting a newcomer whose outbox is already full removes it.
+        let Some((name, role)) = self.participants.get(id).map(|p| (p.name.clone(), p.role)) else {
+            return;
         };
         self.note(|at_ms| crate::recording::Event::Joined {
             at_ms,
