@@ -24,7 +24,7 @@ use crate::room::{
 
 /// A socket whose messages are dropped this many times in a row for
 /// exceeding the rate is closed.
-pub(crate) const RATE_STRIKES: u32 = 100;
+const RATE_STRIKES: u32 = 100;
 
 /// The rooms a session can join.
 pub(crate) trait Rooms {
