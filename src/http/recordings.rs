@@ -118,6 +118,14 @@ fn store_of(registry: &Registry) -> RecordingStore {
     registry.recordings().store.clone()
 }
 
+/// `GET /api/recordings/{id}` and `GET /api/recordings/{id}/manifest`: the
+/// recording's manifest.
+fn read_manifest(id: String, auth: Result<(), Reply>, registry: Registry) -> Response {
+    auth.and_then(|()| store_of(&registry).manifest(&id).map_err(store_error))
+        .map_or_else(|e| e, |m| ok(json!(m)))
+        .into_response()
+}
+
 /// The recording routes.
 pub fn routes(
     registry: Registry,
@@ -152,22 +160,15 @@ pub fn routes(
             }
             .into_response()
         });
+    // A recording is its manifest, under either path.
     let one = warp::path!("api" / "recordings" / String)
         .and(warp::get())
         .and(ctx.clone())
-        .map(|id: String, auth: Result<(), Reply>, registry: Registry| {
-            auth.and_then(|()| store_of(&registry).manifest(&id).map_err(store_error))
-                .map_or_else(|e| e, |m| ok(json!(m)))
-                .into_response()
-        });
+        .map(read_manifest);
     let manifest = warp::path!("api" / "recordings" / String / "manifest")
         .and(warp::get())
         .and(ctx.clone())
-        .map(|id: String, auth: Result<(), Reply>, registry: Registry| {
-            auth.and_then(|()| store_of(&registry).manifest(&id).map_err(store_error))
-                .map_or_else(|e| e, |m| ok(json!(m)))
-                .into_response()
-        });
+        .map(read_manifest);
     let chapters = warp::path!("api" / "recordings" / String / "chapters")
         .and(warp::get())
         .and(ctx.clone())
