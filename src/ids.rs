@@ -28,7 +28,7 @@ pub enum IdError {
     #[error("may contain only letters, digits, '-', '_' and '.', and may not start with '.'")]
     RoomCharacters,
     /// A participant id that is empty, too long, or not letters and digits.
-    #[error("must be 1 to {MAX_PARTICIPANT_ID_LEN} letters and digits")]
+    #[error("a participant id is 1 to {MAX_PARTICIPANT_ID_LEN} letters and digits")]
     Participant,
     /// A display name that is blank or too long.
     #[error("must be 1 to {MAX_NAME_LEN} characters and not blank")]

@@ -7,8 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::IdError;
 pub use crate::ids::{CodecFamily, Role, MAX_NAME_LEN, MAX_ROOM_ID_LEN};
+use crate::ids::{IdError, ParticipantId, RoomId};
 
 /// Version of this protocol, sent in [`ServerMessage::Joined`].
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -77,7 +77,7 @@ pub enum ClientMessage {
     /// unpin with null.
     Pin {
         /// Participant id, or null.
-        participant: Option<String>,
+        participant: Option<ParticipantId>,
     },
     /// Teachers only: start (`on: true`) or stop recording the room.
     Record {
@@ -88,7 +88,7 @@ pub enum ClientMessage {
     /// everyone; the participant cannot undo it.
     MuteParticipant {
         /// Participant id.
-        participant: String,
+        participant: ParticipantId,
         /// Silence or restore.
         muted: bool,
     },
@@ -96,7 +96,7 @@ pub enum ClientMessage {
     /// participant's token cannot rejoin the room until it expires.
     Remove {
         /// Participant id.
-        participant: String,
+        participant: ParticipantId,
     },
     /// Teachers only: lock the room (only teachers may join) or unlock it.
     Lock {
@@ -113,7 +113,7 @@ pub enum ClientMessage {
 #[serde(rename_all = "camelCase")]
 pub struct ParticipantInfo {
     /// Participant id, unique within the server's lifetime.
-    pub id: String,
+    pub id: ParticipantId,
     /// Display name.
     pub name: String,
     /// Role in the room.
@@ -141,9 +141,9 @@ pub enum ServerMessage {
         /// Protocol version spoken by the server.
         version: u32,
         /// Room joined.
-        room: String,
+        room: RoomId,
         /// The id this client has in the room.
-        participant_id: String,
+        participant_id: ParticipantId,
         /// Everyone in the room, this client included.
         participants: Vec<ParticipantInfo>,
         /// STUN and TURN servers for the peer connection (TURN with a
@@ -190,7 +190,7 @@ pub enum ServerMessage {
         /// Layout name.
         name: String,
         /// Pinned participant id, if any.
-        pinned: Option<String>,
+        pinned: Option<ParticipantId>,
         /// Names of the layouts a teacher may switch to.
         available: Vec<String>,
     },
@@ -198,7 +198,7 @@ pub enum ServerMessage {
     #[serde(rename_all = "camelCase")]
     Speaker {
         /// Participant id of the active speaker, or null.
-        participant_id: Option<String>,
+        participant_id: Option<ParticipantId>,
     },
     /// The room started or stopped recording; sent to everyone, and on
     /// joining a room that records.
@@ -398,14 +398,14 @@ mod tests {
         assert_eq!(
             decode_client_message(r#"{"type":"muteParticipant","participant":"p1","muted":true}"#),
             Ok(ClientMessage::MuteParticipant {
-                participant: "p1".into(),
+                participant: ParticipantId::parse("p1").unwrap(),
                 muted: true
             })
         );
         assert_eq!(
             decode_client_message(r#"{"type":"remove","participant":"p1"}"#),
             Ok(ClientMessage::Remove {
-                participant: "p1".into()
+                participant: ParticipantId::parse("p1").unwrap()
             })
         );
         assert_eq!(

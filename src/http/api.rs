@@ -16,7 +16,8 @@ use warp::http::StatusCode;
 use warp::reply::{Json, WithStatus};
 use warp::Filter;
 
-use crate::room::{MediaFigures, Registry, RoomCommand, RoomSnapshot};
+use crate::ids::ParticipantId;
+use crate::room::{MediaFigures, Refusal, Registry, RoomCommand, RoomSnapshot};
 
 /// Who may call the admin API.
 #[derive(Debug, Clone)]
@@ -112,7 +113,7 @@ struct SetLayout {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Pin {
-    participant: Option<String>,
+    participant: Option<ParticipantId>,
 }
 
 async fn room_snapshot(registry: &Registry, room: &str) -> Result<RoomSnapshot, Reply> {
@@ -133,7 +134,7 @@ async fn room_snapshot(registry: &Registry, room: &str) -> Result<RoomSnapshot, 
 async fn room_command(
     registry: &Registry,
     room: &str,
-    make: impl FnOnce(oneshot::Sender<Result<(), String>>) -> RoomCommand,
+    make: impl FnOnce(oneshot::Sender<Result<(), Refusal>>) -> RoomCommand,
 ) -> Reply {
     let Some(handle) = registry.get(room) else {
         return reply_error(
@@ -153,7 +154,7 @@ async fn room_command(
             Ok(s) => ok(json!({ "room": s.room, "layout": s.layout, "pinned": s.pinned })),
             Err(e) => e,
         },
-        Ok(Err(message)) => reply_error(StatusCode::NOT_FOUND, &message),
+        Ok(Err(refusal)) => reply_error(StatusCode::NOT_FOUND, &refusal.to_string()),
         Err(_) => reply_error(
             StatusCode::SERVICE_UNAVAILABLE,
             &format!("room {room} closed"),

@@ -33,7 +33,7 @@ const HARD_WS_MESSAGE: usize = 4 * 1024 * 1024;
 
 #[derive(Serialize)]
 struct Status {
-    rooms: Vec<String>,
+    rooms: Vec<crate::ids::RoomId>,
     version: &'static str,
 }
 

@@ -52,8 +52,10 @@ async fn record(registry: &Registry, room: &str, on: bool) -> Reply {
             StatusCode::CREATED,
         ),
         Ok(Ok(id)) => ok(json!({ "room": room, "id": id, "recording": false })),
-        Ok(Err(message)) if on => reply_error(StatusCode::INSUFFICIENT_STORAGE, &message),
-        Ok(Err(message)) => reply_error(StatusCode::CONFLICT, &message),
+        Ok(Err(refusal)) if on => {
+            reply_error(StatusCode::INSUFFICIENT_STORAGE, &refusal.to_string())
+        }
+        Ok(Err(refusal)) => reply_error(StatusCode::CONFLICT, &refusal.to_string()),
         Err(_) => reply_error(
             StatusCode::SERVICE_UNAVAILABLE,
             &format!("room {room} closed"),

@@ -63,6 +63,7 @@ pub use recorder::from_recorder;
 pub use room_media::{EncoderOutput, RoomMedia};
 pub use templates::Templates;
 
+use crate::ids::ParticipantId;
 use crate::layout::Size;
 use ice_agent::IcePolicy;
 
@@ -92,7 +93,7 @@ pub enum MediaEvent {
     /// webrtcbin gathered a local ICE candidate.
     IceCandidate {
         /// Participant the webrtcbin belongs to.
-        participant: String,
+        participant: ParticipantId,
         /// m-line index.
         mline: u32,
         /// Candidate line.
@@ -101,14 +102,14 @@ pub enum MediaEvent {
     /// The answer for a participant's offer was created (or failed).
     AnswerCreated {
         /// Participant.
-        participant: String,
+        participant: ParticipantId,
         /// The answer, or why not.
         answer: Result<gstreamer_webrtc::WebRTCSessionDescription, String>,
     },
     /// A new incoming stream appeared; its pad is blocked until linked.
     IncomingStream {
         /// Participant.
-        participant: String,
+        participant: ParticipantId,
         /// The webrtcbin source pad.
         pad: gst::Pad,
         /// Probe holding the pad blocked.
@@ -117,7 +118,7 @@ pub enum MediaEvent {
     /// The first decoded video frame of a participant reached its tile.
     VideoStarted {
         /// Participant.
-        participant: String,
+        participant: ParticipantId,
         /// True for the shared screen, false for the camera.
         screen: bool,
     },
@@ -131,7 +132,7 @@ pub enum MediaEvent {
     /// A participant's branch of a shared stream failed and was cut off.
     BranchFailed {
         /// Participant.
-        participant: String,
+        participant: ParticipantId,
         /// Which branch (video, mix, shared mix).
         branch: &'static str,
         /// The flow error it returned.
@@ -141,7 +142,7 @@ pub enum MediaEvent {
     /// limit; while over, its frames are dropped and its tile holds still.
     VideoTooLarge {
         /// Participant.
-        participant: String,
+        participant: ParticipantId,
         /// Decoded size.
         width: i32,
         /// Decoded size.
@@ -152,20 +153,20 @@ pub enum MediaEvent {
     /// webrtcbin answered a `get-stats` request.
     Stats {
         /// Participant.
-        participant: String,
+        participant: ParticipantId,
         /// Its connection's counters.
         sample: webrtc_stats::StatsSample,
     },
     /// ICE or DTLS failed for a participant: it cannot be reached any more.
     ConnectionFailed {
         /// Participant.
-        participant: String,
+        participant: ParticipantId,
         /// Which state went to failed.
         what: &'static str,
     },
     /// A participant's peer connection (ICE and DTLS) is up.
     Connected {
         /// Participant.
-        participant: String,
+        participant: ParticipantId,
     },
 }

@@ -12,6 +12,7 @@
 //! The canvas caps are fixed, so joins and leaves never renegotiate it. The
 //! live background sources keep both mixers ticking in an empty room.
 
+use crate::ids::ParticipantId;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -331,7 +332,7 @@ impl RoomMedia {
     /// The family encoder starts here if this is its first participant.
     pub fn add_participant(
         &mut self,
-        id: &str,
+        id: &ParticipantId,
         name: &str,
         choice: &MediaChoice,
         events: &UnboundedSender<MediaEvent>,

@@ -15,6 +15,7 @@
 //! - [`record`]: the recording and its timeline;
 //! - [`stats`]: live figures and metrics.
 
+use crate::ids::{ParticipantId, RoomId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +30,7 @@ use super::{LeaveReason, Registry, RoomCommand, RoomSnapshot};
 use crate::layout::file::LayoutFile;
 use crate::media::{CodecFamily, MediaEvent, ParticipantMedia, RoomMedia};
 use crate::protocol::{ErrorCode, Role, ServerMessage};
-use refusal::Refusal;
+pub use refusal::Refusal;
 
 mod canvas;
 mod events;
@@ -72,22 +73,22 @@ struct Participant {
 
 /// The actor's state. Created by the registry, consumed by [`RoomActor::run`].
 pub(super) struct RoomActor {
-    room: String,
+    room: RoomId,
     media: RoomMedia,
     commands: mpsc::Receiver<RoomCommand>,
     registry: Registry,
     preferred: CodecFamily,
-    participants: BTreeMap<String, Participant>,
+    participants: BTreeMap<ParticipantId, Participant>,
     next_seq: u64,
     events_tx: mpsc::UnboundedSender<MediaEvent>,
     events_rx: mpsc::UnboundedReceiver<MediaEvent>,
     layout: Arc<LayoutFile>,
     layout_name: String,
-    pinned: Option<String>,
+    pinned: Option<ParticipantId>,
     /// The active speaker.
-    floor: Floor,
+    floor: Floor<ParticipantId>,
     /// Latest loudness (dBFS) of each voice.
-    loudness: std::collections::HashMap<String, f64>,
+    loudness: std::collections::HashMap<ParticipantId, f64>,
     closing: bool,
     /// Only teachers may join.
     locked: bool,
@@ -105,7 +106,7 @@ pub(super) struct RoomActor {
 
 impl RoomActor {
     pub(super) fn new(
-        room: &str,
+        room: &RoomId,
         media: RoomMedia,
         commands: mpsc::Receiver<RoomCommand>,
         registry: Registry,
@@ -119,7 +120,7 @@ impl RoomActor {
         } = initial;
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         RoomActor {
-            room: room.to_string(),
+            room: room.clone(),
             commands,
             preferred,
             participants: BTreeMap::new(),
@@ -207,7 +208,7 @@ impl RoomActor {
                 outbox,
             } => self.on_join(participant, who, codec, outbox),
             RoomCommand::Moderate { by, action, reply } => {
-                respond(reply, self.moderate(by.as_deref(), action).map_err(text));
+                respond(reply, self.moderate(by.as_ref(), action));
             }
             RoomCommand::Offer {
                 participant,
@@ -234,21 +235,18 @@ impl RoomActor {
                 by,
                 reply,
             } => {
-                respond(
-                    reply,
-                    self.set_layout(name, layout, by.as_deref()).map_err(text),
-                );
+                respond(reply, self.set_layout(name, layout, by.as_ref()));
             }
             RoomCommand::Pin {
                 participant,
                 by,
                 reply,
             } => {
-                respond(reply, self.pin(participant, by.as_deref()).map_err(text));
+                respond(reply, self.pin(participant, by.as_ref()));
             }
             RoomCommand::LayoutReloaded { name, layout } => self.layout_reloaded(name, layout),
             RoomCommand::Record { on, by, reply } => {
-                respond(reply, self.record(on, by.as_deref()).map_err(text));
+                respond(reply, self.record(on, by.as_ref()));
             }
             RoomCommand::Inspect { reply } => {
                 let _ = reply.send(self.snapshot());
@@ -257,12 +255,12 @@ impl RoomActor {
         }
     }
 
-    fn reply_error(&mut self, id: &str, code: ErrorCode, message: String) {
+    fn reply_error(&mut self, id: &ParticipantId, code: ErrorCode, message: String) {
         self.send(id, ServerMessage::Error { code, message });
     }
 
     /// Queues a message for one client; a client that cannot keep up is removed.
-    fn send(&mut self, id: &str, msg: ServerMessage) {
+    fn send(&mut self, id: &ParticipantId, msg: ServerMessage) {
         let Some(p) = self.participants.get(id) else {
             return;
         };
@@ -300,7 +298,7 @@ impl RoomActor {
             },
             layout: self.layout_name.clone(),
             pinned: self.pinned.clone(),
-            speaker: self.floor.speaker().map(str::to_string),
+            speaker: self.floor.speaker().cloned(),
             screens: {
                 let mut ids: Vec<_> = self
                     .participants
@@ -352,11 +350,6 @@ pub(super) struct InitialLayout {
     pub(super) layout: Arc<LayoutFile>,
     /// How long the active speaker keeps the floor at least.
     pub(super) speaker_hold: std::time::Duration,
-}
-
-/// A refusal as the admin API's reply carries it: its text, unchanged.
-fn text(refusal: Refusal) -> String {
-    refusal.to_string()
 }
 
 /// Sends an outcome to the admin API, if it asked.

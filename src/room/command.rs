@@ -7,10 +7,10 @@ use std::sync::Arc;
 use gstreamer as gst;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{LeaveReason, MediaFigures, Moderation};
+use super::{LeaveReason, MediaFigures, Moderation, Refusal};
 use crate::auth::Identity;
+use crate::ids::{CodecFamily, ParticipantId, RoomId};
 use crate::layout::file::LayoutFile;
-use crate::media::CodecFamily;
 use crate::protocol::{ParticipantInfo, ServerMessage};
 
 /// A command from a signaling session (or the server) to a room.
@@ -19,7 +19,7 @@ pub enum RoomCommand {
     /// A client joins.
     Join {
         /// Its new id.
-        participant: String,
+        participant: ParticipantId,
         /// Name, role and token, checked by the session.
         who: Identity,
         /// Family it asked for, if any.
@@ -30,7 +30,7 @@ pub enum RoomCommand {
     /// The client's SDP offer.
     Offer {
         /// Sender.
-        participant: String,
+        participant: ParticipantId,
         /// SDP text.
         sdp: String,
         /// The `a=mid` of its screen-share m-line, if any.
@@ -39,21 +39,21 @@ pub enum RoomCommand {
     /// The client's microphone went off or on.
     Mute {
         /// Sender.
-        participant: String,
+        participant: ParticipantId,
         /// True while off.
         muted: bool,
     },
     /// The client started or stopped sharing its screen.
     Screen {
         /// Sender.
-        participant: String,
+        participant: ParticipantId,
         /// True while sharing.
         sharing: bool,
     },
     /// A remote ICE candidate.
     Ice {
         /// Sender.
-        participant: String,
+        participant: ParticipantId,
         /// m-line index.
         mline: u32,
         /// Candidate line.
@@ -62,7 +62,7 @@ pub enum RoomCommand {
     /// The client leaves (or its socket closed).
     Leave {
         /// Who.
-        participant: String,
+        participant: ParticipantId,
         /// Why.
         reason: LeaveReason,
     },
@@ -74,18 +74,18 @@ pub enum RoomCommand {
         /// The layout.
         layout: Arc<LayoutFile>,
         /// Who asks.
-        by: Option<String>,
+        by: Option<ParticipantId>,
         /// Outcome, for the admin API.
-        reply: Option<oneshot::Sender<Result<(), String>>>,
+        reply: Option<oneshot::Sender<Result<(), Refusal>>>,
     },
     /// Pin a participant (or unpin with None); `by` as for `SetLayout`.
     Pin {
         /// Participant to pin.
-        participant: Option<String>,
+        participant: Option<ParticipantId>,
         /// Who asks.
-        by: Option<String>,
+        by: Option<ParticipantId>,
         /// Outcome, for the admin API.
-        reply: Option<oneshot::Sender<Result<(), String>>>,
+        reply: Option<oneshot::Sender<Result<(), Refusal>>>,
     },
     /// Layout files changed: rooms using `name` take the new version.
     LayoutReloaded {
@@ -99,18 +99,18 @@ pub enum RoomCommand {
         /// Start or stop.
         on: bool,
         /// Who asks.
-        by: Option<String>,
+        by: Option<ParticipantId>,
         /// The recording's id, for the admin API.
-        reply: Option<oneshot::Sender<Result<String, String>>>,
+        reply: Option<oneshot::Sender<Result<String, Refusal>>>,
     },
     /// A teacher's (or, with `by` None, the admin API's) action on others.
     Moderate {
         /// Who asks.
-        by: Option<String>,
+        by: Option<ParticipantId>,
         /// What to do.
         action: Moderation,
         /// Outcome, for the admin API.
-        reply: Option<oneshot::Sender<Result<(), String>>>,
+        reply: Option<oneshot::Sender<Result<(), Refusal>>>,
     },
     /// Report the room's state.
     Inspect {
@@ -125,7 +125,7 @@ pub enum RoomCommand {
 #[derive(Debug, Clone)]
 pub struct RoomSnapshot {
     /// Room id.
-    pub room: String,
+    pub room: RoomId,
     /// Participants in join order.
     pub participants: Vec<ParticipantInfo>,
     /// Families whose encoder is running.
@@ -134,15 +134,15 @@ pub struct RoomSnapshot {
     pub forced_keyframes: Vec<(CodecFamily, u64)>,
     /// Ids of participants who are talking (they hear their own mix-minus
     /// encode; the others share one encode of the full mix).
-    pub talking: Vec<String>,
+    pub talking: Vec<ParticipantId>,
     /// Name of the layout in force.
     pub layout: String,
     /// Pinned participant, if any.
-    pub pinned: Option<String>,
+    pub pinned: Option<ParticipantId>,
     /// The active speaker, if any.
-    pub speaker: Option<String>,
+    pub speaker: Option<ParticipantId>,
     /// Participants whose shared screen is on the canvas.
-    pub screens: Vec<String>,
+    pub screens: Vec<ParticipantId>,
     /// Decorations (borders, highlight, muted markers) drawn over the canvas.
     pub decorations: u32,
     /// The recording being made, if any.
@@ -152,9 +152,9 @@ pub struct RoomSnapshot {
     /// Canvas frames per second.
     pub framerate: u32,
     /// Each shown camera's tile on the canvas, by participant id.
-    pub tiles: Vec<(String, crate::layout::Rect)>,
+    pub tiles: Vec<(ParticipantId, crate::layout::Rect)>,
     /// Each participant's video size and connection figures, by id.
-    pub media: Vec<(String, MediaFigures)>,
+    pub media: Vec<(ParticipantId, MediaFigures)>,
     /// Bytes the running recording has written so far.
     pub recording_bytes: Option<u64>,
     /// The room's pipeline, weakly: upgrading fails once the room is freed.

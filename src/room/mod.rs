@@ -10,7 +10,7 @@ mod layout_plan;
 mod registry;
 pub mod talk;
 
-pub use actor::{MediaFigures, Moderation};
+pub use actor::{MediaFigures, Moderation, Refusal};
 pub use command::{RoomCommand, RoomSnapshot};
 pub use registry::{Registry, RoomError, RoomHandle};
 
@@ -46,6 +46,6 @@ impl LeaveReason {
 }
 
 /// A fresh participant id: `p` and 8 hex digits.
-pub fn new_participant_id() -> String {
-    crate::ids::ParticipantId::random().into()
+pub fn new_participant_id() -> crate::ids::ParticipantId {
+    crate::ids::ParticipantId::random()
 }

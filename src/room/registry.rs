@@ -4,6 +4,7 @@
 //! room's teardown: the actor removes its entry only while holding the same
 //! lock and after checking that no command is waiting in its queue.
 
+use crate::ids::RoomId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -28,7 +29,7 @@ pub enum RoomError {
     #[error("room {room}: cannot start its media pipeline: {reason}")]
     Start {
         /// Room id.
-        room: String,
+        room: RoomId,
         /// Why.
         reason: String,
     },
@@ -36,13 +37,13 @@ pub enum RoomError {
     #[error("room {room} is overloaded; try again")]
     Busy {
         /// Room id.
-        room: String,
+        room: RoomId,
     },
     /// It has closed.
     #[error("room {room} has closed")]
     Closed {
         /// Room id.
-        room: String,
+        room: RoomId,
     },
     /// Opening it would pass `limits.max_rooms`.
     #[error("the server has its maximum of {max} rooms open (limits.max_rooms); try again later")]
@@ -55,13 +56,13 @@ pub enum RoomError {
 /// Sends commands to one room's actor.
 #[derive(Debug, Clone)]
 pub struct RoomHandle {
-    room: String,
+    room: RoomId,
     tx: mpsc::Sender<RoomCommand>,
 }
 
 impl RoomHandle {
     /// Room id.
-    pub fn room(&self) -> &str {
+    pub fn room(&self) -> &RoomId {
         &self.room
     }
 
@@ -80,7 +81,7 @@ impl RoomHandle {
 
 #[derive(Debug, Default)]
 struct Rooms {
-    by_id: HashMap<String, RoomHandle>,
+    by_id: HashMap<RoomId, RoomHandle>,
 }
 
 /// All rooms of the server. Cheap to clone.
@@ -177,7 +178,7 @@ impl Registry {
     }
 
     /// Ids of live rooms, sorted.
-    pub fn room_ids(&self) -> Vec<String> {
+    pub fn room_ids(&self) -> Vec<RoomId> {
         let mut ids: Vec<_> = self.lock().by_id.keys().cloned().collect();
         ids.sort();
         ids
@@ -189,7 +190,7 @@ impl Registry {
     }
 
     /// Delivers a join to `room`, creating the room if needed.
-    pub fn join(&self, room: &str, join: RoomCommand) -> Result<RoomHandle, RoomError> {
+    pub fn join(&self, room: &RoomId, join: RoomCommand) -> Result<RoomHandle, RoomError> {
         let join = match self.send_to_existing(room, join)? {
             Ok(handle) => return Ok(handle),
             Err(join) => join,
@@ -200,23 +201,23 @@ impl Registry {
         }
         let default = self.layouts.default_name().to_string();
         let layout = self.layouts.get(&default).ok_or_else(|| RoomError::Start {
-            room: room.to_string(),
+            room: room.clone(),
             reason: format!("the default layout {default} is not available"),
         })?;
         // Build the pipeline outside the lock: it changes element state.
         let media = RoomMedia::new(room, self.settings.clone()).map_err(|e| RoomError::Start {
-            room: room.to_string(),
+            room: room.clone(),
             reason: format!("{e:#}"),
         })?;
         let (tx, rx) = mpsc::channel(ROOM_QUEUE);
         let handle = RoomHandle {
-            room: room.to_string(),
+            room: room.clone(),
             tx,
         };
         let mut unused_media = None;
         let result = {
             let mut rooms = self.lock();
-            if let Some(existing) = rooms.by_id.get(room).cloned() {
+            if let Some(existing) = rooms.by_id.get(room.as_str()).cloned() {
                 // Someone else created it meanwhile; ours is not needed.
                 unused_media = Some(media);
                 existing.send(join).map(|_| existing)
@@ -225,7 +226,7 @@ impl Registry {
                 Err(RoomError::TooManyRooms { max })
             } else {
                 handle.send(join)?;
-                rooms.by_id.insert(room.to_string(), handle.clone());
+                rooms.by_id.insert(room.clone(), handle.clone());
                 let actor = RoomActor::new(
                     room,
                     media,

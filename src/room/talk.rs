@@ -47,15 +47,15 @@ impl TalkDetector {
 /// hold time against a louder rival, and keeps it when everyone falls quiet
 /// (the last speaker stays large until someone else speaks).
 #[derive(Debug, Clone)]
-pub struct Floor {
+pub struct Floor<Id> {
     hold: Duration,
-    current: Option<String>,
+    current: Option<Id>,
     since: Option<Instant>,
 }
 
-impl Floor {
+impl<Id: Clone + PartialEq> Floor<Id> {
     /// A floor that changes hands at most once per `hold`.
-    pub fn new(hold: Duration) -> Floor {
+    pub fn new(hold: Duration) -> Floor<Id> {
         Floor {
             hold,
             current: None,
@@ -64,15 +64,15 @@ impl Floor {
     }
 
     /// The participant holding the floor.
-    pub fn speaker(&self) -> Option<&str> {
-        self.current.as_deref()
+    pub fn speaker(&self) -> Option<&Id> {
+        self.current.as_ref()
     }
 
     /// Feeds the loudest participant talking now (None: nobody talks);
     /// returns the new speaker when the floor changed hands.
-    pub fn update(&mut self, loudest: Option<&str>, now: Instant) -> Option<String> {
+    pub fn update(&mut self, loudest: Option<&Id>, now: Instant) -> Option<Id> {
         let candidate = loudest?;
-        if self.current.as_deref() == Some(candidate) {
+        if self.current.as_ref() == Some(candidate) {
             return None;
         }
         let held_long_enough = self
@@ -81,14 +81,14 @@ impl Floor {
         if !held_long_enough {
             return None;
         }
-        self.current = Some(candidate.to_string());
+        self.current = Some(candidate.clone());
         self.since = Some(now);
         self.current.clone()
     }
 
     /// Forgets a participant who left; the floor is free again.
-    pub fn remove(&mut self, id: &str) -> bool {
-        if self.current.as_deref() == Some(id) {
+    pub fn remove(&mut self, id: &Id) -> bool {
+        if self.current.as_ref() == Some(id) {
             self.current = None;
             self.since = None;
             return true;
@@ -107,16 +107,16 @@ mod tests {
         let ms = |m: u64| t0 + Duration::from_millis(m);
         let mut f = Floor::new(Duration::from_secs(2));
         assert_eq!(f.update(None, ms(0)), None);
-        assert_eq!(f.update(Some("a"), ms(100)), Some("a".into()));
+        assert_eq!(f.update(Some(&"a"), ms(100)), Some("a"));
         // b is louder a moment later: a keeps the floor until the hold ends.
-        assert_eq!(f.update(Some("b"), ms(600)), None);
-        assert_eq!(f.update(Some("b"), ms(2000)), None);
-        assert_eq!(f.update(Some("b"), ms(2100)), Some("b".into()));
+        assert_eq!(f.update(Some(&"b"), ms(600)), None);
+        assert_eq!(f.update(Some(&"b"), ms(2000)), None);
+        assert_eq!(f.update(Some(&"b"), ms(2100)), Some("b"));
         // Silence keeps the last speaker.
         assert_eq!(f.update(None, ms(9000)), None);
-        assert_eq!(f.speaker(), Some("b"));
-        assert!(f.remove("b"));
-        assert_eq!(f.update(Some("a"), ms(9100)), Some("a".into()));
+        assert_eq!(f.speaker(), Some(&"b"));
+        assert!(f.remove(&"b"));
+        assert_eq!(f.update(Some(&"a"), ms(9100)), Some("a"));
     }
 
     #[test]

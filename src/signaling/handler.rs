@@ -16,8 +16,11 @@ use tracing::info;
 use super::limits::TokenBucket;
 use crate::auth::{Auth, TokenError};
 use crate::config::LimitsConfig;
+use crate::ids::{ParticipantId, RoomId};
 use crate::layout::library::LayoutStore;
-use crate::protocol::{decode_client_message, ClientMessage, ErrorCode, ServerMessage};
+use crate::protocol::{
+    decode_client_message, ClientMessage, DecodeError, ErrorCode, ServerMessage,
+};
 use crate::room::{
     new_participant_id, LeaveReason, Moderation, Registry, RoomCommand, RoomError, RoomHandle,
 };
@@ -33,7 +36,7 @@ pub(crate) trait Rooms {
 
     /// Delivers `join` (a [`RoomCommand::Join`]) to `room`, creating the
     /// room if needed.
-    fn join(&self, room: &str, join: RoomCommand) -> Result<Self::Link, RoomError>;
+    fn join(&self, room: &RoomId, join: RoomCommand) -> Result<Self::Link, RoomError>;
 }
 
 /// The session's way to the one room it is in.
@@ -48,7 +51,7 @@ pub(crate) trait RoomLink {
 impl Rooms for Registry {
     type Link = RoomHandle;
 
-    fn join(&self, room: &str, join: RoomCommand) -> Result<RoomHandle, RoomError> {
+    fn join(&self, room: &RoomId, join: RoomCommand) -> Result<RoomHandle, RoomError> {
         Registry::join(self, room, join)
     }
 }
@@ -119,7 +122,7 @@ pub(crate) enum Output {
 
 struct Joined<L> {
     link: L,
-    participant: String,
+    participant: ParticipantId,
 }
 
 /// One socket's session state and decisions.
@@ -281,6 +284,8 @@ impl<R: Rooms> Handler<R> {
                         };
                         error(code, e.to_string())
                     })?;
+                // Checked by the decoder already; a second look costs nothing.
+                let room = RoomId::parse(room).map_err(|e| DecodeError::from(e).to_reply())?;
                 let participant = new_participant_id();
                 let cmd = RoomCommand::Join {
                     participant: participant.clone(),
@@ -379,7 +384,10 @@ impl<R: Rooms> Handler<R> {
 
     /// Sends the command `make` builds for this participant to its room,
     /// or replies that it has not joined.
-    fn forward(&self, make: impl FnOnce(String) -> RoomCommand) -> Result<(), ServerMessage> {
+    fn forward(
+        &self,
+        make: impl FnOnce(ParticipantId) -> RoomCommand,
+    ) -> Result<(), ServerMessage> {
         let j = self.member()?;
         send(j, make(j.participant.clone()))
     }

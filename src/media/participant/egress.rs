@@ -11,6 +11,7 @@
 //! Each branch of a shared stream sits behind a firewalled queue: if it
 //! fails, the room is told and the shared stream flows on.
 
+use crate::ids::ParticipantId;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -55,7 +56,7 @@ pub(super) struct AudioEgress {
 pub(super) fn build_video(
     bin: &gst::Bin,
     added: &mut Added,
-    id: &str,
+    id: &ParticipantId,
     choice: &MediaChoice,
     transport: &Transport,
     events: &UnboundedSender<MediaEvent>,
@@ -125,7 +126,7 @@ pub(super) fn build_video(
 pub(super) fn build_audio(
     bin: &gst::Bin,
     added: &mut Added,
-    id: &str,
+    id: &ParticipantId,
     choice: &MediaChoice,
     transport: &Transport,
     events: &UnboundedSender<MediaEvent>,

@@ -21,6 +21,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::crop::TileCrop;
 use super::tile::{apply_label, apply_visibility, screen_label_height, VideoTile};
 use super::{ParticipantMedia, Room};
+use crate::ids::ParticipantId;
 use crate::layout::file::Fit;
 use crate::layout::Size;
 use crate::media::build::Added;
@@ -403,12 +404,12 @@ fn guard_input(
     dec: &gst::Element,
     max: Size,
     fps: u32,
-    participant: &str,
+    participant: &ParticipantId,
     events: &UnboundedSender<MediaEvent>,
 ) -> anyhow::Result<()> {
     let over = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let gate = std::sync::Mutex::new(RateGate::new(fps));
-    let (participant, events) = (participant.to_string(), events.clone());
+    let (participant, events) = (participant.clone(), events.clone());
     let src = dec.static_pad("src").context("decoder src")?;
     src.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,

@@ -36,6 +36,7 @@ mod talk;
 mod tile;
 mod transport;
 
+use crate::ids::ParticipantId;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -94,7 +95,7 @@ impl Room<'_> {
 /// to free it.
 #[must_use = "pass to RoomMedia::remove_participant to free its elements"]
 pub struct ParticipantMedia {
-    id: String,
+    id: ParticipantId,
     /// Display name, for the tile's label.
     name: String,
     family: CodecFamily,
@@ -148,10 +149,10 @@ impl std::fmt::Debug for ParticipantMedia {
 /// fails: tells the room, which removes the participant.
 fn branch_failed(
     events: &UnboundedSender<MediaEvent>,
-    id: &str,
+    id: &ParticipantId,
     branch: &'static str,
 ) -> impl Fn(gst::FlowError) + Send + Sync + 'static {
-    let (events, id) = (events.clone(), id.to_string());
+    let (events, id) = (events.clone(), id.clone());
     move |error| {
         let _ = events.send(MediaEvent::BranchFailed {
             participant: id.clone(),
@@ -168,7 +169,7 @@ impl ParticipantMedia {
     pub(in crate::media) fn build(
         room: &Room<'_>,
         family_tee: &gst::Element,
-        id: &str,
+        id: &ParticipantId,
         name: &str,
         choice: &MediaChoice,
         events: &UnboundedSender<MediaEvent>,
@@ -234,7 +235,7 @@ impl ParticipantMedia {
             rect: None,
         });
         Ok(ParticipantMedia {
-            id: id.to_string(),
+            id: id.clone(),
             name: name.to_string(),
             family,
             transport,
@@ -295,7 +296,7 @@ impl ParticipantMedia {
     }
 
     /// Participant id.
-    pub fn id(&self) -> &str {
+    pub fn id(&self) -> &ParticipantId {
         &self.id
     }
 

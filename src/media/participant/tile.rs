@@ -7,6 +7,7 @@
 //! placeholder: appsrc(grey still) ─► textoverlay(name) ─► freeze ─► caps(placeholder) ─► compositor (until video arrives)
 //! ```
 
+use crate::ids::ParticipantId;
 use anyhow::Context as _;
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -116,7 +117,7 @@ fn placeholder_caps(tile: Size) -> gst::Caps {
 pub(super) fn build_placeholder(
     room: &Room<'_>,
     added: &mut Added,
-    id: &str,
+    id: &ParticipantId,
     name: &str,
 ) -> anyhow::Result<Placeholder> {
     let bin = room.bin();

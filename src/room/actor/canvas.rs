@@ -5,6 +5,7 @@
 //!
 //! [`RoomMedia`]: crate::media::RoomMedia
 
+use crate::ids::ParticipantId;
 use std::sync::Arc;
 
 use tracing::info;
@@ -21,7 +22,7 @@ impl RoomActor {
         &mut self,
         name: String,
         layout: Arc<LayoutFile>,
-        by: Option<&str>,
+        by: Option<&ParticipantId>,
     ) -> Result<(), Refusal> {
         self.authorize(by, "switch the layout").map(|()| {
             info!(layout = %name, "layout switched");
@@ -39,8 +40,8 @@ impl RoomActor {
     /// Pins a participant (or unpins with None), if `by` may.
     pub(super) fn pin(
         &mut self,
-        participant: Option<String>,
-        by: Option<&str>,
+        participant: Option<ParticipantId>,
+        by: Option<&ParticipantId>,
     ) -> Result<(), Refusal> {
         self.authorize(by, "pin a participant")
             .and_then(|()| match &participant {
@@ -89,7 +90,7 @@ impl RoomActor {
             canvas: self.media.canvas(),
             framerate: self.media.framerate(),
             pinned: self.pinned.as_deref(),
-            speaker: self.floor.speaker(),
+            speaker: self.floor.speaker().map(ParticipantId::as_str),
         };
         plan_layout(&seats, &stage)
     }
@@ -106,8 +107,18 @@ impl RoomActor {
         }
         let mut decor = Vec::new();
         for seat in &plan.seats {
-            let id = seat.participant.as_str();
-            let Some(pm) = self.participants.get_mut(id).and_then(|p| p.media.as_mut()) else {
+            let Some(id) = self
+                .participants
+                .get_key_value(seat.participant.as_str())
+                .map(|(id, _)| id.clone())
+            else {
+                continue;
+            };
+            let Some(pm) = self
+                .participants
+                .get_mut(&id)
+                .and_then(|p| p.media.as_mut())
+            else {
                 continue;
             };
             if seat.screen == ScreenPlan::Off {
@@ -124,7 +135,7 @@ impl RoomActor {
                     if changed {
                         let hint = camera.hint;
                         self.send(
-                            id,
+                            &id,
                             ServerMessage::Tile {
                                 width: hint.width,
                                 height: hint.height,
@@ -138,7 +149,11 @@ impl RoomActor {
             if seat.screen == ScreenPlan::Off {
                 continue;
             }
-            let Some(pm) = self.participants.get_mut(id).and_then(|p| p.media.as_mut()) else {
+            let Some(pm) = self
+                .participants
+                .get_mut(&id)
+                .and_then(|p| p.media.as_mut())
+            else {
                 continue;
             };
             match seat.screen {

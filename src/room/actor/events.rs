@@ -5,6 +5,7 @@
 //! levels, latency). Voice levels drive each participant's talk detector and
 //! the active speaker's floor.
 
+use crate::ids::ParticipantId;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use tracing::{debug, error, info, warn};
@@ -76,7 +77,7 @@ impl RoomActor {
 
     /// Sends one of our ICE candidates to the participant, unless
     /// `ice.addresses` keeps it back.
-    fn on_local_candidate(&mut self, participant: &str, mline: u32, candidate: &str) {
+    fn on_local_candidate(&mut self, participant: &ParticipantId, mline: u32, candidate: &str) {
         let ice = &self.registry.policy().ice;
         match crate::auth::candidates::announce(candidate, ice) {
             Some(candidate) => self.send(
@@ -95,7 +96,7 @@ impl RoomActor {
     /// Our answer is ready: set it and send it, or give up on the participant.
     fn on_answer(
         &mut self,
-        participant: &str,
+        participant: &ParticipantId,
         answer: Result<gstreamer_webrtc::WebRTCSessionDescription, String>,
     ) {
         let Some(pm) = self
@@ -126,7 +127,12 @@ impl RoomActor {
 
     /// A stream arrived from the participant: link it into its branch (the
     /// pad stays blocked by `probe` until then).
-    fn on_incoming_stream(&mut self, participant: &str, pad: gst::Pad, probe: gst::PadProbeId) {
+    fn on_incoming_stream(
+        &mut self,
+        participant: &ParticipantId,
+        pad: gst::Pad,
+        probe: gst::PadProbeId,
+    ) {
         let Some(p) = self.participants.get_mut(participant) else {
             pad.remove_probe(probe);
             return;
@@ -141,7 +147,7 @@ impl RoomActor {
     }
 
     /// A camera's or a screen's first frame reached the canvas.
-    fn on_video_started(&mut self, participant: &str, screen: bool) {
+    fn on_video_started(&mut self, participant: &ParticipantId, screen: bool) {
         let Some(p) = self.participants.get_mut(participant) else {
             return;
         };
@@ -158,7 +164,13 @@ impl RoomActor {
 
     /// The participant's video went over the size limit (its frames are
     /// dropped) or came back within it.
-    fn on_video_too_large(&mut self, participant: &str, width: i32, height: i32, over: bool) {
+    fn on_video_too_large(
+        &mut self,
+        participant: &ParticipantId,
+        width: i32,
+        height: i32,
+        over: bool,
+    ) {
         let max = self.registry.policy().limits.clone();
         if over {
             warn!(participant = %participant, width, height, "video over the size limit; its frames are dropped");
@@ -176,7 +188,7 @@ impl RoomActor {
     }
 
     /// The participant's connection is up: it gets a keyframe.
-    fn on_connected(&mut self, participant: &str) {
+    fn on_connected(&mut self, participant: &ParticipantId) {
         if let Some(pm) = self
             .participants
             .get(participant)
@@ -232,8 +244,8 @@ impl RoomActor {
 
     /// Feeds a voice level to the participant's talk detector and switches
     /// what it hears when it starts or stops talking.
-    fn on_voice_level(&mut self, id: &str, rms_dbfs: f64) {
-        self.loudness.insert(id.to_string(), rms_dbfs);
+    fn on_voice_level(&mut self, id: &ParticipantId, rms_dbfs: f64) {
+        self.loudness.insert(id.clone(), rms_dbfs);
         self.update_floor();
         let Some(p) = self.participants.get_mut(id) else {
             return;
@@ -261,7 +273,7 @@ impl RoomActor {
             .map(|(id, _)| id.clone());
         if let Some(speaker) = self
             .floor
-            .update(loudest.as_deref(), std::time::Instant::now())
+            .update(loudest.as_ref(), std::time::Instant::now())
         {
             info!(participant = %speaker, "active speaker");
             self.relayout();
@@ -270,10 +282,10 @@ impl RoomActor {
     }
 
     pub(super) fn broadcast_speaker(&mut self) {
-        let speaker = self.floor.speaker().map(str::to_string);
+        let speaker = self.floor.speaker().cloned();
         self.note(|at_ms| crate::recording::Event::Speaker {
             at_ms,
-            participant: speaker.clone(),
+            participant: speaker.as_ref().map(ParticipantId::to_string),
         });
         let ids: Vec<_> = self.participants.keys().cloned().collect();
         for id in ids {
@@ -288,7 +300,7 @@ impl RoomActor {
 }
 
 /// A voice level report: the participant and its loudness in dBFS.
-fn voice_level(msg: &gst::Message, s: Option<&gst::StructureRef>) -> Option<(String, f64)> {
+fn voice_level(msg: &gst::Message, s: Option<&gst::StructureRef>) -> Option<(ParticipantId, f64)> {
     let s = s?;
     if s.name() != "level" {
         return None;
@@ -302,19 +314,21 @@ fn voice_level(msg: &gst::Message, s: Option<&gst::StructureRef>) -> Option<(Str
         .iter()
         .filter_map(|v| v.get::<f64>().ok())
         .fold(f64::NEG_INFINITY, f64::max);
-    Some((id.to_string(), loudest))
+    Some((ParticipantId::parse(id).ok()?, loudest))
 }
 
 /// The participant whose element posted `msg`: the name prefix of the
 /// pipeline's direct child that contains the source (`p1a2b3c4d-vp8dec`).
-fn owner_participant(msg: &gst::Message, pipeline: &gst::Pipeline) -> Option<String> {
+fn owner_participant(msg: &gst::Message, pipeline: &gst::Pipeline) -> Option<ParticipantId> {
     let mut obj = msg.src()?.clone();
     loop {
         let parent = obj.parent()?;
         if parent.as_ptr() == pipeline.upcast_ref::<gst::Object>().as_ptr() {
             let name = obj.name();
             let (prefix, _) = name.split_once('-')?;
-            return (prefix.starts_with('p') && prefix.len() == 9).then(|| prefix.to_string());
+            return (prefix.starts_with('p') && prefix.len() == 9)
+                .then(|| ParticipantId::parse(prefix).ok())
+                .flatten();
         }
         obj = parent;
     }

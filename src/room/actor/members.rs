@@ -4,6 +4,7 @@
 //! removal, the room closing on everyone, and the participant list every
 //! member is sent.
 
+use crate::ids::ParticipantId;
 use tokio::sync::mpsc;
 use tracing::{error, info, info_span};
 
@@ -19,7 +20,7 @@ impl RoomActor {
     /// A client joins: refused with a reason, or admitted and greeted.
     pub(super) fn on_join(
         &mut self,
-        id: String,
+        id: ParticipantId,
         who: Identity,
         codec: Option<CodecFamily>,
         outbox: mpsc::Sender<ServerMessage>,
@@ -41,7 +42,7 @@ impl RoomActor {
     /// Adds the participant, last in join order, without media yet.
     fn admit(
         &mut self,
-        id: &str,
+        id: &ParticipantId,
         who: Identity,
         codec: Option<CodecFamily>,
         outbox: mpsc::Sender<ServerMessage>,
@@ -50,7 +51,7 @@ impl RoomActor {
         info!(participant = %id, "joined");
         self.next_seq += 1;
         self.participants.insert(
-            id.to_string(),
+            id.clone(),
             Participant {
                 name,
                 role,
@@ -71,11 +72,11 @@ impl RoomActor {
 
     /// Tells the newcomer the room (`joined`, the layout, a running
     /// recording) and the others the new participant list.
-    fn greet(&mut self, id: &str) {
+    fn greet(&mut self, id: &ParticipantId) {
         let joined = ServerMessage::Joined {
             version: PROTOCOL_VERSION,
             room: self.room.clone(),
-            participant_id: id.to_string(),
+            participant_id: id.clone(),
             participants: self.participant_list(),
             ice_servers: crate::auth::turn::ice_servers(
                 &self.registry.policy().ice,
@@ -100,7 +101,7 @@ impl RoomActor {
     }
 
     /// Puts the join on the running recording's timeline.
-    fn note_joined(&mut self, id: &str) {
+    fn note_joined(&mut self, id: &ParticipantId) {
         // Greeting a newcomer whose outbox is already full removes it.
         let Some((name, role)) = self.participants.get(id).map(|p| (p.name.clone(), p.role)) else {
             return;
@@ -116,7 +117,7 @@ impl RoomActor {
     /// The client's SDP offer: checked, its codecs chosen, its media built
     /// and negotiated, and the canvas re-flowed. A refused offer is answered
     /// with an error and changes nothing.
-    pub(super) fn on_offer(&mut self, id: &str, sdp: &str, screen: Option<&str>) {
+    pub(super) fn on_offer(&mut self, id: &ParticipantId, sdp: &str, screen: Option<&str>) {
         let span = info_span!("offer", participant = %id);
         let _enter = span.enter();
         let Some(p) = self.participants.get(id) else {
@@ -157,7 +158,7 @@ impl RoomActor {
     /// when the server could not.
     fn build_media(
         &mut self,
-        id: &str,
+        id: &ParticipantId,
         name: &str,
         choice: &MediaChoice,
     ) -> Option<ParticipantMedia> {
@@ -189,7 +190,7 @@ impl RoomActor {
     }
 
     /// The client's microphone went off or on.
-    pub(super) fn on_mute(&mut self, id: &str, muted: bool) {
+    pub(super) fn on_mute(&mut self, id: &ParticipantId, muted: bool) {
         if let Some(p) = self.participants.get_mut(id) {
             if p.muted != muted {
                 p.muted = muted;
@@ -200,7 +201,7 @@ impl RoomActor {
     }
 
     /// The client started or stopped sharing its screen.
-    pub(super) fn on_screen(&mut self, id: &str, sharing: bool) {
+    pub(super) fn on_screen(&mut self, id: &ParticipantId, sharing: bool) {
         let Some(p) = self.participants.get_mut(id) else {
             return;
         };
@@ -227,7 +228,7 @@ impl RoomActor {
     }
 
     /// A remote ICE candidate, which needs the offer first.
-    pub(super) fn on_ice(&mut self, id: &str, mline: u32, candidate: &str) {
+    pub(super) fn on_ice(&mut self, id: &ParticipantId, mline: u32, candidate: &str) {
         if let Some(m) = self.participants.get(id).and_then(|p| p.media.as_ref()) {
             m.add_ice_candidate(mline, candidate);
         } else {
@@ -240,7 +241,7 @@ impl RoomActor {
     }
 
     /// Removes a participant and re-flows the canvas.
-    pub(super) fn remove(&mut self, id: &str, reason: LeaveReason) {
+    pub(super) fn remove(&mut self, id: &ParticipantId, reason: LeaveReason) {
         let Some(p) = self.participants.remove(id) else {
             return;
         };
@@ -312,12 +313,12 @@ impl RoomActor {
     }
 
     /// Sends the participant list to everyone but `except`.
-    pub(super) fn broadcast_participants(&mut self, except: Option<&str>) {
+    pub(super) fn broadcast_participants(&mut self, except: Option<&ParticipantId>) {
         let list = self.participant_list();
         let ids: Vec<_> = self
             .participants
             .keys()
-            .filter(|id| Some(id.as_str()) != except)
+            .filter(|id| Some(*id) != except)
             .cloned()
             .collect();
         for id in ids {

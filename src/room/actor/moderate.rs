@@ -2,6 +2,7 @@
 //! admin API), who may join (capacity, the lock, removed tokens), silencing a voice, removing a participant (banning its token
 //! from the room until it expires) and locking the room.
 
+use crate::ids::ParticipantId;
 use tracing::info;
 
 use super::refusal::Refusal;
@@ -16,14 +17,14 @@ pub enum Moderation {
     /// Silence a participant's voice for everyone, or restore it.
     Silence {
         /// Participant id.
-        participant: String,
+        participant: ParticipantId,
         /// Silence or restore.
         muted: bool,
     },
     /// Remove a participant; its token cannot rejoin until it expires.
     Remove {
         /// Participant id.
-        participant: String,
+        participant: ParticipantId,
     },
     /// Only teachers may join while locked.
     Lock {
@@ -47,7 +48,7 @@ impl RoomActor {
     /// change the room; tells a refused participant why.
     pub(super) fn authorize(
         &mut self,
-        by: Option<&str>,
+        by: Option<&ParticipantId>,
         what: &'static str,
     ) -> Result<(), Refusal> {
         let Some(id) = by else {
@@ -58,14 +59,14 @@ impl RoomActor {
             Some(_) => Err(self.tell(by, Refusal::NotTeacher { what })),
             None => Err(Refusal::AskerGone {
                 room: self.room.clone(),
-                participant: id.to_string(),
+                participant: id.clone(),
             }),
         }
     }
 
     /// Tells the asker (a participant; nobody for the admin API) why it
     /// was refused, and hands the refusal back.
-    pub(super) fn tell(&mut self, asker: Option<&str>, refusal: Refusal) -> Refusal {
+    pub(super) fn tell(&mut self, asker: Option<&ParticipantId>, refusal: Refusal) -> Refusal {
         if let Some(asker) = asker {
             self.reply_error(asker, refusal.code(), refusal.to_string());
         }
@@ -84,7 +85,7 @@ impl RoomActor {
             if self.registry.policy().bans.is_banned(&self.room, jti) {
                 return Some((
                     ErrorCode::Unauthorized,
-                    TokenError::Removed(self.room.clone()).to_string(),
+                    TokenError::Removed(self.room.to_string()).to_string(),
                 ));
             }
         }
@@ -111,7 +112,11 @@ impl RoomActor {
     }
 
     /// Carries out `action` if `by` may; a refused participant is told why.
-    pub(super) fn moderate(&mut self, by: Option<&str>, action: Moderation) -> Result<(), Refusal> {
+    pub(super) fn moderate(
+        &mut self,
+        by: Option<&ParticipantId>,
+        action: Moderation,
+    ) -> Result<(), Refusal> {
         self.authorize(by, action.describe())?;
         let target = match &action {
             Moderation::Silence { participant, .. } | Moderation::Remove { participant } => {

@@ -6,6 +6,7 @@
 //! `src/media/recorder.rs` ([`crate::media`]), and manifests, the store,
 //! recovery after a crash and export are in [`crate::recording`].
 
+use crate::ids::ParticipantId;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -42,7 +43,11 @@ impl ActiveRecording {
 impl RoomActor {
     /// A `record` command: start (`on`) or stop, if `by` may; returns the
     /// recording's id.
-    pub(super) fn record(&mut self, on: bool, by: Option<&str>) -> Result<String, Refusal> {
+    pub(super) fn record(
+        &mut self,
+        on: bool,
+        by: Option<&ParticipantId>,
+    ) -> Result<String, Refusal> {
         if on {
             self.start_recording(by)
         } else {
@@ -52,7 +57,10 @@ impl RoomActor {
 
     /// Starts recording (a teacher's `by`, or the admin API with None);
     /// returns the recording's id. Starting twice returns the running one.
-    pub(super) fn start_recording(&mut self, by: Option<&str>) -> Result<String, Refusal> {
+    pub(super) fn start_recording(
+        &mut self,
+        by: Option<&ParticipantId>,
+    ) -> Result<String, Refusal> {
         self.authorize(by, "start recording")?;
         if let Some(r) = &self.recording {
             return Ok(r.manifest.id.clone());
@@ -82,7 +90,7 @@ impl RoomActor {
         for (pid, p) in present {
             events.push(Event::Joined {
                 at_ms: 0,
-                participant: pid.clone(),
+                participant: pid.to_string(),
                 name: p.name.clone(),
                 role: role_name(p.role),
             });
@@ -122,7 +130,7 @@ impl RoomActor {
     /// the stop when it has.
     pub(super) fn stop_recording(
         &mut self,
-        by: Option<&str>,
+        by: Option<&ParticipantId>,
         reason: &str,
     ) -> Result<String, Refusal> {
         self.authorize(by, "stop recording")?;

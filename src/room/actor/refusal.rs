@@ -1,14 +1,15 @@
 //! Why a room refuses what a participant or the admin API asked of it
 //! (switching the layout, pinning, moderating, recording). The text of a
 //! [`Refusal`] is exactly what the asker is told: in an `error` message to
-//! a participant, or in the admin API's reply, which still carries it as a
-//! `String` ([`RoomCommand`](crate::room::RoomCommand)'s replies).
+//! a participant, or in the admin API's reply
+//! ([`RoomCommand`](crate::room::RoomCommand)'s replies carry the refusal).
 
+use crate::ids::{ParticipantId, RoomId};
 use crate::protocol::ErrorCode;
 
 /// A request the room did not carry out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(super) enum Refusal {
+pub enum Refusal {
     /// The asker is a participant but not a teacher.
     #[error("only a teacher may {what}")]
     NotTeacher {
@@ -19,17 +20,17 @@ pub(super) enum Refusal {
     #[error("{participant} is not in room {room}")]
     AskerGone {
         /// Room id.
-        room: String,
+        room: RoomId,
         /// The asker's id.
-        participant: String,
+        participant: ParticipantId,
     },
     /// The participant to act on is not in the room.
     #[error("no participant {participant} in room {room}")]
     NoParticipant {
         /// Room id.
-        room: String,
+        room: RoomId,
         /// The target's id.
-        participant: String,
+        participant: ParticipantId,
     },
     /// A teacher asked to act on another teacher.
     #[error("a teacher cannot {what} who is a teacher")]
@@ -66,7 +67,7 @@ mod tests {
 
     #[test]
     fn texts_are_what_clients_and_the_admin_api_are_told() {
-        let room = || "r1".to_string();
+        let room = || RoomId::parse("r1").unwrap();
         let cases = [
             (
                 Refusal::NotTeacher {
@@ -78,7 +79,7 @@ mod tests {
             (
                 Refusal::AskerGone {
                     room: room(),
-                    participant: "p00000001".into(),
+                    participant: ParticipantId::parse("p00000001").unwrap(),
                 },
                 "p00000001 is not in room r1",
                 ErrorCode::NotFound,
@@ -86,7 +87,7 @@ mod tests {
             (
                 Refusal::NoParticipant {
                     room: room(),
-                    participant: "p00000002".into(),
+                    participant: ParticipantId::parse("p00000002").unwrap(),
                 },
                 "no participant p00000002 in room r1",
                 ErrorCode::NotFound,

@@ -7,6 +7,7 @@
 //!
 //! [`RoomMetrics`]: crate::metrics::RoomMetrics
 
+use crate::ids::ParticipantId;
 use std::time::{Duration, Instant};
 
 use tracing::{debug, warn};
@@ -78,7 +79,7 @@ impl RoomActor {
 
     /// A participant's stats arrived: turn them into figures over the
     /// interval since its previous sample.
-    pub(super) fn on_stats(&mut self, id: &str, sample: StatsSample) {
+    pub(super) fn on_stats(&mut self, id: &ParticipantId, sample: StatsSample) {
         let Some(p) = self.participants.get_mut(id) else {
             // It left while its stats were on the way.
             return;
@@ -107,7 +108,7 @@ impl RoomActor {
     }
 
     /// Each participant's media figures, for the snapshot.
-    pub(super) fn media_figures(&self) -> Vec<(String, MediaFigures)> {
+    pub(super) fn media_figures(&self) -> Vec<(ParticipantId, MediaFigures)> {
         self.participants
             .iter()
             .map(|(id, p)| {

@@ -17,19 +17,19 @@ struct TestRooms {
 }
 
 struct TestLink {
-    room: String,
+    room: RoomId,
     tx: mpsc::Sender<RoomCommand>,
 }
 
 impl Rooms for TestRooms {
     type Link = TestLink;
 
-    fn join(&self, room: &str, join: RoomCommand) -> Result<TestLink, RoomError> {
+    fn join(&self, room: &RoomId, join: RoomCommand) -> Result<TestLink, RoomError> {
         if let Some(refuse) = self.refuse {
             return Err(refuse());
         }
         let link = TestLink {
-            room: room.to_string(),
+            room: room.clone(),
             tx: self.tx.clone(),
         };
         link.send(join)?;
@@ -39,7 +39,7 @@ impl Rooms for TestRooms {
 
 impl RoomLink for TestLink {
     fn room(&self) -> &str {
-        &self.room
+        self.room.as_str()
     }
 
     // As `RoomHandle::send`.
@@ -128,7 +128,7 @@ impl Bench {
     }
 
     /// Joins room `r` as the teacher Ada; returns the participant id.
-    fn join(&mut self) -> String {
+    fn join(&mut self) -> ParticipantId {
         let out = self.text(r#"{"type":"join","room":"r","name":"Ada","role":"teacher"}"#);
         assert_eq!(out, Output::Nothing);
         match self.room.try_recv().expect("a join") {
@@ -284,7 +284,7 @@ fn a_joined_session_forwards_each_message_as_its_participant() {
             Some(RoomCommand::Moderate {
                 by: by.clone(),
                 action: Moderation::Silence {
-                    participant: "p00000001".into(),
+                    participant: ParticipantId::parse("p00000001").unwrap(),
                     muted: true,
                 },
                 reply: None,
@@ -295,7 +295,7 @@ fn a_joined_session_forwards_each_message_as_its_participant() {
             Some(RoomCommand::Moderate {
                 by: by.clone(),
                 action: Moderation::Remove {
-                    participant: "p00000001".into(),
+                    participant: ParticipantId::parse("p00000001").unwrap(),
                 },
                 reply: None,
             }),

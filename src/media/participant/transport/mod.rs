@@ -13,6 +13,7 @@
 
 mod webrtc;
 
+use crate::ids::ParticipantId;
 use gstreamer as gst;
 use gstreamer_sdp as gst_sdp;
 use gstreamer_webrtc as gst_webrtc;
@@ -48,7 +49,7 @@ impl Transport {
     pub(super) fn webrtc(
         room: &Room<'_>,
         added: &mut Added,
-        id: &str,
+        id: &ParticipantId,
         choice: &MediaChoice,
         events: &UnboundedSender<MediaEvent>,
     ) -> anyhow::Result<Transport> {
@@ -64,7 +65,7 @@ impl Transport {
     /// as [`MediaEvent::AnswerCreated`].
     pub(super) fn negotiate(
         &self,
-        id: &str,
+        id: &ParticipantId,
         offer: gst_sdp::SDPMessage,
         events: &UnboundedSender<MediaEvent>,
     ) {
@@ -83,7 +84,7 @@ impl Transport {
 
     /// Asks for the connection's statistics; the answer arrives as
     /// [`MediaEvent::Stats`].
-    pub(super) fn request_stats(&self, id: &str, events: &UnboundedSender<MediaEvent>) {
+    pub(super) fn request_stats(&self, id: &ParticipantId, events: &UnboundedSender<MediaEvent>) {
         webrtc::request_stats(&self.element, id, events)
     }
 }

@@ -3,6 +3,7 @@
 //! carries, its signals posted as [`MediaEvent`]s, negotiation, ICE
 //! candidates and statistics requests.
 
+use crate::ids::ParticipantId;
 use anyhow::Context as _;
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -23,7 +24,7 @@ use crate::media::MediaEvent;
 pub(super) fn build(
     room: &Room<'_>,
     added: &mut Added,
-    id: &str,
+    id: &ParticipantId,
     choice: &MediaChoice,
     events: &UnboundedSender<MediaEvent>,
 ) -> anyhow::Result<Transport> {
@@ -193,14 +194,14 @@ pub(super) fn mline_of(pad: &gst::Pad) -> Option<u32> {
 /// [`MediaEvent::AnswerCreated`].
 pub(super) fn negotiate(
     webrtcbin: &gst::Element,
-    id: &str,
+    id: &ParticipantId,
     offer: gst_sdp::SDPMessage,
     events: &UnboundedSender<MediaEvent>,
 ) {
     let desc = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, offer);
     webrtcbin.emit_by_name::<()>("set-remote-description", &[&desc, &None::<gst::Promise>]);
     let events = events.clone();
-    let id = id.to_string();
+    let id = id.clone();
     let promise = gst::Promise::with_change_func(move |reply| {
         let answer = match reply {
             Ok(Some(s)) => s
@@ -240,10 +241,10 @@ pub(super) fn add_ice_candidate(webrtcbin: &gst::Element, mline: u32, candidate:
 /// webrtcbin's own.
 pub(super) fn request_stats(
     webrtcbin: &gst::Element,
-    id: &str,
+    id: &ParticipantId,
     events: &UnboundedSender<MediaEvent>,
 ) {
-    let (events, id) = (events.clone(), id.to_string());
+    let (events, id) = (events.clone(), id.clone());
     let promise = gst::Promise::with_change_func(move |reply| match reply {
         Ok(Some(s)) => {
             let _ = events.send(MediaEvent::Stats {
@@ -259,11 +260,11 @@ pub(super) fn request_stats(
 /// Wires webrtcbin's signals to posted events. Callbacks hold no room state.
 fn connect_webrtcbin_signals(
     webrtcbin: &gst::Element,
-    id: &str,
+    id: &ParticipantId,
     events: &UnboundedSender<MediaEvent>,
 ) {
     {
-        let (events, id) = (events.clone(), id.to_string());
+        let (events, id) = (events.clone(), id.clone());
         webrtcbin.connect("on-ice-candidate", false, move |values| {
             let mline = values.get(1).and_then(|v| v.get::<u32>().ok());
             let candidate = values.get(2).and_then(|v| v.get::<String>().ok());
@@ -278,7 +279,7 @@ fn connect_webrtcbin_signals(
         });
     }
     {
-        let (events, id) = (events.clone(), id.to_string());
+        let (events, id) = (events.clone(), id.clone());
         webrtcbin.connect_pad_added(move |_, pad| {
             if pad.direction() != gst::PadDirection::Src {
                 return;
@@ -301,7 +302,7 @@ fn connect_webrtcbin_signals(
         ("ice-connection-state", "ice"),
         ("connection-state", "dtls"),
     ] {
-        let (events, id) = (events.clone(), id.to_string());
+        let (events, id) = (events.clone(), id.clone());
         webrtcbin.connect_notify(Some(property), move |w, _| {
             let failed = match property {
                 "ice-connection-state" => {
