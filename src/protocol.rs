@@ -37,6 +37,11 @@ pub enum ClientMessage {
         /// `auth.mode = "open"`.
         #[serde(default)]
         token: Option<String>,
+        /// Send and receive media only through the TURN relay, so that
+        /// this client's own address reaches nothing but the relay. The
+        /// server may require it of everyone (`ice.relay_only`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        relay: bool,
     },
     /// The client's SDP offer: one audio and one video m-line (sendrecv),
     /// and optionally a second video m-line for screen sharing.
@@ -131,6 +136,18 @@ pub struct ParticipantInfo {
     pub silenced: bool,
 }
 
+/// Which ICE candidates a client's peer connection may use (the
+/// `RTCPeerConnection`'s `iceTransportPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IceTransportPolicy {
+    /// Any: direct, through STUN or through the relay.
+    #[default]
+    All,
+    /// Only the TURN relay's.
+    Relay,
+}
+
 /// A message from the server to a client.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
@@ -149,6 +166,9 @@ pub enum ServerMessage {
         /// STUN and TURN servers for the peer connection (TURN with a
         /// credential minted for this join).
         ice_servers: Vec<crate::auth::turn::IceServer>,
+        /// Which candidates the peer connection may use: `relay` when
+        /// media must go through the TURN relay.
+        ice_transport_policy: IceTransportPolicy,
         /// Whether the room is locked.
         locked: bool,
     },
@@ -371,6 +391,7 @@ mod tests {
                 codec: Some(CodecFamily::H264),
                 role: Role::Student,
                 token: None,
+                relay: false,
             })
         );
         assert_eq!(
@@ -381,6 +402,7 @@ mod tests {
                 codec: None,
                 role: Role::Student,
                 token: None,
+                relay: false,
             })
         );
         // With a token the name may be left out: the token names the participant.
@@ -392,9 +414,15 @@ mod tests {
                 codec: None,
                 role: Role::Student,
                 token: Some("t.t.t".into()),
+                relay: false,
             })
         );
         assert!(decode_client_message(r#"{"type":"join","room":"r"}"#).is_err());
+        // Relay-only media, asked for by the client.
+        assert!(matches!(
+            decode_client_message(r#"{"type":"join","room":"r","name":"Bo","relay":true}"#),
+            Ok(ClientMessage::Join { relay: true, .. })
+        ));
         assert_eq!(
             decode_client_message(r#"{"type":"muteParticipant","participant":"p1","muted":true}"#),
             Ok(ClientMessage::MuteParticipant {

@@ -3,12 +3,14 @@
 // Protocol: docs/protocol.md. A join link carries ?token=... (kept for this
 // tab, then taken out of the address bar). Automation:
 // ?name=..&codec=vp8|h264&autojoin=1, and window.tessera.{pc, stats(), leave()}.
+// ?relay=1 sends and receives media only through the TURN relay.
 'use strict';
 (() => {
   const params = new URLSearchParams(location.search);
   const room = decodeURIComponent(location.pathname.replace(/^\/r\//, '').replace(/\/+$/, ''));
   const wantCodec = ['vp8', 'h264'].includes(params.get('codec')) ? params.get('codec') : null;
   const autojoin = params.get('autojoin') === '1';
+  const relay = params.get('relay') === '1';
   const askedRole = ['teacher', 'student', 'guest'].includes(params.get('role')) ? params.get('role') : null;
   // A join token names the room, the role and the name; keep it out of
   // the address bar (and of screenshots and copied links).
@@ -114,8 +116,11 @@
     });
   }
 
-  async function startCall(iceServers) {
-    pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', iceServers: iceServers || [] });
+  async function startCall(iceServers, iceTransportPolicy) {
+    pc = new RTCPeerConnection({
+      bundlePolicy: 'max-bundle', iceServers: iceServers || [],
+      iceTransportPolicy: iceTransportPolicy === 'relay' ? 'relay' : 'all',
+    });
     const audio = local.getAudioTracks()[0];
     const video = local.getVideoTracks()[0];
     pc.addTransceiver(audio || 'audio', { direction: audio ? 'sendrecv' : 'recvonly', streams: [local] });
@@ -205,7 +210,7 @@
         setCount(m.participants.length);
         showRoster(m.participants);
         setState('Joining…');
-        await startCall(m.iceServers);
+        await startCall(m.iceServers, m.iceTransportPolicy);
         break;
       case 'answer':
         await pc.setRemoteDescription({ type: 'answer', sdp: m.sdp });
@@ -319,6 +324,7 @@
     ws.onopen = () => send({
       type: 'join', room, ...(name ? { name } : {}), ...(token ? { token } : {}),
       ...(wantCodec ? { codec: wantCodec } : {}), ...(askedRole ? { role: askedRole } : {}),
+      ...(relay ? { relay: true } : {}),
     });
     ws.onmessage = (e) => { onMessage(JSON.parse(e.data)).catch((err) => console.error(err)); };
     ws.onclose = () => reconnect('lost the connection to the server');
@@ -387,6 +393,7 @@
       framesDecoded: 0, frameWidth: 0, frameHeight: 0, codec: null, audioEnergy: 0,
       sentBytes: 0, sentFrameWidth: 0, sentFrameHeight: 0, tile: tileHint,
       sharing: !!screenTrack, screenBytes: 0, recording,
+      localCandidateType: null, remoteCandidateType: null,
     };
     if (!pc) return out;
     const report = await pc.getStats();
@@ -406,6 +413,13 @@
         out.sentFrameWidth = r.frameWidth || out.sentFrameWidth;
         out.sentFrameHeight = r.frameHeight || out.sentFrameHeight;
       }
+    });
+    // The candidate pair in use: `relay` on our side means through TURN.
+    report.forEach((r) => {
+      if (r.type !== 'transport' || !r.selectedCandidatePairId) return;
+      const pair = report.get(r.selectedCandidatePairId);
+      out.localCandidateType = report.get(pair?.localCandidateId)?.candidateType || null;
+      out.remoteCandidateType = report.get(pair?.remoteCandidateId)?.candidateType || null;
     });
     const codec = codecId && report.get(codecId);
     if (codec) out.codec = codec.mimeType.split('/')[1].toLowerCase();

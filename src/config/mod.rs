@@ -627,6 +627,25 @@ mod tests {
     }
 
     #[test]
+    fn relay_only_needs_a_turn_server() {
+        let path = write_tmp("relay.toml", "[ice]\nrelay_only = true\n");
+        let e = Config::load_with_env(Some(&path), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`ice.relay_only` needs a TURN server"), "{e}");
+        let path = write_tmp(
+            "relay2.toml",
+            "[ice]\nrelay_only = true\nturn = [\"turn:127.0.0.1:3478\"]\nturn_secret = \"0123456789abcdef0123\"\n",
+        );
+        assert!(
+            Config::load_with_env(Some(&path), no_env())
+                .unwrap()
+                .ice
+                .relay_only
+        );
+    }
+
+    #[test]
     fn missing_explicit_file_is_an_error() {
         let e =
             Config::load_with_env(Some(Path::new("/nonexistent/x.toml")), no_env()).unwrap_err();

@@ -107,6 +107,11 @@ pub struct IceConfig {
     /// Offer ICE-TCP (passive TCP candidates) besides UDP, for clients on
     /// networks that block UDP.
     pub tcp: bool,
+    /// Every client sends and receives media only through the TURN relay
+    /// (`iceTransportPolicy: "relay"`): no participant's own address
+    /// reaches the server. Needs `ice.turn`. A client may also ask for it
+    /// alone (the room page's `?relay=1`).
+    pub relay_only: bool,
 }
 
 impl Default for IceConfig {
@@ -119,6 +124,7 @@ impl Default for IceConfig {
             addresses: Vec::new(),
             public_ip: None,
             tcp: true,
+            relay_only: false,
         }
     }
 }
@@ -203,6 +209,12 @@ impl super::Config {
                     format!("`{url}` is not a TURN URL; write `turn:host:port?transport=udp`"),
                 ));
             }
+        }
+        if ice.relay_only && ice.turn.is_empty() {
+            return Err(invalid(
+                "ice.relay_only",
+                "needs a TURN server for the clients to relay through: set ice.turn (and ice.turn_secret)".into(),
+            ));
         }
         if !ice.turn.is_empty() && ice.turn_secret.len() < 16 {
             return Err(invalid(

@@ -205,8 +205,9 @@ impl RoomActor {
                 participant,
                 who,
                 codec,
+                relay,
                 outbox,
-            } => self.on_join(participant, who, codec, outbox),
+            } => self.on_join(participant, who, codec, relay, outbox),
             RoomCommand::Moderate { by, action, reply } => {
                 respond(reply, self.moderate(by.as_ref(), action));
             }

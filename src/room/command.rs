@@ -24,6 +24,8 @@ pub enum RoomCommand {
         who: Identity,
         /// Family it asked for, if any.
         codec: Option<CodecFamily>,
+        /// It asked to send and receive media only through the TURN relay.
+        relay: bool,
         /// Where the room sends this client's messages.
         outbox: mpsc::Sender<ServerMessage>,
     },

@@ -266,6 +266,7 @@ impl<R: Rooms> Handler<R> {
                 codec,
                 role,
                 token,
+                relay,
             } => {
                 if let Some(j) = &self.joined {
                     return Err(error(
@@ -291,6 +292,7 @@ impl<R: Rooms> Handler<R> {
                     participant: participant.clone(),
                     who,
                     codec,
+                    relay,
                     outbox: self.outbox.clone(),
                 };
                 let link = self

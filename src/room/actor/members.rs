@@ -12,7 +12,9 @@ use super::{Participant, RoomActor};
 use crate::auth::Identity;
 use crate::media::codec::{check_offer_shape, choose_codecs, parse_sdp, CodecError, MediaChoice};
 use crate::media::{CodecFamily, ParticipantMedia};
-use crate::protocol::{ErrorCode, ParticipantInfo, ServerMessage, PROTOCOL_VERSION};
+use crate::protocol::{
+    ErrorCode, IceTransportPolicy, ParticipantInfo, ServerMessage, PROTOCOL_VERSION,
+};
 use crate::room::talk::TalkDetector;
 use crate::room::LeaveReason;
 
@@ -23,9 +25,19 @@ impl RoomActor {
         id: ParticipantId,
         who: Identity,
         codec: Option<CodecFamily>,
+        relay: bool,
         outbox: mpsc::Sender<ServerMessage>,
     ) {
-        if let Some((code, message)) = self.join_refusal(&who) {
+        let relay = relay || self.registry.policy().ice.relay_only;
+        let refusal = self.join_refusal(&who).or_else(|| {
+            (relay && self.registry.policy().ice.turn.is_empty()).then(|| {
+                (
+                    ErrorCode::BadMessage,
+                    "this join asks for media through a TURN relay only (relay), but the server has no TURN server; join without it, or have the operator set ice.turn".to_string(),
+                )
+            })
+        });
+        if let Some((code, message)) = refusal {
             info!(participant = %id, "join refused: {message}");
             let _ = outbox.try_send(ServerMessage::Error { code, message });
             // Tell the session it is not in the room after all.
@@ -35,7 +47,7 @@ impl RoomActor {
             return;
         }
         self.admit(&id, who, codec, outbox);
-        self.greet(&id);
+        self.greet(&id, relay);
         self.note_joined(&id);
     }
 
@@ -72,7 +84,7 @@ impl RoomActor {
 
     /// Tells the newcomer the room (`joined`, the layout, a running
     /// recording) and the others the new participant list.
-    fn greet(&mut self, id: &ParticipantId) {
+    fn greet(&mut self, id: &ParticipantId, relay: bool) {
         let joined = ServerMessage::Joined {
             version: PROTOCOL_VERSION,
             room: self.room.clone(),
@@ -83,6 +95,11 @@ impl RoomActor {
                 id,
                 crate::auth::bans::unix_now(),
             ),
+            ice_transport_policy: if relay {
+                IceTransportPolicy::Relay
+            } else {
+                IceTransportPolicy::All
+            },
             locked: self.locked,
         };
         self.send(id, joined);

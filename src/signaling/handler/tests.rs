@@ -136,8 +136,10 @@ impl Bench {
                 participant,
                 who,
                 codec,
+                relay,
                 outbox,
             } => {
+                assert!(!relay);
                 assert_eq!(
                     who,
                     Identity {
