@@ -30,6 +30,8 @@ pub fn init_gstreamer() -> anyhow::Result<()> {
             missing.join(", ")
         );
     }
+    crate::media::elements::warm_up_text()
+        .context("drawing text once at start-up (fonts: Debian package fonts-dejavu-core)")?;
     Ok(())
 }
 

@@ -62,6 +62,47 @@ pub fn missing_here() -> Vec<(&'static str, &'static str)> {
     missing(|name| gst::ElementFactory::find(name).is_some())
 }
 
+/// Draws one line of text through `textoverlay`, on the calling thread,
+/// the first time it is called in the process.
+///
+/// Pango and fontconfig build their font map, and register the types
+/// behind it, the first time text is drawn. Every tile label and
+/// placeholder draws from its own streaming thread, so in a fresh process
+/// several threads could make that first drawing at once, and now and then
+/// GLib met "a class of invalid type" and the process crashed. Drawn once
+/// here, before any room exists, that set-up is done by one thread.
+pub fn warm_up_text() -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use gst::prelude::*;
+    static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let draw = || -> anyhow::Result<()> {
+        let pipeline = gst::parse::launch(
+            "videotestsrc num-buffers=1 ! video/x-raw,format=I420,width=320,height=180 \
+             ! textoverlay text=Tessera font-desc=\"Sans Bold 20\" shaded-background=true \
+             ! fakesink",
+        )
+        .context("building the text warm-up")?;
+        pipeline
+            .set_state(gst::State::Playing)
+            .context("starting the text warm-up")?;
+        let done = pipeline.bus().and_then(|bus| {
+            bus.timed_pop_filtered(
+                gst::ClockTime::from_seconds(10),
+                &[gst::MessageType::Eos, gst::MessageType::Error],
+            )
+        });
+        let _ = pipeline.set_state(gst::State::Null);
+        match done.as_ref().map(|m| m.view()) {
+            Some(gst::MessageView::Eos(_)) => Ok(()),
+            Some(gst::MessageView::Error(e)) => anyhow::bail!("drawing text: {}", e.error()),
+            _ => anyhow::bail!("drawing text took more than 10 s"),
+        }
+    };
+    DONE.get_or_init(|| draw().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +118,13 @@ mod tests {
             ]
         );
         assert!(missing(|_| true).is_empty());
+    }
+
+    #[test]
+    fn text_is_drawn_once_before_any_room() {
+        gst::init().unwrap();
+        warm_up_text().unwrap();
+        warm_up_text().unwrap();
     }
 
     #[test]
