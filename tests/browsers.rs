@@ -6,31 +6,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::browser::{Browser, Kind};
+use common::browser::{wait_stats, Browser, Kind};
 use common::media::color_matches;
 use common::peer::{PeerOptions, TestPeer};
 use common::recordings::{recording_config, start_recording, stop_and_export};
 use common::{init, test_config, TestServer, SERIAL};
 use serde_json::Value;
-
-/// Waits until `pred` holds for the page's stats; returns the last stats.
-async fn wait_stats(
-    b: &Browser,
-    timeout: Duration,
-    pred: impl Fn(&Value) -> bool,
-) -> (bool, Value) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let s = b.stats().await;
-        if pred(&s) {
-            return (true, s);
-        }
-        if Instant::now() > deadline {
-            return (false, s);
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
 
 fn room_url(server: &TestServer, room: &str, name: &str, codec: &str) -> String {
     format!(

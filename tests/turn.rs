@@ -11,10 +11,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::browser::{Browser, Kind};
+use common::browser::{wait_stats, Browser, Kind};
 use common::peer::{PeerOptions, TestPeer};
 use common::{init, test_config, TestServer, SERIAL};
-use serde_json::Value;
 
 /// The TURN server's static-auth-secret, shared with the server's `ice.turn_secret`.
 const TURN_SECRET: &str = "9f3c1e7a5b2d4086af1e3c5b7d9f0a2c4e6b8d0f";
@@ -108,22 +107,6 @@ impl Drop for Coturn {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Waits until `pred` holds for the page's stats; returns the last stats.
-async fn wait_stats(
-    b: &Browser,
-    timeout: Duration,
-    pred: impl Fn(&Value) -> bool,
-) -> (bool, Value) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let s = b.stats().await;
-        if pred(&s) || Instant::now() > deadline {
-            return (pred(&s), s);
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
 

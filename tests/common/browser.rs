@@ -225,3 +225,23 @@ fn geckodriver() -> PathBuf {
         _ => PathBuf::from("geckodriver"),
     }
 }
+
+/// Waits until `pred` holds for the page's stats; returns whether it did
+/// and the last stats.
+pub async fn wait_stats(
+    b: &Browser,
+    timeout: Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> (bool, Value) {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let s = b.stats().await;
+        if pred(&s) {
+            return (true, s);
+        }
+        if std::time::Instant::now() > deadline {
+            return (false, s);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
