@@ -263,6 +263,52 @@ impl fmt::Display for CodecFamily {
     }
 }
 
+/// A quality tier of the canvas a receiver gets, chosen by its downlink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tier {
+    /// No video: the receiver hears the room and keeps its last picture.
+    AudioOnly,
+    /// The canvas at half its size and a lower frame rate.
+    Low,
+    /// The canvas as configured.
+    High,
+}
+
+impl Tier {
+    /// Every tier, lowest first.
+    pub const ALL: [Tier; 3] = [Tier::AudioOnly, Tier::Low, Tier::High];
+
+    /// The name used in the protocol, the API and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::AudioOnly => "audio-only",
+            Tier::Low => "low",
+            Tier::High => "high",
+        }
+    }
+
+    /// The next tier up, if any.
+    pub fn up(self) -> Option<Tier> {
+        match self {
+            Tier::AudioOnly => Some(Tier::Low),
+            Tier::Low => Some(Tier::High),
+            Tier::High => None,
+        }
+    }
+
+    /// Whether the tier carries video.
+    pub fn has_video(self) -> bool {
+        self != Tier::AudioOnly
+    }
+}
+
+impl fmt::Display for Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,6 +45,7 @@ mod participant;
 mod probes;
 mod recorder;
 mod room_media;
+pub mod rtcp_feedback;
 mod still;
 pub mod templates;
 pub mod webrtc_stats;

@@ -6,6 +6,7 @@
 
 mod actor;
 mod command;
+pub mod downlink;
 mod layout_plan;
 mod registry;
 pub mod talk;

@@ -1,0 +1,402 @@
+//! Each receiver's downlink: an estimate of what its link carries, from the
+//! feedback its browser sends about our streams, and the quality tier it
+//! gets (pure logic, no media).
+//!
+//! - **Down** when the link is overloaded: a receiver that reports more
+//!   than [`DownlinkPolicy::congestion_loss`] of our packets lost in
+//!   reports spanning [`DownlinkPolicy::down_after`] moves down, straight
+//!   to the best tier its estimate fits (the receiver's REMB when it sends
+//!   one, else what gets through: the rate we send times what is not lost).
+//!   A drop of the REMB alone never moves anyone down: a busy machine makes
+//!   a browser's delay-based estimate dip on links that are fine.
+//! - **Up** by a trial: after [`DownlinkPolicy::probe_first`] without loss,
+//!   the receiver gets the next tier up for [`DownlinkPolicy::trial`]. If
+//!   it reports loss or its REMB drops during the trial, it goes straight
+//!   back and waits twice as long before the next (up to
+//!   [`DownlinkPolicy::probe_max`]); otherwise it stays there. A REMB that
+//!   already covers the tier above moves the receiver up without a trial.
+//! - The tier the receiver is *placed* in (what it is told, and what the
+//!   API shows) changes only when a move settles: a failed trial is not a
+//!   change.
+
+use std::time::{Duration, Instant};
+
+use crate::ids::Tier;
+
+/// Bit/s kept for what a receiver hears (Opus at 48 kbit/s, with RTP,
+/// SRTP and UDP overhead), on top of a tier's video.
+pub const AUDIO_RESERVE: u64 = 64_000;
+
+/// How long a report or an estimate counts as current.
+const FRESH: Duration = Duration::from_secs(3);
+
+/// The thresholds and times of tier placement.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DownlinkPolicy {
+    /// Loss (0–1) in a reception report that marks the link overloaded.
+    pub congestion_loss: f64,
+    /// Loss in a report that fails a trial.
+    pub trial_loss: f64,
+    /// A REMB below this share of the trial's starting REMB fails it.
+    pub remb_drop: f64,
+    /// How long reports must show overload before moving down.
+    pub down_after: Duration,
+    /// Clean time in a lower tier before the first trial of the next one up.
+    pub probe_first: Duration,
+    /// The longest wait between trials, after failures.
+    pub probe_max: Duration,
+    /// How long a trial must stay clean to settle.
+    pub trial: Duration,
+}
+
+impl Default for DownlinkPolicy {
+    fn default() -> Self {
+        Self {
+            congestion_loss: 0.10,
+            trial_loss: 0.05,
+            remb_drop: 0.85,
+            down_after: Duration::from_millis(1500),
+            probe_first: Duration::from_secs(10),
+            probe_max: Duration::from_secs(20),
+            trial: Duration::from_secs(4),
+        }
+    }
+}
+
+/// What each tier needs on a receiver's link, bit/s, audio included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    /// The low tier.
+    pub low: u64,
+    /// The high tier.
+    pub high: u64,
+}
+
+impl Needs {
+    /// What `tier` needs.
+    pub fn of(&self, tier: Tier) -> u64 {
+        match tier {
+            Tier::AudioOnly => AUDIO_RESERVE,
+            Tier::Low => self.low,
+            Tier::High => self.high,
+        }
+    }
+
+    /// The best tier that `estimate` carries.
+    pub fn fitting(&self, estimate: u64) -> Tier {
+        [Tier::High, Tier::Low]
+            .into_iter()
+            .find(|t| self.of(*t) <= estimate)
+            .unwrap_or(Tier::AudioOnly)
+    }
+}
+
+/// A trial of the tier above the settled one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Trial {
+    since: Instant,
+    /// The receiver's REMB when the trial began.
+    remb_before: Option<u64>,
+}
+
+/// One receiver's downlink: its estimate and its tier.
+#[derive(Debug, Clone)]
+pub struct Downlink {
+    policy: DownlinkPolicy,
+    /// The tier it is placed in.
+    settled: Tier,
+    trial: Option<Trial>,
+    /// The latest REMB and when it came.
+    remb: Option<(Instant, u64)>,
+    /// The latest loss report on our video (or audio) and when it came.
+    loss: Option<(Instant, f64)>,
+    /// Since when every report shows overload.
+    overloaded_since: Option<Instant>,
+    /// Since when no report shows loss.
+    clean_since: Option<Instant>,
+    /// The wait before the next trial.
+    probe_wait: Duration,
+    /// The estimate, bit/s, once there is feedback.
+    estimate: Option<u64>,
+}
+
+impl Downlink {
+    /// A receiver that has just joined: high tier, nothing known yet.
+    pub fn new(policy: DownlinkPolicy) -> Downlink {
+        Downlink {
+            policy,
+            settled: Tier::High,
+            trial: None,
+            remb: None,
+            loss: None,
+            overloaded_since: None,
+            clean_since: None,
+            probe_wait: policy.probe_first,
+            estimate: None,
+        }
+    }
+
+    /// The tier the receiver is placed in.
+    pub fn tier(&self) -> Tier {
+        self.settled
+    }
+
+    /// The tier it is sent now: the settled one, or the one on trial.
+    pub fn sending(&self) -> Tier {
+        match self.trial {
+            Some(_) => self.settled.up().unwrap_or(self.settled),
+            None => self.settled,
+        }
+    }
+
+    /// Whether a trial of the tier above is running.
+    pub fn probing(&self) -> bool {
+        self.trial.is_some()
+    }
+
+    /// The estimate of the downlink, bit/s, once there is feedback.
+    pub fn estimate(&self) -> Option<u64> {
+        self.estimate
+    }
+
+    /// Takes in one piece of feedback: a REMB, the loss of a reception
+    /// report on our video (or, with no video sent, on our audio), or both.
+    /// `rate` is what we send the receiver now, bit/s.
+    pub fn feedback(&mut self, now: Instant, remb: Option<u64>, loss: Option<f64>, rate: u64) {
+        if let Some(r) = remb {
+            self.remb = Some((now, r));
+        }
+        if let Some(l) = loss {
+            self.loss = Some((now, l));
+            if l >= self.policy.congestion_loss {
+                self.overloaded_since.get_or_insert(now);
+            } else {
+                self.overloaded_since = None;
+            }
+            if l > 0.02 {
+                self.clean_since = None;
+            } else {
+                self.clean_since.get_or_insert(now);
+            }
+        }
+        let fresh = |t: Instant| now.saturating_duration_since(t) <= FRESH;
+        let through = self
+            .loss
+            .filter(|(t, _)| fresh(*t))
+            .map(|(_, l)| (rate as f64 * (1.0 - l)) as u64);
+        self.estimate = match self.remb.filter(|(t, _)| fresh(*t)) {
+            Some((_, r)) => Some(r),
+            None => through.or(self.estimate),
+        };
+    }
+
+    /// Decides where the receiver goes now; returns the tier to send when
+    /// it changes (a move, or a trial starting or ending).
+    pub fn decide(&mut self, now: Instant, needs: Needs) -> Option<Tier> {
+        let before = self.sending();
+        let fresh = |t: Instant| now.saturating_duration_since(t) <= FRESH;
+        let loss = self.loss.filter(|(t, _)| fresh(*t)).map(|(_, l)| l);
+        let remb = self.remb.filter(|(t, _)| fresh(*t)).map(|(_, r)| r);
+
+        if let Some(trial) = self.trial {
+            let lossy = self
+                .loss
+                .is_some_and(|(t, l)| t >= trial.since && l >= self.policy.trial_loss);
+            let dropped = match (trial.remb_before, self.remb) {
+                (Some(b), Some((t, r))) => {
+                    t >= trial.since && (r as f64) < b as f64 * self.policy.remb_drop
+                }
+                _ => false,
+            };
+            if lossy || dropped {
+                self.trial = None;
+                self.probe_wait = (self.probe_wait * 2).min(self.policy.probe_max);
+                self.clean_since = None;
+                self.overloaded_since = None;
+            } else if now.duration_since(trial.since) >= self.policy.trial {
+                self.settled = self.sending();
+                self.trial = None;
+                self.probe_wait = self.policy.probe_first;
+                self.clean_since = Some(now);
+            }
+        } else if self
+            .overloaded_since
+            .is_some_and(|since| now.duration_since(since) >= self.policy.down_after)
+            && self.settled != Tier::AudioOnly
+        {
+            let below = match self.settled {
+                Tier::High => Tier::Low,
+                _ => Tier::AudioOnly,
+            };
+            let fits = self.estimate.map_or(below, |e| needs.fitting(e));
+            self.settled = fits.min(below);
+            self.overloaded_since = None;
+            self.clean_since = None;
+        } else if let Some(up) = self.settled.up() {
+            let clean = loss.is_none_or(|l| l <= 0.02);
+            if clean && remb.is_some_and(|r| r >= needs.of(up)) {
+                // The receiver's own estimate already covers the tier above.
+                self.settled = up;
+                self.clean_since = Some(now);
+            } else if clean
+                && self
+                    .clean_since
+                    .is_some_and(|since| now.duration_since(since) >= self.probe_wait)
+            {
+                self.trial = Some(Trial {
+                    since: now,
+                    remb_before: remb,
+                });
+            }
+        }
+        (self.sending() != before).then(|| self.sending())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NEEDS: Needs = Needs {
+        low: 214_000,
+        high: 900_000,
+    };
+
+    fn ms(t0: Instant, ms: u64) -> Instant {
+        t0 + Duration::from_millis(ms)
+    }
+
+    /// Reports `loss` every second from `from` to `to` (ms), deciding after each.
+    fn reports(
+        d: &mut Downlink,
+        t0: Instant,
+        from: u64,
+        to: u64,
+        remb: Option<u64>,
+        loss: f64,
+        rate: u64,
+    ) -> Vec<(u64, Tier)> {
+        let mut moves = Vec::new();
+        let mut at = from;
+        while at <= to {
+            d.feedback(ms(t0, at), remb, Some(loss), rate);
+            if let Some(t) = d.decide(ms(t0, at), NEEDS) {
+                moves.push((at, t));
+            }
+            at += 1000;
+        }
+        moves
+    }
+
+    #[test]
+    fn a_clean_link_stays_high() {
+        let t0 = Instant::now();
+        let mut d = Downlink::new(DownlinkPolicy::default());
+        let moves = reports(&mut d, t0, 0, 120_000, Some(1_200_000), 0.0, 900_000);
+        assert!(moves.is_empty(), "{moves:?}");
+        assert_eq!(d.tier(), Tier::High);
+        assert_eq!(d.estimate(), Some(1_200_000));
+    }
+
+    #[test]
+    fn an_overloaded_link_moves_down_to_what_gets_through() {
+        let t0 = Instant::now();
+        let mut d = Downlink::new(DownlinkPolicy::default());
+        // 300 kbit/s of 900 get through: a third.
+        let moves = reports(&mut d, t0, 0, 4000, None, 0.66, 900_000);
+        assert_eq!(moves.first().map(|m| m.1), Some(Tier::Low), "{moves:?}");
+        assert!(moves[0].0 <= 2000, "{moves:?}");
+        assert_eq!(d.tier(), Tier::Low);
+        let e = d.estimate().unwrap();
+        assert!((290_000..=320_000).contains(&e), "{e}");
+    }
+
+    #[test]
+    fn a_very_narrow_link_goes_straight_to_audio_only() {
+        let t0 = Instant::now();
+        let mut d = Downlink::new(DownlinkPolicy::default());
+        let moves = reports(&mut d, t0, 0, 3000, Some(70_000), 0.9, 900_000);
+        assert_eq!(moves, vec![(2000, Tier::AudioOnly)]);
+    }
+
+    #[test]
+    fn one_lossy_report_or_a_remb_dip_moves_nobody() {
+        let t0 = Instant::now();
+        let mut d = Downlink::new(DownlinkPolicy::default());
+        d.feedback(ms(t0, 0), Some(1_000_000), Some(0.3), 900_000);
+        assert_eq!(d.decide(ms(t0, 0), NEEDS), None);
+        d.feedback(ms(t0, 1000), Some(300_000), Some(0.0), 900_000);
+        assert_eq!(d.decide(ms(t0, 1000), NEEDS), None);
+        let moves = reports(&mut d, t0, 2000, 30_000, Some(300_000), 0.0, 900_000);
+        assert!(moves.is_empty(), "{moves:?}");
+    }
+
+    #[test]
+    fn a_failed_trial_goes_back_at_once_and_waits_longer() {
+        let t0 = Instant::now();
+        let mut d = Downlink::new(DownlinkPolicy::default());
+        reports(&mut d, t0, 0, 2000, None, 0.7, 900_000);
+        assert_eq!(d.tier(), Tier::Low);
+        // Clean in low: the first trial after probe_first.
+        let moves = reports(&mut d, t0, 3000, 14_000, Some(300_000), 0.0, 214_000);
+        assert_eq!(moves, vec![(13_000, Tier::High)]);
+        assert!(d.probing());
+        // The link is still narrow: the REMB drops and loss comes back.
+        d.feedback(ms(t0, 13_500), Some(240_000), None, 900_000);
+        assert_eq!(d.decide(ms(t0, 13_500), NEEDS), Some(Tier::Low));
+        assert_eq!(d.tier(), Tier::Low);
+        assert!(!d.probing());
+        // The next trial waits twice as long once clean again.
+        let moves = reports(&mut d, t0, 14_000, 40_000, Some(300_000), 0.0, 214_000);
+        assert_eq!(moves.first(), Some(&(34_000, Tier::High)), "{moves:?}");
+    }
+
+    #[test]
+    fn a_recovered_link_is_back_high_within_thirty_seconds() {
+        let t0 = Instant::now();
+        let mut d = Downlink::new(DownlinkPolicy::default());
+        // A link of 300 kbit/s: the high tier loses half its packets there.
+        let lifted = 120_000;
+        let mut trials = 0;
+        let mut back_high = None;
+        let mut at = 0;
+        while at <= lifted + 30_000 {
+            let high = d.sending() == Tier::High;
+            let loss = if high && at < lifted { 0.5 } else { 0.0 };
+            let rate = if high { 900_000 } else { 214_000 };
+            d.feedback(ms(t0, at), None, Some(loss), rate);
+            if d.decide(ms(t0, at), NEEDS) == Some(Tier::High) {
+                trials += 1;
+            }
+            if at >= lifted && d.tier() == Tier::High && back_high.is_none() {
+                back_high = Some(at - lifted);
+            }
+            at += 500;
+        }
+        // While capped: a trial at most every probe_max after the first.
+        assert!((5..=7).contains(&trials), "{trials} trials");
+        let took = back_high.expect("back in the high tier");
+        assert!(took <= 30_000, "{took} ms");
+        assert!(!d.probing());
+    }
+
+    #[test]
+    fn a_remb_that_covers_the_tier_above_moves_up_without_a_trial() {
+        let t0 = Instant::now();
+        let mut d = Downlink::new(DownlinkPolicy::default());
+        reports(&mut d, t0, 0, 2000, None, 0.95, 900_000);
+        assert_eq!(d.tier(), Tier::AudioOnly);
+        d.feedback(ms(t0, 3000), Some(250_000), Some(0.0), AUDIO_RESERVE);
+        assert_eq!(d.decide(ms(t0, 3000), NEEDS), Some(Tier::Low));
+        assert_eq!(d.tier(), Tier::Low);
+        assert!(!d.probing());
+    }
+
+    #[test]
+    fn needs_pick_the_best_fitting_tier() {
+        assert_eq!(NEEDS.fitting(2_000_000), Tier::High);
+        assert_eq!(NEEDS.fitting(900_000), Tier::High);
+        assert_eq!(NEEDS.fitting(300_000), Tier::Low);
+        assert_eq!(NEEDS.fitting(80_000), Tier::AudioOnly);
+    }
+}
