@@ -233,6 +233,15 @@ pub enum ServerMessage {
         /// True while only teachers may join.
         locked: bool,
     },
+    /// What this client receives changed with its downlink: `high` (the
+    /// canvas), `low` (a smaller, slower canvas) or `audio-only` (no video;
+    /// the client keeps its last picture).
+    Quality {
+        /// The tier it gets now.
+        tier: crate::ids::Tier,
+        /// What its link is estimated to carry, bit/s, if known.
+        estimate: Option<u64>,
+    },
     /// This client is no longer in the room (after `leave`, or removed).
     Left {
         /// Why, in plain words.

@@ -12,9 +12,11 @@ use gstreamer as gst;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::ids::Tier;
 use crate::layout::Size;
 use crate::media::ice_agent::IcePolicy;
-use crate::media::{MediaSettings, Templates};
+use crate::media::{LowTier, MediaSettings, Templates};
+use crate::room::downlink::DownlinkPolicy;
 use crate::room::Registry;
 
 /// Initialises GStreamer and checks the elements the server needs.
@@ -76,6 +78,13 @@ pub fn media_settings(config: &Config) -> anyhow::Result<MediaSettings> {
         max_input: Size {
             width: config.limits.max_video_width,
             height: config.limits.max_video_height,
+        },
+        low_tier: {
+            let (width, height) = config.downlink.low_size((m.canvas_width, m.canvas_height));
+            LowTier {
+                size: Size { width, height },
+                framerate: config.downlink.low_framerate,
+            }
         },
     })
 }
@@ -150,7 +159,15 @@ pub fn start(
     let registry = Registry::new(settings, config.media.preferred_codec, layouts)
         .with_recordings(recordings)
         .with_policy(policy)
-        .with_allowed_origins(config.server.allowed_origins.clone());
+        .with_allowed_origins(config.server.allowed_origins.clone())
+        .with_downlink(config.downlink.adapt.then(|| DownlinkPolicy {
+            floor: if config.downlink.audio_only {
+                Tier::AudioOnly
+            } else {
+                Tier::Low
+            },
+            ..Default::default()
+        }));
     let admin = crate::http::api::AdminAuth::new(&config.admin.key, addr.ip().is_loopback());
     let routes = crate::http::routes(registry.clone(), admin);
     let watch = {

@@ -98,7 +98,7 @@ fn participants(text: &str, family: &str) -> f64 {
 fn frames(text: &str, family: &str) -> f64 {
     sample(
         text,
-        &format!("tessera_encoder_frames_total{{family=\"{family}\"}}"),
+        &format!("tessera_encoder_frames_total{{family=\"{family}\",tier=\"high\"}}"),
     )
     .unwrap_or(0.0)
 }
@@ -106,7 +106,7 @@ fn frames(text: &str, family: &str) -> f64 {
 fn keyframes(text: &str, family: &str) -> f64 {
     sample(
         text,
-        &format!("tessera_encoder_keyframes_total{{family=\"{family}\"}}"),
+        &format!("tessera_encoder_keyframes_total{{family=\"{family}\",tier=\"high\"}}"),
     )
     .unwrap_or(0.0)
 }
@@ -170,7 +170,7 @@ async fn metrics_and_room_stats_follow_peers_joining_and_leaving() {
         })
         .await;
     for family in ["vp8", "h264"] {
-        let series = format!("tessera_encoder_bytes_total{{family=\"{family}\"}}");
+        let series = format!("tessera_encoder_bytes_total{{family=\"{family}\",tier=\"high\"}}");
         assert!(sample(&text, &series).unwrap_or(0.0) > 0.0, "{text}");
         // The newcomer's keyframe at least, and far from every frame.
         let k = keyframes(&text, family);
@@ -197,7 +197,9 @@ async fn metrics_and_room_stats_follow_peers_joining_and_leaving() {
         .await;
     let fps = sample(
         &text,
-        &format!("tessera_encoder_frames_per_second{{room=\"{room}\",family=\"vp8\"}}"),
+        &format!(
+            "tessera_encoder_frames_per_second{{room=\"{room}\",family=\"vp8\",tier=\"high\"}}"
+        ),
     );
     assert!(fps.is_some_and(|f| f > 1.0), "{fps:?}\n{text}");
 

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::CodecFamily;
 
+mod downlink;
 mod security;
+pub use downlink::DownlinkConfig;
 pub use security::{AuthConfig, AuthMode, IceConfig, LimitsConfig};
 
 /// The config file read when `--config` is not given, relative to the working directory.
@@ -42,6 +44,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// STUN/TURN for clients and the server's own candidates.
     pub ice: IceConfig,
+    /// Quality tiers of the canvas, and moving receivers between them.
+    pub downlink: DownlinkConfig,
 }
 
 /// `[recording]`
@@ -361,6 +365,8 @@ impl Config {
             }
         }
         self.validate_security(source_name)?;
+        self.downlink
+            .validate((m.canvas_width, m.canvas_height), m.framerate, source_name)?;
         if !(2..=3600).contains(&self.recording.segment_seconds) {
             return Err(invalid(
                 "recording.segment_seconds",

@@ -332,6 +332,10 @@ fn room_json(s: &RoomSnapshot) -> serde_json::Value {
         "canvas": { "width": s.canvas.width, "height": s.canvas.height, "framerate": s.framerate },
         "participants": participants,
         "encoders": s.encoders,
+        "videoEncoders": s.video_encoders.iter().map(|(family, tier)| json!({
+            "family": family,
+            "tier": tier,
+        })).collect::<Vec<_>>(),
         "talking": s.talking,
         "recording": s.recording.as_ref().map(|id| json!({
             "id": id,
@@ -356,6 +360,11 @@ fn add_figures(v: &mut serde_json::Value, f: &MediaFigures) {
     v["jitterMs"] = json!(link.and_then(|l| l.jitter_ms));
     v["rttMs"] = json!(link.and_then(|l| l.rtt_ms));
     v["canvasFrames"] = json!(f.canvas_frames);
+    v["downlink"] = json!(f.downlink.map(|d| json!({
+        "estimate": d.estimate,
+        "tier": d.tier,
+        "probing": d.probing,
+    })));
 }
 
 #[cfg(test)]
@@ -374,6 +383,7 @@ mod tests {
             "jitterMs",
             "rttMs",
             "canvasFrames",
+            "downlink",
         ] {
             assert_eq!(v[key], serde_json::Value::Null, "{key}");
         }
@@ -391,6 +401,11 @@ mod tests {
                 rtt_ms: None,
             }),
             canvas_frames: Some(42),
+            downlink: Some(crate::room::DownlinkFigures {
+                estimate: Some(280_000),
+                tier: crate::ids::Tier::Low,
+                probing: false,
+            }),
         };
         add_figures(&mut v, &figures);
         assert_eq!(v["resolution"], json!({"width": 640, "height": 360}));
@@ -398,6 +413,10 @@ mod tests {
         assert_eq!(v["packetLoss"], json!({"fraction": 0.02, "packets": 7}));
         assert_eq!(v["jitterMs"], 3.5);
         assert_eq!(v["rttMs"], serde_json::Value::Null);
+        assert_eq!(
+            v["downlink"],
+            json!({"estimate": 280_000, "tier": "low", "probing": false})
+        );
         assert_eq!(v["canvasFrames"], 42);
         assert_eq!(v["id"], "p1");
     }

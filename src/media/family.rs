@@ -1,10 +1,14 @@
-//! One encoder per codec family: the canvas is encoded once for VP8 and once
-//! for H.264, and each encoded stream fans out to every participant of the
-//! family through a tee.
+//! One encoder per codec family and quality tier in use: the canvas is
+//! encoded once for VP8 and once for H.264, in each tier that someone
+//! receives, and each encoded stream fans out to every participant of the
+//! family in that tier through a tee.
 //!
 //! ```text
-//! canvas tee ─► queue(leaky, 2) ─► [template: vp8enc ...] ─► family tee ─► per-participant payloader
+//! high: canvas tee ─► queue(leaky, 2) ─► [template: vp8enc ...] ─► encoder tee ─► per-participant payloader
+//! low:  canvas tee ─► queue(leaky, 2) ─► videorate ─► videoscale ─► capsfilter(I420 low size @ low fps) ─► [template: vp8-low] ─► encoder tee
 //! ```
+//!
+//! The audio-only tier has no encoder: its receivers are linked to none.
 //!
 //! Receivers' PLI/FIR arrive as upstream force-key-unit events through the
 //! family tee. A probe on the tee's sink pad lets at most one through per
@@ -23,9 +27,14 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_video as gst_video;
 
-use super::make::{add_chain, make_leaky_queue, make_tee, remove_elements, sync_downstream_first};
+use super::formats::i420_caps;
+use super::make::{
+    add_chain, make_capsfilter, make_element, make_leaky_queue, make_tee, remove_elements,
+    sync_downstream_first,
+};
 use super::templates::TemplateKind;
 use super::{CodecFamily, MediaSettings};
+use crate::ids::Tier;
 
 /// Rate-limit state for forced keyframes, shared with the pad probe.
 #[derive(Debug)]
@@ -123,10 +132,13 @@ fn count_output(pad: &gst::Pad, count: Arc<EncodedCount>) {
     );
 }
 
-/// A running family encoder branch.
+/// A running encoder branch of one family and tier.
 pub(super) struct FamilyEncoder {
     family: CodecFamily,
-    queue: gst::Element,
+    tier: Tier,
+    /// The branch's elements, upstream first: the queue, for the low
+    /// tier its scaling, then the encoder.
+    chain: Vec<gst::Element>,
     encoder: gst::Element,
     /// The encoded stream's tee; participants request pads from it.
     tee: gst::Element,
@@ -142,21 +154,50 @@ fn force_key_unit_event() -> gst::Event {
 }
 
 impl FamilyEncoder {
-    /// Builds the branch and links it to the running canvas tee.
+    /// Builds the branch of `family` in `tier` (high or low) and links it
+    /// to the running canvas tee.
     pub(super) fn start(
         bin: &gst::Bin,
         canvas_tee: &gst::Element,
         family: CodecFamily,
+        tier: Tier,
         settings: &MediaSettings,
         output: Arc<EncodedCount>,
     ) -> anyhow::Result<FamilyEncoder> {
-        let queue = make_leaky_queue(&format!("{family}-enc-queue"), 2)?;
+        // The high tier keeps the names it always had.
+        let name = match tier {
+            Tier::Low => format!("{family}-low"),
+            _ => family.to_string(),
+        };
+        let mut chain = vec![make_leaky_queue(&format!("{name}-enc-queue"), 2)?];
+        let kind = match tier {
+            Tier::Low => {
+                let low = settings.low_tier;
+                let rate = make_element("videorate", &format!("{name}-rate"))?;
+                // Only ever drops frames: the canvas is live, and a
+                // duplicated frame would be a frame the receiver cannot use.
+                rate.set_property("drop-only", true);
+                let scale = make_element("videoscale", &format!("{name}-scale"))?;
+                let caps = make_capsfilter(
+                    &format!("{name}-caps"),
+                    &i420_caps(low.size, Some(low.framerate)),
+                )?;
+                chain.extend([rate, scale, caps]);
+                TemplateKind::LowVideo(family)
+            }
+            _ => TemplateKind::Video(family),
+        };
         let encoder = settings
             .templates
-            .build(TemplateKind::Video(family), &format!("{family}-encoder"))?
+            .build(kind, &format!("{name}-encoder"))?
             .upcast::<gst::Element>();
-        let tee = make_tee(&format!("{family}-tee"))?;
-        add_chain(bin, &[&queue, &encoder, &tee])?;
+        chain.push(encoder.clone());
+        let tee = make_tee(&format!("{name}-tee"))?;
+        {
+            let mut all: Vec<&gst::Element> = chain.iter().collect();
+            all.push(&tee);
+            add_chain(bin, &all)?;
+        }
         count_output(
             &encoder
                 .static_pad("src")
@@ -203,16 +244,21 @@ impl FamilyEncoder {
             });
         }
 
-        sync_downstream_first(&[&queue, &encoder, &tee])?;
+        {
+            let mut all: Vec<&gst::Element> = chain.iter().collect();
+            all.push(&tee);
+            sync_downstream_first(&all)?;
+        }
         let canvas_pad = canvas_tee
             .request_pad_simple("src_%u")
             .context("requesting a canvas tee pad")?;
         canvas_pad
-            .link(&queue.static_pad("sink").context("queue sink")?)
+            .link(&chain[0].static_pad("sink").context("queue sink")?)
             .context("linking canvas tee to the encoder queue")?;
         Ok(FamilyEncoder {
             family,
-            queue,
+            tier,
+            chain,
             encoder,
             tee,
             canvas_pad,
@@ -260,7 +306,7 @@ impl FamilyEncoder {
         // probe, which sits downstream on the tee.
         if let Some(src) = self.encoder.static_pad("src") {
             if !src.send_event(force_key_unit_event()) {
-                tracing::debug!(family = %self.family, "encoder ignored a keyframe request");
+                tracing::debug!(family = %self.family, tier = %self.tier, "encoder ignored a keyframe request");
             }
         }
     }
@@ -275,7 +321,9 @@ impl FamilyEncoder {
         // Release the tee pad first: after this the tee never pushes here,
         // so stopping the branch cannot return FLUSHING into the canvas.
         canvas_tee.release_request_pad(&self.canvas_pad);
-        remove_elements(bin, &[self.queue, self.encoder, self.tee]);
+        let mut all = self.chain;
+        all.push(self.tee);
+        remove_elements(bin, &all);
     }
 }
 

@@ -86,11 +86,33 @@ pub struct MediaSettings {
     /// Largest decoded video accepted from a participant; larger frames
     /// are dropped before they reach the canvas.
     pub max_input: Size,
+    /// The low tier's canvas: its size and frame rate.
+    pub low_tier: LowTier,
+}
+
+/// The canvas of the low tier, scaled down from the full one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LowTier {
+    /// Its size (even width and height).
+    pub size: Size,
+    /// Its frames per second (at most the canvas's).
+    pub framerate: u32,
 }
 
 /// Something a GStreamer callback saw, posted to the room actor.
 #[derive(Debug)]
 pub enum MediaEvent {
+    /// A receiver's RTCP said something about the streams we send it.
+    Feedback {
+        /// Participant.
+        participant: ParticipantId,
+        /// The receiver's estimate of its downlink (REMB), bit/s.
+        remb: Option<u64>,
+        /// Loss (0–1) it reported on our video since its previous report.
+        video_loss: Option<f64>,
+        /// Loss it reported on our audio.
+        audio_loss: Option<f64>,
+    },
     /// webrtcbin gathered a local ICE candidate.
     IceCandidate {
         /// Participant the webrtcbin belongs to.

@@ -246,6 +246,13 @@ mod tests {
                 width: 1920,
                 height: 1088,
             },
+            low_tier: crate::media::LowTier {
+                size: Size {
+                    width: 160,
+                    height: 90,
+                },
+                framerate: 15,
+            },
         }
     }
 

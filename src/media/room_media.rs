@@ -1,5 +1,5 @@
 //! The room's shared media: one pipeline holding the canvas and the full
-//! audio mix, plus one encoder per codec family in use.
+//! audio mix, plus one encoder per codec family and quality tier in use.
 //!
 //! ```text
 //! appsrc(background) ─► imagefreeze(live) ─► compositor ─► capsfilter(I420 WxH@fps) ─► overlaycomposition(decorations) ─► canvas tee ─► [family encoders]
@@ -11,6 +11,11 @@
 //!
 //! The canvas caps are fixed, so joins and leaves never renegotiate it. The
 //! live background sources keep both mixers ticking in an empty room.
+//!
+//! Each participant receives one (family, tier) encoder's stream, or none
+//! in the audio-only tier. The room counts the receivers of each encoder
+//! and stops it when it has none (unless the recording uses it), so the
+//! encoders running are at most the families times the tiers in use.
 
 use crate::ids::ParticipantId;
 use std::collections::HashMap;
@@ -41,6 +46,7 @@ use super::recorder::Recorder;
 use super::still::SolidSource;
 use super::templates::TemplateKind;
 use super::{CodecFamily, MediaEvent, MediaSettings};
+use crate::ids::Tier;
 use crate::layout::file::Fit;
 use crate::layout::Rect;
 
@@ -55,9 +61,12 @@ pub struct RoomMedia {
     full_tee: gst::Element,
     /// One Opus encode of the full mix, for everyone who is not talking.
     shared_opus_tee: gst::Element,
-    families: HashMap<CodecFamily, FamilyEncoder>,
-    /// What each family's encoder has put out, kept across its restarts.
-    encoded: HashMap<CodecFamily, Arc<EncodedCount>>,
+    /// The running encoders, by family and tier.
+    encoders: HashMap<Encoding, FamilyEncoder>,
+    /// How many participants receive each encoder's stream.
+    receivers: HashMap<Encoding, usize>,
+    /// What each encoder has put out, kept across its restarts.
+    encoded: HashMap<Encoding, Arc<EncodedCount>>,
     room: String,
     overlay: CanvasOverlay,
     /// The canvas background's still frame, and its colour now.
@@ -177,7 +186,8 @@ impl RoomMedia {
             full_mixer,
             full_tee,
             shared_opus_tee,
-            families: HashMap::new(),
+            encoders: HashMap::new(),
+            receivers: HashMap::new(),
             encoded: HashMap::new(),
             room: room.to_string(),
             overlay,
@@ -233,65 +243,76 @@ impl RoomMedia {
         self.settings.framerate
     }
 
-    /// Families whose encoder is running now.
+    /// Families with an encoder running now (in any tier).
     pub fn active_families(&self) -> Vec<CodecFamily> {
-        let mut v: Vec<_> = self.families.keys().copied().collect();
+        let mut v: Vec<_> = self.encoders.keys().map(|(f, _)| *f).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// The encoders running now, by family and tier.
+    pub fn video_encoders(&self) -> Vec<Encoding> {
+        let mut v: Vec<_> = self.encoders.keys().copied().collect();
         v.sort();
         v
     }
 
-    /// Starts the family's encoder if it is not running yet.
-    fn ensure_family(&mut self, family: CodecFamily) -> anyhow::Result<&FamilyEncoder> {
-        if !self.families.contains_key(&family) {
-            let output = self.encoded.entry(family).or_default().clone();
+    /// Starts the encoder of `key` if it is not running yet.
+    fn ensure_encoder(&mut self, key: Encoding) -> anyhow::Result<&FamilyEncoder> {
+        let (family, tier) = key;
+        if !self.encoders.contains_key(&key) {
+            let output = self.encoded.entry(key).or_default().clone();
             let enc = FamilyEncoder::start(
                 self.pipeline.upcast_ref(),
                 &self.canvas_tee,
                 family,
+                tier,
                 &self.settings,
                 output,
             )
-            .with_context(|| format!("starting the {family} encoder"))?;
-            tracing::info!(room = %self.room, %family, "encoder started");
-            self.families.insert(family, enc);
+            .with_context(|| format!("starting the {family} encoder of the {tier} tier"))?;
+            tracing::info!(room = %self.room, %family, %tier, "encoder started");
+            self.encoders.insert(key, enc);
         }
-        Ok(&self.families[&family])
+        Ok(&self.encoders[&key])
     }
 
-    /// Stops the family's encoder (its last receiver left), unless the
-    /// recording uses it.
-    pub fn stop_family(&mut self, family: CodecFamily) {
-        if self.records(family) {
+    /// Stops the encoder of `key` if nobody receives it and the recording
+    /// does not use it.
+    fn stop_if_idle(&mut self, key: Encoding) {
+        if self.receivers.get(&key).copied().unwrap_or(0) > 0 || self.records(key) {
             return;
         }
-        if let Some(enc) = self.families.remove(&family) {
+        if let Some(enc) = self.encoders.remove(&key) {
             enc.stop(self.pipeline.upcast_ref(), &self.canvas_tee);
-            tracing::info!(room = %self.room, %family, "encoder stopped");
+            tracing::info!(room = %self.room, family = %key.0, tier = %key.1, "encoder stopped");
         }
     }
 
     /// Re-issues keyframe requests that the rate limit held back.
     pub fn flush_keyframe_requests(&self) {
-        for enc in self.families.values() {
+        for enc in self.encoders.values() {
             enc.flush_pending_keyframe();
         }
     }
 
-    /// Frames and bytes each family's encoder has put out in this room,
-    /// for every family that has run, with whether it runs now.
+    /// Frames and bytes each encoder has put out in this room, for every
+    /// one that has run, with whether it runs now.
     pub fn encoded(&self) -> Vec<EncoderOutput> {
         let mut v: Vec<_> = self
             .encoded
             .iter()
-            .map(|(family, count)| EncoderOutput {
-                family: *family,
+            .map(|(key, count)| EncoderOutput {
+                family: key.0,
+                tier: key.1,
                 frames: count.frames(),
                 keyframes: count.keyframes(),
                 bytes: count.bytes(),
-                running: self.families.contains_key(family),
+                running: self.encoders.contains_key(key),
             })
             .collect();
-        v.sort_by_key(|o| o.family);
+        v.sort_by_key(|o| (o.family, o.tier));
         v
     }
 
@@ -301,12 +322,14 @@ impl RoomMedia {
         self.canvas_skips.frames()
     }
 
-    /// Number of keyframes forced so far on a family's encoder (for tests and metrics).
+    /// Keyframes forced so far on a family's running encoders, all tiers
+    /// (for tests and metrics).
     pub fn forced_keyframes(&self, family: CodecFamily) -> u64 {
-        self.families
-            .get(&family)
-            .map(|f| f.forced_keyframes())
-            .unwrap_or(0)
+        self.encoders
+            .iter()
+            .filter(|((f, _), _)| *f == family)
+            .map(|(_, e)| e.forced_keyframes())
+            .sum()
     }
 }
 
@@ -327,9 +350,10 @@ impl RoomMedia {
         }
     }
 
-    /// Builds a participant's webrtcbin and send chains, and a placeholder tile.
+    /// Builds a participant's webrtcbin and send chains, and a placeholder
+    /// tile. It receives the high tier.
     ///
-    /// The family encoder starts here if this is its first participant.
+    /// Its family's encoder starts here if this is its first receiver.
     pub fn add_participant(
         &mut self,
         id: &ParticipantId,
@@ -337,35 +361,83 @@ impl RoomMedia {
         choice: &MediaChoice,
         events: &UnboundedSender<MediaEvent>,
     ) -> anyhow::Result<ParticipantMedia> {
-        let family = choice.video.family;
-        let had_family = self.families.contains_key(&family);
+        let key = (choice.video.family, Tier::High);
         let mut added = Added::default();
         let result = self
-            .ensure_family(family)
+            .ensure_encoder(key)
             .map(|enc| enc.tee().clone())
-            .and_then(|family_tee| {
+            .and_then(|tee| {
                 let room = self.participant_room();
-                ParticipantMedia::build(&room, &family_tee, id, name, choice, events, &mut added)
+                ParticipantMedia::build(&room, &tee, id, name, choice, events, &mut added)
             });
-        if result.is_err() {
-            // Leave the room exactly as it was.
-            added.undo(self.pipeline.upcast_ref());
-            if !had_family {
-                self.stop_family(family);
+        match &result {
+            Ok(_) => *self.receivers.entry(key).or_default() += 1,
+            Err(_) => {
+                // Leave the room exactly as it was.
+                added.undo(self.pipeline.upcast_ref());
+                self.stop_if_idle(key);
             }
         }
         result
     }
 
-    /// Removes a participant's elements and pads without disturbing the others.
-    /// Stops its family's encoder when `last_of_family`.
-    pub fn remove_participant(&mut self, pm: ParticipantMedia, last_of_family: bool) {
-        let family = pm.family();
-        let family_tee = self.families.get(&family).map(|enc| enc.tee());
-        pm.dismantle(&self.participant_room(), family_tee);
-        if last_of_family {
-            self.stop_family(family);
+    /// Removes a participant's elements and pads without disturbing the
+    /// others; the encoder it received stops if nobody else does.
+    pub fn remove_participant(&mut self, pm: ParticipantMedia) {
+        let key = (pm.family(), pm.tier());
+        let tee = self.encoders.get(&key).map(|enc| enc.tee());
+        pm.dismantle(&self.participant_room(), tee);
+        if key.1.has_video() {
+            self.unreceive(key);
         }
+    }
+
+    /// One receiver fewer for `key`'s encoder.
+    fn unreceive(&mut self, key: Encoding) {
+        if let Some(n) = self.receivers.get_mut(&key) {
+            *n = n.saturating_sub(1);
+        }
+        self.stop_if_idle(key);
+    }
+
+    /// Moves a participant to `tier`: its video comes from that tier's
+    /// encoder from the next keyframe on (asked for at once), or stops in
+    /// the audio-only tier. The connection is not renegotiated. The encoder
+    /// it leaves stops if nobody else receives it. On failure the
+    /// participant stays where it was.
+    pub fn set_tier(&mut self, pm: &mut ParticipantMedia, tier: Tier) -> anyhow::Result<()> {
+        let from = (pm.family(), pm.tier());
+        let to = (pm.family(), tier);
+        if from == to {
+            return Ok(());
+        }
+        let started = tier.has_video() && !self.encoders.contains_key(&to);
+        let new_tee = if tier.has_video() {
+            Some(self.ensure_encoder(to)?.tee().clone())
+        } else {
+            None
+        };
+        let old_tee = self.encoders.get(&from).map(|e| e.tee().clone());
+        if let Err(e) = pm.switch_video(old_tee.as_ref(), new_tee.as_ref(), tier) {
+            if pm.tier() != from.1 && from.1.has_video() {
+                // It came off the old encoder before the new link failed.
+                self.unreceive(from);
+            }
+            if started {
+                self.stop_if_idle(to);
+            }
+            return Err(e);
+        }
+        if tier.has_video() {
+            *self.receivers.entry(to).or_default() += 1;
+            if let Some(enc) = self.encoders.get(&to) {
+                enc.welcome_keyframe();
+            }
+        }
+        if from.1.has_video() {
+            self.unreceive(from);
+        }
+        Ok(())
     }
 
     /// Links a new incoming stream of `pm` and releases its blocking probe.
@@ -417,10 +489,10 @@ impl RoomMedia {
         pm.hide_tile();
     }
 
-    /// A participant's connection is up: its family encoder sends a
+    /// A participant's connection is up: the encoder it receives sends a
     /// keyframe, so the newcomer's first canvas frame is a whole one.
     pub fn welcome(&self, pm: &ParticipantMedia) {
-        if let Some(enc) = self.families.get(&pm.family()) {
+        if let Some(enc) = self.encoders.get(&(pm.family(), pm.tier())) {
             enc.welcome_keyframe();
         }
     }
@@ -445,14 +517,14 @@ impl RoomMedia {
         events: &UnboundedSender<MediaEvent>,
     ) -> anyhow::Result<CodecFamily> {
         anyhow::ensure!(self.recorder.is_none(), "a recording is already running");
+        // The recording is of the full canvas: the high tier's encode.
         let family = [CodecFamily::Vp8, CodecFamily::H264]
             .into_iter()
-            .find(|f| self.families.contains_key(f))
+            .find(|f| self.encoders.contains_key(&(*f, Tier::High)))
             .unwrap_or(fallback);
-        let started_family = !self.families.contains_key(&family);
         let result = self.build_recorder(id, dir, segment, family, events);
-        if result.is_err() && started_family {
-            self.stop_family(family);
+        if result.is_err() {
+            self.stop_if_idle((family, Tier::High));
         }
         result.map(|r| {
             self.recorder = Some(r);
@@ -468,7 +540,7 @@ impl RoomMedia {
         family: CodecFamily,
         events: &UnboundedSender<MediaEvent>,
     ) -> anyhow::Result<Recorder> {
-        let video_tee = self.ensure_family(family)?.tee().clone();
+        let video_tee = self.ensure_encoder((family, Tier::High))?.tee().clone();
         let recorder = Recorder::start(
             &self.pipeline,
             &video_tee,
@@ -479,7 +551,7 @@ impl RoomMedia {
             family,
             events,
         )?;
-        if let Some(enc) = self.families.get(&family) {
+        if let Some(enc) = self.encoders.get(&(family, Tier::High)) {
             enc.request_keyframe();
         }
         Ok(recorder)
@@ -497,33 +569,43 @@ impl RoomMedia {
         let Some(mut r) = self.recorder.take() else {
             return false;
         };
-        let video_tee = self.families.get(&r.family()).map(|enc| enc.tee());
+        let video_tee = self
+            .encoders
+            .get(&(r.family(), Tier::High))
+            .map(|enc| enc.tee());
         r.stop(video_tee, &self.shared_opus_tee);
         self.recorder = Some(r);
         true
     }
 
-    /// Removes a stopped recorder (its files are closed); returns the
-    /// family it kept running, which the caller stops if nobody uses it.
-    pub fn finish_recording(&mut self) -> Option<CodecFamily> {
-        let r = self.recorder.take()?;
-        let family = r.family();
-        let video_tee = self.families.get(&family).map(|enc| enc.tee());
+    /// Removes a stopped recorder (its files are closed), and the encoder
+    /// it kept running if nobody receives it.
+    pub fn finish_recording(&mut self) {
+        let Some(r) = self.recorder.take() else {
+            return;
+        };
+        let key = (r.family(), Tier::High);
+        let video_tee = self.encoders.get(&key).map(|enc| enc.tee());
         r.remove(&self.pipeline, video_tee, &self.shared_opus_tee);
-        Some(family)
+        self.stop_if_idle(key);
     }
 
-    /// Whether `family`'s encoder feeds the recording.
-    fn records(&self, family: CodecFamily) -> bool {
-        self.recorder.as_ref().is_some_and(|r| r.family() == family)
+    /// Whether `key`'s encoder feeds the recording.
+    fn records(&self, key: Encoding) -> bool {
+        key.1 == Tier::High && self.recorder.as_ref().is_some_and(|r| r.family() == key.0)
     }
 }
 
-/// What one family's encoder has put out in a room so far.
+/// An encoding of the canvas: its codec family and quality tier.
+pub type Encoding = (CodecFamily, Tier);
+
+/// What one encoder (a family in a tier) has put out in a room so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EncoderOutput {
     /// The family.
     pub family: CodecFamily,
+    /// The tier.
+    pub tier: Tier,
     /// Encoded frames, over all the encoder's runs in this room.
     pub frames: u64,
     /// Keyframes among them.

@@ -98,15 +98,13 @@ pub fn watch_receiver_feedback(
         return;
     };
     rtpbin.connect_element_added(move |_, element| {
-        if !element.factory().is_some_and(|f| f.name() == "rtpsession") {
+        if element.factory().is_none_or(|f| f.name() != "rtpsession") {
             return;
         }
         let session = element.property::<glib::Object>("internal-session");
         let on_feedback = on_feedback.clone();
         session.connect("on-receiving-rtcp", false, move |values| {
-            let Some(buffer) = values.get(1).and_then(|v| v.get::<gst::Buffer>().ok()) else {
-                return None;
-            };
+            let buffer = values.get(1).and_then(|v| v.get::<gst::Buffer>().ok())?;
             let Ok(map) = buffer.map_readable() else {
                 return None;
             };
@@ -123,7 +121,6 @@ pub fn watch_receiver_feedback(
 mod tests {
     use super::*;
     use rtcp::packet::Packet;
-    use webrtc_util::marshal::Marshal;
 
     fn compound(packets: Vec<Box<dyn Packet + Send + Sync>>) -> Vec<u8> {
         let mut out = Vec::new();

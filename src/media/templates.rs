@@ -1,9 +1,11 @@
 //! Encoder templates: gst-launch fragments in `pipelines/` that an admin can
 //! swap (say, for a hardware encoder) without recompiling.
 //!
-//! Each template is raw media in, encoded media out. All three are parsed and
+//! Each template is raw media in, encoded media out. All of them are parsed and
 //! checked at start-up; an error names the file and what is wrong with it.
 //! Lines starting with `#` are comments.
+//! The low tier's templates (`vp8-low`, `h264-low`) fall back to the built-in
+//! ones when a directory made before them lacks them.
 
 use std::path::{Path, PathBuf};
 
@@ -16,12 +18,16 @@ use super::CodecFamily;
 const BUILTIN_VP8: &str = include_str!("../../pipelines/vp8.pipeline");
 const BUILTIN_H264: &str = include_str!("../../pipelines/h264.pipeline");
 const BUILTIN_OPUS: &str = include_str!("../../pipelines/opus.pipeline");
+const BUILTIN_VP8_LOW: &str = include_str!("../../pipelines/vp8-low.pipeline");
+const BUILTIN_H264_LOW: &str = include_str!("../../pipelines/h264-low.pipeline");
 
 /// Which encoder a template is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TemplateKind {
-    /// A video family encoder.
+    /// A video family encoder of the full canvas (the high tier).
     Video(CodecFamily),
+    /// A video family encoder of the low tier's smaller canvas.
+    LowVideo(CodecFamily),
     /// The Opus audio encoder.
     Opus,
 }
@@ -32,6 +38,8 @@ impl TemplateKind {
         match self {
             TemplateKind::Video(CodecFamily::Vp8) => "vp8.pipeline",
             TemplateKind::Video(CodecFamily::H264) => "h264.pipeline",
+            TemplateKind::LowVideo(CodecFamily::Vp8) => "vp8-low.pipeline",
+            TemplateKind::LowVideo(CodecFamily::H264) => "h264-low.pipeline",
             TemplateKind::Opus => "opus.pipeline",
         }
     }
@@ -39,8 +47,12 @@ impl TemplateKind {
     /// The media type the template must output.
     fn output_media_type(self) -> &'static str {
         match self {
-            TemplateKind::Video(CodecFamily::Vp8) => "video/x-vp8",
-            TemplateKind::Video(CodecFamily::H264) => "video/x-h264",
+            TemplateKind::Video(CodecFamily::Vp8) | TemplateKind::LowVideo(CodecFamily::Vp8) => {
+                "video/x-vp8"
+            }
+            TemplateKind::Video(CodecFamily::H264) | TemplateKind::LowVideo(CodecFamily::H264) => {
+                "video/x-h264"
+            }
             TemplateKind::Opus => "audio/x-opus",
         }
     }
@@ -49,6 +61,8 @@ impl TemplateKind {
         match self {
             TemplateKind::Video(CodecFamily::Vp8) => BUILTIN_VP8,
             TemplateKind::Video(CodecFamily::H264) => BUILTIN_H264,
+            TemplateKind::LowVideo(CodecFamily::Vp8) => BUILTIN_VP8_LOW,
+            TemplateKind::LowVideo(CodecFamily::H264) => BUILTIN_H264_LOW,
             TemplateKind::Opus => BUILTIN_OPUS,
         }
     }
@@ -91,11 +105,13 @@ pub enum TemplateError {
     },
 }
 
-/// The three validated templates, as launch descriptions.
+/// The validated templates, as launch descriptions.
 #[derive(Debug, Clone)]
 pub struct Templates {
     vp8: String,
     h264: String,
+    vp8_low: String,
+    h264_low: String,
     opus: String,
     dir: Option<PathBuf>,
 }
@@ -116,7 +132,10 @@ impl Templates {
         let from_dir = dir.is_dir();
         let read = |kind: TemplateKind| -> Result<String, TemplateError> {
             let file = dir.join(kind.file_name());
-            let raw = if from_dir {
+            // A directory made before the low tier existed keeps working:
+            // the low tier's templates fall back to the built-in ones.
+            let optional = matches!(kind, TemplateKind::LowVideo(_)) && !file.exists();
+            let raw = if from_dir && !optional {
                 std::fs::read_to_string(&file).map_err(|source| TemplateError::Read {
                     file: file.clone(),
                     source,
@@ -131,6 +150,8 @@ impl Templates {
         Ok(Templates {
             vp8: read(TemplateKind::Video(CodecFamily::Vp8))?,
             h264: read(TemplateKind::Video(CodecFamily::H264))?,
+            vp8_low: read(TemplateKind::LowVideo(CodecFamily::Vp8))?,
+            h264_low: read(TemplateKind::LowVideo(CodecFamily::H264))?,
             opus: read(TemplateKind::Opus)?,
             dir: from_dir.then(|| dir.to_path_buf()),
         })
@@ -149,6 +170,8 @@ impl Templates {
         let text = match kind {
             TemplateKind::Video(CodecFamily::Vp8) => &self.vp8,
             TemplateKind::Video(CodecFamily::H264) => &self.h264,
+            TemplateKind::LowVideo(CodecFamily::Vp8) => &self.vp8_low,
+            TemplateKind::LowVideo(CodecFamily::H264) => &self.h264_low,
             TemplateKind::Opus => &self.opus,
         };
         let bin = gst::parse::bin_from_description(text, true)
@@ -193,7 +216,7 @@ fn validate(kind: TemplateKind, text: &str, file: &Path) -> Result<(), TemplateE
     }
     let raw = match kind {
         TemplateKind::Opus => "audio/x-raw",
-        TemplateKind::Video(_) => "video/x-raw",
+        TemplateKind::Video(_) | TemplateKind::LowVideo(_) => "video/x-raw",
     };
     if !sink
         .query_caps(None)
@@ -219,6 +242,8 @@ mod tests {
         let t = Templates::load(&dir).unwrap();
         assert!(t.vp8.starts_with("vp8enc deadline=1"));
         assert!(t.h264.contains("tune=zerolatency"));
+        assert!(t.vp8_low.contains("target-bitrate=150000"));
+        assert_eq!(t.h264_low, launch_text(BUILTIN_H264_LOW));
         let b = Templates::load(Path::new("/nonexistent")).unwrap();
         assert_eq!(b.opus, t.opus);
         assert_eq!(b.origin(), "built-in templates");

@@ -41,11 +41,35 @@ pub(crate) struct FamilyLabels {
     pub(crate) family: String,
 }
 
-/// Labels of a per-room, per-family series.
+/// Labels of a per-encoder series: codec family and quality tier.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct RoomFamilyLabels {
+pub(crate) struct EncoderLabels {
+    /// `vp8` or `h264`.
+    pub(crate) family: String,
+    /// `high` or `low`.
+    pub(crate) tier: String,
+}
+
+/// Labels of a per-room, per-encoder series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RoomEncoderLabels {
     pub(crate) room: String,
     pub(crate) family: String,
+    pub(crate) tier: String,
+}
+
+/// Labels of a per-tier series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct TierLabels {
+    /// `high`, `low` or `audio-only`.
+    pub(crate) tier: String,
+}
+
+/// Labels of the tier change counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct DirectionLabels {
+    /// `down` or `up`.
+    pub(crate) direction: String,
 }
 
 /// Labels of a per-room series.
@@ -79,11 +103,14 @@ pub(crate) struct Inner {
     registry: Registry,
     pub(crate) rooms_open: Gauge,
     pub(crate) participants: Family<FamilyLabels, Gauge>,
-    pub(crate) encoder_frames: Family<FamilyLabels, Counter>,
-    pub(crate) encoder_keyframes: Family<FamilyLabels, Counter>,
-    pub(crate) encoder_bytes: Family<FamilyLabels, Counter>,
-    pub(crate) encoder_fps: Family<RoomFamilyLabels, FloatGauge>,
-    pub(crate) encoder_bitrate: Family<RoomFamilyLabels, FloatGauge>,
+    pub(crate) encoder_frames: Family<EncoderLabels, Counter>,
+    pub(crate) encoder_keyframes: Family<EncoderLabels, Counter>,
+    pub(crate) encoder_bytes: Family<EncoderLabels, Counter>,
+    pub(crate) encoder_fps: Family<RoomEncoderLabels, FloatGauge>,
+    pub(crate) encoder_bitrate: Family<RoomEncoderLabels, FloatGauge>,
+    pub(crate) receivers: Family<TierLabels, Gauge>,
+    pub(crate) tier_changes: Family<DirectionLabels, Counter>,
+    pub(crate) downlink_estimate: Family<ParticipantLabels, Gauge>,
     pub(crate) loss_ratio: Family<ParticipantLabels, FloatGauge>,
     pub(crate) packets_lost: Family<ParticipantLabels, Gauge>,
     pub(crate) jitter: Family<ParticipantLabels, FloatGauge>,
@@ -121,32 +148,50 @@ impl Metrics {
         let encoder_frames = Family::default();
         r.register(
             "encoder_frames",
-            "Canvas frames encoded, by codec family, all rooms",
+            "Canvas frames encoded, by codec family and quality tier, all rooms",
             encoder_frames.clone(),
         );
         let encoder_keyframes = Family::default();
         r.register(
             "encoder_keyframes",
-            "Canvas keyframes encoded, by codec family, all rooms: newcomers', recording segments' and those receivers ask for after loss",
+            "Canvas keyframes encoded, by codec family and quality tier, all rooms: newcomers', tier changes', recording segments' and those receivers ask for after loss",
             encoder_keyframes.clone(),
         );
         let encoder_bytes = Family::default();
         r.register(
             "encoder_bytes",
-            "Canvas bytes encoded, by codec family, all rooms",
+            "Canvas bytes encoded, by codec family and quality tier, all rooms",
             encoder_bytes.clone(),
         );
         let encoder_fps = Family::default();
         r.register(
             "encoder_frames_per_second",
-            "Frames a room's family encoder put out per second over the last stats interval",
+            "Frames a room's encoder (a family in a tier) put out per second over the last stats interval",
             encoder_fps.clone(),
         );
         let encoder_bitrate = Family::default();
         r.register(
             "encoder_bits_per_second",
-            "Bits a room's family encoder put out per second over the last stats interval",
+            "Bits a room's encoder (a family in a tier) put out per second over the last stats interval",
             encoder_bitrate.clone(),
+        );
+        let receivers = Family::default();
+        r.register(
+            "receivers",
+            "Participants with negotiated media, by the quality tier their downlink places them in",
+            receivers.clone(),
+        );
+        let tier_changes = Family::default();
+        r.register(
+            "tier_changes",
+            "Receivers moved to another quality tier by their downlink, down or up",
+            tier_changes.clone(),
+        );
+        let downlink_estimate = Family::default();
+        r.register(
+            "participant_downlink_estimate_bits_per_second",
+            "What the participant's downlink is estimated to carry, from its REMB or reception reports",
+            downlink_estimate.clone(),
         );
         let loss_ratio = Family::default();
         r.register(
@@ -224,6 +269,9 @@ impl Metrics {
                 encoder_bytes,
                 encoder_fps,
                 encoder_bitrate,
+                receivers,
+                tier_changes,
+                downlink_estimate,
                 loss_ratio,
                 packets_lost,
                 jitter,

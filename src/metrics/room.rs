@@ -6,9 +6,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use super::{FamilyLabels, Metrics, ParticipantLabels, RoomFamilyLabels, RoomLabels};
+use super::{
+    DirectionLabels, EncoderLabels, FamilyLabels, Metrics, ParticipantLabels, RoomEncoderLabels,
+    RoomLabels, TierLabels,
+};
+use crate::ids::Tier;
 use crate::media::webrtc_stats::LinkFigures;
 use crate::media::{CodecFamily, EncoderOutput};
+
+/// An encoder: its family and tier.
+type Encoding = (CodecFamily, Tier);
 
 /// A room's published figures. Not `Clone`: one per room actor.
 #[derive(Debug)]
@@ -17,10 +24,12 @@ pub struct RoomMetrics {
     room: String,
     /// What this room adds to `participants`, per family.
     participants: BTreeMap<CodecFamily, i64>,
+    /// What this room adds to `receivers`, per tier.
+    receivers: BTreeMap<Tier, i64>,
     /// Encoder totals already added to the global counters.
-    encoded: BTreeMap<CodecFamily, EncoderOutput>,
-    /// Families with a rate series for this room.
-    encoder_series: BTreeSet<CodecFamily>,
+    encoded: BTreeMap<Encoding, EncoderOutput>,
+    /// Encoders with a rate series for this room.
+    encoder_series: BTreeSet<Encoding>,
     /// Participants with link series.
     linked: BTreeSet<String>,
     /// The recording being counted, and its bytes already counted.
@@ -37,6 +46,7 @@ impl RoomMetrics {
             metrics,
             room: room.to_string(),
             participants: BTreeMap::new(),
+            receivers: BTreeMap::new(),
             encoded: BTreeMap::new(),
             encoder_series: BTreeSet::new(),
             linked: BTreeSet::new(),
@@ -64,11 +74,57 @@ impl RoomMetrics {
         }
     }
 
-    fn room_family_labels(&self, family: CodecFamily) -> RoomFamilyLabels {
-        RoomFamilyLabels {
+    fn room_encoder_labels(&self, (family, tier): Encoding) -> RoomEncoderLabels {
+        RoomEncoderLabels {
             room: self.room.clone(),
             family: family.as_str().to_string(),
+            tier: tier.as_str().to_string(),
         }
+    }
+
+    /// The room now has `count` receivers in each tier listed.
+    pub fn set_tiers(&mut self, counts: &[(Tier, i64)]) {
+        let inner = self.metrics.inner();
+        for tier in Tier::ALL {
+            let now: i64 = counts
+                .iter()
+                .filter(|(t, _)| *t == tier)
+                .map(|(_, n)| n)
+                .sum();
+            let before = self.receivers.get(&tier).copied().unwrap_or(0);
+            if now != before {
+                inner
+                    .receivers
+                    .get_or_create(&TierLabels {
+                        tier: tier.as_str().to_string(),
+                    })
+                    .inc_by(now - before);
+            }
+            self.receivers.insert(tier, now);
+        }
+    }
+
+    /// A receiver moved from one tier to another.
+    pub fn tier_changed(&mut self, from: Tier, to: Tier) {
+        let direction = if to < from { "down" } else { "up" };
+        self.metrics
+            .inner()
+            .tier_changes
+            .get_or_create(&DirectionLabels {
+                direction: direction.to_string(),
+            })
+            .inc();
+    }
+
+    /// Publishes what a participant's downlink is estimated to carry.
+    pub fn downlink_estimate(&mut self, participant: &str, estimate: u64) {
+        let labels = self.participant_labels(participant);
+        self.metrics
+            .inner()
+            .downlink_estimate
+            .get_or_create(&labels)
+            .set(i64::try_from(estimate).unwrap_or(i64::MAX));
+        self.linked.insert(participant.to_string());
     }
 
     /// The room now has `count` participants receiving each family listed
@@ -110,14 +166,16 @@ impl RoomMetrics {
     pub fn encoders(&mut self, outputs: &[EncoderOutput], elapsed: Duration) {
         let inner = self.metrics.inner();
         for o in outputs {
-            let before = self.encoded.get(&o.family);
+            let key = (o.family, o.tier);
+            let before = self.encoded.get(&key);
             let new = |now: u64, then: fn(&EncoderOutput) -> u64| {
                 now.saturating_sub(before.map(then).unwrap_or(0))
             };
             let frames = new(o.frames, |b| b.frames);
             let bytes = new(o.bytes, |b| b.bytes);
-            let labels = FamilyLabels {
+            let labels = EncoderLabels {
                 family: o.family.as_str().to_string(),
+                tier: o.tier.as_str().to_string(),
             };
             inner.encoder_frames.get_or_create(&labels).inc_by(frames);
             inner
@@ -125,8 +183,8 @@ impl RoomMetrics {
                 .get_or_create(&labels)
                 .inc_by(new(o.keyframes, |b| b.keyframes));
             inner.encoder_bytes.get_or_create(&labels).inc_by(bytes);
-            self.encoded.insert(o.family, *o);
-            let labels = self.room_family_labels(o.family);
+            self.encoded.insert(key, *o);
+            let labels = self.room_encoder_labels(key);
             if o.running && !elapsed.is_zero() {
                 let secs = elapsed.as_secs_f64();
                 inner
@@ -137,8 +195,8 @@ impl RoomMetrics {
                     .encoder_bitrate
                     .get_or_create(&labels)
                     .set(bytes as f64 * 8.0 / secs);
-                self.encoder_series.insert(o.family);
-            } else if self.encoder_series.remove(&o.family) {
+                self.encoder_series.insert(key);
+            } else if self.encoder_series.remove(&key) {
                 inner.encoder_fps.remove(&labels);
                 inner.encoder_bitrate.remove(&labels);
             }
@@ -186,6 +244,7 @@ impl RoomMetrics {
         inner.rtt.remove(&labels);
         inner.inbound_bitrate.remove(&labels);
         inner.outbound_bitrate.remove(&labels);
+        inner.downlink_estimate.remove(&labels);
     }
 
     /// The recording in progress (its id and the bytes it has written), or
@@ -221,13 +280,14 @@ impl RoomMetrics {
 impl Drop for RoomMetrics {
     fn drop(&mut self) {
         self.set_participants(&[]);
+        self.set_tiers(&[]);
         let linked: Vec<_> = self.linked.iter().cloned().collect();
         for p in linked {
             self.participant_left(&p);
         }
         let inner = self.metrics.inner();
-        for family in std::mem::take(&mut self.encoder_series) {
-            let labels = self.room_family_labels(family);
+        for key in std::mem::take(&mut self.encoder_series) {
+            let labels = self.room_encoder_labels(key);
             inner.encoder_fps.remove(&labels);
             inner.encoder_bitrate.remove(&labels);
         }
@@ -343,6 +403,7 @@ mod tests {
         let mut room = RoomMetrics::new(metrics.clone(), "r");
         let out = |frames, bytes, running| EncoderOutput {
             family: CodecFamily::Vp8,
+            tier: Tier::High,
             frames,
             keyframes: frames / 30,
             bytes,
@@ -352,33 +413,69 @@ mod tests {
         room.encoders(&[out(90, 80_000, true)], Duration::from_secs(2));
         let text = metrics.encode();
         assert!(
-            text.contains("tessera_encoder_frames_total{family=\"vp8\"} 90"),
+            text.contains("tessera_encoder_frames_total{family=\"vp8\",tier=\"high\"} 90"),
             "{text}"
         );
         assert!(
-            text.contains("tessera_encoder_bytes_total{family=\"vp8\"} 80000"),
+            text.contains("tessera_encoder_bytes_total{family=\"vp8\",tier=\"high\"} 80000"),
             "{text}"
         );
         assert!(
-            text.contains("tessera_encoder_keyframes_total{family=\"vp8\"} 3"),
+            text.contains("tessera_encoder_keyframes_total{family=\"vp8\",tier=\"high\"} 3"),
             "{text}"
         );
         assert!(
-            text.contains("tessera_encoder_frames_per_second{room=\"r\",family=\"vp8\"} 30.0"),
+            text.contains(
+                "tessera_encoder_frames_per_second{room=\"r\",family=\"vp8\",tier=\"high\"} 30.0"
+            ),
             "{text}"
         );
         assert!(
-            text.contains("tessera_encoder_bits_per_second{room=\"r\",family=\"vp8\"} 200000.0"),
+            text.contains(
+                "tessera_encoder_bits_per_second{room=\"r\",family=\"vp8\",tier=\"high\"} 200000.0"
+            ),
             "{text}"
         );
         // Stopped: the counters stay, the room's rates go.
         room.encoders(&[out(95, 81_000, false)], Duration::from_secs(2));
         let text = metrics.encode();
-        assert!(text.contains("tessera_encoder_frames_total{family=\"vp8\"} 95"));
+        assert!(text.contains("tessera_encoder_frames_total{family=\"vp8\",tier=\"high\"} 95"));
         assert!(
             !text.contains("tessera_encoder_frames_per_second{"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn receivers_per_tier_and_tier_changes_are_counted_and_leave_with_the_room() {
+        let metrics = Metrics::new();
+        let mut room = RoomMetrics::new(metrics.clone(), "r");
+        room.set_tiers(&[(Tier::High, 2), (Tier::Low, 1)]);
+        room.tier_changed(Tier::High, Tier::Low);
+        room.downlink_estimate("p1", 280_000);
+        let text = metrics.encode();
+        assert!(
+            text.contains("tessera_receivers{tier=\"high\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("tessera_receivers{tier=\"low\"} 1"), "{text}");
+        assert!(
+            text.contains("tessera_tier_changes_total{direction=\"down\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "tessera_participant_downlink_estimate_bits_per_second{room=\"r\",participant=\"p1\"} 280000"
+            ),
+            "{text}"
+        );
+        drop(room);
+        let text = metrics.encode();
+        assert!(
+            text.contains("tessera_receivers{tier=\"high\"} 0"),
+            "{text}"
+        );
+        assert!(!text.contains("participant=\"p1\""), "{text}");
     }
 
     #[test]

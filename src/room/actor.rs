@@ -13,7 +13,8 @@
 //! - [`moderate`]: who may change the room, who may join, teachers' actions,
 //!   and [`refusal`]: why a request was refused, in the asker's words;
 //! - [`record`]: the recording and its timeline;
-//! - [`stats`]: live figures and metrics.
+//! - [`stats`]: live figures and metrics;
+//! - [`adapt`]: each receiver's downlink and the quality tier it gets.
 
 use crate::ids::{ParticipantId, RoomId};
 use std::collections::BTreeMap;
@@ -32,6 +33,7 @@ use crate::media::{CodecFamily, MediaEvent, ParticipantMedia, RoomMedia};
 use crate::protocol::{ErrorCode, Role, ServerMessage};
 pub use refusal::Refusal;
 
+mod adapt;
 mod canvas;
 mod events;
 mod members;
@@ -40,6 +42,7 @@ mod record;
 mod refusal;
 mod stats;
 
+pub use adapt::DownlinkFigures;
 pub use moderate::Moderation;
 pub use stats::MediaFigures;
 
@@ -69,6 +72,8 @@ struct Participant {
     screen_started: bool,
     /// Its latest connection figures.
     stats: stats::ParticipantStats,
+    /// What its downlink carries, and the tier it gets.
+    downlink: super::downlink::Downlink,
 }
 
 /// The actor's state. Created by the registry, consumed by [`RoomActor::run`].
@@ -102,6 +107,8 @@ pub(super) struct RoomActor {
     last_stats_tick: std::time::Instant,
     /// Whether the canvas skipped late frames in the last stats interval.
     canvas_behind: bool,
+    /// What each encoder puts out, for what each tier needs.
+    rates: adapt::EncodingRates,
 }
 
 impl RoomActor {
@@ -139,6 +146,7 @@ impl RoomActor {
             metrics: crate::metrics::RoomMetrics::new(registry.metrics().clone(), room),
             last_stats_tick: std::time::Instant::now(),
             canvas_behind: false,
+            rates: Default::default(),
             registry,
             media,
         }
@@ -287,6 +295,7 @@ impl RoomActor {
                 .map(|f| (*f, self.media.forced_keyframes(*f)))
                 .collect(),
             encoders,
+            video_encoders: self.media.video_encoders(),
             talking: {
                 let mut t: Vec<_> = self
                     .participants
@@ -334,7 +343,7 @@ impl Drop for RoomActor {
     fn drop(&mut self) {
         for (_, p) in std::mem::take(&mut self.participants) {
             if let Some(pm) = p.media {
-                self.media.remove_participant(pm, false);
+                self.media.remove_participant(pm);
             }
         }
         // What the encoders put out since the last tick still counts.

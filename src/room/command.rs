@@ -132,6 +132,8 @@ pub struct RoomSnapshot {
     pub participants: Vec<ParticipantInfo>,
     /// Families whose encoder is running.
     pub encoders: Vec<CodecFamily>,
+    /// The encoders running, by family and quality tier.
+    pub video_encoders: Vec<(CodecFamily, crate::ids::Tier)>,
     /// Keyframes forced per running family.
     pub forced_keyframes: Vec<(CodecFamily, u64)>,
     /// Ids of participants who are talking (they hear their own mix-minus

@@ -47,6 +47,9 @@ pub struct DownlinkPolicy {
     pub probe_max: Duration,
     /// How long a trial must stay clean to settle.
     pub trial: Duration,
+    /// The lowest tier a receiver may be moved to (`low` where the video
+    /// must never stop).
+    pub floor: Tier,
 }
 
 impl Default for DownlinkPolicy {
@@ -59,6 +62,7 @@ impl Default for DownlinkPolicy {
             probe_first: Duration::from_secs(10),
             probe_max: Duration::from_secs(20),
             trial: Duration::from_secs(4),
+            floor: Tier::AudioOnly,
         }
     }
 }
@@ -222,14 +226,14 @@ impl Downlink {
         } else if self
             .overloaded_since
             .is_some_and(|since| now.duration_since(since) >= self.policy.down_after)
-            && self.settled != Tier::AudioOnly
+            && self.settled > self.policy.floor
         {
             let below = match self.settled {
                 Tier::High => Tier::Low,
                 _ => Tier::AudioOnly,
             };
             let fits = self.estimate.map_or(below, |e| needs.fitting(e));
-            self.settled = fits.min(below);
+            self.settled = fits.min(below).max(self.policy.floor);
             self.overloaded_since = None;
             self.clean_since = None;
         } else if let Some(up) = self.settled.up() {

@@ -11,7 +11,7 @@ mod layout_plan;
 mod registry;
 pub mod talk;
 
-pub use actor::{MediaFigures, Moderation, Refusal};
+pub use actor::{DownlinkFigures, MediaFigures, Moderation, Refusal};
 pub use command::{RoomCommand, RoomSnapshot};
 pub use registry::{Registry, RoomError, RoomHandle};
 

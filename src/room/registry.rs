@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use super::actor::{InitialLayout, RoomActor};
 use super::command::RoomCommand;
+use super::downlink::DownlinkPolicy;
 use crate::auth::Policy;
 use crate::layout::file::LayoutFile;
 use crate::layout::library::LayoutStore;
@@ -95,6 +96,8 @@ pub struct Registry {
     policy: Arc<Policy>,
     allowed_origins: Arc<Vec<String>>,
     metrics: Metrics,
+    /// How receivers are placed in tiers; None: everyone gets the high tier.
+    downlink: Option<DownlinkPolicy>,
 }
 
 impl Registry {
@@ -110,7 +113,20 @@ impl Registry {
             policy: Arc::new(Policy::default()),
             allowed_origins: Arc::default(),
             metrics: Metrics::new(),
+            downlink: Some(DownlinkPolicy::default()),
         }
+    }
+
+    /// Receivers are placed in tiers by `policy`, or all get the high tier
+    /// with None.
+    pub fn with_downlink(mut self, policy: Option<DownlinkPolicy>) -> Registry {
+        self.downlink = policy;
+        self
+    }
+
+    /// How receivers are placed in tiers, if they are.
+    pub fn downlink_policy(&self) -> Option<DownlinkPolicy> {
+        self.downlink
     }
 
     /// The server's metrics, which rooms and sessions write to.

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! transport (webrtcbin) ─► ingest: depay ─► decode ─► tile ─► compositor;  voice ─► full mixer (+ own mix-minus)
-//! family tee / shared Opus tee / own mix-minus ─► egress ─► transport
+//! tier encoder's tee / shared Opus tee / own mix-minus ─► egress ─► transport
 //! ```
 //!
 //! - `mod.rs`: [`ParticipantMedia`], its state and accessors; [`Room`], the
@@ -20,7 +20,8 @@
 //! - `crop.rs`, `newest_frame.rs`: a video tile's crop to its aspect ratio,
 //!   and its queue that keeps only the newest frame.
 //! - `catch_up.rs`: a voice laid out ahead of real time catches up.
-//! - `resync.rs`: after a drop in the video egress, nothing until a keyframe.
+//! - `resync.rs`: after a drop in the video egress, or a switch of tier,
+//!   nothing until a keyframe.
 //!
 //! Each person hears everyone but themselves: a talker their own mix-minus,
 //! everyone else the shared encode of the full mix, in which their own
@@ -36,7 +37,7 @@ mod talk;
 mod tile;
 mod transport;
 
-use crate::ids::ParticipantId;
+use crate::ids::{ParticipantId, Tier};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -102,7 +103,14 @@ pub struct ParticipantMedia {
     /// How the media reaches the participant.
     transport: Transport,
     elements: Vec<gst::Element>,
-    family_tee_pad: gst::Pad,
+    /// The tier it receives, and the pad of that tier's encoder tee that
+    /// feeds its video (none in the audio-only tier).
+    tier: Tier,
+    video_tee_pad: Option<gst::Pad>,
+    /// Its video send queue, linked to `video_tee_pad`.
+    video_queue: gst::Element,
+    /// Holds the video back from a tier switch to the next keyframe.
+    switch_gate: resync::SwitchGate,
     shared_tee_pad: gst::Pad,
     talk: TalkSwitch,
     placeholder_pad: gst::Pad,
@@ -164,11 +172,11 @@ fn branch_failed(
 
 impl ParticipantMedia {
     /// Builds a participant's transport and send chains, and a placeholder
-    /// tile, fed from `family_tee`. What it added is in `added`, for the
-    /// caller to undo on failure.
+    /// tile, fed from `video_tee` (the high tier's encoder). What it added
+    /// is in `added`, for the caller to undo on failure.
     pub(in crate::media) fn build(
         room: &Room<'_>,
-        family_tee: &gst::Element,
+        video_tee: &gst::Element,
         id: &ParticipantId,
         name: &str,
         choice: &MediaChoice,
@@ -209,10 +217,12 @@ impl ParticipantMedia {
         }
 
         // Connect to the shared streams last, once every element is playing.
-        let family_tee_pad = added.request(family_tee, "src_%u")?;
-        family_tee_pad
-            .link(&video.queue.static_pad("sink").context("video queue sink")?)
-            .context("linking family tee to participant")?;
+        let video_queue_sink = video.queue.static_pad("sink").context("video queue sink")?;
+        let switch_gate = resync::SwitchGate::install(&video_queue_sink);
+        let video_tee_pad = added.request(video_tee, "src_%u")?;
+        video_tee_pad
+            .link(&video_queue_sink)
+            .context("linking the encoder's tee to participant")?;
         let shared_tee_pad = added.request(room.shared_opus_tee, "src_%u")?;
         shared_tee_pad
             .link(
@@ -240,7 +250,10 @@ impl ParticipantMedia {
             family,
             transport,
             elements,
-            family_tee_pad,
+            tier: Tier::High,
+            video_tee_pad: Some(video_tee_pad),
+            video_queue: video.queue.clone(),
+            switch_gate,
             shared_tee_pad,
             talk: TalkSwitch::new(audio.selector, audio.shared_select_pad),
             placeholder_pad: placeholder.pad,
@@ -267,15 +280,11 @@ impl ParticipantMedia {
     }
 
     /// Removes the participant's elements and pads without disturbing the
-    /// others. `family_tee` is its family encoder's tee, if that still runs.
-    pub(in crate::media) fn dismantle(
-        mut self,
-        room: &Room<'_>,
-        family_tee: Option<&gst::Element>,
-    ) {
+    /// others. `video_tee` is the tee of the encoder it receives, if any.
+    pub(in crate::media) fn dismantle(mut self, room: &Room<'_>, video_tee: Option<&gst::Element>) {
         // 1. Shared producers stop pushing into this participant.
-        if let Some(tee) = family_tee {
-            tee.release_request_pad(&self.family_tee_pad);
+        if let (Some(tee), Some(pad)) = (video_tee, &self.video_tee_pad) {
+            tee.release_request_pad(pad);
         }
         room.shared_opus_tee
             .release_request_pad(&self.shared_tee_pad);
@@ -329,6 +338,56 @@ impl ParticipantMedia {
     /// The family this participant receives.
     pub fn family(&self) -> CodecFamily {
         self.family
+    }
+
+    /// The tier this participant receives.
+    pub fn tier(&self) -> Tier {
+        self.tier
+    }
+
+    /// Feeds its video from `new_tee` (another tier's encoder, or none for
+    /// the audio-only tier) instead of `old_tee`, from the new encoder's
+    /// next keyframe on. The payloader numbers on without a break, so the
+    /// receiver sees one stream that changes size: no renegotiation.
+    pub(in crate::media) fn switch_video(
+        &mut self,
+        old_tee: Option<&gst::Element>,
+        new_tee: Option<&gst::Element>,
+        tier: Tier,
+    ) -> anyhow::Result<()> {
+        let sink = self
+            .video_queue
+            .static_pad("sink")
+            .context("video queue sink")?;
+        let new_pad = match new_tee {
+            Some(tee) => Some(
+                tee.request_pad_simple("src_%u")
+                    .context("requesting a pad of the new tier's encoder tee")?,
+            ),
+            None => None,
+        };
+        // The old stream stops before the new one is linked, and the gate
+        // is armed before either: no frame of the new encoder passes ahead
+        // of its keyframe.
+        self.switch_gate.arm();
+        if let Some(pad) = self.video_tee_pad.take() {
+            if let Some(tee) = old_tee {
+                tee.release_request_pad(&pad);
+            } else if let Some(peer) = pad.peer() {
+                let _ = pad.unlink(&peer);
+            }
+        }
+        if let (Some(pad), Some(tee)) = (&new_pad, new_tee) {
+            if let Err(e) = pad.link(&sink) {
+                tee.release_request_pad(pad);
+                // Unlinked from both: it receives no video now.
+                self.tier = Tier::AudioOnly;
+                return Err(anyhow::anyhow!("linking the new tier's encoder: {e:?}"));
+            }
+        }
+        self.video_tee_pad = new_pad;
+        self.tier = tier;
+        Ok(())
     }
 
     /// Applies the remote offer and asks for an answer; the answer arrives as

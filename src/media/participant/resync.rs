@@ -11,12 +11,19 @@
 //! for, through the family's rate limit like a receiver's request: the
 //! picture holds still a moment and resumes whole.
 //!
+//! The same holds when a participant moves to another tier's encoder: its
+//! frames only make sense from that encoder's next keyframe on.
+//! [`SwitchGate`], on the send queue's sink pad, drops the new encoder's
+//! frames until it; what the queue still holds of the old encoder goes out
+//! first and whole.
+//!
 //! A queue marks the first buffer it lets through after dropping DISCONT.
 //! Before the branch's first keyframe nothing is asked for: a newcomer's
 //! keyframe is requested when its connection comes up, and the frames
 //! before it, which it could not decode, are not sent.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -91,6 +98,43 @@ pub(crate) fn resync_after_gaps(pad: &gst::Pad) {
             }
         }
     });
+}
+
+/// Holds a participant's video back from a switch of encoder to the new
+/// encoder's first keyframe.
+#[derive(Debug, Clone, Default)]
+pub(super) struct SwitchGate {
+    waiting: Arc<AtomicBool>,
+}
+
+impl SwitchGate {
+    /// Installs the gate on `pad`, the sink pad of the send queue. It lets
+    /// everything through until [`SwitchGate::arm`].
+    pub(super) fn install(pad: &gst::Pad) -> SwitchGate {
+        let gate = SwitchGate::default();
+        let waiting = gate.waiting.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if !waiting.load(Ordering::Acquire) {
+                return gst::PadProbeReturn::Ok;
+            }
+            let keyframe = info
+                .buffer()
+                .is_some_and(|b| !b.flags().contains(gst::BufferFlags::DELTA_UNIT));
+            if keyframe {
+                waiting.store(false, Ordering::Release);
+                gst::PadProbeReturn::Ok
+            } else {
+                gst::PadProbeReturn::Drop
+            }
+        });
+        gate
+    }
+
+    /// From now on, nothing passes until a keyframe. Arm it before the pad
+    /// is linked to the new encoder.
+    pub(super) fn arm(&self) {
+        self.waiting.store(true, Ordering::Release);
+    }
 }
 
 #[cfg(test)]

@@ -65,6 +65,12 @@ impl RoomActor {
                 sample,
             } => self.on_stats(&participant, sample),
             MediaEvent::Connected { participant } => self.on_connected(&participant),
+            MediaEvent::Feedback {
+                participant,
+                remb,
+                video_loss,
+                audio_loss,
+            } => self.on_feedback(&participant, remb, video_loss, audio_loss),
             MediaEvent::ConnectionFailed { participant, what } => {
                 info!(participant = %participant, "{what} failed");
                 self.remove(

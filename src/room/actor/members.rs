@@ -78,6 +78,9 @@ impl RoomActor {
                 sharing: false,
                 screen_started: false,
                 stats: Default::default(),
+                downlink: super::super::downlink::Downlink::new(
+                    self.registry.downlink_policy().unwrap_or_default(),
+                ),
             },
         );
     }
@@ -164,8 +167,13 @@ impl RoomActor {
         pm.negotiate(offer, &self.events_tx);
         if let Some(p) = self.participants.get_mut(id) {
             p.media = Some(pm);
+            // New media starts in the high tier, and so does its placement.
+            p.downlink = super::super::downlink::Downlink::new(
+                self.registry.downlink_policy().unwrap_or_default(),
+            );
         }
         self.count_participants();
+        self.count_tiers();
         self.relayout();
         self.broadcast_participants(None);
         self.auto_record();
@@ -289,15 +297,11 @@ impl RoomActor {
         self.broadcast_participants(None);
     }
 
-    /// Takes a leaver's branch out of the pipeline, and its family's
-    /// encoder with it when nobody else receives that family.
+    /// Takes a leaver's branch out of the pipeline, and the encoder it
+    /// received with it when nobody else receives that one.
     fn remove_media(&mut self, pm: ParticipantMedia) {
-        let family = pm.family();
-        let last = !self
-            .participants
-            .values()
-            .any(|o| o.media.as_ref().is_some_and(|m| m.family() == family));
-        self.media.remove_participant(pm, last);
+        self.media.remove_participant(pm);
+        self.count_tiers();
     }
 
     /// Server shutdown: stop the recording and remove everyone.

@@ -241,15 +241,7 @@ impl RoomActor {
         let Some(mut r) = self.recording.take() else {
             return;
         };
-        if let Some(family) = self.media.finish_recording() {
-            let used = self
-                .participants
-                .values()
-                .any(|p| p.media.as_ref().is_some_and(|m| m.family() == family));
-            if !used {
-                self.media.stop_family(family);
-            }
-        }
+        self.media.finish_recording();
         let duration = r.at_ms();
         let reason = r
             .stopping

@@ -38,6 +38,8 @@ pub struct MediaFigures {
     pub link: Option<LinkFigures>,
     /// Canvas frames sent to it since it joined.
     pub canvas_frames: Option<u64>,
+    /// Its downlink and tier, once its media is set up.
+    pub downlink: Option<super::DownlinkFigures>,
 }
 
 impl RoomActor {
@@ -54,6 +56,8 @@ impl RoomActor {
         self.last_stats_tick = now;
         let outputs = self.media.encoded();
         self.metrics.encoders(&outputs, elapsed);
+        self.rates.update(&outputs, elapsed);
+        self.place_all();
         self.note_canvas_skips();
         let recording = self.recording_progress();
         self.metrics
@@ -116,6 +120,11 @@ impl RoomActor {
                     resolution: p.media.as_ref().and_then(|m| m.sent_resolution()),
                     link: p.stats.link,
                     canvas_frames: p.media.as_ref().map(|m| m.canvas_frames_sent()),
+                    downlink: p.media.as_ref().map(|_| super::DownlinkFigures {
+                        estimate: p.downlink.estimate(),
+                        tier: p.downlink.tier(),
+                        probing: p.downlink.probing(),
+                    }),
                 };
                 (id.clone(), figures)
             })

@@ -45,6 +45,7 @@ pub(super) fn build(
     let (mut audio_pad, mut video_pad, mut screen_mline) = (None, None, None);
     let video_ssrc = glib::random_int();
     let audio_ssrc = video_ssrc.wrapping_add(1 + glib::random_int_range(0, 1 << 30) as u32);
+    watch_downlink(&webrtcbin, id, video_ssrc, audio_ssrc, events);
     for (mline, track) in choice.order.iter().enumerate() {
         match track {
             Track::Audio => {
@@ -83,6 +84,39 @@ pub(super) fn build(
         video_ssrc,
         screen_mline,
     })
+}
+
+/// Posts what the participant's RTCP says about the streams we send it
+/// (its downlink) as [`MediaEvent::Feedback`].
+fn watch_downlink(
+    webrtcbin: &gst::Element,
+    id: &ParticipantId,
+    video_ssrc: u32,
+    audio_ssrc: u32,
+    events: &UnboundedSender<MediaEvent>,
+) {
+    let id = id.clone();
+    let events = events.clone();
+    crate::media::rtcp_feedback::watch_receiver_feedback(
+        webrtcbin,
+        [video_ssrc, audio_ssrc],
+        move |feedback| {
+            let loss_of = |ssrc: u32| {
+                feedback
+                    .receptions
+                    .iter()
+                    .filter(|r| r.ssrc == ssrc)
+                    .map(|r| r.fraction_lost)
+                    .reduce(f64::max)
+            };
+            let _ = events.send(MediaEvent::Feedback {
+                participant: id.clone(),
+                remb: feedback.remb,
+                video_loss: loss_of(video_ssrc),
+                audio_loss: loss_of(audio_ssrc),
+            });
+        },
+    );
 }
 
 /// Makes `webrtcbin` send each RTP packet as soon as it is made.
@@ -134,6 +168,8 @@ fn arrive_unsynced(webrtcbin: &gst::Element) {
 /// The `application/x-rtp` caps a video transceiver answers with; with
 /// `ssrc`, the answer announces it (`a=ssrc`), which is how the browser
 /// routes our stream when two video m-lines share a payload type.
+/// `goog-remb` asks the receiver for its estimate of its downlink, which
+/// places it in a tier (docs/weak-networks.md).
 fn video_rtp_caps(v: &VideoChoice, ssrc: Option<u32>) -> gst::Caps {
     let mut b = gst::Caps::builder("application/x-rtp")
         .field("media", "video")
@@ -141,7 +177,8 @@ fn video_rtp_caps(v: &VideoChoice, ssrc: Option<u32>) -> gst::Caps {
         .field("payload", i32::from(v.payload))
         .field("clock-rate", 90000i32)
         .field("rtcp-fb-nack-pli", true)
-        .field("rtcp-fb-ccm-fir", true);
+        .field("rtcp-fb-ccm-fir", true)
+        .field("rtcp-fb-goog-remb", true);
     if v.family == CodecFamily::H264 {
         b = b
             .field("packetization-mode", "1")
