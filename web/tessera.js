@@ -3,6 +3,8 @@
 // Protocol: docs/protocol.md. A join link carries ?token=... (kept for this
 // tab, then taken out of the address bar). Automation:
 // ?name=..&codec=vp8|h264&autojoin=1, and window.tessera.{pc, stats(), leave()}.
+// stats() reports, among the figures, the quality tier the server sends
+// (`tier`) and the notice shown for it (`qualityNotice`).
 // ?relay=1 sends and receives media only through the TURN relay.
 'use strict';
 (() => {
@@ -27,7 +29,7 @@
     name: $('name'), title: $('prompt-title'), state: $('state'), count: $('count'),
     mic: $('mic'), cam: $('cam'), play: $('play'), leave: $('leave'), notice: $('notice'),
     layout: $('layout'), share: $('share'), rec: $('rec'), record: $('record'),
-    lock: $('lock'), roster: $('roster'),
+    lock: $('lock'), roster: $('roster'), quality: $('quality-notice'),
   };
   const canShare = !!navigator.mediaDevices?.getDisplayMedia;
 
@@ -50,12 +52,28 @@
   let reconnectTimer = null;
   let disconnectTimer = null;
   let pendingIce = [];
+  let tier = 'high';         // what the server sends us: high, low or audio-only
+  let downlinkEstimate = null;
 
   const setState = (text) => { ui.state.textContent = text; };
   const setCount = (n) => { participants = n; ui.count.textContent = String(n); };
   function notice(text) {
     ui.notice.textContent = text || '';
     ui.notice.hidden = !text;
+  }
+  // A weak downlink gets a smaller canvas, or none: say so, so that a
+  // frozen or blurred picture is not taken for a broken lesson.
+  const qualityText = {
+    high: '',
+    low: 'Your connection is weak: lower quality',
+    'audio-only': 'Your connection is weak: video paused',
+  };
+  function showQuality(t, estimate) {
+    tier = t;
+    downlinkEstimate = estimate ?? null;
+    const text = qualityText[t] ?? '';
+    ui.quality.textContent = text;
+    ui.quality.hidden = !text;
   }
   const send = (msg) => { if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg)); };
 
@@ -246,6 +264,9 @@
         tileHint = m;
         await applyTileHint();
         break;
+      case 'quality':
+        showQuality(m.tier, m.estimate);
+        break;
       case 'left':
         if (!leaving) reconnect(m.reason);
         break;
@@ -301,6 +322,7 @@
     if (ws) { ws.onclose = null; ws.onmessage = null; ws.close(); ws = null; }
     recording = false;
     ui.rec.hidden = true;
+    showQuality('high', null);
     // The next call negotiates a fresh screen m-line.
     stopShare();
     screenTx = null;
@@ -393,7 +415,8 @@
       framesDecoded: 0, frameWidth: 0, frameHeight: 0, codec: null, audioEnergy: 0,
       sentBytes: 0, sentFrameWidth: 0, sentFrameHeight: 0, tile: tileHint,
       sharing: !!screenTrack, screenBytes: 0, recording,
-      localCandidateType: null, remoteCandidateType: null,
+      localCandidateType: null, remoteCandidateType: null, tier, downlinkEstimate,
+      qualityNotice: ui.quality.hidden ? '' : ui.quality.textContent,
     };
     if (!pc) return out;
     const report = await pc.getStats();
