@@ -413,6 +413,7 @@
     const out = {
       participantId, participants, state: pc ? pc.connectionState : 'new',
       framesDecoded: 0, frameWidth: 0, frameHeight: 0, codec: null, audioEnergy: 0,
+      audioSamples: 0, concealedSamples: 0,
       sentBytes: 0, sentFrameWidth: 0, sentFrameHeight: 0, tile: tileHint,
       sharing: !!screenTrack, screenBytes: 0, recording,
       localCandidateType: null, remoteCandidateType: null, tier, downlinkEstimate,
@@ -429,6 +430,8 @@
         codecId = r.codecId;
       } else if (r.type === 'inbound-rtp' && r.kind === 'audio') {
         out.audioEnergy = r.totalAudioEnergy || 0;
+        out.audioSamples = r.totalSamplesReceived || 0;
+        out.concealedSamples = r.concealedSamples || 0;
       } else if (r.type === 'outbound-rtp' && r.kind === 'video' && screenTx && r.mid === screenTx.mid) {
         out.screenBytes += r.bytesSent || 0;
       } else if (r.type === 'outbound-rtp' && r.kind === 'video') {

@@ -108,10 +108,10 @@ pub enum MediaEvent {
         participant: ParticipantId,
         /// The receiver's estimate of its downlink (REMB), bit/s.
         remb: Option<u64>,
-        /// Loss (0–1) it reported on our video since its previous report.
-        video_loss: Option<f64>,
-        /// Loss it reported on our audio.
-        audio_loss: Option<f64>,
+        /// Its reception report on our video.
+        video: Option<rtcp_feedback::Reception>,
+        /// Its reception report on our audio.
+        audio: Option<rtcp_feedback::Reception>,
     },
     /// webrtcbin gathered a local ICE candidate.
     IceCandidate {

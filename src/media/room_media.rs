@@ -65,6 +65,13 @@ pub struct RoomMedia {
     encoders: HashMap<Encoding, FamilyEncoder>,
     /// How many participants receive each encoder's stream.
     receivers: HashMap<Encoding, usize>,
+    /// Encoders whose last receiver moved to another tier, and since when:
+    /// they run on a moment, for a receiver whose trial of the tier above
+    /// fails to come back to.
+    lingering: HashMap<Encoding, std::time::Instant>,
+    /// Keyframes owed to receivers that moved down a tier, and when: their
+    /// link first drains what the tier above left queued on it.
+    owed_keyframes: Vec<(Encoding, std::time::Instant)>,
     /// What each encoder has put out, kept across its restarts.
     encoded: HashMap<Encoding, Arc<EncodedCount>>,
     room: String,
@@ -188,6 +195,8 @@ impl RoomMedia {
             shared_opus_tee,
             encoders: HashMap::new(),
             receivers: HashMap::new(),
+            lingering: HashMap::new(),
+            owed_keyframes: Vec::new(),
             encoded: HashMap::new(),
             room: room.to_string(),
             overlay,
@@ -290,8 +299,44 @@ impl RoomMedia {
         }
     }
 
+    /// The room's frequent chores: keyframe requests held back by the rate
+    /// limit, keyframes owed to receivers that moved down, and encoders
+    /// nobody receives any more.
+    pub fn tick(&mut self) {
+        self.flush_keyframe_requests();
+        let now = std::time::Instant::now();
+        let mut due = Vec::new();
+        self.owed_keyframes.retain(|(key, at)| {
+            let is_due = *at <= now;
+            if is_due {
+                due.push(*key);
+            }
+            !is_due
+        });
+        for key in due {
+            if let Some(enc) = self.encoders.get(&key) {
+                enc.welcome_keyframe();
+            }
+        }
+        self.stop_lingering_encoders();
+    }
+
+    /// Stops the encoders that nobody has received for [`LINGER`].
+    fn stop_lingering_encoders(&mut self) {
+        let due: Vec<Encoding> = self
+            .lingering
+            .iter()
+            .filter(|(_, since)| since.elapsed() >= LINGER)
+            .map(|(key, _)| *key)
+            .collect();
+        for key in due {
+            self.lingering.remove(&key);
+            self.stop_if_idle(key);
+        }
+    }
+
     /// Re-issues keyframe requests that the rate limit held back.
-    pub fn flush_keyframe_requests(&self) {
+    fn flush_keyframe_requests(&self) {
         for enc in self.encoders.values() {
             enc.flush_pending_keyframe();
         }
@@ -362,6 +407,7 @@ impl RoomMedia {
         events: &UnboundedSender<MediaEvent>,
     ) -> anyhow::Result<ParticipantMedia> {
         let key = (choice.video.family, Tier::High);
+        self.lingering.remove(&key);
         let mut added = Added::default();
         let result = self
             .ensure_encoder(key)
@@ -401,8 +447,10 @@ impl RoomMedia {
     }
 
     /// Moves a participant to `tier`: its video comes from that tier's
-    /// encoder from the next keyframe on (asked for at once), or stops in
-    /// the audio-only tier. The connection is not renegotiated. The encoder
+    /// encoder from the next keyframe on, or stops in the audio-only tier.
+    /// The keyframe is asked for at once on a move up, and [`DRAIN`] after
+    /// a move down: the link is still full of the tier above, and a
+    /// keyframe sent into it now would be lost. The connection is not renegotiated. The encoder
     /// it leaves stops if nobody else receives it. On failure the
     /// participant stays where it was.
     pub fn set_tier(&mut self, pm: &mut ParticipantMedia, tier: Tier) -> anyhow::Result<()> {
@@ -430,12 +478,23 @@ impl RoomMedia {
         }
         if tier.has_video() {
             *self.receivers.entry(to).or_default() += 1;
-            if let Some(enc) = self.encoders.get(&to) {
-                enc.welcome_keyframe();
+            self.lingering.remove(&to);
+            if tier > from.1 {
+                if let Some(enc) = self.encoders.get(&to) {
+                    enc.welcome_keyframe();
+                }
+            } else {
+                self.owed_keyframes
+                    .push((to, std::time::Instant::now() + DRAIN));
             }
         }
         if from.1.has_video() {
-            self.unreceive(from);
+            if let Some(n) = self.receivers.get_mut(&from) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.lingering.insert(from, std::time::Instant::now());
+                }
+            }
         }
         Ok(())
     }
@@ -595,6 +654,12 @@ impl RoomMedia {
         key.1 == Tier::High && self.recorder.as_ref().is_some_and(|r| r.family() == key.0)
     }
 }
+
+/// How long after a move down the receiver's keyframe is asked for.
+const DRAIN: Duration = Duration::from_millis(300);
+
+/// How long an encoder runs on after its last receiver moved to another tier.
+const LINGER: Duration = Duration::from_secs(5);
 
 /// An encoding of the canvas: its codec family and quality tier.
 pub type Encoding = (CodecFamily, Tier);

@@ -26,6 +26,9 @@ pub struct Reception {
     pub fraction_lost: f64,
     /// Packets lost since the stream began.
     pub total_lost: u32,
+    /// The extended highest sequence number received: with `total_lost`,
+    /// the loss over any span of reports.
+    pub highest_seq: u32,
     /// Interarrival jitter, in RTP timestamp units.
     pub jitter: u32,
 }
@@ -61,6 +64,7 @@ pub fn parse(data: &[u8], ours: &[u32]) -> Feedback {
                 ssrc: r.ssrc,
                 fraction_lost: f64::from(r.fraction_lost) / 256.0,
                 total_lost: r.total_lost,
+                highest_seq: r.last_sequence_number,
                 jitter: r.jitter,
             });
         }

@@ -174,7 +174,7 @@ impl RoomActor {
                     Some(ev) = self.events_rx.recv() => self.on_media_event(ev),
                     Some(msg) = bus.next() => self.on_bus_message(&msg),
                     _ = tick.tick() => {
-                        self.media.flush_keyframe_requests();
+                        self.media.tick();
                         self.check_recording();
                     }
                     _ = stats_tick.tick() => self.on_stats_tick(),

@@ -5,15 +5,17 @@
 //! - **Down** when the link is overloaded: a receiver that reports more
 //!   than [`DownlinkPolicy::congestion_loss`] of our packets lost in
 //!   reports spanning [`DownlinkPolicy::down_after`] moves down, straight
-//!   to the best tier its estimate fits (the receiver's REMB when it sends
-//!   one, else what gets through: the rate we send times what is not lost).
+//!   to the best tier its estimate fits: what gets through (the rate we
+//!   send times what is not lost), or the receiver's REMB if that is more.
 //!   A drop of the REMB alone never moves anyone down: a busy machine makes
 //!   a browser's delay-based estimate dip on links that are fine.
 //! - **Up** by a trial: after [`DownlinkPolicy::probe_first`] without loss,
 //!   the receiver gets the next tier up for [`DownlinkPolicy::trial`]. If
 //!   it reports loss or its REMB drops during the trial, it goes straight
 //!   back and waits twice as long before the next (up to
-//!   [`DownlinkPolicy::probe_max`]); otherwise it stays there. A REMB that
+//!   [`DownlinkPolicy::probe_max`]); otherwise it stays there. From the
+//!   audio-only tier, trials come only every
+//!   [`DownlinkPolicy::probe_audio_only`]. A REMB that
 //!   already covers the tier above moves the receiver up without a trial.
 //! - The tier the receiver is *placed* in (what it is told, and what the
 //!   API shows) changes only when a move settles: a failed trial is not a
@@ -25,10 +27,62 @@ use crate::ids::Tier;
 
 /// Bit/s kept for what a receiver hears (Opus at 48 kbit/s, with RTP,
 /// SRTP and UDP overhead), on top of a tier's video.
-pub const AUDIO_RESERVE: u64 = 64_000;
+pub const AUDIO_RESERVE: u64 = 72_000;
 
 /// How long a report or an estimate counts as current.
 const FRESH: Duration = Duration::from_secs(3);
+
+/// The running totals of one reception report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportTotals {
+    /// Packets lost since the stream began.
+    pub lost: u32,
+    /// The extended highest sequence number received.
+    pub highest_seq: u32,
+}
+
+/// The span over which loss is measured.
+pub const LOSS_SPAN: Duration = Duration::from_secs(1);
+
+/// Packets a trial must have sent before its loss counts.
+const TRIAL_PACKETS: u32 = 10;
+
+/// After a move down, how long reports are not measured: those still
+/// coming describe the packets of the tier before, queued or in flight.
+const SETTLE: Duration = Duration::from_secs(1);
+
+/// The loss of one stream over spans of at least [`LOSS_SPAN`], from the
+/// running totals of its reception reports. A browser sends a report with
+/// every NACK or PLI, some a few packets apart: the fraction lost of one
+/// report says little, the totals over a second say what the link did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LossWindow {
+    /// When the span began: the totals then (packets lost, highest
+    /// sequence number received).
+    start: Option<(Instant, u32, u32)>,
+}
+
+impl LossWindow {
+    /// Takes in a report's totals; returns the loss (0–1) over the span it
+    /// closes, once the span is long enough.
+    pub fn report(&mut self, now: Instant, total_lost: u32, highest_seq: u32) -> Option<f64> {
+        let Some((since, lost0, seq0)) = self.start else {
+            self.start = Some((now, total_lost, highest_seq));
+            return None;
+        };
+        if now.saturating_duration_since(since) < LOSS_SPAN {
+            return None;
+        }
+        self.start = Some((now, total_lost, highest_seq));
+        let expected = highest_seq.wrapping_sub(seq0);
+        // Nothing sent in the span, or the receiver started counting again.
+        if expected == 0 || expected > 1 << 20 {
+            return None;
+        }
+        let lost = total_lost.saturating_sub(lost0).min(expected);
+        Some(f64::from(lost) / f64::from(expected))
+    }
+}
 
 /// The thresholds and times of tier placement.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -45,6 +99,8 @@ pub struct DownlinkPolicy {
     pub probe_first: Duration,
     /// The longest wait between trials, after failures.
     pub probe_max: Duration,
+    /// The wait between trials from the audio-only tier.
+    pub probe_audio_only: Duration,
     /// How long a trial must stay clean to settle.
     pub trial: Duration,
     /// The lowest tier a receiver may be moved to (`low` where the video
@@ -58,9 +114,10 @@ impl Default for DownlinkPolicy {
             congestion_loss: 0.10,
             trial_loss: 0.05,
             remb_drop: 0.85,
-            down_after: Duration::from_millis(1500),
+            down_after: Duration::from_millis(1000),
             probe_first: Duration::from_secs(10),
             probe_max: Duration::from_secs(20),
+            probe_audio_only: Duration::from_secs(45),
             trial: Duration::from_secs(4),
             floor: Tier::AudioOnly,
         }
@@ -101,6 +158,13 @@ struct Trial {
     since: Instant,
     /// The receiver's REMB when the trial began.
     remb_before: Option<u64>,
+    /// The totals of the trial's first report (packets lost, highest
+    /// sequence number): loss during the trial is counted from them. The
+    /// first report's own share may cover the time before the trial (a
+    /// stream that resumes after a pause).
+    baseline: Option<(u32, u32)>,
+    /// Reports during the trial showed loss.
+    lossy: bool,
 }
 
 /// One receiver's downlink: its estimate and its tier.
@@ -118,10 +182,15 @@ pub struct Downlink {
     overloaded_since: Option<Instant>,
     /// Since when no report shows loss.
     clean_since: Option<Instant>,
-    /// The wait before the next trial.
+    /// The wait before the next trial, while the REMB leaves room.
     probe_wait: Duration,
     /// The estimate, bit/s, once there is feedback.
     estimate: Option<u64>,
+    /// Loss on our video and on our audio, over spans of reports.
+    video_loss: LossWindow,
+    audio_loss: LossWindow,
+    /// Reports before this are not measured (just after a move down).
+    settle_until: Option<Instant>,
 }
 
 impl Downlink {
@@ -137,6 +206,9 @@ impl Downlink {
             clean_since: None,
             probe_wait: policy.probe_first,
             estimate: None,
+            video_loss: LossWindow::default(),
+            audio_loss: LossWindow::default(),
+            settle_until: None,
         }
     }
 
@@ -161,6 +233,46 @@ impl Downlink {
     /// The estimate of the downlink, bit/s, once there is feedback.
     pub fn estimate(&self) -> Option<u64> {
         self.estimate
+    }
+
+    /// Takes in one RTCP packet's worth of feedback: a REMB, and the
+    /// reception reports on our video and audio. The loss that counts is
+    /// the video's while video is sent, else the audio's: over spans of a
+    /// second for placement, and report by report during a trial, which
+    /// any loss ends. `rate` is what we send the receiver now.
+    pub fn receive(
+        &mut self,
+        now: Instant,
+        remb: Option<u64>,
+        video: Option<ReportTotals>,
+        audio: Option<ReportTotals>,
+        rate: u64,
+    ) {
+        let (report, window) = if self.sending().has_video() {
+            (video, &mut self.video_loss)
+        } else {
+            (audio, &mut self.audio_loss)
+        };
+        let settling = self.settle_until.is_some_and(|t| now < t);
+        let loss = match report {
+            Some(r) if !settling => window.report(now, r.lost, r.highest_seq),
+            _ => None,
+        };
+        if let (Some(trial), Some(r)) = (self.trial.as_mut(), report) {
+            match trial.baseline {
+                None => trial.baseline = Some((r.lost, r.highest_seq)),
+                Some((lost0, seq0)) => {
+                    let expected = r.highest_seq.wrapping_sub(seq0);
+                    let lost = r.lost.saturating_sub(lost0).min(expected);
+                    if expected >= TRIAL_PACKETS
+                        && f64::from(lost) >= f64::from(expected) * self.policy.trial_loss
+                    {
+                        trial.lossy = true;
+                    }
+                }
+            }
+        }
+        self.feedback(now, remb, loss, rate);
     }
 
     /// Takes in one piece of feedback: a REMB, the loss of a reception
@@ -188,10 +300,27 @@ impl Downlink {
             .loss
             .filter(|(t, _)| fresh(*t))
             .map(|(_, l)| (rate as f64 * (1.0 - l)) as u64);
-        self.estimate = match self.remb.filter(|(t, _)| fresh(*t)) {
-            Some((_, r)) => Some(r),
-            None => through.or(self.estimate),
+        // A link that loses what we send carries what gets through; the
+        // receiver's REMB may say more (a link we do not fill), but under
+        // overload it falls well below what gets through, so the larger
+        // of the two counts.
+        let remb = self.remb.filter(|(t, _)| fresh(*t)).map(|(_, r)| r);
+        self.estimate = match (remb, through) {
+            (Some(r), Some(t)) => Some(r.max(t)),
+            (r, t) => r.or(t).or(self.estimate),
         };
+    }
+
+    /// How long the link must be clean before the next trial. A receiver
+    /// in the audio-only tier is tried only every
+    /// [`DownlinkPolicy::probe_audio_only`]: each trial starts with a
+    /// keyframe, and on a link that carries little more than the audio,
+    /// the audio waits behind it, a second of the lesson unheard.
+    fn wait_before_trial(&self) -> Duration {
+        match self.settled {
+            Tier::AudioOnly => self.probe_wait.max(self.policy.probe_audio_only),
+            _ => self.probe_wait,
+        }
     }
 
     /// Decides where the receiver goes now; returns the tier to send when
@@ -203,9 +332,10 @@ impl Downlink {
         let remb = self.remb.filter(|(t, _)| fresh(*t)).map(|(_, r)| r);
 
         if let Some(trial) = self.trial {
-            let lossy = self
-                .loss
-                .is_some_and(|(t, l)| t >= trial.since && l >= self.policy.trial_loss);
+            let lossy = trial.lossy
+                || self
+                    .loss
+                    .is_some_and(|(t, l)| t >= trial.since && l >= self.policy.trial_loss);
             let dropped = match (trial.remb_before, self.remb) {
                 (Some(b), Some((t, r))) => {
                     t >= trial.since && (r as f64) < b as f64 * self.policy.remb_drop
@@ -245,15 +375,29 @@ impl Downlink {
             } else if clean
                 && self
                     .clean_since
-                    .is_some_and(|since| now.duration_since(since) >= self.probe_wait)
+                    .is_some_and(|since| now.duration_since(since) >= self.wait_before_trial())
             {
                 self.trial = Some(Trial {
                     since: now,
                     remb_before: remb,
+                    baseline: None,
+                    lossy: false,
                 });
             }
         }
-        (self.sending() != before).then(|| self.sending())
+        let changed = self.sending() != before;
+        if self.sending() < before {
+            self.settle_until = Some(now + SETTLE);
+        }
+        if changed {
+            // What was lost before the change says nothing about the new
+            // tier: loss is measured afresh from here.
+            self.video_loss = LossWindow::default();
+            self.audio_loss = LossWindow::default();
+            self.loss = None;
+            self.overloaded_since = None;
+        }
+        changed.then(|| self.sending())
     }
 }
 
@@ -307,12 +451,14 @@ mod tests {
         let t0 = Instant::now();
         let mut d = Downlink::new(DownlinkPolicy::default());
         // 300 kbit/s of 900 get through: a third.
-        let moves = reports(&mut d, t0, 0, 4000, None, 0.66, 900_000);
-        assert_eq!(moves.first().map(|m| m.1), Some(Tier::Low), "{moves:?}");
-        assert!(moves[0].0 <= 2000, "{moves:?}");
-        assert_eq!(d.tier(), Tier::Low);
+        let moves = reports(&mut d, t0, 0, 1000, None, 0.66, 900_000);
+        assert_eq!(moves, vec![(1000, Tier::Low)]);
         let e = d.estimate().unwrap();
         assert!((290_000..=320_000).contains(&e), "{e}");
+        // The low tier gets through whole: it stays there.
+        let moves = reports(&mut d, t0, 2000, 5000, None, 0.0, NEEDS.low);
+        assert!(moves.is_empty(), "{moves:?}");
+        assert_eq!(d.tier(), Tier::Low);
     }
 
     #[test]
@@ -320,7 +466,7 @@ mod tests {
         let t0 = Instant::now();
         let mut d = Downlink::new(DownlinkPolicy::default());
         let moves = reports(&mut d, t0, 0, 3000, Some(70_000), 0.9, 900_000);
-        assert_eq!(moves, vec![(2000, Tier::AudioOnly)]);
+        assert_eq!(moves, vec![(1000, Tier::AudioOnly)]);
     }
 
     #[test]
@@ -402,5 +548,124 @@ mod tests {
         assert_eq!(NEEDS.fitting(900_000), Tier::High);
         assert_eq!(NEEDS.fitting(300_000), Tier::Low);
         assert_eq!(NEEDS.fitting(80_000), Tier::AudioOnly);
+    }
+
+    #[test]
+    fn loss_is_measured_over_a_second_of_reports() {
+        let t0 = Instant::now();
+        let mut w = LossWindow::default();
+        assert_eq!(
+            w.report(t0, 0, 1000),
+            None,
+            "the first report starts the span"
+        );
+        // Reports 100 ms apart say nothing until the span is a second long.
+        assert_eq!(w.report(ms(t0, 100), 0, 1010), None);
+        assert_eq!(w.report(ms(t0, 500), 20, 1050), None);
+        // 100 packets expected in the second, 25 of them lost.
+        assert_eq!(w.report(ms(t0, 1000), 25, 1100), Some(0.25));
+        // Nothing sent: no figure.
+        assert_eq!(w.report(ms(t0, 2000), 25, 1100), None);
+        assert_eq!(w.report(ms(t0, 3000), 25, 1200), Some(0.0));
+        // Sequence numbers wrap through the 32-bit extended counter.
+        let mut w = LossWindow::default();
+        w.report(t0, 0, u32::MAX - 9);
+        assert_eq!(w.report(ms(t0, 1000), 5, 10), Some(0.25));
+    }
+
+    #[test]
+    fn reports_alternating_clean_and_lossy_still_move_an_overloaded_receiver_down() {
+        let t0 = Instant::now();
+        let mut d = Downlink::new(DownlinkPolicy::default());
+        // Every 100 ms a report; over each second 40 % of packets are lost,
+        // but most single reports show none.
+        let (mut lost, mut seq) = (0u32, 0u32);
+        let mut moved = None;
+        for i in 0..60u64 {
+            seq += 10;
+            if i % 5 == 0 {
+                lost += 20;
+            }
+            let now = ms(t0, i * 100);
+            let totals = ReportTotals {
+                lost,
+                highest_seq: seq,
+            };
+            d.receive(now, None, Some(totals), None, 900_000);
+            if d.decide(now, NEEDS).is_some() && moved.is_none() {
+                moved = Some(i * 100);
+            }
+        }
+        assert_eq!(
+            d.tier(),
+            Tier::AudioOnly,
+            "40 % of 900 kbit/s fits no video"
+        );
+        assert!(moved.is_some_and(|t| t <= 3000), "{moved:?}");
+    }
+
+    /// Reports every 100 ms on a stream of 20 packets a second, losing
+    /// `loss` of them, from `from` to `to` ms; returns the moves.
+    fn stream(
+        d: &mut Downlink,
+        t0: Instant,
+        (from, to): (u64, u64),
+        totals: &mut (u32, u32),
+        loss: f64,
+    ) -> Vec<(u64, Tier)> {
+        let mut moves = Vec::new();
+        let mut at = from;
+        while at <= to {
+            totals.1 += 2;
+            totals.0 += (2.0 * loss).round() as u32;
+            let r = ReportTotals {
+                lost: totals.0,
+                highest_seq: totals.1,
+            };
+            let rate = NEEDS.of(d.sending());
+            d.receive(ms(t0, at), None, Some(r), Some(r), rate);
+            if let Some(t) = d.decide(ms(t0, at), NEEDS) {
+                moves.push((at, t));
+            }
+            at += 100;
+        }
+        moves
+    }
+
+    #[test]
+    fn a_trial_ends_at_its_first_loss_counted_from_its_own_first_report() {
+        let t0 = Instant::now();
+        let mut d = Downlink::new(DownlinkPolicy::default());
+        let mut totals = (0, 0);
+        stream(&mut d, t0, (0, 2000), &mut totals, 0.5);
+        assert_eq!(d.tier(), Tier::Low);
+        // The stream paused and resumes with losses from before counted in
+        // its first report: the trial does not end on that.
+        let moves = stream(&mut d, t0, (2100, 14_000), &mut totals, 0.0);
+        assert_eq!(moves.len(), 1, "{moves:?}");
+        assert!(d.probing());
+        totals.0 += 30;
+        let moves = stream(&mut d, t0, (14_100, 14_600), &mut totals, 0.0);
+        assert!(moves.is_empty(), "{moves:?}");
+        assert!(d.probing());
+        // Then one report in two loses a packet: back at once.
+        let moves = stream(&mut d, t0, (14_700, 16_000), &mut totals, 0.25);
+        assert_eq!(moves.first().map(|m| m.1), Some(Tier::Low), "{moves:?}");
+        assert!(moves[0].0 <= 15_300, "{moves:?}");
+    }
+
+    #[test]
+    fn from_audio_only_trials_wait_longer() {
+        let t0 = Instant::now();
+        let mut d = Downlink::new(DownlinkPolicy::default());
+        let mut totals = (0, 0);
+        stream(&mut d, t0, (0, 2000), &mut totals, 0.95);
+        assert_eq!(d.tier(), Tier::AudioOnly);
+        let moves = stream(&mut d, t0, (2100, 60_000), &mut totals, 0.0);
+        let first = moves.first().map(|m| m.0).unwrap_or(u64::MAX);
+        assert!(
+            (45_000..=50_000).contains(&first),
+            "first trial from audio-only: {moves:?}"
+        );
     }
 }

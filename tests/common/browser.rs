@@ -32,8 +32,12 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn capabilities(kind: Kind, profile: &std::path::Path) -> serde_json::Map<String, Value> {
-    let caps = match kind {
+fn capabilities(
+    kind: Kind,
+    profile: &std::path::Path,
+    secure_origin: Option<&str>,
+) -> serde_json::Map<String, Value> {
+    let mut caps = match kind {
         Kind::Chromium => json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -75,24 +79,54 @@ fn capabilities(kind: Kind, profile: &std::path::Path) -> serde_json::Map<String
             }
         }),
     };
+    // A page on a private address is not a secure context, and gets no
+    // camera or microphone, unless the browser is told to treat it as one.
+    if let (Some(origin), Kind::Chromium) = (secure_origin, kind) {
+        caps["goog:chromeOptions"]["args"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!(format!(
+                "--unsafely-treat-insecure-origin-as-secure={origin}"
+            )));
+    }
     caps.as_object().unwrap().clone()
 }
 
 impl Browser {
     /// Starts a driver and a browser session.
     pub async fn launch(kind: Kind, label: &str) -> Browser {
+        Self::launch_in(kind, label, None, None).await
+    }
+
+    /// Starts a browser inside `ns` (Chromium only: its driver runs there
+    /// and accepts WebDriver from the host end), treating `secure_origin`
+    /// (the server as the namespace reaches it) as a secure context.
+    pub async fn launch_in(
+        kind: Kind,
+        label: &str,
+        ns: Option<&super::netns::Namespace>,
+        secure_origin: Option<&str>,
+    ) -> Browser {
         let port = free_port();
         let profile =
             std::env::temp_dir().join(format!("tessera-{label}-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&profile);
         std::fs::create_dir_all(&profile).unwrap();
-        let mut cmd = match kind {
-            Kind::Chromium => {
+        let mut cmd = match (kind, ns) {
+            (Kind::Chromium, Some(ns)) => {
+                let mut c = ns.command("chromedriver");
+                c.arg(format!("--port={port}"));
+                c.arg(format!("--allowed-ips={}", ns.host_ip));
+                c.arg("--allowed-origins=*");
+                c
+            }
+            (Kind::Firefox, Some(_)) => panic!("only Chromium runs in a namespace"),
+            (Kind::Chromium, None) => {
                 let mut c = Command::new("chromedriver");
                 c.arg(format!("--port={port}"));
                 c
             }
-            Kind::Firefox => {
+            (Kind::Firefox, None) => {
                 let mut c = Command::new(geckodriver());
                 c.args(["--port", &port.to_string(), "--host", "127.0.0.1"]);
                 c
@@ -103,11 +137,12 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("starting the {kind:?} driver: {e}; run scripts/setup.sh"));
-        let url = format!("http://127.0.0.1:{port}");
+        let host = ns.map_or("127.0.0.1".to_string(), |ns| ns.ns_ip.to_string());
+        let url = format!("http://{host}:{port}");
         let mut last = None;
         for _ in 0..100 {
             match ClientBuilder::native()
-                .capabilities(capabilities(kind, &profile))
+                .capabilities(capabilities(kind, &profile, secure_origin))
                 .connect(&url)
                 .await
             {

@@ -9,6 +9,7 @@ pub mod browser;
 pub mod child;
 pub mod live;
 pub mod media;
+pub mod netns;
 pub mod peer;
 pub mod recordings;
 pub mod ws;

@@ -38,6 +38,9 @@ pub struct PeerOptions {
     pub ask: Option<&'static str>,
     /// Solid colour sent, 0xRRGGBB.
     pub color: u32,
+    /// A `videotestsrc` pattern sent instead of the colour (`snow`: a
+    /// camera's worth of detail, which costs the canvas encoder bits).
+    pub pattern: Option<&'static str>,
     /// Sine tone sent, Hz; 0 sends silence.
     pub tone_hz: f64,
     /// False: no camera; the video m-line is recvonly, like a browser
@@ -81,6 +84,7 @@ impl PeerOptions {
             codec: SendCodec::Vp8,
             ask: None,
             color,
+            pattern: None,
             tone_hz: 0.0,
             send_video: true,
             role: None,
@@ -152,10 +156,16 @@ fn send_branch(opts: &PeerOptions) -> String {
         )
     } else if opts.send_video {
         format!(
-            "videotestsrc is-live=true pattern=solid-color foreground-color={fg} \
+            "videotestsrc is-live=true {pattern} \
                ! video/x-raw,width={w},height={h},framerate=15/1 ! videoconvert ! {encode}{lossy} \
                ! identity name=send-video-rtp ! application/x-rtp,media=video,clock-rate=90000,payload={pt},{caps} ! webrtc.",
-            fg = 0xff00_0000u32 | opts.color,
+            pattern = match opts.pattern {
+                Some(p) => format!("pattern={p}"),
+                None => format!(
+                    "pattern=solid-color foreground-color={}",
+                    0xff00_0000u32 | opts.color
+                ),
+            },
             w = opts.send_size.0,
             h = opts.send_size.1,
         )

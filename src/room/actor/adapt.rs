@@ -12,9 +12,10 @@ use tracing::{info, warn};
 
 use super::RoomActor;
 use crate::ids::{CodecFamily, ParticipantId, Tier};
+use crate::media::rtcp_feedback::Reception;
 use crate::media::EncoderOutput;
 use crate::protocol::ServerMessage;
-use crate::room::downlink::{Needs, AUDIO_RESERVE};
+use crate::room::downlink::{Needs, ReportTotals, AUDIO_RESERVE};
 
 /// RTP, SRTP and UDP/IP headers on top of the encoded video (about 60
 /// bytes on packets of 1200).
@@ -91,9 +92,10 @@ impl RoomActor {
         &mut self,
         id: &ParticipantId,
         remb: Option<u64>,
-        video_loss: Option<f64>,
-        audio_loss: Option<f64>,
+        video: Option<Reception>,
+        audio: Option<Reception>,
     ) {
+        tracing::trace!(participant = %id, ?remb, ?video, ?audio, "downlink feedback");
         let Some(p) = self.participants.get_mut(id) else {
             return;
         };
@@ -101,16 +103,18 @@ impl RoomActor {
             return;
         };
         let needs = self.rates.needs(family);
-        let sending = p.downlink.sending();
-        // With video sent, its reports tell; in the audio-only tier the
-        // audio's do.
-        let loss = if sending.has_video() {
-            video_loss
-        } else {
-            audio_loss
+        let rate = needs.of(p.downlink.sending());
+        let totals = |r: Reception| ReportTotals {
+            lost: r.total_lost,
+            highest_seq: r.highest_seq,
         };
-        p.downlink
-            .feedback(Instant::now(), remb, loss, needs.of(sending));
+        p.downlink.receive(
+            Instant::now(),
+            remb,
+            video.map(totals),
+            audio.map(totals),
+            rate,
+        );
         self.place(id);
     }
 

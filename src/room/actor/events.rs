@@ -68,9 +68,9 @@ impl RoomActor {
             MediaEvent::Feedback {
                 participant,
                 remb,
-                video_loss,
-                audio_loss,
-            } => self.on_feedback(&participant, remb, video_loss, audio_loss),
+                video,
+                audio,
+            } => self.on_feedback(&participant, remb, video, audio),
             MediaEvent::ConnectionFailed { participant, what } => {
                 info!(participant = %participant, "{what} failed");
                 self.remove(

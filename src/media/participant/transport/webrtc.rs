@@ -101,19 +101,12 @@ fn watch_downlink(
         webrtcbin,
         [video_ssrc, audio_ssrc],
         move |feedback| {
-            let loss_of = |ssrc: u32| {
-                feedback
-                    .receptions
-                    .iter()
-                    .filter(|r| r.ssrc == ssrc)
-                    .map(|r| r.fraction_lost)
-                    .reduce(f64::max)
-            };
+            let on = |ssrc: u32| feedback.receptions.iter().find(|r| r.ssrc == ssrc).copied();
             let _ = events.send(MediaEvent::Feedback {
                 participant: id.clone(),
                 remb: feedback.remb,
-                video_loss: loss_of(video_ssrc),
-                audio_loss: loss_of(audio_ssrc),
+                video: on(video_ssrc),
+                audio: on(audio_ssrc),
             });
         },
     );
