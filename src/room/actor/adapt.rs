@@ -148,18 +148,20 @@ impl RoomActor {
         };
         let settled_before = p.downlink.tier();
         let needs = self.rates.needs(pm.family());
-        let Some(tier) = p.downlink.decide(Instant::now(), needs) else {
-            return;
-        };
-        if let Err(e) = self.media.set_tier(pm, tier) {
-            warn!(participant = %id, %tier, "tier not changed: {e:#}");
-            return;
+        let sent = p.downlink.decide(Instant::now(), needs);
+        if let Some(tier) = sent {
+            if let Err(e) = self.media.set_tier(pm, tier) {
+                warn!(participant = %id, %tier, "tier not changed: {e:#}");
+                return;
+            }
         }
+        // A trial that settles changes the tier placed in, not the one sent.
         let settled = p.downlink.tier();
         let estimate = p.downlink.estimate();
         if settled == settled_before {
-            // A trial of the tier above began or ended.
-            tracing::debug!(participant = %id, sending = %tier, "downlink trial");
+            if let Some(tier) = sent {
+                tracing::debug!(participant = %id, sending = %tier, "downlink trial");
+            }
             return;
         }
         info!(
