@@ -10,6 +10,9 @@ use super::{
     DirectionLabels, EncoderLabels, FamilyLabels, Metrics, ParticipantLabels, RoomEncoderLabels,
     RoomLabels, TierLabels,
 };
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+
 use crate::ids::Tier;
 use crate::media::webrtc_stats::LinkFigures;
 use crate::media::{CodecFamily, EncoderOutput};
@@ -82,26 +85,18 @@ impl RoomMetrics {
         }
     }
 
-    /// The room now has `count` receivers in each tier listed.
+    /// The room now has `count` receivers in each tier listed (tiers not
+    /// listed: none).
     pub fn set_tiers(&mut self, counts: &[(Tier, i64)]) {
-        let inner = self.metrics.inner();
-        for tier in Tier::ALL {
-            let now: i64 = counts
-                .iter()
-                .filter(|(t, _)| *t == tier)
-                .map(|(_, n)| n)
-                .sum();
-            let before = self.receivers.get(&tier).copied().unwrap_or(0);
-            if now != before {
-                inner
-                    .receivers
-                    .get_or_create(&TierLabels {
-                        tier: tier.as_str().to_string(),
-                    })
-                    .inc_by(now - before);
-            }
-            self.receivers.insert(tier, now);
-        }
+        add_share(
+            &self.metrics.inner().receivers,
+            &mut self.receivers,
+            Tier::ALL,
+            counts,
+            |t| TierLabels {
+                tier: t.as_str().to_string(),
+            },
+        );
     }
 
     /// A receiver moved from one tier to another.
@@ -130,26 +125,17 @@ impl RoomMetrics {
     /// The room now has `count` participants receiving each family listed
     /// (families not listed: none).
     pub fn set_participants(&mut self, counts: &[(CodecFamily, i64)]) {
-        let inner = self.metrics.inner();
         let mut families: BTreeSet<CodecFamily> = self.participants.keys().copied().collect();
         families.extend(counts.iter().map(|(f, _)| *f));
-        for family in families {
-            let now: i64 = counts
-                .iter()
-                .filter(|(f, _)| *f == family)
-                .map(|(_, n)| n)
-                .sum();
-            let before = self.participants.get(&family).copied().unwrap_or(0);
-            if now != before {
-                inner
-                    .participants
-                    .get_or_create(&FamilyLabels {
-                        family: family.as_str().to_string(),
-                    })
-                    .inc_by(now - before);
-            }
-            self.participants.insert(family, now);
-        }
+        add_share(
+            &self.metrics.inner().participants,
+            &mut self.participants,
+            families,
+            counts,
+            |f| FamilyLabels {
+                family: f.as_str().to_string(),
+            },
+        );
     }
 
     /// The room's canvas has skipped `total` late frames so far; returns
@@ -295,6 +281,33 @@ impl Drop for RoomMetrics {
         inner.recording.remove(&labels);
         inner.recording_bytes.remove(&labels);
         inner.rooms_open.dec();
+    }
+}
+
+/// Moves a room's share of the server-wide gauges `gauges` to `counts`
+/// for each of `keys`: each gauge changes by what the room's count changed
+/// since `shares`, which then holds the new counts.
+fn add_share<K: Ord + Copy, L: Clone + std::hash::Hash + Eq>(
+    gauges: &prometheus_client::metrics::family::Family<
+        L,
+        prometheus_client::metrics::gauge::Gauge,
+    >,
+    shares: &mut BTreeMap<K, i64>,
+    keys: impl IntoIterator<Item = K>,
+    counts: &[(K, i64)],
+    labels: impl Fn(K) -> L,
+) {
+    for key in keys {
+        let now: i64 = counts
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, n)| n)
+            .sum();
+        let before = shares.get(&key).copied().unwrap_or(0);
+        if now != before {
+            gauges.get_or_create(&labels(key)).inc_by(now - before);
+        }
+        shares.insert(key, now);
     }
 }
 
