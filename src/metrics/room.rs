@@ -288,10 +288,7 @@ impl Drop for RoomMetrics {
 /// for each of `keys`: each gauge changes by what the room's count changed
 /// since `shares`, which then holds the new counts.
 fn add_share<K: Ord + Copy, L: Clone + std::hash::Hash + Eq>(
-    gauges: &prometheus_client::metrics::family::Family<
-        L,
-        prometheus_client::metrics::gauge::Gauge,
-    >,
+    gauges: &Family<L, Gauge>,
     shares: &mut BTreeMap<K, i64>,
     keys: impl IntoIterator<Item = K>,
     counts: &[(K, i64)],
