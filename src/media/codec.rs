@@ -55,6 +55,27 @@ pub struct MediaChoice {
     pub screen: Option<VideoChoice>,
     /// The tracks in the offer's m-line order (transceivers are created in it).
     pub order: Vec<Track>,
+    /// The offer's id for the transport-wide congestion control header
+    /// extension, if it has one: answered, it makes our RTP session send
+    /// the participant the feedback its congestion control needs (TWCC).
+    pub transport_cc: Option<u8>,
+}
+
+/// The transport-wide congestion control header extension's URI.
+pub const TRANSPORT_CC_URI: &str =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+
+/// The id an m-line gives a header extension (`a=extmap:<id> <uri>`).
+fn extmap_id(media: &gst_sdp::SDPMediaRef, uri: &str) -> Option<u8> {
+    media.attributes().find_map(|a| {
+        if a.key() != "extmap" {
+            return None;
+        }
+        let mut parts = a.value()?.split_whitespace();
+        // "3" or "3/sendrecv"
+        let id = parts.next()?.split('/').next()?.parse().ok()?;
+        (parts.next()? == uri).then_some(id)
+    })
 }
 
 /// Why an offer cannot be used.
@@ -300,6 +321,7 @@ pub fn choose_codecs(
         video: choice,
         screen,
         order: order.into_iter().map(|(_, t)| t).collect(),
+        transport_cc: extmap_id(video, TRANSPORT_CC_URI),
     })
 }
 
@@ -415,6 +437,21 @@ mod tests {
             .replace("a=mid:1", "a=mid:2")
             .replace("a=sendrecv", "a=sendonly");
         format!("{text}{screen}")
+    }
+
+    #[test]
+    fn the_transport_cc_extension_id_is_taken_from_the_offer() {
+        let c = choose(CHROMIUM, None, CodecFamily::Vp8).unwrap();
+        assert_eq!(c.transport_cc, Some(3));
+        let c = choose(FIREFOX, None, CodecFamily::Vp8).unwrap();
+        assert_eq!(c.transport_cc, Some(7));
+        let without: String = CHROMIUM
+            .lines()
+            .filter(|l| !l.contains("transport-wide-cc"))
+            .map(|l| format!("{l}\r\n"))
+            .collect();
+        let c = choose(&without, None, CodecFamily::Vp8).unwrap();
+        assert_eq!(c.transport_cc, None);
     }
 
     #[test]

@@ -61,6 +61,7 @@ pub struct RoomMedia {
     full_tee: gst::Element,
     /// One Opus encode of the full mix, for everyone who is not talking.
     shared_opus_tee: gst::Element,
+    shared_opus_enc: gst::Element,
     /// The running encoders, by family and tier.
     encoders: HashMap<Encoding, FamilyEncoder>,
     /// How many participants receive each encoder's stream.
@@ -193,6 +194,7 @@ impl RoomMedia {
             full_mixer,
             full_tee,
             shared_opus_tee,
+            shared_opus_enc: shared_enc,
             encoders: HashMap::new(),
             receivers: HashMap::new(),
             lingering: HashMap::new(),
@@ -444,6 +446,12 @@ impl RoomMedia {
             *n = n.saturating_sub(1);
         }
         self.stop_if_idle(key);
+    }
+
+    /// Tells the shared encode of the full mix how much loss its listeners
+    /// see, percent (the worst of them): it puts in FEC for it.
+    pub fn expect_shared_audio_loss(&self, percent: u8) {
+        super::templates::expect_loss(&self.shared_opus_enc, percent);
     }
 
     /// Moves a participant to `tier`: its video comes from that tier's

@@ -21,6 +21,29 @@ const BUILTIN_OPUS: &str = include_str!("../../pipelines/opus.pipeline");
 const BUILTIN_VP8_LOW: &str = include_str!("../../pipelines/vp8-low.pipeline");
 const BUILTIN_H264_LOW: &str = include_str!("../../pipelines/h264-low.pipeline");
 
+/// Tells an Opus encoder built from a template (an element, or a bin with
+/// one inside) how much packet loss to expect, percent: libopus adds
+/// in-band FEC in proportion.
+pub fn expect_loss(encoder: &gst::Element, percent: u8) {
+    let set = |e: &gst::Element| {
+        let found = e.find_property("packet-loss-percentage").is_some();
+        if found {
+            e.set_property("packet-loss-percentage", i32::from(percent));
+        }
+        found
+    };
+    if set(encoder) {
+        return;
+    }
+    if let Some(bin) = encoder.downcast_ref::<gst::Bin>() {
+        for e in bin.iterate_recurse().into_iter().flatten() {
+            if set(&e) {
+                return;
+            }
+        }
+    }
+}
+
 /// Which encoder a template is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TemplateKind {

@@ -74,6 +74,8 @@ struct Participant {
     stats: stats::ParticipantStats,
     /// What its downlink carries, and the tier it gets.
     downlink: super::downlink::Downlink,
+    /// The loss its link shows on our audio, for the Opus FEC it gets.
+    audio_loss: super::audio_loss::ExpectedLoss,
 }
 
 /// The actor's state. Created by the registry, consumed by [`RoomActor::run`].

@@ -2,9 +2,12 @@
 //! ([`actor`]), the [`Registry`] that creates a room on its first join
 //! and forgets it when its last participant has left, the commands a room
 //! takes and the snapshot it reports ([`command`]), what a relayout puts
-//! where ([`layout_plan`], pure) and who is talking ([`talk`]).
+//! where ([`layout_plan`], pure), who is talking ([`talk`]), each
+//! receiver's tier ([`downlink`]) and the audio loss its encoders expect
+//! ([`audio_loss`]).
 
 mod actor;
+pub mod audio_loss;
 mod command;
 pub mod downlink;
 mod layout_plan;

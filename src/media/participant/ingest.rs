@@ -293,6 +293,10 @@ impl ParticipantMedia {
         let depay = make_element("rtpopusdepay", &n("opusdepay"))?;
         let dec = make_element("opusdec", &n("opusdec"))?;
         dec.set_property("plc", true);
+        // A lost packet is rebuilt from the FEC in the one after it (asked
+        // for with `useinbandfec=1` in our answer), concealed only when that
+        // is lost too.
+        dec.set_property("use-inband-fec", true);
         let convert = make_element("audioconvert", &n("audioconvert"))?;
         let resample = make_element("audioresample", &n("audioresample"))?;
         let caps = make_capsfilter(&n("voice-caps"), &mix_audio_caps())?;
@@ -328,7 +332,7 @@ impl ParticipantMedia {
 
         // Voice that comes later than the mixer's deadline is late for the
         // whole room: the mixer does not wait out the jitter buffer for it
-        // (audio is not retransmitted; Opus FEC covers loss).
+        // (audio is not retransmitted; Opus in-band FEC covers loss).
         hide_latency(&to_full.static_pad("src").context("voice queue src")?);
         let full_pad = added.request(room.full_mixer, "sink_%u")?;
         to_full

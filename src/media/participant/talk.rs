@@ -30,7 +30,7 @@ use crate::media::make::{
     remove_elements, sync_downstream_first,
 };
 use crate::media::probes::posted_within;
-use crate::media::templates::TemplateKind;
+use crate::media::templates::{expect_loss, TemplateKind};
 
 /// Marks the names of a talker's own mix elements: `{participant}-own-{what}`.
 const OWN_MIX_INFIX: &str = "-own-";
@@ -52,6 +52,8 @@ struct OwnMix {
     feeds: Vec<(gst::Element, gst::Pad)>,
     /// The branch's input on the participant's selector.
     output: gst::Pad,
+    /// Its Opus encoder.
+    encoder: gst::Element,
 }
 
 /// Chooses what a participant hears: its own mix-minus encode (talking) or
@@ -61,6 +63,9 @@ pub(super) struct TalkSwitch {
     shared: gst::Pad,
     /// The own mix-minus, while the participant talks.
     own: Option<OwnMix>,
+    /// The loss the participant's link shows on our audio, percent: what
+    /// its own encoder is told to expect.
+    expected_loss: u8,
 }
 
 impl TalkSwitch {
@@ -70,6 +75,7 @@ impl TalkSwitch {
             selector,
             shared,
             own: None,
+            expected_loss: 0,
         }
     }
 
@@ -83,6 +89,16 @@ impl TalkSwitch {
 }
 
 impl ParticipantMedia {
+    /// Sets the loss the participant's link shows on our audio, percent:
+    /// its own mix-minus encoder, now and whenever it starts, puts in FEC
+    /// for it.
+    pub fn expect_audio_loss(&mut self, percent: u8) {
+        self.talk.expected_loss = percent;
+        if let Some(own) = &self.talk.own {
+            expect_loss(&own.encoder, percent);
+        }
+    }
+
     /// Switches what the participant hears when it starts or stops talking:
     /// its own mix-minus is built when it starts and removed when it stops.
     /// If the build fails, the participant goes on hearing the shared mix.
@@ -119,12 +135,13 @@ fn start_own_mix(room: &Room<'_>, pm: &ParticipantMedia) -> anyhow::Result<OwnMi
         .context("the participant's voice has not arrived")?;
     let mut added = Added::default();
     match build_own_mix(room, pm, voice_tee, &mut added) {
-        Ok(output) => {
+        Ok((output, encoder)) => {
             let (elements, pads) = added.into_parts();
             Ok(OwnMix {
                 elements,
                 feeds: pads.into_iter().filter(|(_, p)| *p != output).collect(),
                 output,
+                encoder,
             })
         }
         Err(e) => {
@@ -139,7 +156,7 @@ fn build_own_mix(
     pm: &ParticipantMedia,
     voice_tee: &gst::Element,
     added: &mut Added,
-) -> anyhow::Result<gst::Pad> {
+) -> anyhow::Result<(gst::Pad, gst::Element)> {
     let bin = room.bin();
     let n = |what: &str| format!("{}{OWN_MIX_INFIX}{what}", pm.id);
     let full_queue = firewalled_queue(
@@ -158,6 +175,7 @@ fn build_own_mix(
         .templates
         .build(TemplateKind::Opus, &n("opusenc"))?
         .upcast::<gst::Element>();
+    expect_loss(&opusenc, pm.talk.expected_loss);
     let voice_queue = make_leaky_queue(&n("voice-queue"), VOICE_QUEUE)?;
     let invert = make_element("audioamplify", &n("invert"))?;
     invert.set_property("amplification", -1.0f32);
@@ -201,7 +219,7 @@ fn build_own_mix(
     voice
         .link(&voice_queue.static_pad("sink").context("voice queue sink")?)
         .context("linking the voice tee to the own mix")?;
-    Ok(output)
+    Ok((output, opusenc))
 }
 
 /// Stops and removes a talker's branch, leaving the shared streams that

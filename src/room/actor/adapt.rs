@@ -3,7 +3,9 @@
 //! goes into its [`Downlink`], which places it in a tier; the actor moves
 //! its video to that tier's encoder and tells the client when a move
 //! settles. What each tier needs is measured: the bytes each encoder put
-//! out over the last stats interval.
+//! out over the last stats interval. The reports on our audio also tell
+//! the receiver's Opus encoders how much loss to expect, so that they put
+//! in the in-band FEC it needs ([`ExpectedLoss`](crate::room::audio_loss::ExpectedLoss)).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -15,6 +17,7 @@ use crate::ids::{CodecFamily, ParticipantId, Tier};
 use crate::media::rtcp_feedback::Reception;
 use crate::media::EncoderOutput;
 use crate::protocol::ServerMessage;
+use crate::room::audio_loss::shared_percent;
 use crate::room::downlink::{Needs, ReportTotals, AUDIO_RESERVE};
 
 /// RTP, SRTP and UDP/IP headers on top of the encoded video (about 60
@@ -108,13 +111,16 @@ impl RoomActor {
             lost: r.total_lost,
             highest_seq: r.highest_seq,
         };
-        p.downlink.receive(
-            Instant::now(),
-            remb,
-            video.map(totals),
-            audio.map(totals),
-            rate,
-        );
+        let now = Instant::now();
+        p.downlink
+            .receive(now, remb, video.map(totals), audio.map(totals), rate);
+        let expect = audio.and_then(|a| p.audio_loss.report(now, totals(a)));
+        if let (Some(percent), Some(pm)) = (expect, p.media.as_mut()) {
+            tracing::debug!(participant = %id, percent, "audio loss to expect");
+            pm.expect_audio_loss(percent);
+            let shared = shared_percent(self.participants.values().map(|p| &p.audio_loss));
+            self.media.expect_shared_audio_loss(shared);
+        }
         self.place(id);
     }
 

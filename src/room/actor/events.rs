@@ -117,6 +117,7 @@ impl RoomActor {
                 pm.set_local_answer(&answer);
                 let sdp = answer.sdp().as_text().unwrap_or_default();
                 debug!(participant = %participant, "answer ready");
+                tracing::trace!(participant = %participant, "answer:\n{sdp}");
                 self.send(participant, ServerMessage::Answer { sdp });
             }
             Err(why) => {

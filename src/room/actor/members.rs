@@ -81,6 +81,7 @@ impl RoomActor {
                 downlink: super::super::downlink::Downlink::new(
                     self.registry.downlink_policy().unwrap_or_default(),
                 ),
+                audio_loss: Default::default(),
             },
         );
     }
@@ -171,6 +172,7 @@ impl RoomActor {
             p.downlink = super::super::downlink::Downlink::new(
                 self.registry.downlink_policy().unwrap_or_default(),
             );
+            p.audio_loss = Default::default();
         }
         self.count_participants();
         self.count_tiers();

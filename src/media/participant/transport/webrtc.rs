@@ -14,7 +14,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::super::Room;
 use super::Transport;
 use crate::media::build::Added;
-use crate::media::codec::{CodecFamily, MediaChoice, Track, VideoChoice};
+use crate::media::codec::{CodecFamily, MediaChoice, Track, VideoChoice, TRANSPORT_CC_URI};
 use crate::media::make::make_element;
 use crate::media::webrtc_stats::StatsSample;
 use crate::media::MediaEvent;
@@ -57,7 +57,7 @@ pub(super) fn build(
             Track::Camera => {
                 video_pad = Some(request_send_pad(
                     &webrtcbin,
-                    &video_rtp_caps(&choice.video, Some(video_ssrc)),
+                    &video_rtp_caps(choice, &choice.video, Some(video_ssrc)),
                 )?)
             }
             Track::Screen => {
@@ -65,13 +65,14 @@ pub(super) fn build(
                     .screen
                     .as_ref()
                     .context("screen m-line without a codec")?;
-                webrtcbin.emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>(
+                let trans = webrtcbin.emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>(
                     "add-transceiver",
                     &[
                         &gst_webrtc::WebRTCRTPTransceiverDirection::Recvonly,
-                        &video_rtp_caps(v, None),
+                        &video_rtp_caps(choice, v, None),
                     ],
                 );
+                repair_losses(&trans);
                 screen_mline = Some(mline as u32);
             }
         }
@@ -162,13 +163,15 @@ fn arrive_unsynced(webrtcbin: &gst::Element) {
 /// `ssrc`, the answer announces it (`a=ssrc`), which is how the browser
 /// routes our stream when two video m-lines share a payload type.
 /// `goog-remb` asks the receiver for its estimate of its downlink, which
-/// places it in a tier (docs/weak-networks.md).
-fn video_rtp_caps(v: &VideoChoice, ssrc: Option<u32>) -> gst::Caps {
+/// places it in a tier (docs/weak-networks.md); `nack` lets either side
+/// ask for a lost packet again (see [`repair_losses`]).
+fn video_rtp_caps(choice: &MediaChoice, v: &VideoChoice, ssrc: Option<u32>) -> gst::Caps {
     let mut b = gst::Caps::builder("application/x-rtp")
         .field("media", "video")
         .field("encoding-name", v.family.encoding_name())
         .field("payload", i32::from(v.payload))
         .field("clock-rate", 90000i32)
+        .field("rtcp-fb-nack", true)
         .field("rtcp-fb-nack-pli", true)
         .field("rtcp-fb-ccm-fir", true)
         .field("rtcp-fb-goog-remb", true);
@@ -180,18 +183,48 @@ fn video_rtp_caps(v: &VideoChoice, ssrc: Option<u32>) -> gst::Caps {
     if let Some(ssrc) = ssrc {
         b = b.field("ssrc", ssrc);
     }
-    b.build()
+    with_transport_cc(b, choice).build()
 }
 
+/// Answers the offer's transport-wide congestion control extension, so that
+/// our RTP session sends the participant TWCC feedback on what it sends us:
+/// a browser on a narrow uplink then lowers its rate before its packets are
+/// lost, and its tile keeps moving.
+fn with_transport_cc(
+    b: gst::caps::Builder<gst::caps::NoFeature>,
+    choice: &MediaChoice,
+) -> gst::caps::Builder<gst::caps::NoFeature> {
+    match choice.transport_cc {
+        Some(id) => b
+            .field(format!("extmap-{id}"), TRANSPORT_CC_URI)
+            .field("rtcp-fb-transport-cc", true),
+        None => b,
+    }
+}
+
+/// The Opus caps an audio transceiver answers with. `useinbandfec=1` asks
+/// the participant to put in-band FEC in what it sends us (our decoders
+/// use it, ingest.rs); what we send carries FEC as its listeners' loss
+/// calls for (`packet-loss-percentage`, set by the room from their reports).
 fn audio_rtp_caps(choice: &MediaChoice, ssrc: u32) -> gst::Caps {
-    gst::Caps::builder("application/x-rtp")
+    let b = gst::Caps::builder("application/x-rtp")
         .field("ssrc", ssrc)
         .field("media", "audio")
         .field("encoding-name", "OPUS")
         .field("payload", i32::from(choice.audio_payload))
         .field("clock-rate", 48000i32)
         .field("encoding-params", "2")
-        .build()
+        .field("useinbandfec", "1");
+    with_transport_cc(b, choice).build()
+}
+
+/// Turns on retransmission for a transceiver's video, both ways: the answer
+/// carries generic `nack` and an `rtx` payload type (when the offer has
+/// one, as browsers' do), webrtcbin keeps what it sent to resend it when
+/// the participant asks, and its jitter buffer asks the participant for
+/// packets missing from what it receives.
+fn repair_losses(trans: &gst_webrtc::WebRTCRTPTransceiver) {
+    trans.set_property("do-nack", true);
 }
 
 /// Requests a webrtcbin sink pad whose transceiver answers with exactly `caps`.
@@ -207,6 +240,12 @@ fn request_send_pad(webrtcbin: &gst::Element, caps: &gst::Caps) -> anyhow::Resul
         .context("requesting a webrtcbin sink pad")?;
     let trans = pad.property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver");
     trans.set_property("codec-preferences", caps);
+    if caps
+        .structure(0)
+        .is_some_and(|s| s.get::<&str>("media") == Ok("video"))
+    {
+        repair_losses(&trans);
+    }
     trans.set_property(
         "direction",
         gst_webrtc::WebRTCRTPTransceiverDirection::Sendrecv,
