@@ -9,49 +9,16 @@
 mod common;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::browser::{Browser, Kind};
-use common::netns::Namespace;
+use common::netns::{Forwarder, Namespace};
 use common::peer::{PeerOptions, TestPeer};
 use common::recordings::get;
 use common::{init, test_config, TestServer, SERIAL};
 use serde_json::Value;
 
 const ROOM: &str = "weak";
-
-/// Forwards TCP connections from `listen` to `to`: the namespaced
-/// browsers' way to the signaling server, which listens on loopback. The
-/// media does not come this way: it flows between the browser and the
-/// server's ICE candidates on the veth link.
-struct Forwarder {
-    addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Forwarder {
-    async fn start(listen: std::net::Ipv4Addr, to: SocketAddr) -> Forwarder {
-        let listener = tokio::net::TcpListener::bind((listen, 0)).await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-            }
-        });
-        Forwarder { addr, task }
-    }
-}
-
-impl Drop for Forwarder {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 /// A student's page, through its namespace's link.
 async fn weak_student(ns: &Namespace, fwd: &Forwarder, name: &str) -> Browser {

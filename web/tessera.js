@@ -141,6 +141,9 @@
     });
     const audio = local.getAudioTracks()[0];
     const video = local.getVideoTracks()[0];
+    // A face in a small tile: on a narrow uplink the browser lowers the
+    // camera's resolution and keeps it moving, rather than the other way.
+    if (video) video.contentHint = 'motion';
     pc.addTransceiver(audio || 'audio', { direction: audio ? 'sendrecv' : 'recvonly', streams: [local] });
     videoTx = pc.addTransceiver(video || 'video', { direction: video ? 'sendrecv' : 'recvonly', streams: [local] });
     preferCodec(videoTx, wantCodec);

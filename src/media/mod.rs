@@ -21,6 +21,8 @@
 //! - `elements.rs`: the GStreamer elements the server needs, checked at start.
 //! - `ice_agent.rs`: where a participant's ICE agent may open sockets.
 //! - `webrtc_stats.rs`: webrtcbin's statistics, parsed (pure).
+//! - `rtcp_feedback.rs`: what receivers' RTCP says of the streams we send.
+//! - `retransmit.rs`: the budget for retransmissions we send.
 //! - `build.rs`: [`Added`](build::Added), the undo log of something half-built.
 //! - `make.rs`: element makers, chains, firewalled queues, teardown.
 //! - `probes.rs`: shared pad probes and pad-time helpers.
@@ -44,6 +46,7 @@ mod overlay;
 mod participant;
 mod probes;
 mod recorder;
+mod retransmit;
 mod room_media;
 pub mod rtcp_feedback;
 mod still;

@@ -24,7 +24,8 @@ pub struct Reception {
     pub ssrc: u32,
     /// Share of its packets lost since the previous report, 0.0–1.0.
     pub fraction_lost: f64,
-    /// Packets lost since the stream began.
+    /// Packets lost since the stream began (never below zero: see
+    /// [`cumulative_lost`]).
     pub total_lost: u32,
     /// The extended highest sequence number received: with `total_lost`,
     /// the loss over any span of reports.
@@ -49,6 +50,19 @@ impl Feedback {
     }
 }
 
+/// A report's cumulative number of packets lost, a signed 24-bit field
+/// (RFC 3550 6.4.1): expected minus received, which goes below zero when
+/// duplicates arrive, as retransmitted packets do. Below zero, nothing was
+/// lost.
+fn cumulative_lost(field: u32) -> u32 {
+    let field = field & 0x00ff_ffff;
+    if field & 0x0080_0000 != 0 {
+        0
+    } else {
+        field
+    }
+}
+
 /// Picks out of a compound RTCP packet what concerns the streams `ours`.
 /// A packet that does not parse says nothing (browsers only send valid
 /// ones; a damaged one is no reason to act).
@@ -63,7 +77,7 @@ pub fn parse(data: &[u8], ours: &[u32]) -> Feedback {
             out.receptions.push(Reception {
                 ssrc: r.ssrc,
                 fraction_lost: f64::from(r.fraction_lost) / 256.0,
-                total_lost: r.total_lost,
+                total_lost: cumulative_lost(r.total_lost),
                 highest_seq: r.last_sequence_number,
                 jitter: r.jitter,
             });
@@ -86,9 +100,28 @@ pub fn parse(data: &[u8], ours: &[u32]) -> Feedback {
     out
 }
 
+/// How often the RTP session sends a sender its transport-wide congestion
+/// control feedback.
+pub const TWCC_FEEDBACK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Paces the TWCC feedback the session sends. Left alone, it sends one
+/// with every video frame it receives (the frame's last packet): at 30 fps
+/// some 20 kbit/s of feedback on the participant's downlink, a quarter of a
+/// narrow link's worth, crowding out the audio of a receiver that has
+/// nothing else left. Every 200 ms is as often as congestion control needs.
+fn pace_twcc_feedback(session: &glib::Object) {
+    if session.find_property("twcc-feedback-interval").is_some() {
+        session.set_property(
+            "twcc-feedback-interval",
+            TWCC_FEEDBACK_INTERVAL.as_nanos() as u64,
+        );
+    }
+}
+
 /// Calls `on_feedback` with what each incoming RTCP packet of `webrtcbin`
 /// says about the streams `ours`. The callback runs on the receive thread:
 /// it must only post.
+/// It also paces the TWCC feedback its RTP session sends.
 pub fn watch_receiver_feedback(
     webrtcbin: &gst::Element,
     ours: [u32; 2],
@@ -106,6 +139,7 @@ pub fn watch_receiver_feedback(
             return;
         }
         let session = element.property::<glib::Object>("internal-session");
+        pace_twcc_feedback(&session);
         let on_feedback = on_feedback.clone();
         session.connect("on-receiving-rtcp", false, move |values| {
             let buffer = values.get(1).and_then(|v| v.get::<gst::Buffer>().ok())?;
@@ -167,6 +201,21 @@ mod tests {
         assert_eq!(f.receptions[1].fraction_lost, 0.0);
         // REMB's mantissa keeps 18 bits: 250 000 is exact.
         assert_eq!(f.remb, Some(250_000));
+    }
+
+    #[test]
+    fn a_negative_cumulative_loss_is_no_loss() {
+        let mut r = report(1, 0);
+        // -1 in 24 bits: one duplicate more than the packets lost.
+        r.total_lost = 0x00ff_ffff;
+        let data = compound(vec![Box::new(ReceiverReport {
+            ssrc: 99,
+            reports: vec![r],
+            profile_extensions: Bytes::new(),
+        })]);
+        assert_eq!(parse(&data, &[1]).receptions[0].total_lost, 0);
+        assert_eq!(cumulative_lost(0x007f_ffff), 0x007f_ffff);
+        assert_eq!(cumulative_lost(12), 12);
     }
 
     #[test]

@@ -7,6 +7,8 @@
 
 pub mod browser;
 pub mod child;
+pub mod coturn;
+pub mod impair;
 pub mod live;
 pub mod media;
 pub mod netns;

@@ -1,14 +1,16 @@
 //! Network namespaces for tests of narrow links: a namespace joined to
 //! this one by a veth pair, with private addresses (a /30 of
 //! 10.213.0.0/16) that exist only while the test runs, and a token bucket
-//! (`tc ... tbf`) on the host end to cap what reaches the namespace: its
-//! downlink. A browser started in the namespace reaches the server only
-//! through that link.
+//! (`tc ... tbf`) on the host end to cap what reaches the namespace (its
+//! downlink), or on the namespace's end to cap what leaves it (its
+//! uplink). A browser started in the namespace reaches the server only
+//! through that link; a [`Forwarder`] brings its signaling to a server
+//! listening on loopback.
 //!
 //! Everything is removed when the [`Namespace`] is dropped, and namespaces
 //! left behind by a test process that died are swept at the next start.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -21,6 +23,8 @@ pub struct Namespace {
     pub name: String,
     /// The host end of the veth pair.
     pub host_if: String,
+    /// The namespace's end.
+    pub ns_if: String,
     /// The host end's address: the server is reached here.
     pub host_ip: Ipv4Addr,
     /// The namespace end's address.
@@ -90,6 +94,7 @@ impl Namespace {
         let ns = Namespace {
             name: name.clone(),
             host_if: host_if.clone(),
+            ns_if: ns_if.clone(),
             host_ip,
             ns_ip,
         };
@@ -147,6 +152,31 @@ impl Namespace {
         ]);
     }
 
+    /// Caps what leaves the namespace at `kbit` kbit/s, as
+    /// [`cap_downlink`](Self::cap_downlink) does what reaches it: a narrow
+    /// uplink.
+    pub fn cap_uplink(&self, kbit: u32) {
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.name,
+            "tc",
+            "qdisc",
+            "replace",
+            "dev",
+            &self.ns_if,
+            "root",
+            "tbf",
+            "rate",
+            &format!("{kbit}kbit"),
+            "burst",
+            "6kb",
+            "latency",
+            "200ms",
+        ]);
+    }
+
     /// Lifts the cap.
     pub fn lift_cap(&self) {
         run_quietly(&["tc", "qdisc", "del", "dev", &self.host_if, "root"]);
@@ -159,5 +189,37 @@ impl Drop for Namespace {
         // with it; the host end is deleted too in case it was not.
         run_quietly(&["ip", "netns", "del", &self.name]);
         run_quietly(&["ip", "link", "del", &self.host_if]);
+    }
+}
+
+/// Forwards TCP connections from `listen` to `to`: the namespaced
+/// browsers' way to the signaling server, which listens on loopback. The
+/// media does not come this way: it flows between the browser and the
+/// server's ICE candidates on the veth link.
+pub struct Forwarder {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Forwarder {
+    pub async fn start(listen: std::net::Ipv4Addr, to: SocketAddr) -> Forwarder {
+        let listener = tokio::net::TcpListener::bind((listen, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Forwarder { addr, task }
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

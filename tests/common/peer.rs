@@ -113,6 +113,34 @@ pub struct Received {
     pub audio_samples: u64,
     /// Keyframe requests (PLI/FIR from the server) that reached our sender.
     pub key_requests: u64,
+    /// A region of the received canvas to watch (x, y, width, height), the
+    /// frames in which it changed, and its last samples.
+    pub watch: Option<(u32, u32, u32, u32)>,
+    pub watch_changes: u64,
+    watch_last: Vec<u8>,
+}
+
+/// Whether a watched region differs from its last samples: at least one
+/// in 500 of the sampled bytes moved by more than coding noise.
+fn region_changed(last: &[u8], now: &[u8]) -> bool {
+    let moved = last
+        .iter()
+        .zip(now)
+        .filter(|(a, b)| a.abs_diff(**b) > 24)
+        .count();
+    last.len() == now.len() && moved * 500 >= now.len().max(500)
+}
+
+/// Every 4th pixel of a region of a packed RGB frame, each row.
+fn sample_region(f: &Frame, (x, y, w, h): (u32, u32, u32, u32)) -> Vec<u8> {
+    let mut out = Vec::new();
+    for py in (y..(y + h).min(f.height)).step_by(4) {
+        for px in (x..(x + w).min(f.width)).step_by(4) {
+            let i = py as usize * f.stride + px as usize * 3;
+            out.extend_from_slice(&f.data[i..i + 3]);
+        }
+    }
+    out
 }
 
 pub struct TestPeer {
@@ -429,6 +457,17 @@ impl TestPeer {
         self.state.lock().unwrap().frames
     }
 
+    /// Starts counting the received frames in which a region of the canvas
+    /// changed (a tile's picture moving); returns the count so far.
+    pub fn watch_region(&self, region: (u32, u32, u32, u32)) -> u64 {
+        let mut st = self.state.lock().unwrap();
+        if st.watch != Some(region) {
+            st.watch = Some(region);
+            st.watch_last.clear();
+        }
+        st.watch_changes
+    }
+
     pub fn key_requests(&self) -> u64 {
         self.state.lock().unwrap().key_requests
     }
@@ -644,12 +683,20 @@ fn attach_receiver(pipeline: &gst::Pipeline, pad: &gst::Pad, state: Arc<Mutex<Re
                 if is_video {
                     let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
                     st.frames += 1;
-                    st.last_frame = Some(Frame {
+                    let frame = Frame {
                         width: info.width(),
                         height: info.height(),
                         data: map.as_slice().to_vec(),
                         stride: info.stride()[0] as usize,
-                    });
+                    };
+                    if let Some(region) = st.watch {
+                        let now = sample_region(&frame, region);
+                        if region_changed(&st.watch_last, &now) {
+                            st.watch_changes += 1;
+                        }
+                        st.watch_last = now;
+                    }
+                    st.last_frame = Some(frame);
                 } else {
                     let samples: &[f32] = bytemuck_f32(map.as_slice());
                     st.audio_samples += samples.len() as u64;

@@ -37,6 +37,7 @@ pub(super) fn build(
     send_unheld(&webrtcbin);
     arrive_unsynced(&webrtcbin);
     crate::media::ice_agent::confine(&webrtcbin, &room.settings.ice)?;
+    crate::media::retransmit::limit_retransmissions(&webrtcbin, choice.video.payload);
     added.chain(&bin, &[&webrtcbin])?;
     connect_webrtcbin_signals(&webrtcbin, id, events);
 
