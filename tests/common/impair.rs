@@ -7,6 +7,7 @@
 //! Put it in front of a TURN server and hand clients its address as the
 //! TURN server's: all of a relay-only client's media then crosses it.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,6 +56,8 @@ pub struct ImpairRelay {
     pub addr: SocketAddr,
     pub counts: Arc<Counts>,
     task: JoinHandle<()>,
+    /// The tasks carrying each flow's answers back.
+    flows: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
 /// xorshift64*: a small seeded generator, the same run to run.
@@ -117,34 +120,48 @@ impl ImpairRelay {
         let counts = Arc::new(Counts::default());
         let up = Lane::new(imp, imp.seed, counts.clone());
         let down = Lane::new(imp, imp.seed.rotate_left(17) ^ 0x9e37_79b9, counts.clone());
+        let answer_tasks = Arc::new(Mutex::new(Vec::new()));
+        let tasks = answer_tasks.clone();
         let task = tokio::spawn(async move {
-            let mut flows: HashMap<SocketAddr, (Arc<UdpSocket>, JoinHandle<()>)> = HashMap::new();
+            let mut flows: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
             let mut buf = vec![0u8; 65536];
             while let Ok((n, client)) = front.recv_from(&mut buf).await {
-                if !flows.contains_key(&client) {
-                    let back = Arc::new(UdpSocket::bind((upstream.ip(), 0)).await.unwrap());
-                    let answers = {
-                        let (back, front, down) = (back.clone(), front.clone(), down.clone());
-                        tokio::spawn(async move {
-                            let mut buf = vec![0u8; 65536];
-                            while let Ok((n, _)) = back.recv_from(&mut buf).await {
-                                down.send(&front, buf[..n].to_vec(), client);
-                            }
-                        })
-                    };
-                    flows.insert(client, (back, answers));
-                }
-                let (back, _) = &flows[&client];
-                up.send(back, buf[..n].to_vec(), upstream);
+                let back = match flows.entry(client) {
+                    Entry::Occupied(e) => e.get().clone(),
+                    Entry::Vacant(e) => {
+                        let back = Arc::new(UdpSocket::bind((upstream.ip(), 0)).await.unwrap());
+                        let answers = {
+                            let (back, front, down) = (back.clone(), front.clone(), down.clone());
+                            tokio::spawn(async move {
+                                let mut buf = vec![0u8; 65536];
+                                while let Ok((n, _)) = back.recv_from(&mut buf).await {
+                                    down.send(&front, buf[..n].to_vec(), client);
+                                }
+                            })
+                        };
+                        tasks.lock().unwrap().push(answers.abort_handle());
+                        e.insert(back.clone());
+                        back
+                    }
+                };
+                up.send(&back, buf[..n].to_vec(), upstream);
             }
         });
-        ImpairRelay { addr, counts, task }
+        ImpairRelay {
+            addr,
+            counts,
+            task,
+            flows: answer_tasks,
+        }
     }
 }
 
 impl Drop for ImpairRelay {
     fn drop(&mut self) {
         self.task.abort();
+        for t in self.flows.lock().unwrap().drain(..) {
+            t.abort();
+        }
     }
 }
 
