@@ -8,7 +8,8 @@
 //!
 //! - [`server`]: `run(listener, config, shutdown)`: wires everything below.
 //! - [`http`]: warp routes: the web client, `/ws`, the admin API,
-//!   recordings, `/metrics`, `/healthz`, `/readyz`, TLS.
+//!   recordings, `/metrics`, `/healthz`, `/readyz`, TLS, and the accept
+//!   loop that limits connections and their deadlines.
 //! - [`signaling`]: one session per WebSocket: its decisions (sans-IO,
 //!   unit-tested) apart from the socket loop that only moves frames.
 //! - [`room`]: one actor task per room owning its pipeline, split by

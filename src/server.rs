@@ -182,22 +182,22 @@ pub fn start(
         tracing::info!("shutting down: closing rooms");
         closing.close_all();
     };
-    let served: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = if config.server.tls() {
-        let tls = crate::http::tls::load(&config.server.tls_cert, &config.server.tls_key)?;
-        Box::pin(crate::http::tls::serve(
-            listener,
-            tls,
-            warp::service(routes),
-            stopping,
-        ))
+    let tls = if config.server.tls() {
+        Some(crate::http::tls::load(
+            &config.server.tls_cert,
+            &config.server.tls_key,
+        )?)
     } else {
-        Box::pin(
-            warp::serve(routes)
-                .incoming(listener)
-                .graceful(stopping)
-                .run(),
-        )
+        None
     };
+    let served = crate::http::accept::serve(
+        listener,
+        tls,
+        crate::http::accept::AcceptSettings::from_limits(&config.limits),
+        registry.metrics().clone(),
+        warp::service(routes),
+        stopping,
+    );
     let waiting = registry.clone();
     let done = async move {
         served.await;

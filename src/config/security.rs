@@ -67,6 +67,17 @@ pub struct LimitsConfig {
     pub max_video_width: u32,
     /// Tallest decoded video accepted from a participant; taller is dropped.
     pub max_video_height: u32,
+    /// Open TCP connections per client address (HTTP, WebSocket, TLS);
+    /// more are refused at accept time.
+    pub connections_per_ip: usize,
+    /// Open TCP connections in all; more are refused at accept time.
+    pub max_connections: usize,
+    /// A connection must send a whole request head within this, seconds.
+    pub request_head_seconds: u64,
+    /// A TLS handshake must finish within this, seconds.
+    pub tls_handshake_seconds: u64,
+    /// A request body (the admin API's) must arrive within this, seconds.
+    pub request_body_seconds: u64,
 }
 
 impl Default for LimitsConfig {
@@ -82,6 +93,11 @@ impl Default for LimitsConfig {
             idle_timeout_seconds: 60,
             max_video_width: 1920,
             max_video_height: 1088,
+            connections_per_ip: 64,
+            max_connections: 512,
+            request_head_seconds: 10,
+            tls_handshake_seconds: 10,
+            request_body_seconds: 10,
         }
     }
 }
@@ -140,7 +156,7 @@ impl super::Config {
             reason,
         };
         let l = &self.limits;
-        let ranges: [(&'static str, u64, u64, u64); 8] = [
+        let ranges: [(&'static str, u64, u64, u64); 13] = [
             (
                 "limits.max_message_bytes",
                 l.max_message_bytes as u64,
@@ -178,6 +194,36 @@ impl super::Config {
                 l.idle_timeout_seconds,
                 5,
                 86_400,
+            ),
+            (
+                "limits.connections_per_ip",
+                l.connections_per_ip as u64,
+                1,
+                1_000_000,
+            ),
+            (
+                "limits.max_connections",
+                l.max_connections as u64,
+                1,
+                1_000_000,
+            ),
+            (
+                "limits.request_head_seconds",
+                l.request_head_seconds,
+                1,
+                300,
+            ),
+            (
+                "limits.tls_handshake_seconds",
+                l.tls_handshake_seconds,
+                1,
+                300,
+            ),
+            (
+                "limits.request_body_seconds",
+                l.request_body_seconds,
+                1,
+                300,
             ),
         ];
         for (field, v, min, max) in ranges {

@@ -162,10 +162,67 @@ async fn room_command(
     }
 }
 
-/// A small JSON request body of type `T`.
+/// The largest admin API request body, bytes.
+const MAX_BODY: u64 = 4096;
+
+/// A small JSON request body of type `T`, or the reply that says what is
+/// wrong with it: `408` when it does not arrive whole `within` (the
+/// connection is closed with the unread rest), `400` when it is not the
+/// JSON expected. Over [`MAX_BODY`] it is refused with `413` before it is
+/// read, and one of unknown length with `411`.
 fn json_body<T: serde::de::DeserializeOwned + Send>(
-) -> impl Filter<Extract = (T,), Error = warp::Rejection> + Clone {
-    warp::body::content_length_limit(4096).and(warp::body::json())
+    within: std::time::Duration,
+) -> impl Filter<Extract = (Result<T, Reply>,), Error = warp::Rejection> + Clone {
+    warp::body::content_length_limit(MAX_BODY)
+        .and(warp::body::stream())
+        .then(move |body| read_json::<T, _, _>(body, within))
+}
+
+/// Reads a JSON body of at most [`MAX_BODY`] bytes within `within`.
+async fn read_json<T, S, B>(body: S, within: std::time::Duration) -> Result<T, Reply>
+where
+    T: serde::de::DeserializeOwned,
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    use futures_util::StreamExt as _;
+    let read = async {
+        let mut body = std::pin::pin!(body);
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.next().await {
+            let mut chunk = chunk.map_err(|e| {
+                reply_error(StatusCode::BAD_REQUEST, &format!("reading the body: {e}"))
+            })?;
+            while chunk.has_remaining() {
+                let part = chunk.chunk();
+                let n = part.len();
+                bytes.extend_from_slice(part);
+                chunk.advance(n);
+            }
+            if bytes.len() as u64 > MAX_BODY {
+                return Err(reply_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("the body is over {MAX_BODY} bytes"),
+                ));
+            }
+        }
+        Ok(bytes)
+    };
+    let bytes = tokio::time::timeout(within, read).await.map_err(|_| {
+        reply_error(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!(
+                "the body did not arrive within {} s (limits.request_body_seconds)",
+                within.as_secs()
+            ),
+        )
+    })??;
+    serde_json::from_slice::<T>(&bytes).map_err(|e| {
+        reply_error(
+            StatusCode::BAD_REQUEST,
+            &format!("the body is not the JSON expected: {e}"),
+        )
+    })
 }
 
 /// The outcome of the admin check, and the registry, for every admin route.
@@ -187,6 +244,7 @@ pub fn routes(
     registry: Registry,
     auth: AdminAuth,
 ) -> impl Filter<Extract = (Reply,), Error = warp::Rejection> + Clone {
+    let body_within = std::time::Duration::from_secs(registry.policy().limits.request_body_seconds);
     let ctx = admin_ctx(registry, auth);
 
     let list = warp::path!("api" / "layouts")
@@ -243,12 +301,19 @@ pub fn routes(
     let set_layout = warp::path!("api" / "rooms" / String / "layout")
         .and(warp::put())
         .and(ctx.clone())
-        .and(json_body::<SetLayout>())
+        .and(json_body::<SetLayout>(body_within))
         .then(
-            |room: String, auth: Result<(), Reply>, registry: Registry, req: SetLayout| async move {
+            |room: String,
+             auth: Result<(), Reply>,
+             registry: Registry,
+             req: Result<SetLayout, Reply>| async move {
                 if let Err(e) = auth {
                     return e;
                 }
+                let req = match req {
+                    Ok(r) => r,
+                    Err(e) => return e,
+                };
                 let Some(layout) = registry.layouts().get(&req.layout) else {
                     return reply_error(
                         StatusCode::NOT_FOUND,
@@ -264,23 +329,31 @@ pub fn routes(
                 .await
             },
         );
-    let pin = warp::path!("api" / "rooms" / String / "pin")
-        .and(warp::put())
-        .and(ctx)
-        .and(json_body::<Pin>())
-        .then(
-            |room: String, auth: Result<(), Reply>, registry: Registry, req: Pin| async move {
-                if let Err(e) = auth {
-                    return e;
-                }
-                room_command(&registry, &room, |reply| RoomCommand::Pin {
-                    participant: req.participant,
-                    by: None,
-                    reply: Some(reply),
-                })
-                .await
-            },
-        );
+    let pin =
+        warp::path!("api" / "rooms" / String / "pin")
+            .and(warp::put())
+            .and(ctx)
+            .and(json_body::<Pin>(body_within))
+            .then(
+                |room: String,
+                 auth: Result<(), Reply>,
+                 registry: Registry,
+                 req: Result<Pin, Reply>| async move {
+                    if let Err(e) = auth {
+                        return e;
+                    }
+                    let req = match req {
+                        Ok(r) => r,
+                        Err(e) => return e,
+                    };
+                    room_command(&registry, &room, |reply| RoomCommand::Pin {
+                        participant: req.participant,
+                        by: None,
+                        reply: Some(reply),
+                    })
+                    .await
+                },
+            );
     list.or(one)
         .unify()
         .or(rooms)

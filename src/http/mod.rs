@@ -6,7 +6,12 @@
 //! credentials; they reveal no room data). `/metrics` carries room and
 //! participant ids, so it is guarded like the admin API: `admin.key` as a
 //! bearer token, or open on loopback when no key is set.
+//!
+//! The routes are served by [`accept`]'s loop, plain or over TLS ([`tls`]):
+//! it limits connections per address and in all, and closes those that
+//! miss the request-head or handshake deadline.
 
+pub mod accept;
 pub mod api;
 pub mod media_link;
 mod origin;

@@ -85,6 +85,14 @@ pub(crate) struct ParticipantLabels {
     pub(crate) participant: String,
 }
 
+/// Labels of the refused connections counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    /// Why: `per-address`, `total`, `request-head-timeout`,
+    /// `tls-handshake-timeout`.
+    reason: String,
+}
+
 /// Labels of the signaling error counter.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabels {
@@ -122,6 +130,7 @@ pub(crate) struct Inner {
     pub(crate) recording_written: Counter,
     pub(crate) canvas_frames_skipped: Counter,
     signaling_errors: Family<ErrorLabels, Counter>,
+    connections_refused: Family<ReasonLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -259,6 +268,12 @@ impl Metrics {
             "Error messages sent to signaling clients, by error code",
             signaling_errors.clone(),
         );
+        let connections_refused = Family::default();
+        r.register(
+            "connections_refused",
+            "TCP connections refused at accept time or closed for a missed deadline, by reason",
+            connections_refused.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -283,6 +298,7 @@ impl Metrics {
                 recording_written,
                 canvas_frames_skipped,
                 signaling_errors,
+                connections_refused,
             }),
         }
     }
@@ -297,6 +313,16 @@ impl Metrics {
             .signaling_errors
             .get_or_create(&ErrorLabels {
                 code: code.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a connection refused or closed by the accept loop's limits.
+    pub fn connection_refused(&self, reason: &str) {
+        self.inner
+            .connections_refused
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
             })
             .inc();
     }

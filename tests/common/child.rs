@@ -22,6 +22,54 @@ impl ChildServer {
     /// Starts the server with a small canvas and the given `TESSERA_*`
     /// overrides, and waits until `/healthz` answers.
     pub async fn start(env: &[(&str, String)]) -> ChildServer {
+        let server = ChildServer::spawn(env, "http", "ws");
+        let http = reqwest::Client::new();
+        for _ in 0..100 {
+            if http
+                .get(format!("{}/healthz", server.base))
+                .send()
+                .await
+                .is_ok()
+            {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the server did not come up");
+    }
+
+    /// Starts the server as [`start`](Self::start) does, with `env` naming
+    /// its TLS certificate and key, and waits until a TLS handshake that
+    /// trusts `cert` succeeds.
+    pub async fn start_tls(
+        env: &[(&str, String)],
+        cert: tokio_rustls::rustls::pki_types::CertificateDer<'static>,
+    ) -> ChildServer {
+        use tokio_rustls::rustls;
+        let server = ChildServer::spawn(env, "https", "wss");
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert).unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        for _ in 0..100 {
+            if let Ok(tcp) = tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await {
+                if connector.connect(name.clone(), tcp).await.is_ok() {
+                    return server;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the TLS server did not come up");
+    }
+
+    fn spawn(env: &[(&str, String)], http: &str, ws: &str) -> ChildServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -42,25 +90,12 @@ impl ChildServer {
             command.env(key, value);
         }
         let child = command.spawn().expect("tessera starts");
-        let server = ChildServer {
+        ChildServer {
             child,
             port,
-            base: format!("http://127.0.0.1:{port}"),
-            ws: format!("ws://127.0.0.1:{port}/ws"),
-        };
-        let http = reqwest::Client::new();
-        for _ in 0..100 {
-            if http
-                .get(format!("{}/healthz", server.base))
-                .send()
-                .await
-                .is_ok()
-            {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            base: format!("{http}://127.0.0.1:{port}"),
+            ws: format!("{ws}://127.0.0.1:{port}/ws"),
         }
-        panic!("the server did not come up");
     }
 
     /// The process id.
