@@ -94,10 +94,29 @@ fn check(sdp: &str, audio_pt: u8, video_pt: u8, video_codec: &str, direction: &s
         "{sdp}"
     );
     let video = section(sdp, "video");
+    // The chosen codec, and its retransmission format (apt = the codec).
+    let pts: Vec<&str> = video[0].split(' ').skip(3).collect();
+    assert_eq!(pts[0], video_pt.to_string(), "{}", video[0]);
     assert!(
-        video[0].ends_with(&format!(" {video_pt}")),
+        pts.len() <= 2,
         "only the chosen codec is answered: {}",
         video[0]
+    );
+    if let Some(rtx) = pts.get(1) {
+        assert!(
+            video
+                .iter()
+                .any(|l| *l == format!("a=fmtp:{rtx} apt={video_pt}")),
+            "the second payload type retransmits the codec:\n{sdp}"
+        );
+    }
+    assert!(
+        video.iter().any(|l| l.ends_with(" nack")),
+        "generic NACK negotiated:\n{sdp}"
+    );
+    assert!(
+        audio.iter().any(|l| l.contains("useinbandfec=1")),
+        "Opus in-band FEC asked for:\n{sdp}"
     );
     assert!(
         video
