@@ -118,10 +118,16 @@ impl RoomActor {
         if let (Some(percent), Some(pm)) = (expect, p.media.as_mut()) {
             tracing::debug!(participant = %id, percent, "audio loss to expect");
             pm.expect_audio_loss(percent);
-            let shared = shared_percent(self.participants.values().map(|p| &p.audio_loss));
-            self.media.expect_shared_audio_loss(shared);
+            self.expect_shared_audio_loss();
         }
         self.place(id);
+    }
+
+    /// Tells the shared encode of the full mix the worst loss its
+    /// listeners see.
+    pub(super) fn expect_shared_audio_loss(&mut self) {
+        let shared = shared_percent(self.participants.values().map(|p| &p.audio_loss));
+        self.media.expect_shared_audio_loss(shared);
     }
 
     /// Places every receiver again (time alone settles trials), and

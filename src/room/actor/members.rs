@@ -288,6 +288,10 @@ impl RoomActor {
         if let Some(pm) = p.media {
             self.remove_media(pm);
         }
+        if p.audio_loss.percent() > 0 {
+            // The shared mix's FEC followed the worst listener: maybe this one.
+            self.expect_shared_audio_loss();
+        }
         self.metrics.participant_left(id);
         self.count_participants();
         if reason != LeaveReason::SocketClosed {
