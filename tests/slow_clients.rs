@@ -99,6 +99,18 @@ async fn a_thousand_half_requests_are_refused_or_closed_and_the_lesson_goes_on()
     let addr: SocketAddr = format!("127.0.0.1:{}", server.port).parse().unwrap();
     let attack_start = Instant::now();
     let frames_at_start = teacher.frames();
+    // The teacher's frames, every half second, through the attack.
+    let samples = {
+        let state = teacher.state.clone();
+        tokio::spawn(async move {
+            let mut out = Vec::new();
+            for _ in 0..((DEADLINE + 6) * 2) {
+                out.push(state.lock().unwrap().frames);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            out
+        })
+    };
     let (held, refused) = half_open(addr, ATTACK, b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await;
     let opened = Instant::now();
     eprintln!(
@@ -148,6 +160,11 @@ async fn a_thousand_half_requests_are_refused_or_closed_and_the_lesson_goes_on()
     );
     assert!(per_address >= (ATTACK - 64 - 10) as f64, "{per_address}");
     assert!(head_timeouts >= 50.0, "{head_timeouts}");
+    let samples = samples.await.unwrap();
+    assert!(
+        samples.windows(2).all(|w| w[1] > w[0]),
+        "the teacher's frames stopped during the attack: {samples:?}"
+    );
     drop(held);
     let frames = teacher.frames();
     tokio::time::sleep(Duration::from_secs(1)).await;
