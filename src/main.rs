@@ -177,6 +177,8 @@ async fn shutdown_signal() {
 }
 
 fn main() -> ExitCode {
+    // Before the runtime and GStreamer start their threads.
+    tessera::media::memory::cap_arenas();
     init_logging();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {

@@ -23,6 +23,7 @@
 //! - `webrtc_stats.rs`: webrtcbin's statistics, parsed (pure).
 //! - `rtcp_feedback.rs`: what receivers' RTCP says of the streams we send.
 //! - `retransmit.rs`: the budget for retransmissions we send.
+//! - `memory.rs`: malloc arenas capped, and memory given back after a room.
 //! - `build.rs`: [`Added`](build::Added), the undo log of something half-built.
 //! - `make.rs`: element makers, chains, firewalled queues, teardown.
 //! - `probes.rs`: shared pad probes and pad-time helpers.
@@ -41,6 +42,7 @@ mod i420_fill;
 pub mod ice_agent;
 mod latency;
 mod make;
+pub mod memory;
 mod on_time;
 mod overlay;
 mod participant;

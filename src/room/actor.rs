@@ -202,7 +202,10 @@ impl RoomActor {
                 }
             }
             info!("room closed");
-            // Dropping `self` frees the participants, then the pipeline.
+            // Dropping `self` frees the participants, then the pipeline;
+            // then what its threads freed goes back to the system.
+            drop(self);
+            crate::media::memory::give_back();
         }
         .instrument(span)
         .await
