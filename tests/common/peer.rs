@@ -121,14 +121,14 @@ pub struct Received {
 }
 
 /// Whether a watched region differs from its last samples: at least one
-/// in 500 of the sampled bytes moved by more than coding noise.
+/// in 1,000 of the sampled bytes moved by more than coding noise.
 fn region_changed(last: &[u8], now: &[u8]) -> bool {
     let moved = last
         .iter()
         .zip(now)
-        .filter(|(a, b)| a.abs_diff(**b) > 24)
+        .filter(|(a, b)| a.abs_diff(**b) > 16)
         .count();
-    last.len() == now.len() && moved * 500 >= now.len().max(500)
+    last.len() == now.len() && moved * 1000 >= now.len().max(1000)
 }
 
 /// Every 4th pixel of a region of a packed RGB frame, each row.
