@@ -65,19 +65,6 @@ async fn settled(pid: u32) -> (u64, usize) {
     last
 }
 
-/// Rooms open, from the server's metrics.
-async fn rooms_open(base: &str) -> f64 {
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("tessera_rooms_open ")?.parse().ok())
-        .unwrap_or(f64::NAN)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_threads_and_files_come_back_after_every_lesson() {
     let _serial = SERIAL.lock().await;
@@ -105,7 +92,7 @@ async fn memory_threads_and_files_come_back_after_every_lesson() {
         student.leave().await;
         teacher.leave().await;
         let closed = Instant::now();
-        while rooms_open(&server.base).await != 0.0 {
+        while common::metric(&server.base, "tessera_rooms_open", "").await != 0.0 {
             assert!(
                 closed.elapsed() < Duration::from_secs(15),
                 "lesson {lesson}: the room did not close"

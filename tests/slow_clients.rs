@@ -7,7 +7,6 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::child::ChildServer;
@@ -67,20 +66,6 @@ async fn half_open(to: SocketAddr, n: usize, first: &'static [u8]) -> (Vec<TcpSt
     (held, refused)
 }
 
-/// A counter of the server's metrics, summed over its labels matching `label`.
-async fn metric(base: &str, name: &str, label: &str) -> f64 {
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with(name) && l.contains(label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_half_requests_are_refused_or_closed_and_the_lesson_goes_on() {
     let _serial = SERIAL.lock().await;
@@ -138,13 +123,13 @@ async fn a_thousand_half_requests_are_refused_or_closed_and_the_lesson_goes_on()
     let at = opened + Duration::from_secs(DEADLINE + 2);
     tokio::time::sleep_until(at.into()).await;
     let fds_after = open_fds(pid);
-    let head_timeouts = metric(
+    let head_timeouts = common::metric(
         &server.base,
         "tessera_connections_refused_total",
         "request-head-timeout",
     )
     .await;
-    let per_address = metric(
+    let per_address = common::metric(
         &server.base,
         "tessera_connections_refused_total",
         "per-address",
@@ -178,7 +163,6 @@ async fn a_thousand_half_requests_are_refused_or_closed_and_the_lesson_goes_on()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_finished_tls_handshakes_are_closed_at_their_deadline() {
-    use tokio_rustls::rustls;
     let _serial = SERIAL.lock().await;
     init();
     raise_open_file_limit();
@@ -215,21 +199,13 @@ async fn half_finished_tls_handshakes_are_closed_at_their_deadline() {
     assert!(refused >= ATTACK - 64 - 10, "refused at once: {refused}");
 
     // A newcomer gets through meanwhile, over WSS.
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(issued.cert.der().clone()).unwrap();
-    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let client = common::tls_client_trusting(issued.cert.der().clone());
     let url = format!("wss://localhost:{}/ws", server.port);
     let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
         &url,
         None,
         false,
-        Some(tokio_tungstenite::Connector::Rustls(Arc::new(client))),
+        Some(tokio_tungstenite::Connector::Rustls(client)),
     )
     .await
     .expect("a WSS connection during the attack");

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::media::{dropouts, tone_power};
@@ -457,7 +456,6 @@ async fn joins_get_minted_turn_credentials_and_only_allowed_server_addresses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_join_over_wss_with_a_test_certificate() {
-    use tokio_rustls::rustls;
     let _serial = SERIAL.lock().await;
     init();
     let dir = std::env::temp_dir().join(format!("tessera-tls-{}", std::process::id()));
@@ -470,21 +468,13 @@ async fn a_join_over_wss_with_a_test_certificate() {
     config.server.tls_key = dir.join("key.pem");
     let server = TestServer::start(config).await;
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(issued.cert.der().clone()).unwrap();
-    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let client = common::tls_client_trusting(issued.cert.der().clone());
     let url = format!("wss://localhost:{}/ws", server.addr.port());
     let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
         &url,
         None,
         false,
-        Some(tokio_tungstenite::Connector::Rustls(Arc::new(client))),
+        Some(tokio_tungstenite::Connector::Rustls(client)),
     )
     .await
     .expect("a WSS connection trusting the test certificate");

@@ -179,6 +179,29 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Admitted<S> {
     }
 }
 
+/// The routes as a service (what `warp::service` makes).
+pub trait Routes:
+    tower_service::Service<
+        hyper::Request<Incoming>,
+        Response = warp::reply::Response,
+        Error = Infallible,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> Routes for S where
+    S: tower_service::Service<
+            hyper::Request<Incoming>,
+            Response = warp::reply::Response,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
 /// The deadlines and limits of the loop, from `[limits]`.
 #[derive(Debug, Clone)]
 pub struct AcceptSettings {
@@ -207,13 +230,7 @@ pub async fn serve<S>(
     service: S,
     shutdown: impl Future<Output = ()>,
 ) where
-    S: tower_service::Service<
-            hyper::Request<Incoming>,
-            Response = warp::reply::Response,
-            Error = Infallible,
-        > + Clone
-        + Send
-        + 'static,
+    S: Routes,
     S::Future: Send + 'static,
 {
     let acceptor = tls.map(TlsAcceptor::from);
@@ -301,13 +318,7 @@ async fn serve_connection<S, IO>(
     head: Duration,
 ) -> Result<(), hyper::Error>
 where
-    S: tower_service::Service<
-            hyper::Request<Incoming>,
-            Response = warp::reply::Response,
-            Error = Infallible,
-        > + Clone
-        + Send
-        + 'static,
+    S: Routes,
     S::Future: Send + 'static,
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

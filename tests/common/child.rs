@@ -47,16 +47,7 @@ impl ChildServer {
     ) -> ChildServer {
         use tokio_rustls::rustls;
         let server = ChildServer::spawn(env, "https", "wss");
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(cert).unwrap();
-        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        let connector = tokio_rustls::TlsConnector::from(super::tls_client_trusting(cert));
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
         for _ in 0..100 {
             if let Ok(tcp) = tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await {

@@ -196,3 +196,40 @@ pub async fn wait_until<F: FnMut() -> bool>(timeout: Duration, mut cond: F) -> b
 pub fn live_elements() -> Vec<String> {
     live::names()
 }
+
+/// A TLS client configuration that trusts only `cert` (a test certificate).
+pub fn tls_client_trusting(
+    cert: tokio_rustls::rustls::pki_types::CertificateDer<'static>,
+) -> std::sync::Arc<tokio_rustls::rustls::ClientConfig> {
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
+}
+
+/// The sum of the server's metric series named `name` whose labels
+/// contain `label` ("" for all), from `/metrics` at `base`.
+pub async fn metric(base: &str, name: &str, label: &str) -> f64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with([' ', '{']))
+                && l.contains(label)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
