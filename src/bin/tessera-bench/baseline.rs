@@ -28,6 +28,9 @@ pub struct RoomWork {
     pub participants: Vec<Codec>,
     /// Families the canvas is encoded in.
     pub families: Vec<Codec>,
+    /// Families the low tier's smaller, slower canvas is encoded in.
+    #[serde(default)]
+    pub low_families: Vec<Codec>,
     /// Participants talking, each with its own mix-minus encode.
     pub talkers: usize,
 }
@@ -121,6 +124,35 @@ fn room(
         let sink = el("fakesink")?;
         sink.set_property("sync", false);
         chain(&pipeline, &[&q, &enc, &sink])?;
+        tee.link(&q)?;
+    }
+    // The low tier: the canvas thinned and scaled as the server does it,
+    // then encoded with the low tier's templates.
+    let low = &config.downlink;
+    let (low_w, low_h) = low.low_size((canvas.width, canvas.height));
+    for (i, fam) in work.low_families.iter().enumerate() {
+        let q = el("queue")?;
+        q.set_property_from_str("leaky", "downstream");
+        q.set_property("max-size-buffers", 2u32);
+        let rate = el("videorate")?;
+        rate.set_property("drop-only", true);
+        let scale = el("videoscale")?;
+        let caps = caps_filter(i420_caps(
+            Size {
+                width: low_w,
+                height: low_h,
+            },
+            Some(low.low_framerate),
+        ))?;
+        let enc = templates
+            .build(
+                TemplateKind::LowVideo(family(*fam)),
+                &format!("low-enc-{i}"),
+            )?
+            .upcast::<gst::Element>();
+        let sink = el("fakesink")?;
+        sink.set_property("sync", false);
+        chain(&pipeline, &[&q, &rate, &scale, &caps, &enc, &sink])?;
         tee.link(&q)?;
     }
 

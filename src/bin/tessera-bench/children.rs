@@ -31,7 +31,28 @@ impl Steered {
     /// Starts this executable with `args` and extra environment `env`, its
     /// errors appended to `log`.
     pub fn spawn(args: &[String], env: &[(String, String)], log: &Path) -> anyhow::Result<Steered> {
-        let mut child = Command::new(std::env::current_exe()?)
+        Self::spawn_via(&[], args, env, log)
+    }
+
+    /// As [`spawn`](Self::spawn), started through `launcher` (a command
+    /// that runs the rest of its line, as `ip netns exec NAME` does), or
+    /// directly where it is empty.
+    pub fn spawn_via(
+        launcher: &[String],
+        args: &[String],
+        env: &[(String, String)],
+        log: &Path,
+    ) -> anyhow::Result<Steered> {
+        let exe = std::env::current_exe()?;
+        let mut command = match launcher.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(&exe);
+                c
+            }
+            None => Command::new(&exe),
+        };
+        let mut child = command
             .args(args)
             .envs(env.iter().cloned())
             .stdin(Stdio::piped())

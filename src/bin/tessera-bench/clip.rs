@@ -59,6 +59,9 @@ pub enum ClipKind {
     Clicks,
     /// A quiet tone below the server's talking threshold.
     Quiet,
+    /// A voice-like sound, loud enough to be talking: a vowel's harmonics
+    /// rising and falling at the pace of syllables, never silent.
+    Voice,
 }
 
 /// Encoded frames, ready to push.
@@ -78,6 +81,7 @@ impl ClipKind {
             ClipKind::Video(c, w, h) => format!("{}-{w}x{h}.clip", c.name()),
             ClipKind::Clicks => "opus-clicks.clip".into(),
             ClipKind::Quiet => "opus-quiet.clip".into(),
+            ClipKind::Voice => "opus-voice.clip".into(),
         }
     }
 }
@@ -185,7 +189,7 @@ fn make(kind: ClipKind) -> anyhow::Result<Clip> {
             ),
             1000.0 / f64::from(FPS),
         ),
-        ClipKind::Clicks | ClipKind::Quiet => (
+        ClipKind::Clicks | ClipKind::Quiet | ClipKind::Voice => (
             "appsrc name=pcm format=time caps=audio/x-raw,format=F32LE,rate=48000,channels=1,layout=interleaved \
              ! audioconvert ! opusenc bitrate=32000 frame-size=20 ! appsink name=out sync=false"
                 .to_string(),
@@ -273,7 +277,7 @@ fn make(kind: ClipKind) -> anyhow::Result<Clip> {
 }
 
 /// Ten seconds of 48 kHz mono: a click (a few ms of 2 kHz) at the start of
-/// each second, or a quiet 440 Hz tone (about −54 dBFS).
+/// each second, a quiet 440 Hz tone (about −54 dBFS), or a voice.
 fn pcm(kind: ClipKind) -> Vec<f32> {
     let rate = 48_000usize;
     let len = rate * (AUDIO_FRAMES as usize) * 20 / 1000;
@@ -285,6 +289,16 @@ fn pcm(kind: ClipKind) -> Vec<f32> {
                     0.9 * (std::f32::consts::TAU * 2000.0 * t).sin()
                 }
                 ClipKind::Quiet => 0.002 * (std::f32::consts::TAU * 440.0 * t).sin(),
+                ClipKind::Voice => {
+                    // Four syllables a second, between a third and all of
+                    // the voice's strength, on a 150 Hz voice's first
+                    // harmonics.
+                    let syllable = 0.65 - 0.35 * (std::f32::consts::TAU * 4.0 * t).cos();
+                    let vowel: f32 = (1..=8)
+                        .map(|h| (std::f32::consts::TAU * 150.0 * h as f32 * t).sin() / h as f32)
+                        .sum();
+                    0.12 * syllable * vowel
+                }
                 _ => 0.0,
             }
         })

@@ -7,17 +7,30 @@
 //! subcommands), measures the server and the baseline by PID from /proc,
 //! and writes `results.json`, `results.md` and `results.png`.
 
+mod audio_gaps;
 mod baseline;
 mod chart;
 mod children;
 mod clip;
 mod code;
+// The weak-links scenario's network: the same namespaces, impairment
+// relay and TURN server the tests of weak links use.
+#[allow(dead_code)]
+#[path = "../../../tests/common/coturn.rs"]
+mod coturn;
+#[allow(dead_code)]
+#[path = "../../../tests/common/impair.rs"]
+mod impair;
+#[allow(dead_code)]
+#[path = "../../../tests/common/netns.rs"]
+mod netns;
 mod peer;
 mod procstat;
 mod report;
 mod run;
 mod scenario;
 mod session;
+mod weak;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,7 +58,8 @@ use crate::scenario::Scenario;
 )]
 struct Cli {
     /// Scenario preset to run (repeatable): lesson-1on1, group-8,
-    /// speaking-club-30, school-morning. Default: all four.
+    /// speaking-club-30, school-morning, weak-links. Default: the first
+    /// four (weak-links needs root and coturn: docs/performance.md).
     #[arg(long = "scenario", value_name = "NAME")]
     scenarios: Vec<String>,
     /// Raise participants (rooms, for school-morning) from the smallest
@@ -279,6 +293,8 @@ fn peer_media(spec: &PeerSpec, send: bool) -> anyhow::Result<PeerMedia> {
         &spec.media_dir,
         if spec.clicks {
             ClipKind::Clicks
+        } else if spec.voice {
+            ClipKind::Voice
         } else {
             ClipKind::Quiet
         },
@@ -291,6 +307,11 @@ fn peer_media(spec: &PeerSpec, send: bool) -> anyhow::Result<PeerMedia> {
         probe: spec.probe,
         epoch_ms: spec.epoch_ms,
         jitter_ms: spec.jitter_ms,
+        ice_address: spec
+            .ice_address
+            .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
+        turn: spec.turn.clone(),
+        repair: spec.repair,
     })
 }
 
@@ -396,7 +417,7 @@ async fn bench(o: Options) -> anyhow::Result<()> {
     let names = if o.smoke {
         vec!["lesson-1on1".to_string()]
     } else if o.scenarios.is_empty() {
-        scenario::NAMES.iter().map(|s| s.to_string()).collect()
+        scenario::DEFAULT.iter().map(|s| s.to_string()).collect()
     } else {
         o.scenarios.clone()
     };
@@ -428,6 +449,7 @@ async fn bench(o: Options) -> anyhow::Result<()> {
             ClipKind::Video(clip::Codec::H264, s.send.0, s.send.1),
             ClipKind::Clicks,
             ClipKind::Quiet,
+            ClipKind::Voice,
         ] {
             clip::load(&o.plan.media_dir, kind)?;
         }
@@ -440,6 +462,12 @@ async fn bench(o: Options) -> anyhow::Result<()> {
     };
     let mut directs = std::collections::HashMap::new();
     for s in scenarios {
+        if s.name == "weak-links" {
+            tracing::info!(per_room = s.per_room, "running the weak-links scenario");
+            report.weak_links = Some(weak::run(&o.plan, &s).await?);
+            report::write(&report, &o.plan.out)?;
+            continue;
+        }
         let mut level = s.clone();
         if o.find_capacity {
             if level.name == "school-morning" {

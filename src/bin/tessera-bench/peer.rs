@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use gstreamer as gst;
+use gstreamer::glib;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
@@ -21,6 +22,7 @@ use gstreamer_video::prelude::*;
 use gstreamer_webrtc as gst_webrtc;
 use serde::{Deserialize, Serialize};
 
+use crate::audio_gaps::{opus_has_fec, rtp_seq_and_payload, AudioCounts, AudioGaps};
 use crate::baseline::el;
 use crate::clip::{self, Clip, Codec, Feed};
 use crate::code::{self, Area};
@@ -42,6 +44,14 @@ pub struct PeerMedia {
     pub epoch_ms: f64,
     /// Receive jitter buffer (ms), as a browser would keep.
     pub jitter_ms: u32,
+    /// The address its ICE agent gathers on.
+    pub ice_address: std::net::IpAddr,
+    /// A TURN server (`turn://user:password@host:port`) to reach the
+    /// server through, relay only, as a client behind a strict firewall.
+    pub turn: Option<String>,
+    /// Ask for retransmission of what is missing, as a browser does; only
+    /// worth it with a jitter buffer long enough to wait for the answer.
+    pub repair: bool,
 }
 
 /// What a participant measured, from the start of the window.
@@ -63,7 +73,31 @@ pub struct Measured {
     pub audio_latency_ms: Vec<f64>,
     /// Codec of the canvas received.
     pub canvas_codec: Option<String>,
+    /// A probe's pauses between decoded canvas frames of more than
+    /// [`FREEZE_MS`] in the window, each as long as it lasted (ms).
+    #[serde(default)]
+    pub freezes_ms: Vec<f64>,
+    /// A probe's audio packets: received, lost, concealed.
+    #[serde(default)]
+    pub audio: Option<AudioCounts>,
+    /// Since the participant joined, over its receive jitter buffers:
+    /// packets pushed on, lost for good, retransmissions asked for and
+    /// those that came in time.
+    #[serde(default)]
+    pub repair: Repair,
 }
+
+/// What the jitter buffers saw, summed.
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
+pub struct Repair {
+    pub pushed: u64,
+    pub lost: u64,
+    pub rtx_asked: u64,
+    pub rtx_repaired: u64,
+}
+
+/// A pause between two decoded frames longer than this is a freeze.
+pub const FREEZE_MS: f64 = 500.0;
 
 #[derive(Default)]
 struct Counters {
@@ -81,11 +115,31 @@ struct Counters {
     coded: u64,
     /// Received RTP is counted and dropped at the socket.
     at_socket: bool,
+    /// When a probe last decoded a canvas frame.
+    last_decoded_ms: Option<f64>,
+    freezes: Vec<f64>,
+    audio: AudioGaps,
+    /// Whether any audio packet has reached a probe's decoder.
+    audio_seen: bool,
 }
 
 impl Counters {
     fn in_window(&self, now: f64) -> bool {
         self.window_start_ms > 0.0 && now >= self.window_start_ms
+    }
+
+    /// A probe decoded a canvas frame at `now`: the pause since the one
+    /// before (or since the window began) may have been a freeze.
+    fn decoded_frame(&mut self, now: f64) {
+        if self.in_window(now) {
+            let since = self
+                .last_decoded_ms
+                .map_or(self.window_start_ms, |t| t.max(self.window_start_ms));
+            if now - since > FREEZE_MS {
+                self.freezes.push(now - since);
+            }
+        }
+        self.last_decoded_ms = Some(now);
     }
 
     /// A whole canvas frame arrived at `now`.
@@ -133,15 +187,19 @@ pub struct Peer {
     sent_at_window: u64,
     stop: Arc<AtomicBool>,
     pacer: Option<std::thread::JoinHandle<()>>,
+    /// The receive jitter buffers, for their loss and repair counts.
+    jitterbuffers: Arc<Mutex<Vec<gst::Element>>>,
 }
 
 fn rtp_caps(media: &str, codec: Option<Codec>) -> gst::Caps {
     let b = gst::Caps::builder("application/x-rtp").field("media", media);
     match (media, codec) {
+        // Like a browser, asking for Opus's in-band FEC.
         ("audio", _) => b
             .field("encoding-name", "OPUS")
             .field("clock-rate", 48000i32)
             .field("payload", 111i32)
+            .field("useinbandfec", "1")
             .build(),
         (_, Some(Codec::H264)) => b
             .field("encoding-name", "H264")
@@ -214,10 +272,47 @@ fn count_at_socket(
     });
 }
 
-/// ICE on 127.0.0.1 only, without UPnP.
-fn loopback() -> tessera::media::ice_agent::IcePolicy {
+/// Sends RTCP reports every second, as a browser does for video (RTP
+/// sessions default to every five): the server's estimate of a link is
+/// made from them. Keeps the receive jitter buffers, and with `repair`
+/// has them ask for retransmissions.
+fn report_every_second(
+    webrtc: &gst::Element,
+    repair: bool,
+    buffers: Arc<Mutex<Vec<gst::Element>>>,
+) {
+    let Some(rtpbin) = webrtc
+        .downcast_ref::<gst::Bin>()
+        .and_then(|b| b.by_name("rtpbin"))
+        .and_then(|e| e.downcast::<gst::Bin>().ok())
+    else {
+        return;
+    };
+    rtpbin.connect("new-jitterbuffer", false, move |args| {
+        if let Some(jb) = args.get(1).and_then(|v| v.get::<gst::Element>().ok()) {
+            // webrtcbin turns retransmission requests on from the
+            // transceiver only when the answer names the stream's SSRC,
+            // which the server's does not: ask for what is missing, as a
+            // browser does. (Audio is not retransmitted: its requests go
+            // unanswered, and its losses are declared a little later.)
+            jb.set_property("do-retransmission", repair);
+            buffers.lock().unwrap().push(jb);
+        }
+        None
+    });
+    rtpbin.connect_element_added(|_, element| {
+        if element.factory().is_some_and(|f| f.name() == "rtpsession") {
+            let session = element.property::<glib::Object>("internal-session");
+            session.set_property("rtcp-min-interval", 1_000_000_000u64);
+        }
+    });
+}
+
+/// ICE on `address` only (loopback, or a namespace's own end of its
+/// link), without UPnP.
+fn confined_to(address: std::net::IpAddr) -> tessera::media::ice_agent::IcePolicy {
     tessera::media::ice_agent::IcePolicy {
-        addresses: vec![std::net::Ipv4Addr::LOCALHOST.into()],
+        addresses: vec![address],
         ..Default::default()
     }
 }
@@ -233,8 +328,15 @@ impl Peer {
             .context("webrtcbin is missing (gstreamer1.0-plugins-bad)")?;
         // Like a browser, send each frame when it is ready.
         tessera::media::send_unheld(&webrtc);
-        // On loopback, where the server's media is (`server_env`).
-        tessera::media::ice_agent::confine(&webrtc, &loopback())?;
+        // On loopback, where the server's media is (`server_env`), or on
+        // the participant's own end of its narrow link.
+        tessera::media::ice_agent::confine(&webrtc, &confined_to(media.ice_address))?;
+        if let Some(turn) = &media.turn {
+            webrtc.set_property("turn-server", turn);
+            webrtc.set_property_from_str("ice-transport-policy", "relay");
+        }
+        let jitterbuffers = Arc::new(Mutex::new(Vec::new()));
+        report_every_second(&webrtc, media.repair, jitterbuffers.clone());
         pipeline.add(&webrtc)?;
         let counters = Arc::new(Mutex::new(Counters::default()));
         if !media.probe {
@@ -286,11 +388,16 @@ impl Peer {
             sent.push(bytes.clone());
             feeds.push(Feed { src, clip, bytes });
         }
-        // Every transceiver both sends and receives, as a browser's would.
+        // Every transceiver both sends and receives, as a browser's would,
+        // and asks for what video it misses (NACK, RTX): the first is the
+        // video's (`sources`).
         let mut i = 0;
         while let Some(tr) = webrtc
             .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&i])
         {
+            if i == 0 {
+                tr.set_property("do-nack", true);
+            }
             if tr.direction() != gst_webrtc::WebRTCRTPTransceiverDirection::Recvonly {
                 tr.set_property(
                     "direction",
@@ -328,6 +435,7 @@ impl Peer {
             sent_at_window: 0,
             stop,
             pacer,
+            jitterbuffers,
         })
     }
 
@@ -347,6 +455,8 @@ impl Peer {
         c.audio_latency.clear();
         c.decoded = 0;
         c.coded = 0;
+        c.freezes.clear();
+        c.audio.reset();
     }
 
     /// For the participant's log: what a probe made of the canvas in the
@@ -384,6 +494,16 @@ impl Peer {
         let whole = window_s.floor() as usize;
         let mut frames = c.frames.clone();
         frames.resize(whole, 0);
+        // A pause still going on at the end of the window counts too.
+        let mut freezes = c.freezes.clone();
+        if self.probe && c.window_start_ms > 0.0 {
+            let since = c
+                .last_decoded_ms
+                .map_or(c.window_start_ms, |t| t.max(c.window_start_ms));
+            if now - since > FREEZE_MS {
+                freezes.push(now - since);
+            }
+        }
         Measured {
             frames_per_second: frames,
             join_to_first_frame_ms: c.first_frame_ms.map(|t| t - c.joined_ms),
@@ -393,7 +513,24 @@ impl Peer {
             video_latency_ms: c.video_latency.clone(),
             audio_latency_ms: c.audio_latency.clone(),
             canvas_codec: c.canvas_codec.clone(),
+            freezes_ms: freezes,
+            audio: c.audio_seen.then_some(c.audio.counts),
+            repair: self.repair(),
         }
+    }
+
+    /// The jitter buffers' counts, summed.
+    fn repair(&self) -> Repair {
+        let mut r = Repair::default();
+        for jb in self.jitterbuffers.lock().unwrap().iter() {
+            let stats = jb.property::<gst::Structure>("stats");
+            let get = |k: &str| stats.get::<u64>(k).unwrap_or(0);
+            r.pushed += get("num-pushed");
+            r.lost += get("num-lost");
+            r.rtx_asked += get("rtx-count");
+            r.rtx_repaired += get("rtx-success-count");
+        }
+        r
     }
 }
 
@@ -411,19 +548,21 @@ fn attach_receiver(
         .get::<&str>("encoding-name")
         .unwrap_or_default()
         .to_string();
+    // A probe asks for a keyframe when video is lost for good, and decodes
+    // nothing until it comes, as a browser does (PLI).
     let desc = match (kind.as_str(), encoding.as_str(), media.probe) {
         ("video", "VP8", false) => "rtpvp8depay name=depay ! fakesink sync=false async=false",
         ("video", "H264", false) => {
             "rtph264depay name=depay ! video/x-h264,stream-format=byte-stream,alignment=au ! fakesink sync=false async=false"
         }
         ("video", "VP8", true) => {
-            "rtpvp8depay name=depay ! vp8dec threads=1 ! video/x-raw,format=I420 ! appsink name=sink sync=false"
+            "rtpvp8depay name=depay request-keyframe=true wait-for-keyframe=true ! vp8dec threads=1 ! video/x-raw,format=I420 ! appsink name=sink sync=false"
         }
         ("video", "H264", true) => {
-            "rtph264depay name=depay ! avdec_h264 max-threads=1 ! video/x-raw,format=I420 ! appsink name=sink sync=false"
+            "rtph264depay name=depay request-keyframe=true wait-for-keyframe=true ! avdec_h264 max-threads=1 ! video/x-raw,format=I420 ! appsink name=sink sync=false"
         }
         ("audio", _, true) => {
-            "rtpopusdepay ! opusdec ! audioconvert ! audioresample ! audio/x-raw,format=F32LE,rate=48000,channels=1,layout=interleaved ! appsink name=sink sync=false"
+            "rtpopusdepay name=adepay ! opusdec use-inband-fec=true ! audioconvert ! audioresample ! audio/x-raw,format=F32LE,rate=48000,channels=1,layout=interleaved ! appsink name=sink sync=false"
         }
         _ => "fakesink sync=false async=false",
     };
@@ -443,6 +582,9 @@ fn attach_receiver(
         });
     }
     pad.link(&bin.static_pad("sink").context("receiver bin has no sink")?)?;
+    if let Some(depay) = bin.by_name("adepay") {
+        count_audio_gaps(&depay, counters.clone())?;
+    }
     if kind == "video" {
         counters.lock().unwrap().canvas_codec = Some(encoding.to_lowercase());
         let depay = bin.by_name("depay").context("no depayloader")?;
@@ -475,6 +617,26 @@ fn attach_receiver(
     } else {
         sink.set_callbacks(click_reader(media, counters.clone()));
     }
+    Ok(())
+}
+
+/// Follows the audio packets that leave the jitter buffer for the
+/// decoder: gaps are loss, repaired or concealed (`audio_gaps`).
+fn count_audio_gaps(depay: &gst::Element, counters: Arc<Mutex<Counters>>) -> anyhow::Result<()> {
+    depay
+        .static_pad("sink")
+        .context("the audio depayloader has no sink")?
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            let Some(map) = info.buffer().and_then(|b| b.map_readable().ok()) else {
+                return gst::PadProbeReturn::Ok;
+            };
+            if let Some((seq, payload)) = rtp_seq_and_payload(&map) {
+                let mut c = counters.lock().unwrap();
+                c.audio_seen = true;
+                c.audio.packet(seq, opus_has_fec(payload));
+            }
+            gst::PadProbeReturn::Ok
+        });
     Ok(())
 }
 
@@ -527,6 +689,7 @@ fn video_reader(
                 }
             }
             let mut cnt = counters.lock().unwrap();
+            cnt.decoded_frame(now);
             if cnt.in_window(now) {
                 cnt.video_latency.extend(samples);
                 cnt.decoded += 1;

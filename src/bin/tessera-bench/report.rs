@@ -217,6 +217,9 @@ pub struct Report {
     pub levels: Vec<Level>,
     /// With --find-capacity: the heaviest level that held, and why the next did not.
     pub capacity: Option<(usize, String)>,
+    /// The weak-links scenario, when it ran.
+    #[serde(default)]
+    pub weak_links: Option<crate::weak::WeakLinks>,
 }
 
 fn spread(s: Option<Spread>, digits: usize) -> String {
@@ -334,6 +337,9 @@ pub fn markdown(r: &Report) -> String {
             out,
             "\nCapacity: {n} participants held the targets checked (--capacity-target); the next level did not ({why})."
         );
+    }
+    if let Some(w) = &r.weak_links {
+        out.push_str(&crate::weak::markdown(w));
     }
     out
 }

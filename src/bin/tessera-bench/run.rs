@@ -55,8 +55,11 @@ pub struct PeerSpec {
     pub codec: Codec,
     /// Send size.
     pub send: (u32, u32),
-    /// Send the click track (else a quiet tone).
+    /// Send the click track (else a quiet tone, or a voice).
     pub clicks: bool,
+    /// Send a voice (`clicks` wins).
+    #[serde(default)]
+    pub voice: bool,
     /// Decode and read latency marks.
     pub probe: bool,
     /// A probe reads the marks in these participants' tiles only (by
@@ -69,20 +72,29 @@ pub struct PeerSpec {
     pub media_dir: PathBuf,
     /// Receive jitter buffer.
     pub jitter_ms: u32,
+    /// The address to gather ICE candidates on; `None`: loopback.
+    #[serde(default)]
+    pub ice_address: Option<std::net::IpAddr>,
+    /// A TURN server to reach the server through, relay only.
+    #[serde(default)]
+    pub turn: Option<String>,
+    /// Ask for retransmissions (NACK) of what is missing.
+    #[serde(default)]
+    pub repair: bool,
 }
 
 /// Time between two participants' joins.
-const JOIN_GAP: Duration = Duration::from_millis(300);
+pub const JOIN_GAP: Duration = Duration::from_millis(300);
 
 /// Receive jitter buffer of the synthetic participants, as a browser keeps
 /// on a clean network.
 pub const PEER_JITTER_MS: u32 = 40;
 
-fn epoch() -> f64 {
+pub fn epoch() -> f64 {
     (clip::now_ms() / 1000.0).floor() * 1000.0
 }
 
-fn report_of(line: &str) -> Option<Measured> {
+pub fn report_of(line: &str) -> Option<Measured> {
     serde_json::from_str(line).ok()
 }
 
@@ -108,11 +120,15 @@ pub async fn direct(plan: &Plan, send: (u32, u32)) -> anyhow::Result<Direct> {
         codec: Codec::Vp8,
         send,
         clicks: true,
+        voice: false,
         probe: true,
         read_tiles_of: None,
         epoch_ms: epoch(),
         media_dir: plan.media_dir.clone(),
         jitter_ms: PEER_JITTER_MS,
+        ice_address: None,
+        turn: None,
+        repair: false,
     };
     let log = plan.out.join("direct.log");
     let mut child = Steered::spawn(
@@ -140,7 +156,7 @@ pub async fn direct(plan: &Plan, send: (u32, u32)) -> anyhow::Result<Direct> {
     })
 }
 
-fn cores_between(a: &Option<procstat::Reading>, b: &Option<procstat::Reading>) -> f64 {
+pub fn cores_between(a: &Option<procstat::Reading>, b: &Option<procstat::Reading>) -> f64 {
     match (a, b) {
         (Some(a), Some(b)) => procstat::cores(a, b),
         _ => 0.0,
@@ -149,7 +165,10 @@ fn cores_between(a: &Option<procstat::Reading>, b: &Option<procstat::Reading>) -
 
 /// Samples `pid` every second for `window`; returns per-second cores, the
 /// whole window's cores and the last reading.
-async fn sample(pid: Option<u32>, window: Duration) -> (Vec<f64>, f64, Option<procstat::Reading>) {
+pub async fn sample(
+    pid: Option<u32>,
+    window: Duration,
+) -> (Vec<f64>, f64, Option<procstat::Reading>) {
     let read = || pid.and_then(procstat::read);
     let first = read();
     let mut prev = first;
@@ -177,7 +196,15 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
     // The baseline runs on both sides of the server, so that the machine's
     // drift over these minutes cancels out of the ratio. Before, it plans
     // a mix-minus for each room's clicker, the one participant that talks.
-    let clickers: BTreeMap<usize, usize> = (0..s.rooms).map(|r| (r, 1)).collect();
+    let clickers: BTreeMap<usize, Extra> = (0..s.rooms)
+        .map(|r| {
+            let e = Extra {
+                talkers: 1,
+                low: Vec::new(),
+            };
+            (r, e)
+        })
+        .collect();
     let before = baseline(plan, s, &clickers, &env, &dir.join("baseline-before.log")).await?;
     let server = Server::start(plan.config.as_deref(), &env, port, &dir.join("server.log")).await?;
     let pid = server.pid();
@@ -205,6 +232,7 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
                 codec: s.codec(p),
                 send: s.send,
                 clicks: p == 0,
+                voice: false,
                 probe: p == 1 || s.per_room == 1,
                 read_tiles_of: plan
                     .peers_low_priority
@@ -212,6 +240,9 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
                 epoch_ms,
                 media_dir: plan.media_dir.clone(),
                 jitter_ms: PEER_JITTER_MS,
+                ice_address: None,
+                turn: None,
+                repair: false,
             };
             let args = [
                 "peer".into(),
@@ -269,10 +300,16 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
     let states = room_states(&client, &http, s.rooms).await?;
     let sent_after = canvas_frames_sent(&states);
     let sent_fps = sent_rates(&sent_before, &sent_after, window_start.elapsed());
-    let talkers: BTreeMap<usize, usize> = states
+    let talkers: BTreeMap<usize, Extra> = states
         .iter()
         .enumerate()
-        .map(|(r, v)| (r, v["talking"].as_array().map_or(0, Vec::len)))
+        .map(|(r, v)| {
+            let e = Extra {
+                talkers: v["talking"].as_array().map_or(0, Vec::len),
+                low: Vec::new(),
+            };
+            (r, e)
+        })
         .collect();
     let mut reports = Vec::new();
     for (p, idle) in &mut peers {
@@ -343,9 +380,19 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
     Ok(level)
 }
 
-/// The baseline's share of the media work of scenario `s`, with a mix-minus
-/// encode for `talkers[room]` participants in each room.
-fn work(s: &Scenario, talkers: &BTreeMap<usize, usize>, plan: &Plan) -> Work {
+/// The encodes a room runs besides the scenario's: a mix-minus for each
+/// of its talkers, and the low tier in these families.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extra {
+    /// Talkers, each with a mix-minus encode.
+    pub talkers: usize,
+    /// Families of the low tier's canvas.
+    pub low: Vec<Codec>,
+}
+
+/// The baseline's share of the media work of scenario `s`, with the
+/// `extra[room]` encodes in each room.
+fn work(s: &Scenario, extra: &BTreeMap<usize, Extra>, plan: &Plan) -> Work {
     Work {
         rooms: (0..s.rooms)
             .map(|r| {
@@ -353,10 +400,12 @@ fn work(s: &Scenario, talkers: &BTreeMap<usize, usize>, plan: &Plan) -> Work {
                 let mut families = participants.clone();
                 families.sort_by_key(|c| c.name());
                 families.dedup();
+                let extra = extra.get(&r).cloned().unwrap_or_default();
                 RoomWork {
                     participants,
                     families,
-                    talkers: talkers.get(&r).copied().unwrap_or(0),
+                    low_families: extra.low,
+                    talkers: extra.talkers,
                 }
             })
             .collect(),
@@ -367,7 +416,7 @@ fn work(s: &Scenario, talkers: &BTreeMap<usize, usize>, plan: &Plan) -> Work {
 }
 
 /// `GET /api/rooms/{room}` for every benchmark room, in room order.
-async fn room_states(
+pub async fn room_states(
     client: &reqwest::Client,
     http: &str,
     rooms: usize,
@@ -387,6 +436,33 @@ fn canvas_frames_sent(states: &[Value]) -> BTreeMap<String, u64> {
         .iter()
         .flat_map(|v| v["participants"].as_array().into_iter().flatten())
         .filter_map(|p| Some((p["id"].as_str()?.to_string(), p["canvasFrames"].as_u64()?)))
+        .collect()
+}
+
+/// Canvas frames per second the server sent each participant between two
+/// of the rooms' states, by participant name.
+pub fn sent_fps_by_name(
+    before: &[Value],
+    after: &[Value],
+    elapsed: Duration,
+) -> BTreeMap<String, f64> {
+    let names: BTreeMap<String, String> = after
+        .iter()
+        .flat_map(|v| v["participants"].as_array().into_iter().flatten())
+        .filter_map(|p| {
+            Some((
+                p["id"].as_str()?.to_string(),
+                p["name"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    let (b, a) = (canvas_frames_sent(before), canvas_frames_sent(after));
+    let secs = elapsed.as_secs_f64().max(f64::EPSILON);
+    b.iter()
+        .filter_map(|(id, b)| {
+            let fps = a.get(id)?.saturating_sub(*b) as f64 / secs;
+            Some((names.get(id)?.clone(), fps))
+        })
         .collect()
 }
 
@@ -436,13 +512,13 @@ async fn record_ratio(
     Ok(recording / not_recording)
 }
 
-/// Runs the baseline doing scenario `s`'s media work with `talkers`,
-/// measures it over a window like the server's, and returns its mean CPU
-/// in cores; None if the plan has no baseline.
-async fn baseline(
+/// Runs the baseline doing scenario `s`'s media work with the `extra`
+/// encodes, measures it over a window like the server's, and returns its
+/// mean CPU in cores; None if the plan has no baseline.
+pub async fn baseline(
     plan: &Plan,
     s: &Scenario,
-    talkers: &BTreeMap<usize, usize>,
+    extra: &BTreeMap<usize, Extra>,
     env: &[(String, String)],
     log: &Path,
 ) -> anyhow::Result<Option<f64>> {
@@ -452,7 +528,7 @@ async fn baseline(
     let mut args = vec![
         "baseline".to_string(),
         "--spec".into(),
-        serde_json::to_string(&work(s, talkers, plan))?,
+        serde_json::to_string(&work(s, extra, plan))?,
     ];
     if let Some(c) = &plan.config {
         args.extend(["--config".into(), c.display().to_string()]);

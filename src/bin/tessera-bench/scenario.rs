@@ -26,6 +26,16 @@ pub const NAMES: &[&str] = &[
     "group-8",
     "speaking-club-30",
     "school-morning",
+    "weak-links",
+];
+
+/// The presets run when none is named: the load presets. `weak-links`
+/// needs root and coturn, and runs only when asked for.
+pub const DEFAULT: &[&str] = &[
+    "lesson-1on1",
+    "group-8",
+    "speaking-club-30",
+    "school-morning",
 ];
 
 impl Scenario {
@@ -37,6 +47,8 @@ impl Scenario {
             "speaking-club-30" => (1, 30, (320, 180)),
             // A start; --find-capacity adds rooms until a target breaks.
             "school-morning" => (2, 6, (480, 270)),
+            // Five on clean links, three on weak ones (`weak.rs`).
+            "weak-links" => (1, 8, (480, 270)),
             _ => return None,
         };
         Some(Scenario {
