@@ -20,6 +20,22 @@ pub fn i420_caps(size: Size, framerate: Option<u32>) -> gst::Caps {
     b.build()
 }
 
+/// Caps of the canvas (and its background): I420 of `size` at
+/// `framerate`, with its colour description fixed. Left open, the
+/// compositor takes it from its inputs, and it flips (from BT.601 to the
+/// BT.709 of an HD background) when the inputs change, as when a
+/// participant leaves: every encoder then renegotiates, and a recording's
+/// muxer, which cannot change caps mid-stream, fails. BT.601 is what VP8
+/// decoders assume, and what decoded camera tiles carry.
+pub fn canvas_caps(size: Size, framerate: u32) -> gst::Caps {
+    let mut caps = i420_caps(size, Some(framerate));
+    if let Some(s) = caps.make_mut().structure_mut(0) {
+        s.set("colorimetry", "bt601");
+        s.set("chroma-site", "jpeg");
+    }
+    caps
+}
+
 /// The room's internal audio format: 48 kHz mono float, so that summing and
 /// subtracting (mix-minus) never clips and never resamples.
 pub fn mix_audio_caps() -> gst::Caps {

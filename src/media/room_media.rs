@@ -34,7 +34,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::build::Added;
 use super::codec::MediaChoice;
 use super::family::{EncodedCount, FamilyEncoder};
-use super::formats::{i420_caps, mix_audio_caps, CANVAS_SLACK, MIX_BUFFER, MIX_SLACK};
+use super::formats::{canvas_caps, mix_audio_caps, CANVAS_SLACK, MIX_BUFFER, MIX_SLACK};
 use super::latency::LatencyUpdates;
 use super::make::{
     add_chain, configure_aggregator, link_into_new_pad, make_capsfilter, make_element,
@@ -107,7 +107,7 @@ impl RoomMedia {
         let bg_freeze = super::still::freeze("canvas-bg-freeze")?;
         let bg_caps = make_capsfilter(
             "canvas-bg-caps",
-            &i420_caps(settings.canvas, Some(settings.framerate)),
+            &canvas_caps(settings.canvas, settings.framerate),
         )?;
         let compositor = make_element("compositor", "canvas")?;
         configure_aggregator(&compositor, CANVAS_SLACK);
@@ -116,7 +116,7 @@ impl RoomMedia {
         compositor.set_property_from_str("background", "black");
         let canvas_caps = make_capsfilter(
             "canvas-caps",
-            &i420_caps(settings.canvas, Some(settings.framerate)),
+            &canvas_caps(settings.canvas, settings.framerate),
         )?;
         // Borders, highlight and muted markers, drawn once for all encoders.
         let decor = make_element("overlaycomposition", "canvas-decor")?;

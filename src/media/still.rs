@@ -34,12 +34,16 @@ pub(crate) struct SolidSource {
 }
 
 impl SolidSource {
-    /// An `appsrc` of still I420 frames of `size`.
+    /// An `appsrc` of still I420 frames of `size`, in BT.601.
     pub(crate) fn new(name: &str, size: Size) -> anyhow::Result<SolidSource> {
         let info =
             gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, size.width, size.height)
                 .fps(gst::Fraction::new(0, 1))
                 .par(gst::Fraction::new(1, 1))
+                // The canvas's colour description (`formats::canvas_caps`),
+                // whatever the size.
+                .colorimetry(&"bt601".parse().context("BT.601 colorimetry")?)
+                .chroma_site(gst_video::VideoChromaSite::JPEG)
                 .build()
                 .context("still frame format")?;
         let caps = &info.to_caps().context("still frame caps")?;
