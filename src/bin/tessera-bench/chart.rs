@@ -39,12 +39,19 @@ fn draw_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 /// One line on a panel: its points, colour and legend.
 type Series = (Vec<(f64, f64)>, RGBColor, &'static str);
 
-/// Draws one panel: `series` against participants, y from `y.0` to `y.1`.
+/// The x axis of a panel: its name and largest value.
+struct Axis {
+    desc: &'static str,
+    max: f64,
+}
+
+/// Draws one panel: `series` against `x`, y from `y.0` to `y.1`; each
+/// point marked unless there are many.
 fn panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     caption: &str,
     y_desc: &str,
-    max_x: f64,
+    x: Axis,
     y: (f64, f64),
     series: Vec<Series>,
 ) -> anyhow::Result<()> {
@@ -53,15 +60,16 @@ fn panel<DB: DrawingBackend>(
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(50)
-        .build_cartesian_2d(0f64..max_x, y.0..y.1)
+        .build_cartesian_2d(0f64..x.max, y.0..y.1)
         .map_err(draw_err)?;
     chart
         .configure_mesh()
-        .x_desc("participants")
+        .x_desc(x.desc)
         .y_desc(y_desc)
         .draw()
         .map_err(draw_err)?;
     for (points, colour, name) in series {
+        let marked = points.len() <= 60;
         chart
             .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
             .map_err(draw_err)?
@@ -73,6 +81,7 @@ fn panel<DB: DrawingBackend>(
             .draw_series(
                 points
                     .into_iter()
+                    .filter(|_| marked)
                     .map(|p| Circle::new(p, 4, colour.filled())),
             )
             .map_err(draw_err)?;
@@ -121,7 +130,10 @@ pub fn draw(report: &Report, path: &Path) -> anyhow::Result<()> {
         &left,
         "Server CPU (cores)",
         "cores",
-        max_x,
+        Axis {
+            desc: "participants",
+            max: max_x,
+        },
         (0.0, cpu_max),
         vec![
             (tessera, RED, "Tessera"),
@@ -140,13 +152,46 @@ pub fn draw(report: &Report, path: &Path) -> anyhow::Result<()> {
         &right,
         "Latency added by the server, p95 (ms)",
         "ms",
-        max_x,
+        Axis {
+            desc: "participants",
+            max: max_x,
+        },
         lat,
         vec![
             (video.clone(), RED, "video"),
             (audio.clone(), GREEN, "audio"),
         ],
     )?;
+    root.present().map_err(draw_err)?;
+    Ok(())
+}
+
+/// Draws the school day's RSS, threads and open files against time into a
+/// PNG at `path`.
+pub fn draw_school_day(d: &crate::school::SchoolDay, path: &Path) -> anyhow::Result<()> {
+    register_font()?;
+    let root = BitMapBackend::new(path, (1500, 450)).into_drawing_area();
+    root.fill(&WHITE).map_err(draw_err)?;
+    let areas = root.split_evenly((1, 3));
+    let max_x = (d.duration_s / 60.0).max(1.0) * 1.02;
+    let colours = [RED, BLUE, GREEN];
+    for ((name, points), (area, colour)) in crate::school::series(d)
+        .into_iter()
+        .zip(areas.iter().zip(colours))
+    {
+        let top = points.iter().map(|p| p.1).fold(1.0, f64::max) * 1.2;
+        panel(
+            area,
+            name,
+            name,
+            Axis {
+                desc: "minutes",
+                max: max_x,
+            },
+            (0.0, top),
+            vec![(points, colour, name)],
+        )?;
+    }
     root.present().map_err(draw_err)?;
     Ok(())
 }

@@ -29,6 +29,7 @@ mod procstat;
 mod report;
 mod run;
 mod scenario;
+mod school;
 mod session;
 mod weak;
 
@@ -58,8 +59,9 @@ use crate::scenario::Scenario;
 )]
 struct Cli {
     /// Scenario preset to run (repeatable): lesson-1on1, group-8,
-    /// speaking-club-30, school-morning, weak-links. Default: the first
-    /// four (weak-links needs root and coturn: docs/performance.md).
+    /// speaking-club-30, school-morning, weak-links, school-day. Default:
+    /// the first four (weak-links needs root and coturn; school-day is
+    /// run for hours: docs/performance.md).
     #[arg(long = "scenario", value_name = "NAME")]
     scenarios: Vec<String>,
     /// Raise participants (rooms, for school-morning) from the smallest
@@ -70,7 +72,7 @@ struct Cli {
     /// 29 fps or more, and video latency added p95 within 100 ms) or `fps`.
     #[arg(long, default_value = "all", value_parser = ["all", "fps"])]
     capacity_target: String,
-    /// Measuring window per level.
+    /// Measuring window per level; for school-day, the length of the day.
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
     duration: Duration,
     /// Settling time after the last join, before measuring.
@@ -175,6 +177,10 @@ fn main() {
         )
         .init();
     let cli = Cli::parse();
+    if matches!(cli.child, Some(Child::Serve { .. })) {
+        // As the server's own binary does, before any thread exists.
+        tessera::media::memory::cap_arenas();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -462,6 +468,12 @@ async fn bench(o: Options) -> anyhow::Result<()> {
     };
     let mut directs = std::collections::HashMap::new();
     for s in scenarios {
+        if s.name == "school-day" {
+            tracing::info!(duration = ?o.plan.window, "running the school-day scenario");
+            report.school_day = Some(school::run(&o.plan, &s).await?);
+            report::write(&report, &o.plan.out)?;
+            continue;
+        }
         if s.name == "weak-links" {
             tracing::info!(per_room = s.per_room, "running the weak-links scenario");
             report.weak_links = Some(weak::run(&o.plan, &s).await?);

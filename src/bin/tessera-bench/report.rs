@@ -220,6 +220,9 @@ pub struct Report {
     /// The weak-links scenario, when it ran.
     #[serde(default)]
     pub weak_links: Option<crate::weak::WeakLinks>,
+    /// The school-day scenario, when it ran.
+    #[serde(default)]
+    pub school_day: Option<crate::school::SchoolDay>,
 }
 
 fn spread(s: Option<Spread>, digits: usize) -> String {
@@ -341,6 +344,9 @@ pub fn markdown(r: &Report) -> String {
     if let Some(w) = &r.weak_links {
         out.push_str(&crate::weak::markdown(w));
     }
+    if let Some(d) = &r.school_day {
+        out.push_str(&crate::school::markdown(d));
+    }
     out
 }
 
@@ -350,6 +356,9 @@ pub fn write(r: &Report, dir: &Path) -> anyhow::Result<()> {
     std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(r)?)?;
     std::fs::write(dir.join("results.md"), markdown(r))?;
     crate::chart::draw(r, &dir.join("results.png"))?;
+    if let Some(d) = &r.school_day {
+        crate::chart::draw_school_day(d, &dir.join("school-day.png"))?;
+    }
     Ok(())
 }
 

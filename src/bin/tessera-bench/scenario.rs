@@ -27,10 +27,12 @@ pub const NAMES: &[&str] = &[
     "speaking-club-30",
     "school-morning",
     "weak-links",
+    "school-day",
 ];
 
 /// The presets run when none is named: the load presets. `weak-links`
-/// needs root and coturn, and runs only when asked for.
+/// needs root and coturn, and `school-day` runs for hours: they run only
+/// when asked for.
 pub const DEFAULT: &[&str] = &[
     "lesson-1on1",
     "group-8",
@@ -49,6 +51,8 @@ impl Scenario {
             "school-morning" => (2, 6, (480, 270)),
             // Five on clean links, three on weak ones (`weak.rs`).
             "weak-links" => (1, 8, (480, 270)),
+            // Rooms of 2, 6 and 12 come and go (`school.rs`).
+            "school-day" => (1, 12, (320, 180)),
             _ => return None,
         };
         Some(Scenario {
