@@ -128,3 +128,62 @@ fn log_tails(out: &std::path::Path) -> String {
     }
     text
 }
+
+/// A school day in little (one period of three short lessons, rooms of 2,
+/// 2 and 4, one recorded): the figures of `--scenario school-day` are
+/// measured, every recording is written and no room is left open. The
+/// slopes over so short a day mean nothing and are not judged.
+#[test]
+fn a_short_school_day_is_measured() {
+    let out = std::env::temp_dir().join(format!("tessera-bench-day-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let status = Command::new(env!("CARGO_BIN_EXE_tessera-bench"))
+        .args([
+            "--scenario",
+            "school-day",
+            "--duration",
+            "20s",
+            "--participants",
+            "4",
+            "--no-baseline",
+            "--media",
+            "target/bench-media",
+            "--out",
+        ])
+        .arg(&out)
+        .status()
+        .expect("tessera-bench runs");
+    assert!(status.success(), "logs in {}", out.display());
+    let json: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("results.json")).expect("results.json written"),
+    )
+    .expect("results.json is JSON");
+    let d = &json["school_day"];
+    let logs = format!("{d:#}\n{}", log_tails(&out));
+    assert_eq!(d["lessons"], 3, "{logs}");
+    assert_eq!(d["recorded"], 1, "{logs}");
+    assert_eq!(d["failed_joins"], 0, "{logs}");
+    assert_eq!(d["rooms_left"], 0, "{logs}");
+    assert_eq!(
+        d["recordings_unfinished"].as_array().map(Vec::len),
+        Some(0),
+        "{logs}"
+    );
+    let samples = d["samples"].as_array().expect("samples");
+    assert!(samples.len() >= 5, "{logs}");
+    assert!(
+        samples.iter().any(|s| s["rooms"].as_u64() >= Some(2)),
+        "lessons overlapped: {logs}"
+    );
+    assert!(
+        samples.iter().all(|s| s["rss_mb"].as_f64() > Some(5.0)
+            && s["threads"].as_u64() > Some(0)
+            && s["fds"].as_u64() > Some(0)),
+        "{logs}"
+    );
+    let breaks = d["breaks"].as_array().expect("breaks");
+    assert_eq!(breaks.len(), 1, "{logs}");
+    assert_eq!(breaks[0]["rooms"], 0, "{logs}");
+    assert!(out.join("school-day.png").is_file(), "the chart is drawn");
+    let _ = std::fs::remove_dir_all(&out);
+}

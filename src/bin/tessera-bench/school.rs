@@ -1,6 +1,7 @@
 //! The `school-day` scenario: one server through many short lessons, back
 //! to back and overlapping, for `--duration`. Lessons come in periods of
-//! three (rooms of 2, 6 and 12), each starting half a lesson after the one
+//! three (rooms of 2, 6 and 12, or 2, half and all of `--participants`),
+//! each starting half a lesson after the one
 //! before; in each lesson one participant leaves halfway and another
 //! joins, and every other lesson is recorded for its middle half. Between
 //! periods comes a break with no room open.
@@ -32,8 +33,12 @@ use crate::procstat;
 use crate::run::{self, PeerSpec, Plan};
 use crate::scenario::Scenario;
 
-/// Room sizes of one period, in order.
-const PERIOD: [usize; 3] = [2, 6, 12];
+/// Room sizes of one period, in order: 2, half the largest and the
+/// largest (the preset's 12, or `--participants`).
+fn period(largest: usize) -> [usize; 3] {
+    let largest = largest.max(2);
+    [2, (largest / 2).max(2), largest]
+}
 
 /// Seconds between samples.
 const SAMPLE_EVERY: Duration = Duration::from_secs(5);
@@ -85,6 +90,9 @@ pub struct SchoolDay {
     /// Lessons held, and of them recorded.
     pub lessons: usize,
     pub recorded: usize,
+    /// Room sizes of each period.
+    #[serde(default)]
+    pub sizes: Vec<usize>,
     /// Lesson length and the time between starts (s).
     pub lesson_s: f64,
     pub stagger_s: f64,
@@ -359,6 +367,7 @@ pub async fn run(plan: &Plan, s: &Scenario) -> anyhow::Result<SchoolDay> {
     let stagger = length / 2;
     let day = Instant::now();
     let mut out = SchoolDay {
+        sizes: period(s.per_room).to_vec(),
         lesson_s: length.as_secs_f64(),
         stagger_s: stagger.as_secs_f64(),
         back_to_idle: true,
@@ -386,7 +395,7 @@ pub async fn run(plan: &Plan, s: &Scenario) -> anyhow::Result<SchoolDay> {
     let mut n = 0;
     while day.elapsed() < plan.window || n == 0 {
         let mut lessons = Vec::new();
-        for (i, size) in PERIOD.iter().enumerate() {
+        for (i, size) in period(s.per_room).iter().enumerate() {
             if i > 0 {
                 tokio::time::sleep(stagger).await;
             }
@@ -546,12 +555,13 @@ pub fn markdown(d: &SchoolDay) -> String {
     let last = d.breaks.last();
     let _ = writeln!(
         out,
-        "\n### school-day: {} lessons in {:.1} h ({} recorded; {:.0} s each, a new one every {:.0} s; rooms of 2, 6 and 12)\n",
+        "\n### school-day: {} lessons in {:.1} h ({} recorded; {:.0} s each, a new one every {:.0} s; rooms of {:?})\n",
         d.lessons,
         d.duration_s / 3600.0,
         d.recorded,
         d.lesson_s,
-        d.stagger_s
+        d.stagger_s,
+        d.sizes,
     );
     out.push_str("| figure | at the first break | at the last break | slope per hour after the first period | target |\n|---|---|---|---|---|\n");
     let _ = writeln!(
@@ -630,6 +640,13 @@ mod tests {
         assert!((s - 2.0).abs() < 1e-9);
         let flat = slope(&[(0.0, 5.0), (1.0, 6.0), (2.0, 5.0), (3.0, 6.0)]).unwrap();
         assert!(flat.abs() < 0.5);
+    }
+
+    #[test]
+    fn a_period_is_two_half_the_largest_and_the_largest() {
+        assert_eq!(period(12), [2, 6, 12]);
+        assert_eq!(period(4), [2, 2, 4]);
+        assert_eq!(period(1), [2, 2, 2]);
     }
 
     #[test]
