@@ -323,7 +323,7 @@ fn figures(link: Link, name: &str, codec: Codec, m: &Measured) -> LinkFigures {
         fps_median: quantile(&fps, 0.5),
         fps_min: fps.iter().copied().reduce(f64::min),
         freezes: m.freezes_ms.len(),
-        freeze_total_ms: m.freezes_ms.iter().sum(),
+        freeze_total_ms: m.freezes_ms.iter().fold(0.0, |all, f| all + f),
         freeze_longest_ms: m.freezes_ms.iter().copied().fold(0.0, f64::max),
         audio_lost: (all > 0.0).then(|| audio.lost as f64 / all),
         audio_concealed: m.audio.and_then(|a| a.concealed_share()),
