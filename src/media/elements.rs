@@ -66,11 +66,10 @@ pub fn missing_here() -> Vec<(&'static str, &'static str)> {
 /// the first time it is called in the process.
 ///
 /// Pango and fontconfig build their font map, and register the types
-/// behind it, the first time text is drawn. Every tile label and
-/// placeholder draws from its own streaming thread, so in a fresh process
-/// several threads could make that first drawing at once, and now and then
-/// GLib met "a class of invalid type" and the process crashed. Drawn once
-/// here, before any room exists, that set-up is done by one thread.
+/// behind it, the first time text is drawn. Drawn once here, before any
+/// room exists, that set-up is done by one thread, not by the first frames
+/// of several tiles at once. (A crash once put down to that set-up came
+/// from restyling a label while it was drawn: `participant/label.rs`.)
 pub fn warm_up_text() -> anyhow::Result<()> {
     use anyhow::Context as _;
     use gst::prelude::*;

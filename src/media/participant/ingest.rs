@@ -19,7 +19,8 @@ use gstreamer_video as gst_video;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::crop::TileCrop;
-use super::tile::{apply_label, apply_visibility, screen_label_height, VideoTile};
+use super::label::TileLabel;
+use super::tile::{apply_visibility, screen_label_height, VideoTile};
 use super::{ParticipantMedia, Room};
 use crate::ids::ParticipantId;
 use crate::layout::file::Fit;
@@ -189,19 +190,12 @@ impl ParticipantMedia {
             height: rect.height,
         };
         let tile_caps = make_capsfilter(&n("tile-caps"), &i420_caps(tile_size, None))?;
-        let label = make_element("textoverlay", &n("label"))?;
-        label.set_property("text", &text);
-        label.set_property_from_str("halignment", "left");
-        // Sized in pixels of the tile, not scaled against a reference width.
-        label.set_property("auto-resize", false);
-        label.set_property("xpad", 6i32);
-        label.set_property("ypad", 4i32);
-        label.set_property("shaded-background", true);
         let label_height = match source {
             Source::Camera => rect.height,
             Source::Screen => screen_label_height(rect.height),
         };
-        apply_label(&label, self.label, label_height);
+        let label = TileLabel::new(&n("label"), &text, self.label, label_height)?;
+        let label_element = label.element().clone();
         let queue = make_leaky_queue(&n("tile-queue"), TILE_QUEUE)?;
         // A frame that comes late shows from the next canvas frame on
         // (FRAME_HOLD keeps the previous one up): the compositor must not
@@ -215,7 +209,7 @@ impl ParticipantMedia {
             &convert,
             &scale,
             &tile_caps,
-            &label,
+            &label_element,
             &queue,
         ];
         let bin = room.bin();
@@ -229,7 +223,7 @@ impl ParticipantMedia {
         let tile = VideoTile {
             caps: tile_caps.clone(),
             pad: comp_pad.clone(),
-            label: label.clone(),
+            label,
             crop: crop.clone(),
             depay_sink: depay.static_pad("sink").context("depayloader sink")?,
             decoded: dec.static_pad("src").context("decoder src")?,

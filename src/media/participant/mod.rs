@@ -16,6 +16,8 @@
 //! - `egress.rs`: what is sent to it: the canvas and what it hears.
 //! - `tile.rs`: its tiles on the canvas: placeholder, video and screen,
 //!   labels, geometry and visibility.
+//! - `label.rs`: a video tile's name label, restyled only on the thread
+//!   that draws it.
 //! - `talk.rs`: the talk switch and a talker's own mix-minus.
 //! - `crop.rs`, `newest_frame.rs`: a video tile's crop to its aspect ratio,
 //!   and its queue that keeps only the newest frame.
@@ -31,6 +33,7 @@ mod catch_up;
 mod crop;
 mod egress;
 mod ingest;
+mod label;
 mod newest_frame;
 mod resync;
 mod talk;

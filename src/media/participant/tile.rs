@@ -13,6 +13,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 
 use super::crop::TileCrop;
+use super::label::TileLabel;
 use super::{ParticipantMedia, Room};
 use crate::layout::file::{Fit, LabelPosition};
 use crate::layout::{Rect, Size};
@@ -52,7 +53,7 @@ pub(super) struct VideoTile {
     pub(super) caps: gst::Element,
     pub(super) pad: gst::Pad,
     /// The name label drawn over the video.
-    pub(super) label: gst::Element,
+    pub(super) label: TileLabel,
     /// Crops the picture to the tile's aspect ratio when the layout's fit is `crop`.
     pub(super) crop: TileCrop,
     /// The depayloader's sink, to ask the sender for a keyframe.
@@ -196,11 +197,11 @@ impl ParticipantMedia {
     pub(in crate::media) fn set_label(&mut self, style: LabelStyle) {
         self.label = style;
         if let Some(v) = &self.video {
-            apply_label(&v.label, style, self.tile.height);
+            v.label.restyle(style, self.tile.height);
         }
         if let Some(s) = &self.screen {
             if let (Some(v), Some(r)) = (&s.tile, s.rect) {
-                apply_label(&v.label, style, screen_label_height(r.height));
+                v.label.restyle(style, screen_label_height(r.height));
             }
         }
     }
@@ -229,34 +230,10 @@ pub(super) fn apply_visibility(pm: &ParticipantMedia) {
     }
 }
 
-/// Places (or hides) a tile's name label, sized to stay legible on a tile
-/// `tile_height` pixels high.
-pub(super) fn apply_label(label: &gst::Element, style: LabelStyle, tile_height: u32) {
-    label.set_property("silent", style.position == LabelPosition::None);
-    // Clear of the tile's border.
-    label.set_property("xpad", 6 + style.inset as i32);
-    label.set_property("ypad", 4 + style.inset as i32);
-    let valign = if style.position == LabelPosition::Top {
-        "top"
-    } else {
-        "bottom"
-    };
-    label.set_property_from_str("valignment", valign);
-    label.set_property(
-        "font-desc",
-        format!("Sans Bold {}px", label_px(tile_height)),
-    );
-}
-
 /// A screen's label is sized as for a tile half its height: screens are
 /// large and their content matters more than the name.
 pub(super) fn screen_label_height(tile_height: u32) -> u32 {
     tile_height / 2
-}
-
-/// Label text height: a twelfth of the tile, never below 9 px or above 28.
-fn label_px(tile_height: u32) -> u32 {
-    (tile_height / 12).clamp(9, 28)
 }
 
 /// Sets a compositor pad's position and size.
