@@ -16,9 +16,17 @@ use anyhow::Context as _;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
-use super::tile::LabelStyle;
 use crate::layout::file::LabelPosition;
 use crate::media::make::make_element;
+
+/// Where a tile's name label goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LabelStyle {
+    /// Top, bottom or none.
+    pub position: LabelPosition,
+    /// Pixels kept clear along the tile's edges (its border).
+    pub inset: u32,
+}
 
 /// A style waiting for the label's next frame: the style and the height of
 /// the tile it labels.

@@ -60,8 +60,8 @@ use crate::media::make::remove_elements;
 use crate::media::{MediaEvent, MediaSettings};
 
 pub use ingest::VOICE_LEVEL_SUFFIX;
+pub use label::LabelStyle;
 pub use talk::from_own_mix;
-pub use tile::LabelStyle;
 pub use transport::send_unheld;
 
 use talk::TalkSwitch;

@@ -13,9 +13,9 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 
 use super::crop::TileCrop;
-use super::label::TileLabel;
+use super::label::{LabelStyle, TileLabel};
 use super::{ParticipantMedia, Room};
-use crate::layout::file::{Fit, LabelPosition};
+use crate::layout::file::Fit;
 use crate::layout::{Rect, Size};
 use crate::media::build::Added;
 use crate::media::formats::i420_caps;
@@ -38,15 +38,6 @@ const PLACEHOLDER_SIZE: Size = Size {
 const PLACEHOLDER_GREY: u32 = 0x404040;
 /// The placeholder never changes: a few repeats a second keep its pad live.
 const PLACEHOLDER_FPS: u32 = 5;
-
-/// Where a tile's name label goes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LabelStyle {
-    /// Top, bottom or none.
-    pub position: LabelPosition,
-    /// Pixels kept clear along the tile's edges (its border).
-    pub inset: u32,
-}
 
 /// A decoded video branch (camera or screen) feeding one compositor pad.
 pub(super) struct VideoTile {
