@@ -4,9 +4,11 @@
 //!
 //! - **Down** when the link is overloaded: a receiver that reports more
 //!   than [`DownlinkPolicy::congestion_loss`] of our packets lost in
-//!   reports spanning [`DownlinkPolicy::down_after`] moves down, straight
-//!   to the best tier its estimate fits: what gets through (the rate we
-//!   send times what is not lost), or the receiver's REMB if that is more.
+//!   reports spanning [`DownlinkPolicy::down_after`] moves down one tier,
+//!   or from `high` straight to `audio-only` when even
+//!   [`OVERLOAD_HIDES`] times its estimate does not carry the low tier.
+//!   The estimate is what gets through (the rate we send times what is not
+//!   lost), or the receiver's REMB if that is more.
 //!   A drop of the REMB alone never moves anyone down: a busy machine makes
 //!   a browser's delay-based estimate dip on links that are fine.
 //! - **Up** by a trial: after [`DownlinkPolicy::probe_first`] without loss,
@@ -28,6 +30,15 @@ use crate::ids::Tier;
 /// Bit/s kept for what a receiver hears (Opus at 48 kbit/s, with RTP,
 /// SRTP and UDP overhead), on top of a tier's video.
 pub const AUDIO_RESERVE: u64 = 72_000;
+
+/// How many times what gets through of our stream an overloaded link may
+/// carry. Retransmissions of what was lost, keyframes asked for and the
+/// queue's backlog take much of it, and the stream's loss shows only what
+/// is left: under the high tier, a 300 kbit/s link let 140 to 190 kbit/s
+/// of the stream through, an 80 kbit/s one about 40. A move down that
+/// trusts this factor too far is bounded: it goes one tier at most, and a
+/// tier that still overloads the link moves down again.
+pub const OVERLOAD_HIDES: u64 = 3;
 
 /// How long a report or an estimate counts as current.
 const FRESH: Duration = Duration::from_secs(3);
@@ -297,16 +308,11 @@ impl Downlink {
         }
         let fresh = |t: Instant| now.saturating_duration_since(t) <= FRESH;
         // The loss measured is the video's while video is sent; the audio
-        // beside it gets through (a tier is only placed where it does).
-        let lossy_part = if self.sending().has_video() {
-            rate.saturating_sub(AUDIO_RESERVE)
-        } else {
-            rate
-        };
+        // beside it waits in the same queues on the link, and loses alike.
         let through = self
             .loss
             .filter(|(t, _)| fresh(*t))
-            .map(|(_, l)| rate - lossy_part + (lossy_part as f64 * (1.0 - l)) as u64);
+            .map(|(_, l)| (rate as f64 * (1.0 - l)) as u64);
         // A link that loses what we send carries what gets through; the
         // receiver's REMB may say more (a link we do not fill), but under
         // overload it falls well below what gets through, so the larger
@@ -369,7 +375,9 @@ impl Downlink {
                 Tier::High => Tier::Low,
                 _ => Tier::AudioOnly,
             };
-            let fits = self.estimate.map_or(below, |e| needs.fitting(e));
+            let fits = self
+                .estimate
+                .map_or(below, |e| needs.fitting(e.saturating_mul(OVERLOAD_HIDES)));
             self.settled = fits.min(below).max(self.policy.floor);
             self.overloaded_since = None;
             self.clean_since = None;
@@ -457,12 +465,11 @@ mod tests {
     fn an_overloaded_link_moves_down_to_what_gets_through() {
         let t0 = Instant::now();
         let mut d = Downlink::new(DownlinkPolicy::default());
-        // Of 900 kbit/s, the audio's 72 and 28 % of the video's 828 get
-        // through: 300.
+        // Of 900 kbit/s, 28 % gets through: 252.
         let moves = reports(&mut d, t0, 0, 1000, None, 0.72, 900_000);
         assert_eq!(moves, vec![(1000, Tier::Low)]);
         let e = d.estimate().unwrap();
-        assert!((290_000..=320_000).contains(&e), "{e}");
+        assert!((250_000..=254_000).contains(&e), "{e}");
         // The low tier gets through whole: it stays there.
         let moves = reports(&mut d, t0, 2000, 5000, None, 0.0, NEEDS.low);
         assert!(moves.is_empty(), "{moves:?}");
@@ -470,11 +477,38 @@ mod tests {
     }
 
     #[test]
+    fn a_link_that_lets_a_little_of_the_high_tier_through_gets_the_low_tier() {
+        // What links in the end-to-end test show under the high tier: a
+        // 300 kbit/s link lets 140 to 190 of the stream through (repairs
+        // and backlog take the rest), an 80 kbit/s one about 40.
+        let t0 = Instant::now();
+        let mut d = Downlink::new(DownlinkPolicy::default());
+        let moves = reports(&mut d, t0, 0, 1000, None, 0.92, 1_500_000);
+        assert_eq!(moves, vec![(1000, Tier::Low)]);
+        let mut d = Downlink::new(DownlinkPolicy::default());
+        let moves = reports(&mut d, t0, 0, 1000, None, 0.975, 1_500_000);
+        assert_eq!(moves, vec![(1000, Tier::AudioOnly)]);
+    }
+
+    #[test]
     fn a_very_narrow_link_goes_straight_to_audio_only() {
         let t0 = Instant::now();
         let mut d = Downlink::new(DownlinkPolicy::default());
-        let moves = reports(&mut d, t0, 0, 3000, Some(70_000), 0.9, 900_000);
+        let moves = reports(&mut d, t0, 0, 3000, Some(70_000), 0.95, 900_000);
         assert_eq!(moves, vec![(1000, Tier::AudioOnly)]);
+    }
+
+    #[test]
+    fn a_low_tier_that_still_overloads_the_link_moves_down_again() {
+        let t0 = Instant::now();
+        let mut d = Downlink::new(DownlinkPolicy::default());
+        // 90 of 900 kbit/s get through: it might be a link of 270.
+        let moves = reports(&mut d, t0, 0, 1000, Some(70_000), 0.9, 900_000);
+        assert_eq!(moves, vec![(1000, Tier::Low)]);
+        // It is not: the low tier loses half. Reports wait a second after
+        // the move, then a second of overload moves it down again.
+        let moves = reports(&mut d, t0, 2000, 5000, Some(70_000), 0.5, NEEDS.low);
+        assert_eq!(moves, vec![(3000, Tier::AudioOnly)]);
     }
 
     #[test]

@@ -181,6 +181,8 @@ impl RoomActor {
             from = %settled_before,
             to = %settled,
             estimate = estimate.unwrap_or(0),
+            low_needs = needs.low,
+            high_needs = needs.high,
             "downlink tier changed"
         );
         self.metrics.tier_changed(settled_before, settled);
