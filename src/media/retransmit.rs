@@ -8,6 +8,13 @@
 //! requests only within a budget: [`SHARE`] of the video packets sent,
 //! saved up to at most [`BURST`]. On a clean link, with a lost packet now
 //! and then, every request is honoured.
+//!
+//! When the participant's video moves to another tier, what was sent
+//! before is of no use to it: the new stream starts from its own keyframe.
+//! A browser that moved down from an overloaded link still asks for the
+//! hundreds of packets it lost there, and resending them would fill the
+//! narrow link again. So after [`Retransmits::new_stream`], requests for
+//! packets sent before the new stream's first are dropped.
 
 use std::sync::{Arc, Mutex};
 
@@ -52,31 +59,92 @@ impl Budget {
     }
 }
 
-/// Puts every `rtprtxsend` that `webrtcbin` makes on a [`Budget`]; only
-/// packets of payload type `video_pt` earn it.
-pub fn limit_retransmissions(webrtcbin: &gst::Element, video_pt: u8) {
-    let Some(bin) = webrtcbin.downcast_ref::<gst::Bin>() else {
-        return;
-    };
-    bin.connect_deep_element_added(move |_, _, element| {
-        if element.factory().is_some_and(|f| f.name() == "rtprtxsend") {
-            put_on_budget(element, video_pt);
-        }
-    });
+/// Packets after a stream's first for which requests of packets before it
+/// are still dropped; by then those have long left `rtprtxsend`'s history,
+/// and sequence numbers this far apart are still told apart.
+const FLOOR_PACKETS: u32 = 1000;
+
+/// Where the current video stream began, in sequence numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StreamStart {
+    /// A new stream begins with the next video packet.
+    pending: bool,
+    /// Its first packet's sequence number, and packets sent since.
+    first: Option<(u16, u32)>,
 }
 
-fn put_on_budget(rtxsend: &gst::Element, video_pt: u8) {
+impl StreamStart {
+    /// The next video packet begins a new stream.
+    pub fn restart(&mut self) {
+        self.pending = true;
+    }
+
+    /// A video packet with sequence number `seq` was sent.
+    pub fn sent(&mut self, seq: u16) {
+        if std::mem::take(&mut self.pending) {
+            self.first = Some((seq, 0));
+        } else if let Some((first, n)) = self.first {
+            self.first = (n < FLOOR_PACKETS).then_some((first, n + 1));
+        }
+    }
+
+    /// Whether packet `seq` was sent before the current stream began.
+    pub fn before(&self, seq: u16) -> bool {
+        self.first
+            .is_some_and(|(first, _)| (first.wrapping_sub(seq) as i16) > 0)
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    budget: Budget,
+    start: StreamStart,
+}
+
+/// The retransmission rules of one participant's `webrtcbin`.
+#[derive(Debug, Clone, Default)]
+pub struct Retransmits(Arc<Mutex<State>>);
+
+impl Retransmits {
+    /// The participant's video starts a new stream (another tier's
+    /// encoder) with the next packet: nothing sent before is resent.
+    pub fn new_stream(&self) {
+        self.lock().start.restart();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Puts every `rtprtxsend` that `webrtcbin` makes on a [`Budget`]; only
+/// packets of payload type `video_pt` earn it and start streams.
+pub fn limit_retransmissions(webrtcbin: &gst::Element, video_pt: u8) -> Retransmits {
+    let rules = Retransmits::default();
+    if let Some(bin) = webrtcbin.downcast_ref::<gst::Bin>() {
+        let rules = rules.clone();
+        bin.connect_deep_element_added(move |_, _, element| {
+            if element.factory().is_some_and(|f| f.name() == "rtprtxsend") {
+                put_on_budget(element, video_pt, rules.clone());
+            }
+        });
+    }
+    rules
+}
+
+fn put_on_budget(rtxsend: &gst::Element, video_pt: u8, rules: Retransmits) {
     let (Some(sink), Some(src)) = (rtxsend.static_pad("sink"), rtxsend.static_pad("src")) else {
         return;
     };
-    let budget = Arc::new(Mutex::new(Budget::default()));
-    let earn = budget.clone();
+    let earn = rules.clone();
     sink.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
         move |_, info| {
             let count = |b: &gst::BufferRef| {
-                if payload_type(b) == Some(video_pt) {
-                    earn.lock().unwrap_or_else(|e| e.into_inner()).sent();
+                if let Some(seq) = video_seq(b, video_pt) {
+                    let mut state = earn.lock();
+                    state.budget.sent();
+                    state.start.sent(seq);
                 }
             };
             match &info.data {
@@ -91,9 +159,17 @@ fn put_on_budget(rtxsend: &gst::Element, video_pt: u8) {
         let Some(gst::PadProbeData::Event(ev)) = &info.data else {
             return gst::PadProbeReturn::Ok;
         };
-        if ev.structure().is_some_and(|s| s.name() == REQUEST)
-            && !budget.lock().unwrap_or_else(|e| e.into_inner()).allow()
-        {
+        let Some(request) = ev.structure().filter(|s| s.name() == REQUEST) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let mut state = rules.lock();
+        // Sequence numbers are 16 bits; the event carries them widened.
+        let seq = request.get::<u32>("seqnum").ok().map(|s| s as u16);
+        if seq.is_some_and(|s| state.start.before(s)) {
+            tracing::trace!(?seq, "retransmission of an earlier stream: not sent");
+            return gst::PadProbeReturn::Drop;
+        }
+        if !state.budget.allow() {
             tracing::debug!("retransmission over budget: not sent");
             return gst::PadProbeReturn::Drop;
         }
@@ -101,11 +177,12 @@ fn put_on_budget(rtxsend: &gst::Element, video_pt: u8) {
     });
 }
 
-/// The payload type of an RTP packet (the low 7 bits of its second byte).
-fn payload_type(b: &gst::BufferRef) -> Option<u8> {
-    let mut pt = [0u8; 2];
-    (b.size() >= 12 && b.copy_to_slice(0, &mut pt).is_ok() && pt[0] >> 6 == 2)
-        .then_some(pt[1] & 0x7f)
+/// The sequence number of an RTP packet of payload type `pt` (the low 7
+/// bits of its second byte); None for other packets.
+fn video_seq(b: &gst::BufferRef, pt: u8) -> Option<u16> {
+    let mut head = [0u8; 4];
+    (b.size() >= 12 && b.copy_to_slice(0, &mut head).is_ok() && head[0] >> 6 == 2).then_some(())?;
+    (head[1] & 0x7f == pt).then(|| u16::from_be_bytes([head[2], head[3]]))
 }
 
 #[cfg(test)]
@@ -133,13 +210,39 @@ mod tests {
     }
 
     #[test]
-    fn the_payload_type_is_read_from_rtp_packets_only() {
+    fn the_sequence_number_is_read_from_video_packets_only() {
         gst::init().unwrap();
-        let rtp = gst::Buffer::from_slice([0x80u8, 0xe0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]);
-        assert_eq!(payload_type(&rtp), Some(96));
+        let rtp = gst::Buffer::from_slice([0x80u8, 0xe0, 0x12, 0x34, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(video_seq(&rtp, 96), Some(0x1234));
+        assert_eq!(video_seq(&rtp, 111), None, "another payload type");
         let short = gst::Buffer::from_slice([0x80u8]);
-        assert_eq!(payload_type(&short), None);
-        let not_rtp = gst::Buffer::from_slice([0x00u8, 0x60]);
-        assert_eq!(payload_type(&not_rtp), None);
+        assert_eq!(video_seq(&short, 96), None);
+        let not_rtp = gst::Buffer::from_slice([0x00u8, 0x60, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(video_seq(&not_rtp, 96), None);
+    }
+
+    #[test]
+    fn after_a_new_stream_only_its_own_packets_are_resent() {
+        let mut s = StreamStart::default();
+        for seq in 65_000..65_500u32 {
+            s.sent(seq as u16);
+        }
+        assert!(!s.before(65_100), "no new stream yet");
+        s.restart();
+        // The new stream's first packet wraps past zero.
+        s.sent(65_530);
+        for seq in 65_531..65_536u32 {
+            s.sent(seq as u16);
+        }
+        s.sent(0);
+        s.sent(1);
+        assert!(s.before(65_499) && s.before(65_100) && s.before(65_529));
+        assert!(!s.before(65_530) && !s.before(65_535) && !s.before(1));
+        // Long after, the rule lapses: sequence numbers wrap round again.
+        for seq in 2..2000u16 {
+            s.sent(seq);
+        }
+        assert!(!s.before(1500));
+        assert!(!s.before(65_499));
     }
 }

@@ -373,6 +373,7 @@ impl ParticipantMedia {
         // is armed before either: no frame of the new encoder passes ahead
         // of its keyframe.
         self.switch_gate.arm();
+        self.transport.retransmits.new_stream();
         if let Some(pad) = self.video_tee_pad.take() {
             if let Some(tee) = old_tee {
                 tee.release_request_pad(&pad);

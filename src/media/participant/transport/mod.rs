@@ -41,6 +41,8 @@ pub(super) struct Transport {
     pub(super) video_ssrc: u32,
     /// The negotiated stream (m-line) a shared screen arrives on, if any.
     pub(super) screen_mline: Option<u32>,
+    /// What of the video sent is resent on request.
+    pub(super) retransmits: crate::media::retransmit::Retransmits,
 }
 
 impl Transport {

@@ -37,7 +37,8 @@ pub(super) fn build(
     send_unheld(&webrtcbin);
     arrive_unsynced(&webrtcbin);
     crate::media::ice_agent::confine(&webrtcbin, &room.settings.ice)?;
-    crate::media::retransmit::limit_retransmissions(&webrtcbin, choice.video.payload);
+    let retransmits =
+        crate::media::retransmit::limit_retransmissions(&webrtcbin, choice.video.payload);
     added.chain(&bin, &[&webrtcbin])?;
     connect_webrtcbin_signals(&webrtcbin, id, events);
 
@@ -85,6 +86,7 @@ pub(super) fn build(
         audio_ssrc,
         video_ssrc,
         screen_mline,
+        retransmits,
     })
 }
 
@@ -158,6 +160,25 @@ fn arrive_unsynced(webrtcbin: &gst::Element) {
     // rtpbin ignores corrections larger than max-ts-offset (zero would
     // mean no limit): one nanosecond leaves none.
     rtpbin.set_property("max-ts-offset", 1i64);
+    ask_again_only_for_gaps(&rtpbin);
+}
+
+/// Makes the jitter buffers of what the participant sends ask for a packet
+/// again only once a later one shows it missing. By default they also
+/// guess when the next packet is due and ask for it when it is late: on a
+/// busy server, or from a browser whose pacer spreads a frame out, that
+/// is dozens of requests a second for packets that were never lost, each
+/// an RTCP packet on the participant's downlink (some 40 kbit/s seen,
+/// half of an 80 kbit/s link, which its audio then lacked).
+fn ask_again_only_for_gaps(rtpbin: &gst::Element) {
+    rtpbin.connect("new-jitterbuffer", false, |values| {
+        if let Some(jb) = values.get(1).and_then(|v| v.get::<gst::Element>().ok()) {
+            if jb.find_property("rtx-next-seqnum").is_some() {
+                jb.set_property("rtx-next-seqnum", false);
+            }
+        }
+        None
+    });
 }
 
 /// The `application/x-rtp` caps a video transceiver answers with; with
