@@ -194,9 +194,11 @@ async fn a_receiver_losing_five_percent_each_way_keeps_the_picture_and_the_voice
     let report = format!(
         "{fps:.1} fps decoded, {presented:.1} presented, longest decoding gap {max_gap:.0} ms, \
          {:.2} % concealed, relay lost {lost} packets ({:.1} % of all); repairs {repairs} \
-         (before {repairs_before})",
+         (before {repairs_before}); tier {} (before {})",
         concealed * 100.0,
         lossy.counts.loss() * 100.0,
+        after["tier"],
+        before["tier"],
     );
     eprintln!("lossy receiver: {report}");
     // The link really lost what it should, each way.
