@@ -36,6 +36,7 @@ pub(super) fn build(
     webrtcbin.set_property("latency", room.settings.jitter_buffer.as_millis() as u32);
     send_unheld(&webrtcbin);
     arrive_unsynced(&webrtcbin);
+    ask_again_only_for_gaps(&webrtcbin);
     crate::media::ice_agent::confine(&webrtcbin, &room.settings.ice)?;
     let retransmits =
         crate::media::retransmit::limit_retransmissions(&webrtcbin, choice.video.payload);
@@ -151,16 +152,19 @@ pub fn send_unheld(webrtcbin: &gst::Element) {
 /// and sent within a frame of each other, so the room presents both as
 /// they arrive.
 fn arrive_unsynced(webrtcbin: &gst::Element) {
-    let Some(rtpbin) = webrtcbin
-        .downcast_ref::<gst::Bin>()
-        .and_then(|b| b.by_name("rtpbin"))
-    else {
+    let Some(rtpbin) = rtpbin_of(webrtcbin) else {
         return;
     };
     // rtpbin ignores corrections larger than max-ts-offset (zero would
     // mean no limit): one nanosecond leaves none.
     rtpbin.set_property("max-ts-offset", 1i64);
-    ask_again_only_for_gaps(&rtpbin);
+}
+
+/// The `rtpbin` inside a `webrtcbin`.
+fn rtpbin_of(webrtcbin: &gst::Element) -> Option<gst::Element> {
+    webrtcbin
+        .downcast_ref::<gst::Bin>()
+        .and_then(|b| b.by_name("rtpbin"))
 }
 
 /// Makes the jitter buffers of what the participant sends ask for a packet
@@ -170,7 +174,10 @@ fn arrive_unsynced(webrtcbin: &gst::Element) {
 /// is dozens of requests a second for packets that were never lost, each
 /// an RTCP packet on the participant's downlink (some 40 kbit/s seen,
 /// half of an 80 kbit/s link, which its audio then lacked).
-fn ask_again_only_for_gaps(rtpbin: &gst::Element) {
+fn ask_again_only_for_gaps(webrtcbin: &gst::Element) {
+    let Some(rtpbin) = rtpbin_of(webrtcbin) else {
+        return;
+    };
     rtpbin.connect("new-jitterbuffer", false, |values| {
         if let Some(jb) = values.get(1).and_then(|v| v.get::<gst::Element>().ok()) {
             if jb.find_property("rtx-next-seqnum").is_some() {
