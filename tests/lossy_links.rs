@@ -62,7 +62,9 @@ const READ_FRAMES: &str = r#"
 /// Retransmission figures of the page's connection, both ways.
 const REPAIRS: &str = r#"
     const out = { nacksSent: 0, rtxReceived: 0, nacksReceived: 0, rtxSent: 0, plisSent: 0 };
-    (await window.tessera.pc.getStats()).forEach((r) => {
+    const stats = await window.tessera.pc.getStats();
+    const codec = (id) => (stats.get(id) || {}).mimeType;
+    stats.forEach((r) => {
         if (r.type === 'inbound-rtp' && r.kind === 'video') {
             out.nacksSent += r.nackCount || 0;
             out.rtxReceived += r.retransmittedPacketsReceived || 0;
@@ -70,6 +72,7 @@ const REPAIRS: &str = r#"
         } else if (r.type === 'inbound-rtp' && r.kind === 'audio') {
             out.audioLost = r.packetsLost;
             out.audioFec = r.fecPacketsReceived;
+            out.audioCodec = codec(r.codecId);
             out.concealmentEvents = r.concealmentEvents;
             out.silentConcealed = r.silentConcealedSamples;
             out.accelerated = r.removedSamplesForAcceleration;
@@ -77,10 +80,32 @@ const REPAIRS: &str = r#"
         } else if (r.type === 'outbound-rtp' && r.kind === 'video') {
             out.nacksReceived += r.nackCount || 0;
             out.rtxSent += r.retransmittedPacketsSent || 0;
+        } else if (r.type === 'outbound-rtp' && r.kind === 'audio') {
+            out.audioCodecSent = codec(r.codecId);
         }
     });
     return out;
 "#;
+
+/// The RED payload type and its blocks (`a=fmtp`) in the page's audio, as
+/// our answer gave them.
+const ANSWERED_RED: &str = r#"
+    const sdp = window.tessera.pc.remoteDescription.sdp;
+    const audio = sdp.split('m=')[1] || '';
+    const pt = (audio.match(/a=rtpmap:(\d+) red\/48000\/2/i) || [])[1];
+    if (!pt) return null;
+    const blocks = (audio.match(new RegExp('a=fmtp:' + pt + ' ([^\r\n]*)')) || [])[1];
+    return { pt: Number(pt), blocks: blocks || null };
+"#;
+
+/// Audio packets the server sent `name` with a redundant block (RED);
+/// None when its offer had no RED.
+async fn redundant_audio(server: &TestServer, room: &str, name: &str) -> Option<u64> {
+    let snapshot = server.room(room).await?;
+    let id = &snapshot.participants.iter().find(|p| p.name == name)?.id;
+    let (_, figures) = snapshot.media.iter().find(|(i, _)| i == id)?;
+    figures.downlink?.redundant_audio
+}
 
 /// Frames the page's camera sent, and their size now.
 const SENT_FRAMES: &str = r#"
@@ -175,9 +200,12 @@ async fn a_receiver_losing_five_percent_each_way_keeps_the_picture_and_the_voice
     assert_eq!(b.run(WATCH_FRAMES).await, Value::Bool(true));
     let (before, repairs_before) = (b.stats().await, b.run(REPAIRS).await);
     let lost_before = lossy.counts.lost.load(std::sync::atomic::Ordering::Relaxed);
+    let red_before = redundant_audio(&server, room, "lossy").await;
     let start = Instant::now();
     tokio::time::sleep(Duration::from_secs(20)).await;
     let secs = start.elapsed().as_secs_f64();
+    let red_sent = redundant_audio(&server, room, "lossy").await;
+    let answered_red = b.run(ANSWERED_RED).await;
     let (frames, after, repairs) = (
         b.run(READ_FRAMES).await,
         b.stats().await,
@@ -194,7 +222,8 @@ async fn a_receiver_losing_five_percent_each_way_keeps_the_picture_and_the_voice
     let report = format!(
         "{fps:.1} fps decoded, {presented:.1} presented, longest decoding gap {max_gap:.0} ms, \
          {:.2} % concealed, relay lost {lost} packets ({:.1} % of all); repairs {repairs} \
-         (before {repairs_before}); tier {} (before {})",
+         (before {repairs_before}); tier {} (before {}); RED answered {answered_red}, \
+         audio packets sent with a redundant block {red_before:?} then {red_sent:?}",
         concealed * 100.0,
         lossy.counts.loss() * 100.0,
         after["tier"],
@@ -223,6 +252,24 @@ async fn a_receiver_losing_five_percent_each_way_keeps_the_picture_and_the_voice
     assert!(
         delta(&repairs_before, &repairs, "audioFec") >= 25.0 * secs,
         "Opus FEC in what we send: {report}"
+    );
+    // Chromium offers RED around Opus: the answer takes it, saying its
+    // blocks are Opus, and the audio we send carries the packet before
+    // in most of its 50 packets a second.
+    assert!(
+        answered_red["pt"].is_u64()
+            && answered_red["blocks"].as_str().is_some_and(|b| {
+                let opus: Vec<&str> = b.split('/').collect();
+                opus.len() == 2 && opus[0] == opus[1]
+            }),
+        "RED answered with its blocks: {report}"
+    );
+    let red = red_sent
+        .unwrap_or(0)
+        .saturating_sub(red_before.unwrap_or(0));
+    assert!(
+        red as f64 >= 25.0 * secs,
+        "redundant audio packets sent: {report}"
     );
     // Everyone else carries on: the GStreamer peers see the canvas.
     for p in &peers {

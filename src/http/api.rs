@@ -437,6 +437,7 @@ fn add_figures(v: &mut serde_json::Value, f: &MediaFigures) {
         "estimate": d.estimate,
         "tier": d.tier,
         "probing": d.probing,
+        "redundantAudio": d.redundant_audio,
     })));
 }
 
@@ -478,6 +479,7 @@ mod tests {
                 estimate: Some(280_000),
                 tier: crate::ids::Tier::Low,
                 probing: false,
+                redundant_audio: Some(120),
             }),
         };
         add_figures(&mut v, &figures);
@@ -488,7 +490,7 @@ mod tests {
         assert_eq!(v["rttMs"], serde_json::Value::Null);
         assert_eq!(
             v["downlink"],
-            json!({"estimate": 280_000, "tier": "low", "probing": false})
+            json!({"estimate": 280_000, "tier": "low", "probing": false, "redundantAudio": 120})
         );
         assert_eq!(v["canvasFrames"], 42);
         assert_eq!(v["id"], "p1");

@@ -48,6 +48,9 @@ pub enum Track {
 pub struct MediaChoice {
     /// Opus payload type of the audio m-line.
     pub audio_payload: u8,
+    /// The payload type of the offer's redundant audio (RFC 2198,
+    /// `red/48000/2` whose blocks are all Opus), if it has one.
+    pub audio_red: Option<u8>,
     /// Chosen video codec of the camera's m-line.
     pub video: VideoChoice,
     /// The screen-share m-line's codec (same family as the camera), if the
@@ -192,6 +195,24 @@ fn attribute_for(media: &gst_sdp::SDPMediaRef, key: &str, payload: u8) -> Option
     })
 }
 
+/// The payload type of redundant audio (`red/48000/2`) in an audio m-line
+/// whose every block is `opus` (`a=fmtp:63 111/111`): what browsers offer
+/// and the only kind we send.
+fn pick_red(media: &gst_sdp::SDPMediaRef, formats: &[Format], opus: u8) -> Option<u8> {
+    formats
+        .iter()
+        .filter(|f| f.encoding.eq_ignore_ascii_case("red") && f.clock_rate == 48000)
+        .find(|f| {
+            attribute_for(media, "fmtp", f.payload).is_some_and(|blocks| {
+                blocks
+                    .trim()
+                    .split('/')
+                    .all(|b| b.trim().parse::<u8>() == Ok(opus))
+            })
+        })
+        .map(|f| f.payload)
+}
+
 fn offered_names(formats: &[Format]) -> String {
     let mut names: Vec<&str> = formats.iter().map(|f| f.encoding.as_str()).collect();
     names.dedup();
@@ -318,6 +339,7 @@ pub fn choose_codecs(
     order.sort_by_key(|(i, _)| *i);
     Ok(MediaChoice {
         audio_payload: opus.payload,
+        audio_red: pick_red(audio, &audio_formats, opus.payload),
         video: choice,
         screen,
         order: order.into_iter().map(|(_, t)| t).collect(),
@@ -437,6 +459,25 @@ mod tests {
             .replace("a=mid:1", "a=mid:2")
             .replace("a=sendrecv", "a=sendonly");
         format!("{text}{screen}")
+    }
+
+    #[test]
+    fn redundant_audio_is_taken_only_when_its_blocks_are_opus() {
+        let c = choose(CHROMIUM, None, CodecFamily::Vp8).unwrap();
+        assert_eq!((c.audio_payload, c.audio_red), (111, Some(63)));
+        let c = choose(FIREFOX, None, CodecFamily::Vp8).unwrap();
+        assert_eq!(c.audio_red, None, "Firefox offers no audio RED");
+        for fmtp in ["a=fmtp:63 111/0", "a=fmtp:63 ", "a=fmtp:63 1x1/111"] {
+            let other = CHROMIUM.replacen("a=fmtp:63 111/111", fmtp, 1);
+            assert_ne!(other, CHROMIUM, "the fixture's RED line changed");
+            let c = choose(&other, None, CodecFamily::Vp8).unwrap();
+            assert_eq!(c.audio_red, None, "{fmtp}");
+        }
+        let deeper = CHROMIUM.replacen("a=fmtp:63 111/111", "a=fmtp:63 111/111/111", 1);
+        assert_eq!(
+            choose(&deeper, None, CodecFamily::Vp8).unwrap().audio_red,
+            Some(63)
+        );
     }
 
     #[test]

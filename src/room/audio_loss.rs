@@ -15,6 +15,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::downlink::{LossWindow, ReportTotals};
+use crate::ids::Tier;
 
 /// How long a lossy span keeps the expectation up.
 pub const HOLD: Duration = Duration::from_secs(10);
@@ -71,9 +72,26 @@ pub fn shared_percent<'a>(listeners: impl IntoIterator<Item = &'a ExpectedLoss>)
         .unwrap_or(0)
 }
 
+/// Whether a receiver's audio should carry the previous packet again (RED,
+/// where negotiated): when its link loses our audio and still carries
+/// video. It doubles the audio's payload, some 32 kbit/s: a receiver whose
+/// video is paused has too narrow a link for it, and loses what it loses
+/// because the link is full.
+pub fn wants_redundancy(expected_percent: u8, receiving: Tier) -> bool {
+    expected_percent > 0 && receiving != Tier::AudioOnly
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redundancy_is_for_lossy_links_that_carry_video() {
+        assert!(!wants_redundancy(0, Tier::High));
+        assert!(wants_redundancy(1, Tier::High));
+        assert!(wants_redundancy(5, Tier::Low));
+        assert!(!wants_redundancy(25, Tier::AudioOnly));
+    }
 
     /// Feeds one report a second at 50 packets a second, `lost_per_s` of
     /// them lost, for `secs` seconds; returns the changes seen.

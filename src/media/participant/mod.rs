@@ -394,6 +394,18 @@ impl ParticipantMedia {
         Ok(())
     }
 
+    /// Puts the previous audio packet in every one sent to the participant
+    /// (RED), or stops; nothing when its offer had no RED.
+    pub fn set_audio_redundancy(&mut self, on: bool) {
+        self.transport.set_audio_redundancy(on);
+    }
+
+    /// Audio packets sent to the participant with a redundant block, when
+    /// its offer had RED.
+    pub fn redundant_audio_sent(&self) -> Option<u64> {
+        self.transport.red.as_ref().map(|r| r.redundant_sent())
+    }
+
     /// Applies the remote offer and asks for an answer; the answer arrives as
     /// [`MediaEvent::AnswerCreated`].
     pub fn negotiate(&self, offer: gst_sdp::SDPMessage, events: &UnboundedSender<MediaEvent>) {

@@ -17,7 +17,7 @@ use crate::ids::{CodecFamily, ParticipantId, Tier};
 use crate::media::rtcp_feedback::Reception;
 use crate::media::EncoderOutput;
 use crate::protocol::ServerMessage;
-use crate::room::audio_loss::shared_percent;
+use crate::room::audio_loss::{shared_percent, wants_redundancy};
 use crate::room::downlink::{Needs, ReportTotals, AUDIO_RESERVE};
 
 /// RTP, SRTP and UDP/IP headers on top of the encoded video (about 60
@@ -42,6 +42,9 @@ pub struct DownlinkFigures {
     pub tier: Tier,
     /// Whether the tier above is on trial now.
     pub probing: bool,
+    /// Audio packets sent to it with a redundant block (RED), when its
+    /// offer had RED.
+    pub redundant_audio: Option<u64>,
 }
 
 /// The video bit rate each encoder puts out, smoothed, kept after it stops.
@@ -123,6 +126,18 @@ impl RoomActor {
         self.place(id);
     }
 
+    /// Places a receiver's video, then tells its audio whether to carry
+    /// redundancy, which depends on the tier and on the loss.
+    fn place(&mut self, id: &ParticipantId) {
+        self.place_video(id);
+        if let Some(p) = self.participants.get_mut(id) {
+            let percent = p.audio_loss.percent();
+            if let Some(pm) = p.media.as_mut() {
+                pm.set_audio_redundancy(wants_redundancy(percent, pm.tier()));
+            }
+        }
+    }
+
     /// Tells the shared encode of the full mix the worst loss its
     /// listeners see.
     pub(super) fn expect_shared_audio_loss(&mut self) {
@@ -148,7 +163,7 @@ impl RoomActor {
 
     /// Lets the receiver's downlink decide, and moves its video if the
     /// tier to send changed.
-    fn place(&mut self, id: &ParticipantId) {
+    fn place_video(&mut self, id: &ParticipantId) {
         if self.registry.downlink_policy().is_none() {
             return;
         }

@@ -120,10 +120,11 @@ impl RoomActor {
                     resolution: p.media.as_ref().and_then(|m| m.sent_resolution()),
                     link: p.stats.link,
                     canvas_frames: p.media.as_ref().map(|m| m.canvas_frames_sent()),
-                    downlink: p.media.as_ref().map(|_| super::DownlinkFigures {
+                    downlink: p.media.as_ref().map(|m| super::DownlinkFigures {
                         estimate: p.downlink.estimate(),
                         tier: p.downlink.tier(),
                         probing: p.downlink.probing(),
+                        redundant_audio: m.redundant_audio_sent(),
                     }),
                 };
                 (id.clone(), figures)

@@ -11,6 +11,7 @@
 //! peer-to-peer pair or a link to another node would be another constructor
 //! here giving the same pads and events.
 
+mod red_audio;
 mod webrtc;
 
 use crate::ids::ParticipantId;
@@ -24,6 +25,7 @@ use crate::media::build::Added;
 use crate::media::codec::MediaChoice;
 use crate::media::MediaEvent;
 
+pub use red_audio::RedAudio;
 pub use webrtc::send_unheld;
 
 /// How a participant's media travels to and from it.
@@ -43,6 +45,8 @@ pub(super) struct Transport {
     pub(super) screen_mline: Option<u32>,
     /// What of the video sent is resent on request.
     pub(super) retransmits: crate::media::retransmit::Retransmits,
+    /// Redundant audio, when the offer had it.
+    pub(super) red: Option<RedAudio>,
 }
 
 impl Transport {
@@ -71,7 +75,16 @@ impl Transport {
         offer: gst_sdp::SDPMessage,
         events: &UnboundedSender<MediaEvent>,
     ) {
-        webrtc::negotiate(&self.element, id, offer, events)
+        let red = self.red.as_ref().map(|r| (r.payload, r.opus));
+        webrtc::negotiate(&self.element, id, offer, red, events)
+    }
+
+    /// Puts the previous audio packet in every one sent, or stops, when
+    /// RED was negotiated.
+    pub(super) fn set_audio_redundancy(&mut self, on: bool) {
+        if let Some(red) = &mut self.red {
+            red.set(&self.audio_send, on);
+        }
     }
 
     /// Applies the answer we created as the local description.

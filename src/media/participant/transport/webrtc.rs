@@ -52,10 +52,11 @@ pub(super) fn build(
     for (mline, track) in choice.order.iter().enumerate() {
         match track {
             Track::Audio => {
-                audio_pad = Some(request_send_pad(
-                    &webrtcbin,
-                    &audio_rtp_caps(choice, audio_ssrc),
-                )?)
+                let pad = request_send_pad(&webrtcbin, &audio_rtp_caps(choice, audio_ssrc))?;
+                if choice.audio_red.is_some() {
+                    super::red_audio::answer_red(&pad);
+                }
+                audio_pad = Some(pad);
             }
             Track::Camera => {
                 video_pad = Some(request_send_pad(
@@ -88,6 +89,9 @@ pub(super) fn build(
         video_ssrc,
         screen_mline,
         retransmits,
+        red: choice
+            .audio_red
+            .map(|red| super::RedAudio::new(red, choice.audio_payload)),
     })
 }
 
@@ -289,11 +293,13 @@ pub(super) fn mline_of(pad: &gst::Pad) -> Option<u32> {
 }
 
 /// Applies the remote offer and asks for an answer; the answer arrives as
-/// [`MediaEvent::AnswerCreated`].
+/// [`MediaEvent::AnswerCreated`]. With `red` (the RED and Opus payload
+/// types), the answer gives RED as the browser offered it.
 pub(super) fn negotiate(
     webrtcbin: &gst::Element,
     id: &ParticipantId,
     offer: gst_sdp::SDPMessage,
+    red: Option<(u8, u8)>,
     events: &UnboundedSender<MediaEvent>,
 ) {
     let desc = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, offer);
@@ -304,6 +310,14 @@ pub(super) fn negotiate(
         let answer = match reply {
             Ok(Some(s)) => s
                 .get::<gst_webrtc::WebRTCSessionDescription>("answer")
+                .map(|answer| match red {
+                    Some((red, opus)) => {
+                        let mut sdp = answer.sdp().to_owned();
+                        super::red_audio::red_as_offered(&mut sdp, red, opus);
+                        gst_webrtc::WebRTCSessionDescription::new(answer.type_(), sdp)
+                    }
+                    None => answer,
+                })
                 .map_err(|_| {
                     s.get::<glib::Error>("error")
                         .map(|e| e.to_string())
