@@ -73,12 +73,15 @@ pub fn shared_percent<'a>(listeners: impl IntoIterator<Item = &'a ExpectedLoss>)
 }
 
 /// Whether a receiver's audio should carry the previous packet again (RED,
-/// where negotiated): when its link loses our audio and still carries
-/// video. It doubles the audio's payload, some 32 kbit/s: a receiver whose
-/// video is paused has too narrow a link for it, and loses what it loses
-/// because the link is full.
-pub fn wants_redundancy(expected_percent: u8, receiving: Tier) -> bool {
-    expected_percent > 0 && receiving != Tier::AudioOnly
+/// where negotiated): when its link loses our audio, though less than
+/// `congestion` (the loss, 0–1, that marks a link overloaded), and still
+/// carries video. Redundancy doubles the audio's payload, some 32 kbit/s:
+/// a link that loses more, or whose video is paused, loses because it is
+/// full, and more would only lose more.
+pub fn wants_redundancy(expected_percent: u8, congestion: f64, receiving: Tier) -> bool {
+    expected_percent > 0
+        && f64::from(expected_percent) <= congestion * 100.0
+        && receiving != Tier::AudioOnly
 }
 
 #[cfg(test)]
@@ -87,10 +90,13 @@ mod tests {
 
     #[test]
     fn redundancy_is_for_lossy_links_that_carry_video() {
-        assert!(!wants_redundancy(0, Tier::High));
-        assert!(wants_redundancy(1, Tier::High));
-        assert!(wants_redundancy(5, Tier::Low));
-        assert!(!wants_redundancy(25, Tier::AudioOnly));
+        assert!(!wants_redundancy(0, 0.10, Tier::High));
+        assert!(wants_redundancy(1, 0.10, Tier::High));
+        assert!(wants_redundancy(6, 0.10, Tier::Low));
+        assert!(wants_redundancy(10, 0.10, Tier::High));
+        assert!(!wants_redundancy(11, 0.10, Tier::High), "an overloaded link");
+        assert!(!wants_redundancy(25, 0.10, Tier::Low), "an overloaded link");
+        assert!(!wants_redundancy(5, 0.10, Tier::AudioOnly));
     }
 
     /// Feeds one report a second at 50 packets a second, `lost_per_s` of

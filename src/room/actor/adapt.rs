@@ -130,10 +130,15 @@ impl RoomActor {
     /// redundancy, which depends on the tier and on the loss.
     fn place(&mut self, id: &ParticipantId) {
         self.place_video(id);
+        let congestion = self
+            .registry
+            .downlink_policy()
+            .unwrap_or_default()
+            .congestion_loss;
         if let Some(p) = self.participants.get_mut(id) {
             let percent = p.audio_loss.percent();
             if let Some(pm) = p.media.as_mut() {
-                pm.set_audio_redundancy(wants_redundancy(percent, pm.tier()));
+                pm.set_audio_redundancy(wants_redundancy(percent, congestion, pm.tier()));
             }
         }
     }
