@@ -15,6 +15,10 @@
 //! hundreds of packets it lost there, and resending them would fill the
 //! narrow link again. So after [`Retransmits::new_stream`], requests for
 //! packets sent before the new stream's first are dropped.
+//!
+//! The distinct packets a participant asks for, against those sent
+//! ([`Retransmits::requests`]), measure its loss when it sends nothing
+//! else (`room/downlink.rs`).
 
 use std::sync::{Arc, Mutex};
 
@@ -95,10 +99,64 @@ impl StreamStart {
     }
 }
 
+/// Which video packets a receiver asked for again, to count each once
+/// however often it asks: a bit per sequence number, cleared when that
+/// number is sent anew.
+#[derive(Clone)]
+pub struct Asked {
+    bits: Box<[u64; 1024]>,
+    /// Distinct packets asked for.
+    distinct: u64,
+    /// Video packets sent.
+    sent: u64,
+}
+
+impl Default for Asked {
+    fn default() -> Asked {
+        Asked {
+            bits: Box::new([0; 1024]),
+            distinct: 0,
+            sent: 0,
+        }
+    }
+}
+
+impl std::fmt::Debug for Asked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Asked")
+            .field("distinct", &self.distinct)
+            .field("sent", &self.sent)
+            .finish()
+    }
+}
+
+impl Asked {
+    /// Packet `seq` was sent.
+    pub fn sent(&mut self, seq: u16) {
+        self.bits[usize::from(seq >> 6)] &= !(1u64 << (seq & 63));
+        self.sent += 1;
+    }
+
+    /// The receiver asked for packet `seq` again.
+    pub fn asked(&mut self, seq: u16) {
+        let (word, bit) = (usize::from(seq >> 6), 1u64 << (seq & 63));
+        if self.bits[word] & bit == 0 {
+            self.bits[word] |= bit;
+            self.distinct += 1;
+        }
+    }
+
+    /// Distinct packets asked for, and packets sent, so far.
+    pub fn totals(&self) -> (u64, u64) {
+        (self.distinct, self.sent)
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     budget: Budget,
     start: StreamStart,
+    asked: Asked,
 }
 
 /// The retransmission rules of one participant's `webrtcbin`.
@@ -110,6 +168,12 @@ impl Retransmits {
     /// encoder) with the next packet: nothing sent before is resent.
     pub fn new_stream(&self) {
         self.lock().start.restart();
+    }
+
+    /// Distinct video packets the participant asked for again (those of
+    /// an earlier stream aside), and video packets sent, so far.
+    pub fn requests(&self) -> (u64, u64) {
+        self.lock().asked.totals()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -145,6 +209,7 @@ fn put_on_budget(rtxsend: &gst::Element, video_pt: u8, rules: Retransmits) {
                     let mut state = earn.lock();
                     state.budget.sent();
                     state.start.sent(seq);
+                    state.asked.sent(seq);
                 }
             };
             match &info.data {
@@ -168,6 +233,9 @@ fn put_on_budget(rtxsend: &gst::Element, video_pt: u8, rules: Retransmits) {
         if seq.is_some_and(|s| state.start.before(s)) {
             tracing::trace!(?seq, "retransmission of an earlier stream: not sent");
             return gst::PadProbeReturn::Drop;
+        }
+        if let Some(seq) = seq {
+            state.asked.asked(seq);
         }
         if !state.budget.allow() {
             tracing::debug!("retransmission over budget: not sent");
@@ -207,6 +275,29 @@ mod tests {
             allowed += usize::from(b.allow());
         }
         assert!((250..=250 + BURST as usize).contains(&allowed), "{allowed}");
+    }
+
+    #[test]
+    fn a_packet_asked_for_again_and_again_counts_once_until_sent_anew() {
+        let mut a = Asked::default();
+        for seq in 0..100u16 {
+            a.sent(seq);
+        }
+        for _ in 0..5 {
+            a.asked(7);
+            a.asked(64);
+        }
+        assert_eq!(a.totals(), (2, 100));
+        // 65536 packets later, number 7 is another packet.
+        for seq in 100..=u16::MAX {
+            a.sent(seq);
+        }
+        for seq in 0..8u16 {
+            a.sent(seq);
+        }
+        a.asked(7);
+        a.asked(64);
+        assert_eq!(a.totals(), (3, 65_544));
     }
 
     #[test]

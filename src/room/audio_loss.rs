@@ -94,7 +94,10 @@ mod tests {
         assert!(wants_redundancy(1, 0.10, Tier::High));
         assert!(wants_redundancy(6, 0.10, Tier::Low));
         assert!(wants_redundancy(10, 0.10, Tier::High));
-        assert!(!wants_redundancy(11, 0.10, Tier::High), "an overloaded link");
+        assert!(
+            !wants_redundancy(11, 0.10, Tier::High),
+            "an overloaded link"
+        );
         assert!(!wants_redundancy(25, 0.10, Tier::Low), "an overloaded link");
         assert!(!wants_redundancy(5, 0.10, Tier::AudioOnly));
     }

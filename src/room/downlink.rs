@@ -62,6 +62,20 @@ const TRIAL_PACKETS: u32 = 10;
 /// coming describe the packets of the tier before, queued or in flight.
 const SETTLE: Duration = Duration::from_secs(1);
 
+/// Video packets a span must have sent before the share asked for again
+/// counts as its loss.
+const REQUEST_SPAN_PACKETS: u64 = 20;
+
+/// The running totals of what a receiver asked us to resend: distinct
+/// video packets asked for, and video packets sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestTotals {
+    /// Distinct video packets it asked for again.
+    pub asked: u64,
+    /// Video packets sent to it.
+    pub sent: u64,
+}
+
 /// The loss of one stream over spans of at least [`LOSS_SPAN`], from the
 /// running totals of its reception reports. A browser sends a report with
 /// every NACK or PLI, some a few packets apart: the fraction lost of one
@@ -202,6 +216,10 @@ pub struct Downlink {
     audio_loss: LossWindow,
     /// Reports before this are not measured (just after a move down).
     settle_until: Option<Instant>,
+    /// When the last reception report came.
+    last_report: Option<Instant>,
+    /// Where the current span of requests began: when, and the totals then.
+    requests_since: Option<(Instant, RequestTotals)>,
 }
 
 impl Downlink {
@@ -220,6 +238,8 @@ impl Downlink {
             video_loss: LossWindow::default(),
             audio_loss: LossWindow::default(),
             settle_until: None,
+            last_report: None,
+            requests_since: None,
         }
     }
 
@@ -264,6 +284,9 @@ impl Downlink {
         } else {
             (audio, &mut self.audio_loss)
         };
+        if video.is_some() || audio.is_some() {
+            self.last_report = Some(now);
+        }
         let settling = self.settle_until.is_some_and(|t| now < t);
         let loss = match report {
             Some(r) if !settling => window.report(now, r.lost, r.highest_seq),
@@ -284,6 +307,33 @@ impl Downlink {
             }
         }
         self.feedback(now, remb, loss, rate);
+    }
+
+    /// Takes in the running totals of what the receiver asked us to
+    /// resend. Some receivers put their reception reports off behind their
+    /// requests once their link overloads, and then report nothing but
+    /// requests: while no report is fresh, the share of the video packets
+    /// sent that it asked for, over spans of at least [`LOSS_SPAN`], is
+    /// taken as its loss. While reports come, this does nothing.
+    pub fn requests(&mut self, now: Instant, totals: RequestTotals, rate: u64) {
+        let Some((since, start)) = self.requests_since else {
+            self.requests_since = Some((now, totals));
+            return;
+        };
+        if now.saturating_duration_since(since) < LOSS_SPAN {
+            return;
+        }
+        self.requests_since = Some((now, totals));
+        let reporting = self
+            .last_report
+            .is_some_and(|t| now.saturating_duration_since(t) <= FRESH);
+        let settling = self.settle_until.is_some_and(|t| now < t);
+        let sent = totals.sent.saturating_sub(start.sent);
+        if reporting || settling || !self.sending().has_video() || sent < REQUEST_SPAN_PACKETS {
+            return;
+        }
+        let asked = totals.asked.saturating_sub(start.asked).min(sent);
+        self.feedback(now, None, Some(asked as f64 / sent as f64), rate);
     }
 
     /// Takes in one piece of feedback: a REMB, the loss of a reception
@@ -409,6 +459,7 @@ impl Downlink {
             // tier: loss is measured afresh from here.
             self.video_loss = LossWindow::default();
             self.audio_loss = LossWindow::default();
+            self.requests_since = None;
             self.loss = None;
             self.overloaded_since = None;
         }
@@ -698,6 +749,70 @@ mod tests {
         let moves = stream(&mut d, t0, (14_700, 16_000), &mut totals, 0.25);
         assert_eq!(moves.first().map(|m| m.1), Some(Tier::Low), "{moves:?}");
         assert!(moves[0].0 <= 15_300, "{moves:?}");
+    }
+
+    /// Every 2 s from `from` to `to` (ms), 100 video packets sent and
+    /// `share` of them asked for again; returns the moves.
+    fn requests_only(
+        d: &mut Downlink,
+        t0: Instant,
+        (from, to): (u64, u64),
+        totals: &mut RequestTotals,
+        share: f64,
+    ) -> Vec<(u64, Tier)> {
+        let mut moves = Vec::new();
+        let mut at = from;
+        while at <= to {
+            totals.sent += 100;
+            totals.asked += (100.0 * share).round() as u64;
+            d.requests(ms(t0, at), *totals, NEEDS.of(d.sending()));
+            if let Some(t) = d.decide(ms(t0, at), NEEDS) {
+                moves.push((at, t));
+            }
+            at += 2000;
+        }
+        moves
+    }
+
+    #[test]
+    fn a_receiver_that_only_asks_again_is_placed_by_what_it_asks_for() {
+        let t0 = Instant::now();
+        let mut d = Downlink::new(DownlinkPolicy::default());
+        let mut totals = RequestTotals::default();
+        // Its reports stop; it asks for 60 % of what the high tier sends:
+        // down within 5 s, to the low tier (40 % of 900 kbit/s, twice over,
+        // carries it).
+        let moves = requests_only(&mut d, t0, (0, 5000), &mut totals, 0.6);
+        assert_eq!(moves, vec![(4000, Tier::Low)]);
+        // Asking for nothing in the low tier, it is tried up after a while.
+        let moves = requests_only(&mut d, t0, (6000, 30_000), &mut totals, 0.0);
+        assert_eq!(moves.first().map(|m| m.1), Some(Tier::High), "{moves:?}");
+    }
+
+    #[test]
+    fn requests_count_for_nothing_while_reports_come() {
+        let t0 = Instant::now();
+        let mut d = Downlink::new(DownlinkPolicy::default());
+        let mut totals = RequestTotals::default();
+        let mut reported = (0, 0);
+        for at in (0..10_000).step_by(2000) {
+            // A browser asks for a packet and reports it later recovered.
+            stream(&mut d, t0, (at, at + 1900), &mut reported, 0.0);
+            totals.sent += 100;
+            totals.asked += 60;
+            d.requests(ms(t0, at + 1950), totals, NEEDS.high);
+            assert_eq!(d.decide(ms(t0, at + 1950), NEEDS), None);
+        }
+        assert_eq!(d.tier(), Tier::High);
+        // A span that sent almost nothing says nothing.
+        let mut d = Downlink::new(DownlinkPolicy::default());
+        let mut totals = RequestTotals::default();
+        for at in (0..10_000).step_by(2000) {
+            totals.sent += 5;
+            totals.asked += 5;
+            d.requests(ms(t0, at), totals, NEEDS.high);
+            assert_eq!(d.decide(ms(t0, at), NEEDS), None);
+        }
     }
 
     #[test]

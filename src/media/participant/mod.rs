@@ -400,6 +400,12 @@ impl ParticipantMedia {
         self.transport.set_audio_redundancy(on);
     }
 
+    /// Distinct video packets the participant asked for again, and video
+    /// packets sent to it, so far.
+    pub fn video_requests(&self) -> (u64, u64) {
+        self.transport.retransmits.requests()
+    }
+
     /// Audio packets sent to the participant with a redundant block, when
     /// its offer had RED.
     pub fn redundant_audio_sent(&self) -> Option<u64> {

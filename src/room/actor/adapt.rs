@@ -18,7 +18,7 @@ use crate::media::rtcp_feedback::Reception;
 use crate::media::EncoderOutput;
 use crate::protocol::ServerMessage;
 use crate::room::audio_loss::{shared_percent, wants_redundancy};
-use crate::room::downlink::{Needs, ReportTotals, AUDIO_RESERVE};
+use crate::room::downlink::{Needs, ReportTotals, RequestTotals, AUDIO_RESERVE};
 
 /// RTP, SRTP and UDP/IP headers on top of the encoded video (about 60
 /// bytes on packets of 1200).
@@ -150,9 +150,20 @@ impl RoomActor {
         self.media.expect_shared_audio_loss(shared);
     }
 
-    /// Places every receiver again (time alone settles trials), and
+    /// Places every receiver again (time alone settles trials, and a
+    /// receiver that sends no reports is placed by its requests), and
     /// publishes their estimates.
     pub(super) fn place_all(&mut self) {
+        let now = Instant::now();
+        for p in self.participants.values_mut() {
+            let Some(pm) = p.media.as_ref() else {
+                continue;
+            };
+            let (asked, sent) = pm.video_requests();
+            let rate = self.rates.needs(pm.family()).of(p.downlink.sending());
+            p.downlink
+                .requests(now, RequestTotals { asked, sent }, rate);
+        }
         let ids: Vec<_> = self.participants.keys().cloned().collect();
         for id in ids {
             self.place(&id);
