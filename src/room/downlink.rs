@@ -62,6 +62,13 @@ const TRIAL_PACKETS: u32 = 10;
 /// coming describe the packets of the tier before, queued or in flight.
 const SETTLE: Duration = Duration::from_secs(1);
 
+/// How long without a reception report before a receiver is placed by its
+/// requests. GStreamer's RTP session reports about every 5 s (2.5 to 7.5),
+/// so a shorter wait would take a receiver that reports for one that
+/// stopped; and a receiver's requests overstate its loss (it asks for
+/// packets that are only late), so its reports win while they come.
+const REPORTS_STOPPED: Duration = Duration::from_secs(10);
+
 /// Video packets a span must have sent before the share asked for again
 /// counts as its loss.
 const REQUEST_SPAN_PACKETS: u64 = 20;
@@ -312,7 +319,7 @@ impl Downlink {
     /// Takes in the running totals of what the receiver asked us to
     /// resend. Some receivers put their reception reports off behind their
     /// requests once their link overloads, and then report nothing but
-    /// requests: while no report is fresh, the share of the video packets
+    /// requests: once no report has come for [`REPORTS_STOPPED`], the share of the video packets
     /// sent that it asked for, over spans of at least [`LOSS_SPAN`], is
     /// taken as its loss. While reports come, this does nothing.
     pub fn requests(&mut self, now: Instant, totals: RequestTotals, rate: u64) {
@@ -326,7 +333,7 @@ impl Downlink {
         self.requests_since = Some((now, totals));
         let reporting = self
             .last_report
-            .is_some_and(|t| now.saturating_duration_since(t) <= FRESH);
+            .is_some_and(|t| now.saturating_duration_since(t) < REPORTS_STOPPED);
         let settling = self.settle_until.is_some_and(|t| now < t);
         let sent = totals.sent.saturating_sub(start.sent);
         if reporting || settling || !self.sending().has_video() || sent < REQUEST_SPAN_PACKETS {
@@ -779,13 +786,15 @@ mod tests {
         let t0 = Instant::now();
         let mut d = Downlink::new(DownlinkPolicy::default());
         let mut totals = RequestTotals::default();
-        // Its reports stop; it asks for 60 % of what the high tier sends:
-        // down within 5 s, to the low tier (40 % of 900 kbit/s, twice over,
-        // carries it).
-        let moves = requests_only(&mut d, t0, (0, 5000), &mut totals, 0.6);
-        assert_eq!(moves, vec![(4000, Tier::Low)]);
+        // It reported a clean link for 2 s, then its reports stop and it
+        // asks for 60 % of what the high tier sends: 10 s after its last
+        // report it is placed by its requests, and moves down a span later,
+        // to the low tier (40 % of 900 kbit/s, twice over, carries it).
+        stream(&mut d, t0, (0, 2000), &mut (0, 0), 0.0);
+        let moves = requests_only(&mut d, t0, (2000, 16_000), &mut totals, 0.6);
+        assert_eq!(moves, vec![(14_000, Tier::Low)]);
         // Asking for nothing in the low tier, it is tried up after a while.
-        let moves = requests_only(&mut d, t0, (6000, 30_000), &mut totals, 0.0);
+        let moves = requests_only(&mut d, t0, (18_000, 44_000), &mut totals, 0.0);
         assert_eq!(moves.first().map(|m| m.1), Some(Tier::High), "{moves:?}");
     }
 
