@@ -227,6 +227,8 @@ pub struct Downlink {
     last_report: Option<Instant>,
     /// Where the current span of requests began: when, and the totals then.
     requests_since: Option<(Instant, RequestTotals)>,
+    /// When requests were first taken in (about when it joined).
+    watched_since: Option<Instant>,
 }
 
 impl Downlink {
@@ -247,6 +249,7 @@ impl Downlink {
             settle_until: None,
             last_report: None,
             requests_since: None,
+            watched_since: None,
         }
     }
 
@@ -323,6 +326,7 @@ impl Downlink {
     /// sent that it asked for, over spans of at least [`LOSS_SPAN`], is
     /// taken as its loss. While reports come, this does nothing.
     pub fn requests(&mut self, now: Instant, totals: RequestTotals, rate: u64) {
+        let watched_since = *self.watched_since.get_or_insert(now);
         let Some((since, start)) = self.requests_since else {
             self.requests_since = Some((now, totals));
             return;
@@ -331,9 +335,9 @@ impl Downlink {
             return;
         }
         self.requests_since = Some((now, totals));
-        let reporting = self
-            .last_report
-            .is_some_and(|t| now.saturating_duration_since(t) < REPORTS_STOPPED);
+        // A receiver that never reported has had as long as one that did.
+        let quiet_since = self.last_report.unwrap_or(watched_since);
+        let reporting = now.saturating_duration_since(quiet_since) < REPORTS_STOPPED;
         let settling = self.settle_until.is_some_and(|t| now < t);
         let sent = totals.sent.saturating_sub(start.sent);
         if reporting || settling || !self.sending().has_video() || sent < REQUEST_SPAN_PACKETS {
@@ -813,6 +817,12 @@ mod tests {
             assert_eq!(d.decide(ms(t0, at + 1950), NEEDS), None);
         }
         assert_eq!(d.tier(), Tier::High);
+        // One that never reported is watched as long before its requests
+        // count.
+        let mut d = Downlink::new(DownlinkPolicy::default());
+        let mut totals = RequestTotals::default();
+        let moves = requests_only(&mut d, t0, (0, 12_000), &mut totals, 0.6);
+        assert_eq!(moves, vec![(12_000, Tier::Low)]);
         // A span that sent almost nothing says nothing.
         let mut d = Downlink::new(DownlinkPolicy::default());
         let mut totals = RequestTotals::default();
