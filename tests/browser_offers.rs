@@ -86,7 +86,18 @@ fn check(sdp: &str, audio_pt: u8, video_pt: u8, video_codec: &str, direction: &s
         assert!(s.contains(&direction), "{kind} is not {direction}:\n{sdp}");
     }
     let audio = section(sdp, "audio");
-    assert!(audio[0].ends_with(&format!(" {audio_pt}")), "{}", audio[0]);
+    // Opus first (what the browser sends us); beside it only the offer's
+    // RED, given as the browser offered it: two channels, Opus blocks.
+    let audio_pts: Vec<&str> = audio[0].split(' ').skip(3).collect();
+    assert_eq!(audio_pts[0], audio_pt.to_string(), "{}", audio[0]);
+    for red in &audio_pts[1..] {
+        assert!(
+            audio.contains(&format!("a=rtpmap:{red} red/48000/2").as_str())
+                && audio.contains(&format!("a=fmtp:{red} {audio_pt}/{audio_pt}").as_str()),
+            "{} is not RED around Opus:\n{sdp}",
+            red
+        );
+    }
     assert!(
         audio
             .iter()
@@ -138,6 +149,10 @@ async fn real_browser_offers_are_answered() {
 
     let sdp = answer_for(&server, "o1", "chromium-offer.sdp", None).await;
     check(&sdp, 111, 96, "VP8", "a=sendrecv");
+    assert!(
+        section(&sdp, "audio")[0].ends_with(" 111 63"),
+        "Chromium's RED is answered:\n{sdp}"
+    );
 
     let sdp = answer_for(&server, "o2", "chromium-h264-offer.sdp", Some("h264")).await;
     check(&sdp, 111, 108, "H264", "a=sendrecv");
@@ -153,6 +168,10 @@ async fn real_browser_offers_are_answered() {
 
     let sdp = answer_for(&server, "o3", "firefox-offer.sdp", None).await;
     check(&sdp, 109, 120, "VP8", "a=sendrecv");
+    assert!(
+        section(&sdp, "audio")[0].ends_with(" 109"),
+        "Firefox offers no RED:\n{sdp}"
+    );
 
     // A client with no camera or microphone still receives the room.
     let sdp = answer_for(&server, "o4", "chromium-recvonly-offer.sdp", None).await;
