@@ -3,14 +3,16 @@
 //! and forgets it when its last participant has left, the commands a room
 //! takes and the snapshot it reports ([`command`]), what a relayout puts
 //! where ([`layout_plan`], pure), who is talking ([`talk`]), each
-//! receiver's tier ([`downlink`]) and the audio loss its encoders expect
-//! ([`audio_loss`]).
+//! receiver's tier ([`downlink`]), the audio loss its encoders expect
+//! ([`audio_loss`]) and whether it runs peer-to-peer or on the MCU
+//! ([`mode`]).
 
 mod actor;
 pub mod audio_loss;
 mod command;
 pub mod downlink;
 mod layout_plan;
+pub mod mode;
 mod registry;
 pub mod talk;
 
