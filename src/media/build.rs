@@ -51,11 +51,6 @@ impl Added {
         self.elements
     }
 
-    /// The elements and the requested pads, once everything succeeded.
-    pub(super) fn into_parts(self) -> (Vec<gst::Element>, Vec<(gst::Element, gst::Pad)>) {
-        (self.elements, self.pads)
-    }
-
     /// Releases the pads, then stops and removes the elements.
     pub(super) fn undo(self, bin: &gst::Bin) {
         for (owner, pad) in &self.pads {

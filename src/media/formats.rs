@@ -36,8 +36,8 @@ pub fn canvas_caps(size: Size, framerate: u32) -> gst::Caps {
     caps
 }
 
-/// The room's internal audio format: 48 kHz mono float, so that summing and
-/// subtracting (mix-minus) never clips and never resamples.
+/// The room's internal audio format: 48 kHz mono float, so that summing a
+/// room's voices never clips and never resamples.
 pub fn mix_audio_caps() -> gst::Caps {
     gst::Caps::builder("audio/x-raw")
         .field("format", "F32LE")

@@ -4,9 +4,9 @@
 //! ```text
 //! appsrc(background) ─► imagefreeze(live) ─► compositor ─► capsfilter(I420 WxH@fps) ─► overlaycomposition(decorations) ─► canvas tee ─► [family encoders]
 //!   participant tiles ───────►─┘
-//! audiotestsrc(silence, live) ─► audiomixer ─► capsfilter(F32 48k mono) ─► full-mix tee ─► [mix-minus per participant]
-//!                                                                     full-mix tee ─► queue ─► [opus] ─► shared tee (non-talkers)
-//!   participant voices ─────────►─┘
+//! audiotestsrc(silence, live) ─► silence tee ─► audiomixer ─► capsfilter(F32 48k mono) ─► full-mix tee ─► queue ─► [opus] ─► shared tee (non-talkers)
+//!   participant voices' mix tees ──────────────►─┘
+//! silence tee + every other voice's mix tee ─► [own mix per talker]
 //! ```
 //!
 //! The canvas caps are fixed, so joins and leaves never renegotiate it. The
@@ -58,7 +58,8 @@ pub struct RoomMedia {
     compositor: gst::Element,
     canvas_tee: gst::Element,
     full_mixer: gst::Element,
-    full_tee: gst::Element,
+    /// The room's silence: it feeds the full mix and every talker's own.
+    silence_tee: gst::Element,
     /// One Opus encode of the full mix, for everyone who is not talking.
     shared_opus_tee: gst::Element,
     shared_opus_enc: gst::Element,
@@ -145,15 +146,24 @@ impl RoomMedia {
         let full_mixer = make_element("audiomixer", "full-mix")?;
         configure_aggregator(&full_mixer, MIX_SLACK);
         // Created with the pipeline, so time zero is now: its output then sits
-        // on the 48 kHz sample grid, and every mix-minus mixer anchored on it
-        // places each voice at the very same sample offset as this mix does.
+        // on the 48 kHz sample grid, where the voices' sample clocks put them.
         full_mixer.set_property_from_str("start-time-selection", "zero");
         full_mixer.set_property("output-buffer-duration", MIX_BUFFER.as_nanos() as u64);
         let full_caps = make_capsfilter("full-mix-caps", &mix_audio_caps())?;
         let full_tee = make_tee("full-mix-tee")?;
-        add_chain(bin, &[&silence, &silence_caps])?;
+        // The silence also keeps every talker's own mix ticking (talk.rs).
+        let silence_tee = make_tee("mix-silence-tee")?;
+        add_chain(bin, &[&silence, &silence_caps, &silence_tee])?;
         add_chain(bin, &[&full_mixer, &full_caps, &full_tee])?;
-        link_into_new_pad(&silence_caps, &full_mixer)?;
+        silence_tee
+            .request_pad_simple("src_%u")
+            .context("requesting a pad from the silence tee")?
+            .link(
+                &full_mixer
+                    .request_pad_simple("sink_%u")
+                    .context("requesting a pad from the full mixer")?,
+            )
+            .context("linking the silence into the full mix")?;
         // The silence only keeps the mix ticking in a quiet room; it must
         // never be what the mix waits for. A live source delivers each buffer
         // when its time is over, so each output would wait a whole buffer for
@@ -192,7 +202,7 @@ impl RoomMedia {
             compositor,
             canvas_tee,
             full_mixer,
-            full_tee,
+            silence_tee,
             shared_opus_tee,
             shared_opus_enc: shared_enc,
             encoders: HashMap::new(),
@@ -391,7 +401,7 @@ impl RoomMedia {
             room: &self.room,
             compositor: &self.compositor,
             full_mixer: &self.full_mixer,
-            full_tee: &self.full_tee,
+            silence_tee: &self.silence_tee,
             shared_opus_tee: &self.shared_opus_tee,
             latency: &self.latency,
         }

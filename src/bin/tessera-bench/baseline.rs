@@ -2,7 +2,7 @@
 //! GStreamer pipeline per room, with no WebRTC and no network. Each input
 //! is decoded, scaled to its tile and composited onto the canvas, which is
 //! encoded once per family in use; each voice is decoded and mixed (one full
-//! mix, plus a mix-minus for every talker) and encoded. Inputs are the same
+//! mix, plus a mix of the others for every talker) and encoded. Inputs are the same
 //! pre-encoded clips the synthetic participants send, on the same live
 //! schedule; the encoders are the server's own templates.
 
@@ -156,10 +156,11 @@ fn room(
         tee.link(&q)?;
     }
 
-    // Audio: one full mix, encoded once, plus a mix-minus per talker (the
-    // full mix with the talker's own voice taken out again).
+    // Audio: one full mix, encoded once, plus a mix per talker of the
+    // silence and every voice but its own.
     let full = mixer()?;
     let full_tee = el("tee")?;
+    let silence_tee = el("tee")?;
     let silence = el("audiotestsrc")?;
     silence.set_property("is-live", true);
     silence.set_property_from_str("wave", "silence");
@@ -167,8 +168,8 @@ fn room(
     let silence_caps = caps_filter(mix_audio_caps())?;
     let full_caps = caps_filter(mix_audio_caps())?;
     chain(&pipeline, &[&full, &full_caps, &full_tee])?;
-    chain(&pipeline, &[&silence, &silence_caps])?;
-    silence_caps.link(&full)?;
+    chain(&pipeline, &[&silence, &silence_caps, &silence_tee])?;
+    silence_tee.link(&full)?;
     let encode = |from: &gst::Element, name: &str| -> anyhow::Result<()> {
         let q = el("queue")?;
         let convert = el("audioconvert")?;
@@ -182,6 +183,14 @@ fn room(
         Ok(())
     };
     encode(&full_tee, "full-opus")?;
+    let mut own_mixes = Vec::new();
+    for t in 0..work.talkers.min(work.participants.len()) {
+        let own = mixer()?;
+        pipeline.add(&own)?;
+        silence_tee.link(&own)?;
+        encode(&own, &format!("minus-{t}"))?;
+        own_mixes.push(own);
+    }
 
     let mut feeds = Vec::new();
     let quiet = clip::load(&all.media_dir, ClipKind::Quiet)?;
@@ -251,8 +260,8 @@ fn room(
         let convert = el("audioconvert")?;
         let resample = el("audioresample")?;
         let caps = caps_filter(mix_audio_caps())?;
-        let voice_tee = el("tee")?;
         let q = el("queue")?;
+        let voice_tee = el("tee")?;
         chain(
             &pipeline,
             &[
@@ -261,22 +270,15 @@ fn room(
                 &convert,
                 &resample,
                 &caps,
-                &voice_tee,
                 &q,
+                &voice_tee,
             ],
         )?;
-        q.link(&full)?;
-        if p < work.talkers {
-            let minus = mixer()?;
-            let qf = el("queue")?;
-            let qv = el("queue")?;
-            let invert = el("audioamplify")?;
-            invert.set_property("amplification", -1.0f32);
-            pipeline.add_many([&minus, &qf, &qv, &invert])?;
-            full_tee.link(&qf)?;
-            qf.link(&minus)?;
-            gst::Element::link_many([&voice_tee, &qv, &invert, &minus])?;
-            encode(&minus, &format!("minus-{p}"))?;
+        voice_tee.link(&full)?;
+        for (t, own) in own_mixes.iter().enumerate() {
+            if t != p {
+                voice_tee.link(own)?;
+            }
         }
         feeds.push(Feed {
             src: asrc,

@@ -7,9 +7,9 @@
 //! webrtcbin src (H264) ─► rtph264depay ─► avdec_h264 ───────┴► videoconvert ─► videoscale(bilinear, borders)
 //!                         ─► caps(I420, tile size) ─► queue(leaky) ─► compositor (tile)
 //! webrtcbin src (OPUS) ─► rtpopusdepay ─► opusdec ─► audioconvert ─► audioresample ─► caps(F32 48k mono)
-//!                         ─► audiorate ─► volume (teacher's mute) ─► level (talk detection) ─► tee
-//!                         tee ─► queue ─► full mixer
-//!                         tee ─► (a talker's own mix-minus, talk.rs)
+//!                         ─► audiorate ─► volume (teacher's mute) ─► level (talk detection) ─► queue ─► mix tee
+//!                         mix tee ─► full mixer
+//!                         mix tee ─► every other talker's own mixer (talk.rs)
 //! ```
 
 use anyhow::{bail, Context as _};
@@ -21,14 +21,16 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::crop::TileCrop;
 use super::label::TileLabel;
 use super::tile::{apply_visibility, screen_label_height, VideoTile};
-use super::{ParticipantMedia, Room};
+use super::{talk, ParticipantMedia, Room};
 use crate::ids::ParticipantId;
 use crate::layout::file::Fit;
 use crate::layout::Size;
 use crate::media::build::Added;
 use crate::media::codec::CodecFamily;
 use crate::media::formats::{i420_caps, mix_audio_caps};
-use crate::media::make::{make_capsfilter, make_element, make_leaky_queue, sync_downstream_first};
+use crate::media::make::{
+    make_capsfilter, make_element, make_leaky_queue, make_tee, sync_downstream_first,
+};
 use crate::media::probes::{drop_stale, hide_latency, swallow, time_segment};
 use crate::media::MediaEvent;
 
@@ -56,10 +58,9 @@ const STALE_MARGIN: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Decoded frames a tile's queue may hold before dropping the oldest.
 const TILE_QUEUE: u32 = 3;
-/// Decoded 20 ms audio buffers queued in front of each mixer: a full second,
-/// so that only a stalled mixer ever drops voice. A drop in one of the two
-/// paths but not the other would misalign the mix-minus subtraction.
-pub(super) const VOICE_QUEUE: u32 = 50;
+/// Decoded 20 ms audio buffers queued in front of the mixers: a full
+/// second, so that only a stalled mixer ever drops voice.
+const VOICE_QUEUE: u32 = 50;
 
 /// Which of a participant's video streams an incoming pad carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,8 +119,7 @@ impl ParticipantMedia {
                 }
                 added.undo(room.pipeline.upcast_ref());
                 if media != "video" {
-                    self.own_mix_pad = None;
-                    self.voice_tee = None;
+                    self.mix_tee = None;
                 }
             }
         }
@@ -279,7 +279,7 @@ impl ParticipantMedia {
         pad: &gst::Pad,
         added: &mut Added,
     ) -> anyhow::Result<()> {
-        if self.own_mix_pad.is_some() {
+        if self.mix_tee.is_some() {
             bail!("a second incoming audio stream is not supported");
         }
         let id = self.id.clone();
@@ -294,9 +294,8 @@ impl ParticipantMedia {
         let convert = make_element("audioconvert", &n("audioconvert"))?;
         let resample = make_element("audioresample", &n("audioresample"))?;
         let caps = make_capsfilter(&n("voice-caps"), &mix_audio_caps())?;
-        // Sample-exact timestamps: the full mix and the mix-minus must place
-        // every sample of this voice at the same offset for the subtraction
-        // to cancel it, and RTP arrival jitter would otherwise shift them.
+        // Sample-exact timestamps: a gapless voice, placed alike by every
+        // mixer it goes into, which RTP arrival jitter would otherwise shift.
         let rate = make_element("audiorate", &n("voice-rate"))?;
         // Start at the first real sample, not with silence from time zero.
         rate.set_property("skip-to-first", true);
@@ -304,44 +303,40 @@ impl ParticipantMedia {
         // good, and every mix would wait for it (catch_up.rs).
         super::catch_up::catch_up(&rate, room.room, &id).context("voice audiorate pads")?;
         // A teacher's mute: silence before the level and the tee, so the
-        // voice leaves the full mix and the mix-minus together, and a
-        // silenced participant cannot become the active speaker.
+        // voice leaves every mix together, and a silenced participant
+        // cannot become the active speaker.
         let gate = make_element("volume", &n("voice-gate"))?;
         gate.set_property("mute", self.silenced);
         // Loudness for talk detection, posted on the bus every LEVEL_INTERVAL.
         let level = make_element("level", &n(VOICE_LEVEL_SUFFIX))?;
         level.set_property("interval", LEVEL_INTERVAL.as_nanos() as u64);
         level.set_property("post-messages", true);
-        let tee = make_element("tee", &n("voice-tee"))?;
-        let to_full = make_leaky_queue(&n("voice-full-queue"), VOICE_QUEUE)?;
+        let to_mixers = make_leaky_queue(&n("voice-queue"), VOICE_QUEUE)?;
+        let tee = make_tee(&n("voice-mix-tee"))?;
 
-        center_on_sample(&tee.static_pad("sink").context("voice tee sink")?);
+        center_on_sample(&to_mixers.static_pad("sink").context("voice queue sink")?);
         let bin = room.bin();
         let main = [
-            &depay, &dec, &convert, &resample, &caps, &rate, &gate, &level, &tee,
+            &depay, &dec, &convert, &resample, &caps, &rate, &gate, &level, &to_mixers, &tee,
         ];
         added.chain(&bin, &main)?;
-        added.chain(&bin, &[&to_full])?;
-        tee.link(&to_full).context("linking voice tee")?;
 
-        // Voice that comes later than the mixer's deadline is late for the
-        // whole room: the mixer does not wait out the jitter buffer for it
+        // Voice that comes later than a mixer's deadline is late for the
+        // whole room: the mixers do not wait out the jitter buffer for it
         // (audio is not retransmitted; Opus in-band FEC covers loss).
-        hide_latency(&to_full.static_pad("src").context("voice queue src")?);
-        let full_pad = added.request(room.full_mixer, "sink_%u")?;
-        to_full
-            .static_pad("src")
-            .context("voice queue src")?
-            .link(&full_pad)
-            .context("linking voice to the full mix")?;
-        self.own_mix_pad = Some(full_pad);
+        hide_latency(&to_mixers.static_pad("src").context("voice queue src")?);
+        // Into the full mix, and into the own mix of everyone talking now
+        // (talk.rs adds it to the mix of whoever starts later).
+        for mixer in talk::room_mixers(room) {
+            let sink = added.request(&mixer, "sink_%u")?;
+            let src = added.request(&tee, "src_%u")?;
+            src.link(&sink)
+                .with_context(|| format!("linking the voice into {}", mixer.name()))?;
+        }
 
-        sync_downstream_first(&[
-            &depay, &dec, &convert, &resample, &caps, &rate, &gate, &level, &tee, &to_full,
-        ])?;
+        sync_downstream_first(&main)?;
         self.voice_gate = Some(gate);
-        // A talker's own mix-minus takes the voice from this tee (talk.rs).
-        self.voice_tee = Some(tee);
+        self.mix_tee = Some(tee);
         let depay_sink = depay.static_pad("sink").context("opus depayloader sink")?;
         drop_stale(&depay_sink, room.settings.jitter_buffer + STALE_MARGIN);
         pad.link(&depay_sink)
@@ -471,10 +466,11 @@ const RESYNC_NS: u64 = 10_000_000;
 ///
 /// Mixers turn running time into a sample offset by rounding down. Two
 /// mixers whose origins differ by a nanosecond round a time that sits a hair
-/// before a sample boundary to different samples, and the mix-minus
-/// subtraction then misses by one sample. A time in the middle of a sample
-/// period rounds alike in both; counting samples (instead of flooring each
-/// buffer's own time) keeps consecutive buffers exactly contiguous.
+/// before a sample boundary to different samples, so the full mix and a
+/// talker's own mix would place the same voice a sample apart. A time in
+/// the middle of a sample period rounds alike in both; counting samples
+/// (instead of flooring each buffer's own time) keeps consecutive buffers
+/// exactly contiguous.
 #[derive(Debug, Default)]
 struct SampleClock {
     next: Option<u64>,
@@ -492,8 +488,8 @@ impl SampleClock {
     }
 }
 
-/// Retimes every buffer through `pad` with a [`SampleClock`], so that the
-/// full mix and the mix-minus place each sample of this voice alike.
+/// Retimes every buffer through `pad` with a [`SampleClock`], so that
+/// every mixer places each sample of this voice alike.
 fn center_on_sample(pad: &gst::Pad) {
     let clock = std::sync::Mutex::new(SampleClock::default());
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {

@@ -76,7 +76,8 @@ pub(in crate::media) struct Room<'a> {
     pub(in crate::media) room: &'a str,
     pub(in crate::media) compositor: &'a gst::Element,
     pub(in crate::media) full_mixer: &'a gst::Element,
-    pub(in crate::media) full_tee: &'a gst::Element,
+    /// The room's silence, which feeds the full mix and every own mix.
+    pub(in crate::media) silence_tee: &'a gst::Element,
     /// One Opus encode of the full mix, for everyone who is not talking.
     pub(in crate::media) shared_opus_tee: &'a gst::Element,
     pub(in crate::media) latency: &'a LatencyUpdates,
@@ -120,10 +121,9 @@ pub struct ParticipantMedia {
     video: Option<VideoTile>,
     /// The screen share, if the offer had a screen m-line.
     screen: Option<ScreenShare>,
-    /// The own voice's pad on the full mixer, once audio arrived.
-    own_mix_pad: Option<gst::Pad>,
-    /// The decoded voice, for a talker's own mix-minus, once audio arrived.
-    voice_tee: Option<gst::Element>,
+    /// The decoded voice's tee into the full mix and every other talker's
+    /// own mix, once audio arrived.
+    mix_tee: Option<gst::Element>,
     /// Where the participant's media tells the room what happened.
     events: UnboundedSender<MediaEvent>,
     /// Silences the voice in every mix (a teacher muted it), once audio arrived.
@@ -262,8 +262,7 @@ impl ParticipantMedia {
             placeholder_pad: placeholder.pad,
             video: None,
             screen,
-            own_mix_pad: None,
-            voice_tee: None,
+            mix_tee: None,
             events: events.clone(),
             voice_gate: None,
             silenced: false,
@@ -302,8 +301,8 @@ impl ParticipantMedia {
         if let Some(v) = self.screen.as_ref().and_then(|s| s.tile.as_ref()) {
             room.compositor.release_request_pad(&v.pad);
         }
-        if let Some(p) = &self.own_mix_pad {
-            room.full_mixer.release_request_pad(p);
+        if let Some(tee) = &self.mix_tee {
+            talk::leave_mixers(tee);
         }
     }
 
