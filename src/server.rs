@@ -84,6 +84,9 @@ pub fn media_settings(config: &Config) -> anyhow::Result<MediaSettings> {
             LowTier {
                 size: Size { width, height },
                 framerate: config.downlink.low_framerate,
+                keyframe_min_interval: Duration::from_millis(
+                    config.downlink.low_keyframe_min_interval_ms,
+                ),
             }
         },
     })

@@ -21,6 +21,12 @@ pub struct DownlinkConfig {
     /// Whether a receiver whose link cannot carry even the low tier may
     /// get the audio alone. `false`: the low tier is the floor.
     pub audio_only: bool,
+    /// The shortest time between two keyframes the low tier's receivers
+    /// ask for, in milliseconds. Longer than the high tier's
+    /// (`media.keyframe_min_interval_ms`): on a narrow link each keyframe
+    /// is a burst that loses more packets, and each loss asks for another.
+    /// Newcomers and receivers moving in get theirs at once regardless.
+    pub low_keyframe_min_interval_ms: u64,
 }
 
 impl Default for DownlinkConfig {
@@ -31,6 +37,7 @@ impl Default for DownlinkConfig {
             low_height: 0,
             low_framerate: 15,
             audio_only: true,
+            low_keyframe_min_interval_ms: 3000,
         }
     }
 }
@@ -61,6 +68,15 @@ impl DownlinkConfig {
                     ),
                 ));
             }
+        }
+        if !(100..=60_000).contains(&self.low_keyframe_min_interval_ms) {
+            return Err(invalid(
+                "downlink.low_keyframe_min_interval_ms",
+                format!(
+                    "is {}; use 100 to 60000 (3000 by default)",
+                    self.low_keyframe_min_interval_ms
+                ),
+            ));
         }
         if !(1..=framerate).contains(&self.low_framerate) {
             return Err(invalid(
@@ -122,5 +138,21 @@ mod tests {
         assert!(DownlinkConfig::default()
             .validate((1280, 720), 30, "t.toml")
             .is_ok());
+    }
+
+    #[test]
+    fn a_low_tier_keyframe_interval_out_of_range_is_refused() {
+        for ms in [0, 99, 60_001] {
+            let d = DownlinkConfig {
+                low_keyframe_min_interval_ms: ms,
+                ..Default::default()
+            };
+            let e = d.validate((1280, 720), 30, "t.toml").unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains("downlink.low_keyframe_min_interval_ms"),
+                "{e}"
+            );
+        }
     }
 }

@@ -12,8 +12,9 @@
 //!
 //! Receivers' PLI/FIR arrive as upstream force-key-unit events through the
 //! family tee. A probe on the tee's sink pad lets at most one through per
-//! `keyframe_min_interval`; a request held back is re-issued once the
-//! interval has passed, so a late joiner still gets its keyframe.
+//! `keyframe_min_interval` (the low tier's own, longer, in its encoders); a
+//! request held back is re-issued once the interval has passed, so a late
+//! joiner still gets its keyframe.
 //!
 //! A probe on the encoder's source pad counts the frames and bytes it puts
 //! out ([`EncodedCount`]), for the room's metrics.
@@ -206,7 +207,10 @@ impl FamilyEncoder {
         );
 
         let gate = Arc::new(Mutex::new(KeyframeGate {
-            interval: settings.keyframe_min_interval,
+            interval: match tier {
+                Tier::Low => settings.low_tier.keyframe_min_interval,
+                _ => settings.keyframe_min_interval,
+            },
             last: None,
             pending: false,
         }));

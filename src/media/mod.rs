@@ -102,6 +102,8 @@ pub struct LowTier {
     pub size: Size,
     /// Its frames per second (at most the canvas's).
     pub framerate: u32,
+    /// The shortest time between two keyframes its receivers ask for.
+    pub keyframe_min_interval: Duration,
 }
 
 /// Something a GStreamer callback saw, posted to the room actor.

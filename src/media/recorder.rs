@@ -252,6 +252,7 @@ mod tests {
                     height: 90,
                 },
                 framerate: 15,
+                keyframe_min_interval: Duration::from_secs(3),
             },
         }
     }
