@@ -67,6 +67,15 @@ fn chain(pipeline: &gst::Pipeline, elements: &[&gst::Element]) -> anyhow::Result
     Ok(())
 }
 
+/// Links a new pad of `tee` to a new pad of `mixer` (element linking
+/// does not pair two request pads).
+fn tee_into_mixer(tee: &gst::Element, mixer: &gst::Element) -> anyhow::Result<()> {
+    let src = tee.request_pad_simple("src_%u").context("tee pad")?;
+    let sink = mixer.request_pad_simple("sink_%u").context("mixer pad")?;
+    src.link(&sink)?;
+    Ok(())
+}
+
 fn family(c: Codec) -> CodecFamily {
     match c {
         Codec::Vp8 => CodecFamily::Vp8,
@@ -169,7 +178,7 @@ fn room(
     let full_caps = caps_filter(mix_audio_caps())?;
     chain(&pipeline, &[&full, &full_caps, &full_tee])?;
     chain(&pipeline, &[&silence, &silence_caps, &silence_tee])?;
-    silence_tee.link(&full)?;
+    tee_into_mixer(&silence_tee, &full)?;
     let encode = |from: &gst::Element, name: &str| -> anyhow::Result<()> {
         let q = el("queue")?;
         let convert = el("audioconvert")?;
@@ -187,7 +196,7 @@ fn room(
     for t in 0..work.talkers.min(work.participants.len()) {
         let own = mixer()?;
         pipeline.add(&own)?;
-        silence_tee.link(&own)?;
+        tee_into_mixer(&silence_tee, &own)?;
         encode(&own, &format!("minus-{t}"))?;
         own_mixes.push(own);
     }
@@ -274,10 +283,10 @@ fn room(
                 &voice_tee,
             ],
         )?;
-        voice_tee.link(&full)?;
+        tee_into_mixer(&voice_tee, &full)?;
         for (t, own) in own_mixes.iter().enumerate() {
             if t != p {
-                voice_tee.link(own)?;
+                tee_into_mixer(&voice_tee, own)?;
             }
         }
         feeds.push(Feed {
