@@ -13,7 +13,8 @@
 //! - [`signaling`]: one session per WebSocket: its decisions (sans-IO,
 //!   unit-tested) apart from the socket loop that only moves frames.
 //! - [`room`]: one actor task per room owning its pipeline, split by
-//!   concern; relayout as a pure function; the registry.
+//!   concern; relayout, tier placement and the peer-to-peer/MCU decision
+//!   as pure functions; the registry.
 //! - [`protocol`]: the JSON wire messages, used by sessions and rooms.
 //! - [`metrics`]: the `/metrics` registry, rooms' shares of it, process figures.
 //! - [`media`]: GStreamer: canvas, mixes, family encoders, the recorder's

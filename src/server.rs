@@ -11,12 +11,13 @@ use anyhow::Context as _;
 use gstreamer as gst;
 use tokio::net::TcpListener;
 
-use crate::config::Config;
+use crate::config::{Config, P2pPolicy};
 use crate::ids::Tier;
 use crate::layout::Size;
 use crate::media::ice_agent::IcePolicy;
 use crate::media::{LowTier, MediaSettings, Templates};
 use crate::room::downlink::DownlinkPolicy;
+use crate::room::mode::ModePolicy;
 use crate::room::Registry;
 
 /// Initialises GStreamer and checks the elements the server needs.
@@ -170,7 +171,11 @@ pub fn start(
                 Tier::Low
             },
             ..Default::default()
-        }));
+        }))
+        .with_mode_policy(ModePolicy {
+            p2p: config.rooms.p2p == P2pPolicy::Auto,
+            hold: config.rooms.p2p_hold(),
+        });
     let admin = crate::http::api::AdminAuth::new(&config.admin.key, addr.ip().is_loopback());
     let routes = crate::http::routes(registry.clone(), admin);
     let watch = {

@@ -216,6 +216,26 @@ async fn metrics_and_room_stats_follow_peers_joining_and_leaving() {
     assert_eq!(summary["layout"], "grid", "{summary}");
     assert_eq!(summary["recording"], Value::Null, "{summary}");
     assert_eq!(summary["encoders"], serde_json::json!(["vp8", "h264"]));
+    // A room of two whose clients cannot connect directly stays on the MCU
+    // (the test peers do not offer it), and says why.
+    assert_eq!(summary["mode"], "mcu", "{summary}");
+    assert!(
+        summary["modeSince"]
+            .as_str()
+            .is_some_and(|t| humantime::parse_rfc3339(t).is_ok()),
+        "{summary}"
+    );
+    let detail = admin.json(&format!("/api/rooms/{room}")).await;
+    let cause = detail["mcuCause"].as_str().unwrap_or_default();
+    assert!(
+        cause.contains(vp8.id.as_str()) && cause.contains("cannot connect directly"),
+        "{detail:#}"
+    );
+    assert_eq!(
+        sample(&text, "tessera_rooms_by_mode{mode=\"mcu\"}"),
+        Some(1.0),
+        "{text}"
+    );
 
     let mut detail = Value::Null;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);

@@ -15,8 +15,10 @@ use serde::{Deserialize, Serialize};
 use crate::ids::CodecFamily;
 
 mod downlink;
+mod rooms;
 mod security;
 pub use downlink::DownlinkConfig;
+pub use rooms::{P2pPolicy, RoomsConfig};
 pub use security::{AuthConfig, AuthMode, IceConfig, LimitsConfig};
 
 /// The config file read when `--config` is not given, relative to the working directory.
@@ -46,6 +48,8 @@ pub struct Config {
     pub ice: IceConfig,
     /// Quality tiers of the canvas, and moving receivers between them.
     pub downlink: DownlinkConfig,
+    /// Peer-to-peer for rooms of two.
+    pub rooms: RoomsConfig,
 }
 
 /// `[recording]`
@@ -367,6 +371,7 @@ impl Config {
         self.validate_security(source_name)?;
         self.downlink
             .validate((m.canvas_width, m.canvas_height), m.framerate, source_name)?;
+        self.rooms.validate(source_name)?;
         if !(2..=3600).contains(&self.recording.segment_seconds) {
             return Err(invalid(
                 "recording.segment_seconds",

@@ -374,7 +374,13 @@ fn room_summary(s: &RoomSnapshot) -> serde_json::Value {
         "layout": s.layout,
         "recording": s.recording,
         "encoders": s.encoders,
+        "mode": s.mode.mode.as_str(),
+        "modeSince": rfc3339(s.mode.since),
     })
+}
+
+fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
 }
 
 /// One room in `GET /api/rooms/{room}`. `canvas` and each participant's
@@ -410,6 +416,9 @@ fn room_json(s: &RoomSnapshot) -> serde_json::Value {
             "tier": tier,
         })).collect::<Vec<_>>(),
         "talking": s.talking,
+        "mode": s.mode.mode.as_str(),
+        "modeSince": rfc3339(s.mode.since),
+        "mcuCause": s.mode.mcu_cause,
         "recording": s.recording.as_ref().map(|id| json!({
             "id": id,
             "bytes": s.recording_bytes.unwrap_or(0),

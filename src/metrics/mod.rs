@@ -72,6 +72,24 @@ pub(crate) struct DirectionLabels {
     pub(crate) direction: String,
 }
 
+/// Labels of the rooms-by-mode gauge.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ModeLabels {
+    /// `p2p` or `mcu`.
+    pub(crate) mode: String,
+}
+
+/// Labels of the mode switch counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct SwitchLabels {
+    /// The mode switched to: `p2p` or `mcu`.
+    pub(crate) to: String,
+    /// Why: `pair` for a move to peer-to-peer, else what needs the MCU
+    /// (`members`, `recording`, `canvas`, `client`, `direct_failed`,
+    /// `policy`).
+    pub(crate) cause: String,
+}
+
 /// Labels of a per-room series.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct RoomLabels {
@@ -118,6 +136,8 @@ pub(crate) struct Inner {
     pub(crate) encoder_bitrate: Family<RoomEncoderLabels, FloatGauge>,
     pub(crate) receivers: Family<TierLabels, Gauge>,
     pub(crate) tier_changes: Family<DirectionLabels, Counter>,
+    pub(crate) rooms_by_mode: Family<ModeLabels, Gauge>,
+    pub(crate) mode_switches: Family<SwitchLabels, Counter>,
     pub(crate) downlink_estimate: Family<ParticipantLabels, Gauge>,
     pub(crate) loss_ratio: Family<ParticipantLabels, FloatGauge>,
     pub(crate) packets_lost: Family<ParticipantLabels, Gauge>,
@@ -195,6 +215,18 @@ impl Metrics {
             "tier_changes",
             "Receivers moved to another quality tier by their downlink, down or up",
             tier_changes.clone(),
+        );
+        let rooms_by_mode = Family::default();
+        r.register(
+            "rooms_by_mode",
+            "Rooms in progress by how they carry media: p2p (the pair sends to each other) or mcu",
+            rooms_by_mode.clone(),
+        );
+        let mode_switches = Family::default();
+        r.register(
+            "mode_switches",
+            "Rooms switched between peer-to-peer and the MCU, by the mode switched to and why",
+            mode_switches.clone(),
         );
         let downlink_estimate = Family::default();
         r.register(
@@ -286,6 +318,8 @@ impl Metrics {
                 encoder_bitrate,
                 receivers,
                 tier_changes,
+                rooms_by_mode,
+                mode_switches,
                 downlink_estimate,
                 loss_ratio,
                 packets_lost,

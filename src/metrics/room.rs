@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::{
-    DirectionLabels, EncoderLabels, FamilyLabels, Metrics, ParticipantLabels, RoomEncoderLabels,
-    RoomLabels, TierLabels,
+    DirectionLabels, EncoderLabels, FamilyLabels, Metrics, ModeLabels, ParticipantLabels,
+    RoomEncoderLabels, RoomLabels, SwitchLabels, TierLabels,
 };
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -39,6 +39,8 @@ pub struct RoomMetrics {
     recording: Option<(String, u64)>,
     /// Canvas frames skipped already counted.
     canvas_skipped: u64,
+    /// The mode the room is counted in.
+    mode: &'static str,
 }
 
 impl RoomMetrics {
@@ -55,7 +57,13 @@ impl RoomMetrics {
             linked: BTreeSet::new(),
             recording: None,
             canvas_skipped: 0,
+            mode: "mcu",
         };
+        m.metrics
+            .inner()
+            .rooms_by_mode
+            .get_or_create(&mode_labels(m.mode))
+            .inc();
         m.metrics
             .inner()
             .recording
@@ -97,6 +105,24 @@ impl RoomMetrics {
                 tier: t.as_str().to_string(),
             },
         );
+    }
+
+    /// The room switched to `mode` (`p2p` or `mcu`) because of `cause`.
+    pub fn mode_switched(&mut self, mode: &'static str, cause: &str) {
+        let inner = self.metrics.inner();
+        inner
+            .rooms_by_mode
+            .get_or_create(&mode_labels(self.mode))
+            .dec();
+        inner.rooms_by_mode.get_or_create(&mode_labels(mode)).inc();
+        self.mode = mode;
+        inner
+            .mode_switches
+            .get_or_create(&SwitchLabels {
+                to: mode.to_string(),
+                cause: cause.to_string(),
+            })
+            .inc();
     }
 
     /// A receiver moved from one tier to another.
@@ -281,6 +307,16 @@ impl Drop for RoomMetrics {
         inner.recording.remove(&labels);
         inner.recording_bytes.remove(&labels);
         inner.rooms_open.dec();
+        inner
+            .rooms_by_mode
+            .get_or_create(&mode_labels(self.mode))
+            .dec();
+    }
+}
+
+fn mode_labels(mode: &str) -> ModeLabels {
+    ModeLabels {
+        mode: mode.to_string(),
     }
 }
 
@@ -516,5 +552,48 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("tessera_room_recording_bytes{"), "{text}");
+    }
+
+    #[test]
+    fn rooms_are_counted_by_mode_and_switches_by_cause() {
+        let metrics = Metrics::new();
+        let mut a = RoomMetrics::new(metrics.clone(), "a");
+        let b = RoomMetrics::new(metrics.clone(), "b");
+        let text = metrics.encode();
+        assert_eq!(
+            line(&text, "tessera_rooms_by_mode{mode=\"mcu\"} "),
+            Some("tessera_rooms_by_mode{mode=\"mcu\"} 2")
+        );
+        a.mode_switched("p2p", "pair");
+        a.mode_switched("mcu", "members");
+        a.mode_switched("p2p", "pair");
+        let text = metrics.encode();
+        assert!(
+            text.contains("tessera_rooms_by_mode{mode=\"p2p\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tessera_rooms_by_mode{mode=\"mcu\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tessera_mode_switches_total{to=\"p2p\",cause=\"pair\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tessera_mode_switches_total{to=\"mcu\",cause=\"members\"} 1"),
+            "{text}"
+        );
+        drop(a);
+        drop(b);
+        let text = metrics.encode();
+        assert!(
+            text.contains("tessera_rooms_by_mode{mode=\"p2p\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tessera_rooms_by_mode{mode=\"mcu\"} 0"),
+            "{text}"
+        );
     }
 }

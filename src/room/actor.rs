@@ -14,7 +14,8 @@
 //!   and [`refusal`]: why a request was refused, in the asker's words;
 //! - [`record`]: the recording and its timeline;
 //! - [`stats`]: live figures and metrics;
-//! - [`adapt`]: each receiver's downlink and the quality tier it gets.
+//! - [`adapt`]: each receiver's downlink and the quality tier it gets;
+//! - [`mode`]: whether the room runs peer-to-peer or on the MCU.
 
 use crate::ids::{ParticipantId, RoomId};
 use std::collections::BTreeMap;
@@ -37,6 +38,7 @@ mod adapt;
 mod canvas;
 mod events;
 mod members;
+mod mode;
 mod moderate;
 mod record;
 mod refusal;
@@ -76,6 +78,9 @@ struct Participant {
     downlink: super::downlink::Downlink,
     /// The loss its link shows on our audio, for the Opus FEC it gets.
     audio_loss: super::audio_loss::ExpectedLoss,
+    /// Whether its client can connect directly to another. The protocol
+    /// has no way to say so yet: false.
+    direct: bool,
 }
 
 /// The actor's state. Created by the registry, consumed by [`RoomActor::run`].
@@ -111,6 +116,10 @@ pub(super) struct RoomActor {
     canvas_behind: bool,
     /// What each encoder puts out, for what each tier needs.
     rates: adapt::EncodingRates,
+    /// Peer-to-peer or the MCU, and why.
+    mode: super::mode::ModeSwitch,
+    /// When the mode last changed.
+    mode_since: std::time::SystemTime,
 }
 
 impl RoomActor {
@@ -149,6 +158,11 @@ impl RoomActor {
             last_stats_tick: std::time::Instant::now(),
             canvas_behind: false,
             rates: Default::default(),
+            mode: super::mode::ModeSwitch::new(
+                std::time::Instant::now(),
+                registry.mode_policy().hold,
+            ),
+            mode_since: std::time::SystemTime::now(),
             registry,
             media,
         }
@@ -181,6 +195,7 @@ impl RoomActor {
                     }
                     _ = stats_tick.tick() => self.on_stats_tick(),
                 }
+                self.decide_mode();
                 // The last one out stops the recording; the room stays
                 // until its files are closed.
                 if self.participants.is_empty() && self.recording.is_some() {
@@ -336,6 +351,7 @@ impl RoomActor {
             media: self.media_figures(),
             recording_bytes: self.recording_progress().map(|(_, bytes)| bytes),
             pipeline: self.media.pipeline().downgrade(),
+            mode: self.mode_figures(),
         }
     }
 }

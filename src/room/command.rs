@@ -163,4 +163,6 @@ pub struct RoomSnapshot {
     pub recording_bytes: Option<u64>,
     /// The room's pipeline, weakly: upgrading fails once the room is freed.
     pub pipeline: glib::WeakRef<gst::Pipeline>,
+    /// Peer-to-peer or the MCU, since when, and why.
+    pub mode: super::mode::ModeFigures,
 }

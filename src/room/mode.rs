@@ -15,6 +15,35 @@ use std::time::{Duration, Instant};
 
 use crate::ids::ParticipantId;
 
+/// The server's mode settings (`[rooms]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModePolicy {
+    /// Rooms of two may go peer-to-peer (`rooms.p2p = "auto"`).
+    pub p2p: bool,
+    /// How long a room that may go peer-to-peer again waits on the MCU.
+    pub hold: Duration,
+}
+
+impl Default for ModePolicy {
+    fn default() -> Self {
+        ModePolicy {
+            p2p: true,
+            hold: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A room's mode as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModeFigures {
+    /// The mode now.
+    pub mode: Mode,
+    /// When it last changed.
+    pub since: std::time::SystemTime,
+    /// Why the room is on the MCU, while it is.
+    pub mcu_cause: Option<String>,
+}
+
 /// How a room carries its media.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mode {

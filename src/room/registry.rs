@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use super::actor::{InitialLayout, RoomActor};
 use super::command::RoomCommand;
 use super::downlink::DownlinkPolicy;
+use super::mode::ModePolicy;
 use crate::auth::Policy;
 use crate::layout::file::LayoutFile;
 use crate::layout::library::LayoutStore;
@@ -98,6 +99,8 @@ pub struct Registry {
     metrics: Metrics,
     /// How receivers are placed in tiers; None: everyone gets the high tier.
     downlink: Option<DownlinkPolicy>,
+    /// Whether rooms of two may go peer-to-peer, and the hold.
+    mode: ModePolicy,
 }
 
 impl Registry {
@@ -114,7 +117,19 @@ impl Registry {
             allowed_origins: Arc::default(),
             metrics: Metrics::new(),
             downlink: Some(DownlinkPolicy::default()),
+            mode: ModePolicy::default(),
         }
+    }
+
+    /// Rooms of two go peer-to-peer, or not, per `policy`.
+    pub fn with_mode_policy(mut self, policy: ModePolicy) -> Registry {
+        self.mode = policy;
+        self
+    }
+
+    /// Whether rooms of two may go peer-to-peer, and the hold.
+    pub fn mode_policy(&self) -> ModePolicy {
+        self.mode
     }
 
     /// Receivers are placed in tiers by `policy`, or all get the high tier

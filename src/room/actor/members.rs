@@ -82,6 +82,7 @@ impl RoomActor {
                     self.registry.downlink_policy().unwrap_or_default(),
                 ),
                 audio_loss: Default::default(),
+                direct: false,
             },
         );
     }
