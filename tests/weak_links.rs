@@ -228,6 +228,9 @@ async fn narrow_downlinks_get_the_tier_they_carry_and_nobody_else_loses() {
         after[1],
         after[2]
     );
+    if std::env::var_os("TESSERA_TEST_DEBUG").is_some() {
+        eprintln!("{report}");
+    }
     // The canvas runs at 15 fps.
     assert!(
         ff.fps >= 13.0 && gst_fps >= 13.0 && teacher_fps >= 13.0,
