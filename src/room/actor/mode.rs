@@ -36,7 +36,6 @@ impl RoomActor {
     /// and counted.
     pub(super) fn decide_mode(&mut self) {
         let state = self.mode_state();
-        let before = self.mode.cause().cloned();
         let Some(mode) = self.mode.decide(Instant::now(), &state) else {
             return;
         };
@@ -50,8 +49,9 @@ impl RoomActor {
                 "pair"
             }
             Mode::Mcu => {
-                let cause = self.mode.cause().cloned().or(before);
-                let why = cause.as_ref().map(|c| c.describe()).unwrap_or_default();
+                // A move to the MCU always has its cause.
+                let cause = self.mode.cause();
+                let why = cause.map(|c| c.describe()).unwrap_or_default();
                 info!(mode = mode.as_str(), "on the MCU: {why}");
                 cause.map_or("members", |c| c.label())
             }
