@@ -45,6 +45,10 @@ enum Command {
         /// Print only the token, not the link.
         #[arg(long)]
         token_only: bool,
+        /// Keep the room on the MCU while this participant is in it: a
+        /// lesson of two does not go peer-to-peer.
+        #[arg(long)]
+        no_p2p: bool,
         #[command(flatten)]
         args: ServeArgs,
     },
@@ -297,11 +301,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             name,
             ttl,
             token_only,
+            no_p2p,
             args,
         } => {
             let config = load_config(&args)?;
-            let token =
-                tessera::auth::token::issue_from_config(&config, &room, &role, &name, *ttl)?;
+            let token = tessera::auth::token::issue_from_config(
+                &config, &room, &role, &name, *ttl, !no_p2p,
+            )?;
             if token_only {
                 println!("{token}");
             } else {

@@ -42,6 +42,10 @@ pub enum ClientMessage {
         /// server may require it of everyone (`ice.relay_only`).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         relay: bool,
+        /// This client can connect directly to one other client, so that a
+        /// room of two may run peer-to-peer (`mode`, `peerOffer`...).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        p2p: bool,
     },
     /// The client's SDP offer: one audio and one video m-line (sendrecv),
     /// and optionally a second video m-line for screen sharing.
@@ -107,6 +111,35 @@ pub enum ClientMessage {
     Lock {
         /// Lock or unlock.
         locked: bool,
+    },
+    /// Peer-to-peer only: the offer for the direct connection, passed to
+    /// the other participant of the pair (sent by the pair's offerer).
+    PeerOffer {
+        /// Session description text.
+        sdp: String,
+    },
+    /// Peer-to-peer only: the answer to the other's `peerOffer`.
+    PeerAnswer {
+        /// Session description text.
+        sdp: String,
+    },
+    /// Peer-to-peer only: an ICE candidate of the direct connection, passed
+    /// to the other participant of the pair.
+    #[serde(rename_all = "camelCase")]
+    PeerIce {
+        /// Candidate line (`candidate:...`); empty signals end of candidates.
+        candidate: String,
+        /// Index of the m-line the candidate belongs to.
+        sdp_m_line_index: u32,
+        /// Media id the candidate belongs to, if the client knows it.
+        #[serde(default)]
+        sdp_mid: Option<String>,
+    },
+    /// Peer-to-peer only: the direct connection came up (`connected:
+    /// true`), or failed or dropped (`false`: the room goes back to the MCU).
+    Direct {
+        /// Whether media flows directly.
+        connected: bool,
     },
     /// Leave the room. The socket stays open and may join again.
     /// (A struct variant, so that unknown fields are rejected here too.)
@@ -242,6 +275,46 @@ pub enum ServerMessage {
         /// What its link is estimated to carry, bit/s, if known.
         estimate: Option<u64>,
     },
+    /// How the room carries its media now. `p2p`: connect directly to
+    /// `peer` (the `offerer` sends `peerOffer`), and pause what goes to the
+    /// server once the direct connection is up. `mcu`: send to the server
+    /// and show its canvas again, then close the direct connection.
+    Mode {
+        /// `p2p` or `mcu`.
+        mode: crate::room::Mode,
+        /// The other participant of the pair, in `p2p`.
+        peer: Option<ParticipantId>,
+        /// Whether this client makes the direct connection's offer.
+        offerer: bool,
+        /// Why the room is on the MCU, in `mcu`.
+        reason: Option<String>,
+    },
+    /// The other participant's offer for the direct connection.
+    PeerOffer {
+        /// Who sent it.
+        from: ParticipantId,
+        /// Session description text.
+        sdp: String,
+    },
+    /// The other participant's answer for the direct connection.
+    PeerAnswer {
+        /// Who sent it.
+        from: ParticipantId,
+        /// Session description text.
+        sdp: String,
+    },
+    /// An ICE candidate of the other participant's direct connection.
+    #[serde(rename_all = "camelCase")]
+    PeerIce {
+        /// Who sent it.
+        from: ParticipantId,
+        /// Candidate line; empty signals end of candidates.
+        candidate: String,
+        /// Index of the m-line the candidate belongs to.
+        sdp_m_line_index: u32,
+        /// Media id the candidate belongs to, if known.
+        sdp_mid: Option<String>,
+    },
     /// This client is no longer in the room (after `leave`, or removed).
     Left {
         /// Why, in plain words.
@@ -351,6 +424,25 @@ pub fn decode_client_message(text: &str) -> Result<ClientMessage, DecodeError> {
             validate_name(name)?;
         }
     }
+    match &msg {
+        ClientMessage::PeerOffer { sdp } | ClientMessage::PeerAnswer { sdp }
+            if !sdp.starts_with("v=0") =>
+        {
+            return Err(DecodeError::Invalid {
+                field: "sdp",
+                reason: "is not a session description: it must start with `v=0`".into(),
+            });
+        }
+        ClientMessage::PeerIce { candidate, .. }
+            if !candidate.is_empty() && !candidate.starts_with("candidate:") =>
+        {
+            return Err(DecodeError::Invalid {
+                field: "candidate",
+                reason: "must be a `candidate:` line, or empty for the end of candidates".into(),
+            });
+        }
+        _ => {}
+    }
     Ok(msg)
 }
 
@@ -401,6 +493,7 @@ mod tests {
                 role: Role::Student,
                 token: None,
                 relay: false,
+                p2p: false,
             })
         );
         assert_eq!(
@@ -412,6 +505,7 @@ mod tests {
                 role: Role::Student,
                 token: None,
                 relay: false,
+                p2p: false,
             })
         );
         // With a token the name may be left out: the token names the participant.
@@ -424,6 +518,7 @@ mod tests {
                 role: Role::Student,
                 token: Some("t.t.t".into()),
                 relay: false,
+                p2p: false,
             })
         );
         assert!(decode_client_message(r#"{"type":"join","room":"r"}"#).is_err());
@@ -469,6 +564,55 @@ mod tests {
         assert_eq!(
             decode_client_message(r#"{"type":"leave"}"#),
             Ok(ClientMessage::Leave {})
+        );
+    }
+
+    #[test]
+    fn peer_to_peer_messages_parse_and_refuse_what_is_not_sdp_or_a_candidate() {
+        assert!(matches!(
+            decode_client_message(r#"{"type":"join","room":"r","name":"Bo","p2p":true}"#),
+            Ok(ClientMessage::Join { p2p: true, .. })
+        ));
+        assert_eq!(
+            decode_client_message(r#"{"type":"peerOffer","sdp":"v=0\r\n"}"#),
+            Ok(ClientMessage::PeerOffer {
+                sdp: "v=0\r\n".into()
+            })
+        );
+        assert_eq!(
+            decode_client_message(r#"{"type":"direct","connected":true}"#),
+            Ok(ClientMessage::Direct { connected: true })
+        );
+        assert!(matches!(
+            decode_client_message(r#"{"type":"peerIce","candidate":"","sdpMLineIndex":0}"#),
+            Ok(ClientMessage::PeerIce { .. })
+        ));
+        let e = decode_client_message(r#"{"type":"peerAnswer","sdp":"hello"}"#).unwrap_err();
+        assert!(
+            matches!(e, DecodeError::Invalid { field: "sdp", .. }),
+            "{e:?}"
+        );
+        let e = decode_client_message(r#"{"type":"peerIce","candidate":"x","sdpMLineIndex":0}"#)
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                DecodeError::Invalid {
+                    field: "candidate",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let text = encode_server_message(&ServerMessage::Mode {
+            mode: crate::room::Mode::PeerToPeer,
+            peer: Some(ParticipantId::parse("p2").unwrap()),
+            offerer: true,
+            reason: None,
+        });
+        assert_eq!(
+            text,
+            r#"{"type":"mode","mode":"p2p","peer":"p2","offerer":true,"reason":null}"#
         );
     }
 

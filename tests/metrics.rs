@@ -121,7 +121,10 @@ fn has_link_series(text: &str, room: &str, id: &str) -> bool {
 async fn metrics_and_room_stats_follow_peers_joining_and_leaving() {
     let _serial = SERIAL.lock().await;
     init();
-    let server = TestServer::start(test_config()).await;
+    let mut config = test_config();
+    // Rooms of two may go peer-to-peer, as by default: these peers cannot.
+    config.rooms.p2p = tessera::config::P2pPolicy::Auto;
+    let server = TestServer::start(config).await;
     let admin = Admin::new(&server);
     let room = "stats";
 

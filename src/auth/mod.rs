@@ -25,6 +25,8 @@ pub struct Identity {
     /// Token id (`jti`) and expiry (Unix seconds), when a token was used;
     /// a removed participant's token is banned by it.
     pub token: Option<(String, u64)>,
+    /// False when its token keeps the room on the MCU (claim `p2p`).
+    pub p2p: bool,
 }
 
 /// How this server checks joins.
@@ -72,6 +74,7 @@ impl Auth {
                     name: name.to_string(),
                     role,
                     token: None,
+                    p2p: true,
                 }),
                 None => Err(TokenError::NameRequired),
             },
@@ -81,6 +84,7 @@ impl Auth {
                     name: claims.name,
                     role: claims.role,
                     token: Some((claims.jti, claims.exp)),
+                    p2p: claims.p2p,
                 })
             }
         }

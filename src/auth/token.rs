@@ -30,6 +30,19 @@ pub struct Claims {
     pub iat: u64,
     /// Token id; a teacher's removal bans it from the room.
     pub jti: String,
+    /// False: while this participant is in the room, the room stays on the
+    /// MCU and never runs peer-to-peer (for a lesson the school wants on
+    /// its server). Absent means true.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub p2p: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// Why a join token was refused.
@@ -123,6 +136,20 @@ impl TokenKeys {
     /// A token for `name` as `role` in `room`, valid from `now` (Unix
     /// seconds) for `ttl`.
     pub fn issue(&self, room: &str, role: Role, name: &str, ttl: Duration, now: u64) -> String {
+        self.issue_with(room, role, name, ttl, now, true)
+    }
+
+    /// As [`TokenKeys::issue`]; `p2p: false` keeps the room on the MCU
+    /// while the participant is in it.
+    pub fn issue_with(
+        &self,
+        room: &str,
+        role: Role,
+        name: &str,
+        ttl: Duration,
+        now: u64,
+        p2p: bool,
+    ) -> String {
         let claims = Claims {
             room: room.to_string(),
             role,
@@ -132,6 +159,7 @@ impl TokenKeys {
             nbf: now,
             iat: now,
             jti: uuid::Uuid::new_v4().simple().to_string(),
+            p2p,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing does not fail")
@@ -175,6 +203,7 @@ pub fn issue_from_config(
     role: &str,
     name: &str,
     ttl: Duration,
+    p2p: bool,
 ) -> anyhow::Result<String> {
     if let Some(why) = super::secret::weakness(&config.auth.secret) {
         anyhow::bail!(
@@ -194,7 +223,7 @@ pub fn issue_from_config(
         &config.auth.audience,
         config.auth.leeway_seconds,
     );
-    Ok(keys.issue(room, role, name, ttl, super::bans::unix_now()))
+    Ok(keys.issue_with(room, role, name, ttl, super::bans::unix_now(), p2p))
 }
 
 #[cfg(test)]

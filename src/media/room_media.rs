@@ -544,6 +544,11 @@ impl RoomMedia {
         pm.hide_screen();
     }
 
+    /// Asks a participant for a keyframe of its camera (after a pause).
+    pub fn request_camera_keyframe(&self, pm: &ParticipantMedia) {
+        pm.request_camera_keyframe();
+    }
+
     /// Asks the participant for a keyframe of its screen (it starts sharing).
     pub fn request_screen_keyframe(&self, pm: &ParticipantMedia) {
         pm.request_screen_keyframe();

@@ -78,9 +78,13 @@ struct Participant {
     downlink: super::downlink::Downlink,
     /// The loss its link shows on our audio, for the Opus FEC it gets.
     audio_loss: super::audio_loss::ExpectedLoss,
-    /// Whether its client can connect directly to another. The protocol
-    /// has no way to say so yet: false.
+    /// Whether its client can connect directly to another (`join.p2p`).
     direct: bool,
+    /// Its token keeps the room on the MCU (claim `p2p: false`).
+    no_p2p: bool,
+    /// Its direct connection to the other of the pair is up: the server
+    /// sends it no canvas.
+    parked: bool,
 }
 
 /// The actor's state. Created by the registry, consumed by [`RoomActor::run`].
@@ -120,6 +124,8 @@ pub(super) struct RoomActor {
     mode: super::mode::ModeSwitch,
     /// When the mode last changed.
     mode_since: std::time::SystemTime,
+    /// The pair's direct connection, while peer-to-peer.
+    direct: super::mode::DirectLink,
 }
 
 impl RoomActor {
@@ -163,6 +169,7 @@ impl RoomActor {
                 registry.mode_policy().hold,
             ),
             mode_since: std::time::SystemTime::now(),
+            direct: Default::default(),
             registry,
             media,
         }
@@ -192,6 +199,7 @@ impl RoomActor {
                     _ = tick.tick() => {
                         self.media.tick();
                         self.check_recording();
+                        self.check_direct();
                     }
                     _ = stats_tick.tick() => self.on_stats_tick(),
                 }
@@ -234,8 +242,9 @@ impl RoomActor {
                 who,
                 codec,
                 relay,
+                p2p,
                 outbox,
-            } => self.on_join(participant, who, codec, relay, outbox),
+            } => self.on_join(participant, who, codec, relay, p2p, outbox),
             RoomCommand::Moderate { by, action, reply } => {
                 respond(reply, self.moderate(by.as_ref(), action));
             }
@@ -254,6 +263,14 @@ impl RoomActor {
                 mline,
                 candidate,
             } => self.on_ice(&participant, mline, &candidate),
+            RoomCommand::Peer {
+                participant,
+                signal,
+            } => self.on_peer(&participant, signal),
+            RoomCommand::Direct {
+                participant,
+                connected,
+            } => self.on_direct(&participant, connected),
             RoomCommand::Leave {
                 participant,
                 reason,

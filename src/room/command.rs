@@ -26,6 +26,8 @@ pub enum RoomCommand {
         codec: Option<CodecFamily>,
         /// It asked to send and receive media only through the TURN relay.
         relay: bool,
+        /// Its client can connect directly to one other (peer-to-peer).
+        p2p: bool,
         /// Where the room sends this client's messages.
         outbox: mpsc::Sender<ServerMessage>,
     },
@@ -60,6 +62,20 @@ pub enum RoomCommand {
         mline: u32,
         /// Candidate line.
         candidate: String,
+    },
+    /// Peer-to-peer signaling for the other participant of the pair.
+    Peer {
+        /// Sender.
+        participant: ParticipantId,
+        /// What to pass on.
+        signal: PeerSignal,
+    },
+    /// The client's direct connection came up, or failed or dropped.
+    Direct {
+        /// Sender.
+        participant: ParticipantId,
+        /// Whether media flows directly.
+        connected: bool,
     },
     /// The client leaves (or its socket closed).
     Leave {
@@ -121,6 +137,24 @@ pub enum RoomCommand {
     },
     /// Remove everyone and close (server shutdown).
     Close,
+}
+
+/// What one participant of a peer-to-peer pair passes to the other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerSignal {
+    /// The direct connection's offer.
+    Offer(String),
+    /// The answer to it.
+    Answer(String),
+    /// An ICE candidate (empty: end of candidates).
+    Ice {
+        /// Candidate line.
+        candidate: String,
+        /// m-line index.
+        mline: u32,
+        /// Media id, if known.
+        mid: Option<String>,
+    },
 }
 
 /// A view of a room, for the API and tests.

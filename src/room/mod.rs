@@ -17,7 +17,8 @@ mod registry;
 pub mod talk;
 
 pub use actor::{DownlinkFigures, MediaFigures, Moderation, Refusal};
-pub use command::{RoomCommand, RoomSnapshot};
+pub use command::{PeerSignal, RoomCommand, RoomSnapshot};
+pub use mode::Mode;
 pub use registry::{Registry, RoomError, RoomHandle};
 
 /// Why a participant left the room.

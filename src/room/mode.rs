@@ -45,10 +45,12 @@ pub struct ModeFigures {
 }
 
 /// How a room carries its media.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Mode {
     /// The two participants send their media to each other.
+    #[serde(rename = "p2p")]
     PeerToPeer,
+    #[serde(rename = "mcu")]
     /// Every participant sends to the server and receives the canvas.
     Mcu,
 }
@@ -252,6 +254,102 @@ impl ModeSwitch {
     }
 }
 
+/// How long a pair has to bring its direct connection up.
+pub const DIRECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a report on the pair's direct connection changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirectChange {
+    /// Nothing to do.
+    None,
+    /// Both sides said it is up: the server's media for the pair can rest.
+    Up,
+    /// It failed, dropped or never came up: back to the MCU.
+    Failed,
+}
+
+/// The pair's direct connection while the room runs peer-to-peer: who
+/// must connect, by when, and who said it is up.
+#[derive(Debug, Clone, Default)]
+pub struct DirectLink {
+    /// The pair, offerer first; None while the room is on the MCU.
+    pair: Option<[ParticipantId; 2]>,
+    /// When the connection must be up by, until it is.
+    deadline: Option<Instant>,
+    /// Who said its side is up.
+    up: [bool; 2],
+}
+
+impl DirectLink {
+    /// The room went peer-to-peer: `pair` (offerer first) connects now.
+    pub fn start(&mut self, pair: [ParticipantId; 2], now: Instant) {
+        self.pair = Some(pair);
+        self.deadline = Some(now + DIRECT_TIMEOUT);
+        self.up = [false; 2];
+    }
+
+    /// The room left peer-to-peer; returns the pair it had.
+    pub fn stop(&mut self) -> Option<[ParticipantId; 2]> {
+        self.deadline = None;
+        self.up = [false; 2];
+        self.pair.take()
+    }
+
+    /// The pair, offerer first, while the room runs peer-to-peer.
+    pub fn pair(&self) -> Option<&[ParticipantId; 2]> {
+        self.pair.as_ref()
+    }
+
+    /// The other participant of the pair, if `id` is in it.
+    pub fn other(&self, id: &ParticipantId) -> Option<&ParticipantId> {
+        let [a, b] = self.pair.as_ref()?;
+        if a == id {
+            Some(b)
+        } else if b == id {
+            Some(a)
+        } else {
+            None
+        }
+    }
+
+    /// Whether `id` makes the offer.
+    pub fn is_offerer(&self, id: &ParticipantId) -> bool {
+        self.pair.as_ref().is_some_and(|[a, _]| a == id)
+    }
+
+    /// Both sides said the connection is up.
+    pub fn is_up(&self) -> bool {
+        self.pair.is_some() && self.up == [true; 2]
+    }
+
+    /// `id` says its side is up (`connected`) or failed.
+    pub fn report(&mut self, id: &ParticipantId, connected: bool) -> DirectChange {
+        let Some(i) = self
+            .pair
+            .as_ref()
+            .and_then(|pair| pair.iter().position(|p| p == id))
+        else {
+            return DirectChange::None;
+        };
+        if !connected {
+            return DirectChange::Failed;
+        }
+        let was_up = self.is_up();
+        self.up[i] = true;
+        if self.is_up() && !was_up {
+            self.deadline = None;
+            DirectChange::Up
+        } else {
+            DirectChange::None
+        }
+    }
+
+    /// Whether the connection missed its deadline at `now`.
+    pub fn overdue(&self, now: Instant) -> bool {
+        self.deadline.is_some_and(|d| now >= d)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,5 +467,33 @@ mod tests {
             m.decide(at(t0, 62), &room(&["a", "d"])),
             Some(Mode::PeerToPeer)
         );
+    }
+
+    #[test]
+    fn the_direct_link_is_up_when_both_say_so_and_fails_on_either_or_the_deadline() {
+        let t0 = Instant::now();
+        let mut d = DirectLink::default();
+        assert_eq!(d.report(&id("a"), true), DirectChange::None);
+        d.start([id("a"), id("b")], t0);
+        assert!(d.is_offerer(&id("a")) && !d.is_offerer(&id("b")));
+        assert_eq!(d.other(&id("b")), Some(&id("a")));
+        assert_eq!(d.other(&id("c")), None);
+        assert_eq!(d.report(&id("a"), true), DirectChange::None);
+        assert_eq!(d.report(&id("c"), true), DirectChange::None);
+        assert!(!d.is_up());
+        assert!(!d.overdue(t0 + Duration::from_secs(4)));
+        assert_eq!(d.report(&id("b"), true), DirectChange::Up);
+        assert!(d.is_up());
+        // Up in time: no deadline any more; a repeat changes nothing.
+        assert!(!d.overdue(t0 + Duration::from_secs(60)));
+        assert_eq!(d.report(&id("b"), true), DirectChange::None);
+        // A dropped connection, later.
+        assert_eq!(d.report(&id("a"), false), DirectChange::Failed);
+        // A pair that never connects misses its deadline.
+        d.start([id("a"), id("b")], t0);
+        assert!(d.overdue(t0 + DIRECT_TIMEOUT));
+        assert_eq!(d.stop(), Some([id("a"), id("b")]));
+        assert!(!d.overdue(t0 + DIRECT_TIMEOUT));
+        assert_eq!(d.pair(), None);
     }
 }

@@ -22,7 +22,8 @@ use crate::protocol::{
     decode_client_message, ClientMessage, DecodeError, ErrorCode, ServerMessage,
 };
 use crate::room::{
-    new_participant_id, LeaveReason, Moderation, Registry, RoomCommand, RoomError, RoomHandle,
+    new_participant_id, LeaveReason, Moderation, PeerSignal, Registry, RoomCommand, RoomError,
+    RoomHandle,
 };
 
 /// A socket whose messages are dropped this many times in a row for
@@ -267,6 +268,7 @@ impl<R: Rooms> Handler<R> {
                 role,
                 token,
                 relay,
+                p2p,
             } => {
                 if let Some(j) = &self.joined {
                     return Err(error(
@@ -293,6 +295,7 @@ impl<R: Rooms> Handler<R> {
                     who,
                     codec,
                     relay,
+                    p2p,
                     outbox: self.outbox.clone(),
                 };
                 let link = self
@@ -329,6 +332,32 @@ impl<R: Rooms> Handler<R> {
                     participant,
                     mline: sdp_m_line_index,
                     candidate,
+                })
+            }
+            ClientMessage::PeerOffer { sdp } => self.forward(|participant| RoomCommand::Peer {
+                participant,
+                signal: PeerSignal::Offer(sdp),
+            }),
+            ClientMessage::PeerAnswer { sdp } => self.forward(|participant| RoomCommand::Peer {
+                participant,
+                signal: PeerSignal::Answer(sdp),
+            }),
+            ClientMessage::PeerIce {
+                candidate,
+                sdp_m_line_index,
+                sdp_mid,
+            } => self.forward(|participant| RoomCommand::Peer {
+                participant,
+                signal: PeerSignal::Ice {
+                    candidate,
+                    mline: sdp_m_line_index,
+                    mid: sdp_mid,
+                },
+            }),
+            ClientMessage::Direct { connected } => {
+                self.forward(|participant| RoomCommand::Direct {
+                    participant,
+                    connected,
                 })
             }
             ClientMessage::SetLayout { layout } => {

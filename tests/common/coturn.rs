@@ -19,12 +19,22 @@ pub struct Coturn {
 
 impl Coturn {
     /// Starts coturn and waits until it answers a STUN binding request.
+    /// A port another process takes between our pick and coturn's bind
+    /// leaves coturn retrying that bind for ever, so a start that does not
+    /// answer is stopped and tried again on another port.
     pub fn start() -> Coturn {
-        let port = UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let mut logs = String::new();
+        for _ in 0..3 {
+            let coturn = Coturn::spawn(free_udp_port());
+            if coturn.answers_stun(Duration::from_secs(10)) {
+                return coturn;
+            }
+            logs.push_str(&format!("--- port {}:\n{}\n", coturn.port, coturn.log()));
+        }
+        panic!("coturn did not start in 3 tries:\n{logs}");
+    }
+
+    fn spawn(port: u16) -> Coturn {
         let dir =
             std::env::temp_dir().join(format!("tessera-coturn-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -37,6 +47,9 @@ impl Coturn {
                 "--use-auth-secret",
                 &format!("--static-auth-secret={TURN_SECRET}"),
                 "--realm=tessera.test",
+                // TURN over UDP only: the tests' clients use nothing else,
+                // and a TCP listener is one more port that can be taken.
+                "--no-tcp",
                 "--no-tls",
                 "--no-dtls",
                 "--no-cli",
@@ -52,13 +65,7 @@ impl Coturn {
             .stderr(Stdio::null())
             .spawn()
             .expect("turnserver runs (Debian package coturn; scripts/setup.sh installs it)");
-        let coturn = Coturn { child, port, dir };
-        assert!(
-            coturn.answers_stun(Duration::from_secs(20)),
-            "coturn did not start: {}",
-            coturn.log()
-        );
-        coturn
+        Coturn { child, port, dir }
     }
 
     /// Whether a STUN binding request to the TURN port gets a success
@@ -92,6 +99,15 @@ impl Coturn {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("turn.log")).unwrap_or_default()
     }
+}
+
+/// A loopback UDP port nobody holds at the moment of asking.
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Drop for Coturn {

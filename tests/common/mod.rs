@@ -61,6 +61,9 @@ pub fn test_config() -> Config {
     // Media on loopback only, as the test peers and browsers gather there
     // too (libnice and browsers leave loopback out unless told).
     c.ice.addresses = vec![std::net::Ipv4Addr::LOCALHOST.into()];
+    // The tests of the MCU keep a room of two browsers on it; the
+    // peer-to-peer tests turn it back on.
+    c.rooms.p2p = tessera::config::P2pPolicy::Off;
     c
 }
 

@@ -177,6 +177,13 @@ impl ParticipantMedia {
         }
     }
 
+    /// Asks the participant for a keyframe of its camera.
+    pub(in crate::media) fn request_camera_keyframe(&self) {
+        if let Some(v) = &self.video {
+            v.request_keyframe();
+        }
+    }
+
     /// Asks the participant for a keyframe of its screen.
     pub(in crate::media) fn request_screen_keyframe(&self) {
         if let Some(v) = self.screen.as_ref().and_then(|s| s.tile.as_ref()) {

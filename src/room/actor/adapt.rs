@@ -180,15 +180,25 @@ impl RoomActor {
     /// Lets the receiver's downlink decide, and moves its video if the
     /// tier to send changed.
     fn place_video(&mut self, id: &ParticipantId) {
-        if self.registry.downlink_policy().is_none() {
-            return;
-        }
         let Some(p) = self.participants.get_mut(id) else {
             return;
         };
         let Some(pm) = p.media.as_mut() else {
             return;
         };
+        if p.parked {
+            // Its direct connection carries its video; a branch that came
+            // up after the pair connected is parked too.
+            if pm.tier().has_video() {
+                if let Err(e) = self.media.set_tier(pm, Tier::AudioOnly) {
+                    warn!(participant = %id, "canvas not parked: {e:#}");
+                }
+            }
+            return;
+        }
+        if self.registry.downlink_policy().is_none() {
+            return;
+        }
         let settled_before = p.downlink.tier();
         let needs = self.rates.needs(pm.family());
         let sent = p.downlink.decide(Instant::now(), needs);

@@ -26,6 +26,7 @@ impl RoomActor {
         who: Identity,
         codec: Option<CodecFamily>,
         relay: bool,
+        p2p: bool,
         outbox: mpsc::Sender<ServerMessage>,
     ) {
         let relay = relay || self.registry.policy().ice.relay_only;
@@ -46,7 +47,7 @@ impl RoomActor {
             });
             return;
         }
-        self.admit(&id, who, codec, outbox);
+        self.admit(&id, who, codec, p2p, outbox);
         self.greet(&id, relay);
         self.note_joined(&id);
     }
@@ -57,9 +58,15 @@ impl RoomActor {
         id: &ParticipantId,
         who: Identity,
         codec: Option<CodecFamily>,
+        p2p: bool,
         outbox: mpsc::Sender<ServerMessage>,
     ) {
-        let Identity { name, role, token } = who;
+        let Identity {
+            name,
+            role,
+            token,
+            p2p: token_p2p,
+        } = who;
         info!(participant = %id, "joined");
         self.next_seq += 1;
         self.participants.insert(
@@ -82,7 +89,9 @@ impl RoomActor {
                     self.registry.downlink_policy().unwrap_or_default(),
                 ),
                 audio_loss: Default::default(),
-                direct: false,
+                direct: p2p,
+                no_p2p: !token_p2p,
+                parked: false,
             },
         );
     }

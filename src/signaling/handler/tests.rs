@@ -137,15 +137,18 @@ impl Bench {
                 who,
                 codec,
                 relay,
+                p2p,
                 outbox,
             } => {
                 assert!(!relay);
+                assert!(!p2p);
                 assert_eq!(
                     who,
                     Identity {
                         name: "Ada".into(),
                         role: Role::Teacher,
-                        token: None
+                        token: None,
+                        p2p: true,
                     }
                 );
                 assert_eq!(codec, None);
