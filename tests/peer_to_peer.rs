@@ -207,7 +207,7 @@ async fn a_third_a_recording_or_a_token_moves_the_pair_to_the_mcu_and_two_come_b
         json!({"p2p": true, "role": "teacher"}),
     )
     .await;
-    let (mut bo, _) = join(&server, room, "Bo", json!({"p2p": true})).await;
+    let (mut bo, bo_id) = join(&server, room, "Bo", json!({"p2p": true})).await;
     for ws in [&mut ada, &mut bo] {
         let m = next_of(ws, "mode", Duration::from_secs(5)).await.unwrap();
         assert_eq!(m["mode"], "p2p");
@@ -265,6 +265,28 @@ async fn a_third_a_recording_or_a_token_moves_the_pair_to_the_mcu_and_two_come_b
         .await
         .expect("back after the recording and the hold");
     assert_eq!(m["mode"], "p2p");
+    assert_eq!(
+        next_of(&mut ada, "mode", Duration::from_secs(2))
+            .await
+            .unwrap()["mode"],
+        "p2p"
+    );
+
+    // The teacher removes the other in peer-to-peer: it is told it left
+    // (its client closes the direct connection), and the teacher is back
+    // on the MCU, alone.
+    send(&mut ada, json!({"type": "remove", "participant": bo_id})).await;
+    assert!(next_of(&mut bo, "left", Duration::from_secs(5))
+        .await
+        .is_some());
+    let m = next_of(&mut ada, "mode", Duration::from_secs(5))
+        .await
+        .expect("the teacher is moved to the MCU");
+    assert_eq!(m["mode"], "mcu");
+    assert!(
+        m["reason"].as_str().unwrap().contains("1 participants"),
+        "{m}"
+    );
     drop((ada, bo));
     let _ = std::fs::remove_dir_all(&recordings);
 

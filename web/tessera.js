@@ -6,6 +6,11 @@
 // stats() reports, among the figures, the quality tier the server sends
 // (`tier`) and the notice shown for it (`qualityNotice`).
 // ?relay=1 sends and receives media only through the TURN relay.
+// In a room of two the client connects to the other directly when the
+// server says so (docs/peer-to-peer.md); ?p2p=0 keeps it on the server.
+// stats() then reports `mode`, the direct connection's figures
+// (`direct`) and the longest wait for a new picture (`frameGapMs`, since
+// resetFrameGap()).
 'use strict';
 (() => {
   const params = new URLSearchParams(location.search);
@@ -13,6 +18,7 @@
   const wantCodec = ['vp8', 'h264'].includes(params.get('codec')) ? params.get('codec') : null;
   const autojoin = params.get('autojoin') === '1';
   const relay = params.get('relay') === '1';
+  const p2p = params.get('p2p') !== '0';
   const askedRole = ['teacher', 'student', 'guest'].includes(params.get('role')) ? params.get('role') : null;
   // A join token names the room, the role and the name; keep it out of
   // the address bar (and of screenshots and copied links).
@@ -38,6 +44,11 @@
   let ws = null;
   let pc = null;
   let videoTx = null;
+  let audioTx = null;
+  let serverStream = null;   // what the server sends: the canvas and the mix
+  let iceConfig = null;      // the ICE servers and policy of this join
+  let direct = null;         // the direct connection to the other of a pair
+  const silenced = new Set(); // ids a teacher silenced
   let screenTx = null;       // send-only transceiver for a shared screen
   let screenTrack = null;
   let recording = false;
@@ -144,7 +155,7 @@
     // A face in a small tile: on a narrow uplink the browser lowers the
     // camera's resolution and keeps it moving, rather than the other way.
     if (video) video.contentHint = 'motion';
-    pc.addTransceiver(audio || 'audio', { direction: audio ? 'sendrecv' : 'recvonly', streams: [local] });
+    audioTx = pc.addTransceiver(audio || 'audio', { direction: audio ? 'sendrecv' : 'recvonly', streams: [local] });
     videoTx = pc.addTransceiver(video || 'video', { direction: video ? 'sendrecv' : 'recvonly', streams: [local] });
     preferCodec(videoTx, wantCodec);
     // Negotiated up front and idle until the user shares: sharing is then
@@ -152,8 +163,10 @@
     screenTx = canShare ? pc.addTransceiver('video', { direction: 'sendonly' }) : null;
     if (screenTx) preferCodec(screenTx, wantCodec);
     const remote = new MediaStream();
+    serverStream = remote;
     pc.ontrack = (e) => {
       remote.addTrack(e.track);
+      if (direct?.shown) return;
       ui.canvas.srcObject = remote;
       playCanvas();
     };
@@ -220,6 +233,165 @@
     ui.share.classList.remove('off');
   }
 
+  // Peer-to-peer: in a room of two the server asks both clients to connect
+  // directly, and the first to join offers. The connection to the server
+  // stays up, paused, so that going back to the MCU when a third joins
+  // needs no new ICE.
+  function setServerSending(on) {
+    for (const tx of [audioTx, videoTx]) {
+      const sender = tx?.sender;
+      if (!sender?.track) continue;
+      const p = sender.getParameters();
+      if (!p.encodings || !p.encodings.length) continue;
+      p.encodings.forEach((e) => { e.active = on; });
+      sender.setParameters(p).catch((e) => console.warn('setParameters', e));
+    }
+  }
+
+  const localTrack = (kind) => (kind === 'audio' ? local.getAudioTracks()[0] : local.getVideoTracks()[0]);
+
+  function startDirect(peer, offerer) {
+    closeDirect();
+    const dpc = new RTCPeerConnection({
+      bundlePolicy: 'max-bundle', iceServers: iceConfig?.iceServers || [],
+      iceTransportPolicy: iceConfig?.policy === 'relay' ? 'relay' : 'all',
+    });
+    const d = { pc: dpc, peer, offerer, stream: new MediaStream(), up: false, shown: false,
+      pendingIce: [], dropTimer: null };
+    direct = d;
+    if (offerer) {
+      for (const kind of ['audio', 'video']) {
+        const track = localTrack(kind);
+        dpc.addTransceiver(track || kind, { direction: track ? 'sendrecv' : 'recvonly', streams: [local] });
+      }
+    }
+    dpc.ontrack = (e) => { d.stream.addTrack(e.track); applySilence(); };
+    dpc.onicecandidate = (e) => {
+      if (direct !== d || !e.candidate?.candidate) return;
+      send({ type: 'peerIce', candidate: e.candidate.candidate,
+        sdpMLineIndex: e.candidate.sdpMLineIndex ?? 0, sdpMid: e.candidate.sdpMid ?? undefined });
+    };
+    const failed = () => { if (direct === d) send({ type: 'direct', connected: false }); };
+    dpc.onconnectionstatechange = () => {
+      if (direct !== d) return;
+      const st = dpc.connectionState;
+      clearTimeout(d.dropTimer);
+      if (st === 'connected' && !d.up) {
+        d.up = true;
+        send({ type: 'direct', connected: true });
+        showDirect(d);
+      } else if (st === 'failed') {
+        failed();
+      } else if (st === 'disconnected') {
+        d.dropTimer = setTimeout(failed, 3000);
+      }
+    };
+    if (offerer) {
+      dpc.createOffer().then((o) => dpc.setLocalDescription(o)).then(() => {
+        if (direct === d) send({ type: 'peerOffer', sdp: dpc.localDescription.sdp });
+      }).catch((e) => { console.warn('direct offer', e); failed(); });
+    }
+  }
+
+  async function onPeerOffer(m) {
+    const d = direct;
+    if (!d || d.offerer || m.from !== d.peer) return;
+    await d.pc.setRemoteDescription({ type: 'offer', sdp: m.sdp });
+    for (const t of d.pc.getTransceivers()) {
+      const track = localTrack(t.receiver.track.kind);
+      if (track) {
+        await t.sender.replaceTrack(track);
+        t.sender.setStreams?.(local);
+      }
+      t.direction = track ? 'sendrecv' : 'recvonly';
+    }
+    await d.pc.setLocalDescription(await d.pc.createAnswer());
+    if (direct !== d) return;
+    send({ type: 'peerAnswer', sdp: d.pc.localDescription.sdp });
+    for (const c of d.pendingIce.splice(0)) await d.pc.addIceCandidate(c);
+    applySilence();
+  }
+
+  async function onPeerAnswer(m) {
+    const d = direct;
+    if (!d || !d.offerer || m.from !== d.peer) return;
+    await d.pc.setRemoteDescription({ type: 'answer', sdp: m.sdp });
+    for (const c of d.pendingIce.splice(0)) await d.pc.addIceCandidate(c);
+  }
+
+  async function onPeerIce(m) {
+    const d = direct;
+    if (!d || m.from !== d.peer || !m.candidate) return;
+    const c = { candidate: m.candidate, sdpMLineIndex: m.sdpMLineIndex, sdpMid: m.sdpMid ?? undefined };
+    if (d.pc.remoteDescription) await d.pc.addIceCandidate(c); else d.pendingIce.push(c);
+  }
+
+  // The other's picture fills the page, and the server gets nothing more
+  // until the room needs it again.
+  function showDirect(d) {
+    d.shown = true;
+    ui.canvas.srcObject = d.stream;
+    playCanvas();
+    document.body.classList.add('direct');
+    setServerSending(false);
+    setState('Connected directly');
+  }
+
+  // A teacher's mute holds on the direct connection too: the silenced
+  // side sends no voice, and the other does not play it.
+  function applySilence() {
+    const d = direct;
+    if (!d) return;
+    d.stream.getAudioTracks().forEach((t) => { t.enabled = !silenced.has(d.peer); });
+    const mic = localTrack('audio');
+    const tx = d.pc.getTransceivers().find((t) => t.receiver.track.kind === 'audio');
+    if (mic && tx && d.pc.localDescription && d.pc.remoteDescription) {
+      tx.sender.replaceTrack(silenced.has(participantId) ? null : mic).catch(() => {});
+    }
+  }
+
+  async function serverFramesDecoded() {
+    let n = 0;
+    if (!pc) return n;
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === 'inbound-rtp' && r.kind === 'video') n = r.framesDecoded || 0;
+    });
+    return n;
+  }
+
+  // Back to the MCU: send to the server again at once, and keep showing
+  // the direct picture until the server's canvas moves again.
+  async function endDirect() {
+    const d = direct;
+    direct = null;
+    if (!d) return;
+    setServerSending(true);
+    if (d.shown && pc) {
+      const start = await serverFramesDecoded();
+      const deadline = Date.now() + 3000;
+      while (pc && Date.now() < deadline && (await serverFramesDecoded()) < start + 2) {
+        await new Promise((r) => setTimeout(r, 40));
+      }
+      if (serverStream) ui.canvas.srcObject = serverStream;
+      playCanvas();
+      setState('Connected');
+    }
+    document.body.classList.remove('direct');
+    clearTimeout(d.dropTimer);
+    d.pc.onconnectionstatechange = null;
+    d.pc.close();
+  }
+
+  function closeDirect() {
+    const d = direct;
+    direct = null;
+    if (!d) return;
+    clearTimeout(d.dropTimer);
+    d.pc.onconnectionstatechange = null;
+    d.pc.close();
+    document.body.classList.remove('direct');
+  }
+
   async function onMessage(m) {
     switch (m.type) {
       case 'joined':
@@ -231,6 +403,7 @@
         setCount(m.participants.length);
         showRoster(m.participants);
         setState('Joining…');
+        iceConfig = { iceServers: m.iceServers, policy: m.iceTransportPolicy };
         await startCall(m.iceServers, m.iceTransportPolicy);
         break;
       case 'answer':
@@ -246,6 +419,22 @@
       case 'participants':
         setCount(m.participants.length);
         showRoster(m.participants);
+        silenced.clear();
+        m.participants.filter((p) => p.silenced).forEach((p) => silenced.add(p.id));
+        applySilence();
+        break;
+      case 'mode':
+        if (m.mode === 'p2p' && m.peer) startDirect(m.peer, m.offerer);
+        else await endDirect();
+        break;
+      case 'peerOffer':
+        await onPeerOffer(m);
+        break;
+      case 'peerAnswer':
+        await onPeerAnswer(m);
+        break;
+      case 'peerIce':
+        await onPeerIce(m);
         break;
       case 'locked':
         showLock(m.locked);
@@ -318,8 +507,12 @@
 
   function teardown() {
     clearTimeout(disconnectTimer);
+    closeDirect();
+    silenced.clear();
     if (pc) { pc.onconnectionstatechange = null; pc.close(); pc = null; }
     videoTx = null;
+    audioTx = null;
+    serverStream = null;
     participantId = null;
     pendingIce = [];
     if (ws) { ws.onclose = null; ws.onmessage = null; ws.close(); ws = null; }
@@ -349,7 +542,7 @@
     ws.onopen = () => send({
       type: 'join', room, ...(name ? { name } : {}), ...(token ? { token } : {}),
       ...(wantCodec ? { codec: wantCodec } : {}), ...(askedRole ? { role: askedRole } : {}),
-      ...(relay ? { relay: true } : {}),
+      ...(relay ? { relay: true } : {}), ...(p2p ? { p2p: true } : {}),
     });
     ws.onmessage = (e) => { onMessage(JSON.parse(e.data)).catch((err) => console.error(err)); };
     ws.onclose = () => reconnect('lost the connection to the server');
@@ -421,7 +614,10 @@
       sharing: !!screenTrack, screenBytes: 0, recording,
       localCandidateType: null, remoteCandidateType: null, tier, downlinkEstimate,
       qualityNotice: ui.quality.hidden ? '' : ui.quality.textContent,
+      mode: direct ? 'p2p' : 'mcu', direct: null, frameGapMs: Math.round(frameGap.max),
+      frameAgeMs: frameGap.last ? Math.round(performance.now() - frameGap.last) : null,
     };
+    if (direct) out.direct = await directStats(direct);
     if (!pc) return out;
     const report = await pc.getStats();
     let codecId = null;
@@ -455,7 +651,43 @@
     return out;
   }
 
-  window.tessera = { get pc() { return pc; }, stats, leave };
+  // What the direct connection carries: the other's picture and voice.
+  async function directStats(d) {
+    const out = { state: d.pc.connectionState, shown: d.shown, framesDecoded: 0, frameWidth: 0,
+      audioSamples: 0, concealedSamples: 0, sentBytes: 0, localCandidateType: null,
+      remoteCandidateType: null };
+    const report = await d.pc.getStats();
+    report.forEach((r) => {
+      if (r.type === 'inbound-rtp' && r.kind === 'video') {
+        out.framesDecoded = r.framesDecoded || 0;
+        out.frameWidth = r.frameWidth || 0;
+      } else if (r.type === 'inbound-rtp' && r.kind === 'audio') {
+        out.audioSamples = r.totalSamplesReceived || 0;
+        out.concealedSamples = r.concealedSamples || 0;
+      } else if (r.type === 'outbound-rtp') {
+        out.sentBytes += r.bytesSent || 0;
+      } else if (r.type === 'transport' && r.selectedCandidatePairId) {
+        const pair = report.get(r.selectedCandidatePairId);
+        out.localCandidateType = report.get(pair?.localCandidateId)?.candidateType || null;
+        out.remoteCandidateType = report.get(pair?.remoteCandidateId)?.candidateType || null;
+      }
+    });
+    return out;
+  }
+
+  // The longest the shown picture went without a new frame.
+  const frameGap = { last: 0, max: 0 };
+  if (ui.canvas.requestVideoFrameCallback) {
+    const onFrame = (now) => {
+      if (frameGap.last) frameGap.max = Math.max(frameGap.max, now - frameGap.last);
+      frameGap.last = now;
+      ui.canvas.requestVideoFrameCallback(onFrame);
+    };
+    ui.canvas.requestVideoFrameCallback(onFrame);
+  }
+  const resetFrameGap = () => { frameGap.max = 0; frameGap.last = 0; };
+
+  window.tessera = { get pc() { return pc; }, stats, leave, resetFrameGap };
 
   document.title = `${room} · Tessera`;
   ui.name.value = name;
