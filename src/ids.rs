@@ -309,6 +309,27 @@ impl fmt::Display for Tier {
     }
 }
 
+/// How a room carries its media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Mode {
+    /// The two participants send their media to each other.
+    #[serde(rename = "p2p")]
+    PeerToPeer,
+    #[serde(rename = "mcu")]
+    /// Every participant sends to the server and receives the canvas.
+    Mcu,
+}
+
+impl Mode {
+    /// The name the API and metrics use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::PeerToPeer => "p2p",
+            Mode::Mcu => "mcu",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

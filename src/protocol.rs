@@ -281,7 +281,7 @@ pub enum ServerMessage {
     /// and show its canvas again, then close the direct connection.
     Mode {
         /// `p2p` or `mcu`.
-        mode: crate::room::Mode,
+        mode: crate::ids::Mode,
         /// The other participant of the pair, in `p2p`.
         peer: Option<ParticipantId>,
         /// Whether this client makes the direct connection's offer.
@@ -605,7 +605,7 @@ mod tests {
             "{e:?}"
         );
         let text = encode_server_message(&ServerMessage::Mode {
-            mode: crate::room::Mode::PeerToPeer,
+            mode: crate::ids::Mode::PeerToPeer,
             peer: Some(ParticipantId::parse("p2").unwrap()),
             offerer: true,
             reason: None,

@@ -9,8 +9,10 @@
 // In a room of two the client connects to the other directly when the
 // server says so (docs/peer-to-peer.md); ?p2p=0 keeps it on the server.
 // stats() then reports `mode`, the direct connection's figures
-// (`direct`) and the longest wait for a new picture (`frameGapMs`, since
-// resetFrameGap()).
+// (`direct`) and the longest waits for a new picture and for new sound
+// (`frameGapMs`, `audioGapMs`, since resetGaps(); when the longest wait
+// for a picture ended, `frameGapEndMs`, and when the last move to the MCU
+// was told and shown, `switchTimes`).
 'use strict';
 (() => {
   const params = new URLSearchParams(location.search);
@@ -48,6 +50,8 @@
   let serverStream = null;   // what the server sends: the canvas and the mix
   let iceConfig = null;      // the ICE servers and policy of this join
   let direct = null;         // the direct connection to the other of a pair
+  let shownConn = null;      // the connection whose media the page plays
+  const switchTimes = [];    // when the last move to the MCU was told and shown
   const silenced = new Set(); // ids a teacher silenced
   let screenTx = null;       // send-only transceiver for a shared screen
   let screenTrack = null;
@@ -237,14 +241,13 @@
   // directly, and the first to join offers. The connection to the server
   // stays up, paused, so that going back to the MCU when a third joins
   // needs no new ICE.
+  // Pausing is replaceTrack(null): nothing is sent and nothing is
+  // renegotiated (Firefox does not pause audio with `active: false`).
   function setServerSending(on) {
-    for (const tx of [audioTx, videoTx]) {
-      const sender = tx?.sender;
-      if (!sender?.track) continue;
-      const p = sender.getParameters();
-      if (!p.encodings || !p.encodings.length) continue;
-      p.encodings.forEach((e) => { e.active = on; });
-      sender.setParameters(p).catch((e) => console.warn('setParameters', e));
+    for (const [tx, kind] of [[audioTx, 'audio'], [videoTx, 'video']]) {
+      const track = localTrack(kind);
+      if (!tx || !track || !pc) continue;
+      tx.sender.replaceTrack(on ? track : null).catch((e) => console.warn('replaceTrack', e));
     }
   }
 
@@ -330,11 +333,11 @@
   // until the room needs it again.
   function showDirect(d) {
     d.shown = true;
+    shownConn = d.pc;
     ui.canvas.srcObject = d.stream;
     playCanvas();
     document.body.classList.add('direct');
     setServerSending(false);
-    setState('Connected directly');
   }
 
   // A teacher's mute holds on the direct connection too: the silenced
@@ -360,31 +363,38 @@
   }
 
   // Back to the MCU: send to the server again at once, and keep showing
-  // the direct picture until the server's canvas moves again.
+  // the direct picture until the server's canvas has moved for a moment
+  // (its first frames after a pause can stall in Firefox).
   async function endDirect() {
     const d = direct;
     direct = null;
     if (!d) return;
+    switchTimes.push(['mcu', Math.round(performance.now() - gaps.since)]);
     setServerSending(true);
     if (d.shown && pc) {
       const start = await serverFramesDecoded();
       const deadline = Date.now() + 3000;
-      while (pc && Date.now() < deadline && (await serverFramesDecoded()) < start + 2) {
+      while (pc && Date.now() < deadline && (await serverFramesDecoded()) < start + 8) {
         await new Promise((r) => setTimeout(r, 40));
       }
       if (serverStream) ui.canvas.srcObject = serverStream;
+      switchTimes.push(['shown', Math.round(performance.now() - gaps.since)]);
+      shownConn = null;
       playCanvas();
       setState('Connected');
     }
     document.body.classList.remove('direct');
     clearTimeout(d.dropTimer);
     d.pc.onconnectionstatechange = null;
-    d.pc.close();
+    // The other may still be waiting for its canvas: it keeps our picture
+    // a little longer.
+    setTimeout(() => d.pc.close(), 3000);
   }
 
   function closeDirect() {
     const d = direct;
     direct = null;
+    shownConn = null;
     if (!d) return;
     clearTimeout(d.dropTimer);
     d.pc.onconnectionstatechange = null;
@@ -460,7 +470,14 @@
         showQuality(m.tier, m.estimate);
         break;
       case 'left':
-        if (!leaving) reconnect(m.reason);
+        if (m.reason === 'you were removed from the room') {
+          // A teacher's removal: coming straight back would undo it.
+          fatal = true;
+          teardown();
+          setState('You were removed from the room');
+        } else if (!leaving) {
+          reconnect(m.reason);
+        }
         break;
       case 'error':
         notice(m.message);
@@ -614,8 +631,9 @@
       sharing: !!screenTrack, screenBytes: 0, recording,
       localCandidateType: null, remoteCandidateType: null, tier, downlinkEstimate,
       qualityNotice: ui.quality.hidden ? '' : ui.quality.textContent,
-      mode: direct ? 'p2p' : 'mcu', direct: null, frameGapMs: Math.round(frameGap.max),
-      frameAgeMs: frameGap.last ? Math.round(performance.now() - frameGap.last) : null,
+      mode: direct ? 'p2p' : 'mcu', direct: null,
+      frameGapMs: Math.round(gaps.frameMs), audioGapMs: Math.round(gaps.audioMs),
+      frameGapEndMs: gaps.frameEnd ?? null, switchTimes,
     };
     if (direct) out.direct = await directStats(direct);
     if (!pc) return out;
@@ -654,8 +672,8 @@
   // What the direct connection carries: the other's picture and voice.
   async function directStats(d) {
     const out = { state: d.pc.connectionState, shown: d.shown, framesDecoded: 0, frameWidth: 0,
-      audioSamples: 0, concealedSamples: 0, sentBytes: 0, localCandidateType: null,
-      remoteCandidateType: null };
+      audioSamples: 0, concealedSamples: 0, audioEnergy: 0, audioBytes: 0, sentBytes: 0,
+      localCandidateType: null, remoteCandidateType: null, remotePort: null };
     const report = await d.pc.getStats();
     report.forEach((r) => {
       if (r.type === 'inbound-rtp' && r.kind === 'video') {
@@ -664,30 +682,60 @@
       } else if (r.type === 'inbound-rtp' && r.kind === 'audio') {
         out.audioSamples = r.totalSamplesReceived || 0;
         out.concealedSamples = r.concealedSamples || 0;
+        out.audioEnergy = r.totalAudioEnergy || 0;
+        out.audioBytes = r.bytesReceived || 0;
       } else if (r.type === 'outbound-rtp') {
         out.sentBytes += r.bytesSent || 0;
-      } else if (r.type === 'transport' && r.selectedCandidatePairId) {
-        const pair = report.get(r.selectedCandidatePairId);
+      } else if ((r.type === 'transport' && r.selectedCandidatePairId)
+          || (r.type === 'candidate-pair' && r.selected)) {
+        // Firefox marks the pair in use `selected` and has no transport stats.
+        const pair = r.type === 'transport' ? report.get(r.selectedCandidatePairId) : r;
+        const remote = report.get(pair?.remoteCandidateId);
         out.localCandidateType = report.get(pair?.localCandidateId)?.candidateType || null;
-        out.remoteCandidateType = report.get(pair?.remoteCandidateId)?.candidateType || null;
+        out.remoteCandidateType = remote?.candidateType || null;
+        out.remotePort = remote?.port || null;
       }
     });
     return out;
   }
 
-  // The longest the shown picture went without a new frame.
-  const frameGap = { last: 0, max: 0 };
-  if (ui.canvas.requestVideoFrameCallback) {
-    const onFrame = (now) => {
-      if (frameGap.last) frameGap.max = Math.max(frameGap.max, now - frameGap.last);
-      frameGap.last = now;
-      ui.canvas.requestVideoFrameCallback(onFrame);
-    };
-    ui.canvas.requestVideoFrameCallback(onFrame);
+  // The longest the picture and the sound shown went without anything
+  // new, from getStats of the connection they come from (the direct one
+  // or the server's): decoded frames, and samples received not concealed.
+  const gaps = { frameAt: 0, audioAt: 0, frameMs: 0, audioMs: 0, seen: new Map(),
+    since: performance.now(), frameEnd: null };
+  async function watchGaps() {
+    const conn = shownConn || pc;
+    if (!conn) { setTimeout(watchGaps, 100); return; }
+    let frames = 0; let heard = 0;
+    try {
+      (await conn.getStats()).forEach((r) => {
+        if (r.type !== 'inbound-rtp') return;
+        if (r.kind === 'video') frames = r.framesDecoded || 0;
+        if (r.kind === 'audio') heard = (r.totalSamplesReceived || 0) - (r.concealedSamples || 0);
+      });
+    } catch (e) { /* closed meanwhile */ }
+    const now = performance.now();
+    const last = gaps.seen.get(conn) || { frames: 0, heard: 0 };
+    if (frames > last.frames) {
+      if (gaps.frameAt && now - gaps.frameAt > gaps.frameMs) gaps.frameEnd = Math.round(now - gaps.since);
+      if (gaps.frameAt) gaps.frameMs = Math.max(gaps.frameMs, now - gaps.frameAt);
+      gaps.frameAt = now;
+    }
+    if (heard > last.heard) {
+      if (gaps.audioAt) gaps.audioMs = Math.max(gaps.audioMs, now - gaps.audioAt);
+      gaps.audioAt = now;
+    }
+    gaps.seen = new Map([[conn, { frames, heard }]]);
+    setTimeout(watchGaps, 100);
   }
-  const resetFrameGap = () => { frameGap.max = 0; frameGap.last = 0; };
+  watchGaps();
+  const resetGaps = () => {
+    Object.assign(gaps, { frameMs: 0, audioMs: 0, frameAt: 0, audioAt: 0, since: performance.now(), frameEnd: null });
+    switchTimes.length = 0;
+  };
 
-  window.tessera = { get pc() { return pc; }, stats, leave, resetFrameGap };
+  window.tessera = { get pc() { return pc; }, stats, leave, resetGaps };
 
   document.title = `${room} · Tessera`;
   ui.name.value = name;

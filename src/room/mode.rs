@@ -44,26 +44,7 @@ pub struct ModeFigures {
     pub mcu_cause: Option<String>,
 }
 
-/// How a room carries its media.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum Mode {
-    /// The two participants send their media to each other.
-    #[serde(rename = "p2p")]
-    PeerToPeer,
-    #[serde(rename = "mcu")]
-    /// Every participant sends to the server and receives the canvas.
-    Mcu,
-}
-
-impl Mode {
-    /// The name the API and metrics use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::PeerToPeer => "p2p",
-            Mode::Mcu => "mcu",
-        }
-    }
-}
+pub use crate::ids::Mode;
 
 /// Why a room is on the MCU.
 #[derive(Debug, Clone, PartialEq, Eq)]

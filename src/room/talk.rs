@@ -43,6 +43,22 @@ impl TalkDetector {
     }
 }
 
+impl TalkDetector {
+    /// Ends the talking of a voice that stopped arriving (paused, or cut
+    /// off): with no levels, [`TalkDetector::update`] would never see it
+    /// fall quiet. Returns whether it stopped talking.
+    pub fn expire(&mut self, now: Instant) -> bool {
+        let stale = self
+            .last_loud
+            .is_none_or(|t| now.duration_since(t) >= TALK_HOLD);
+        if self.talking && stale {
+            self.talking = false;
+            return true;
+        }
+        false
+    }
+}
+
 /// Who holds the floor: the loudest talker, who keeps it for at least a
 /// hold time against a louder rival, and keeps it when everyone falls quiet
 /// (the last speaker stays large until someone else speaks).
@@ -141,5 +157,17 @@ mod tests {
         let mut d = TalkDetector::default();
         assert_eq!(d.update(TALK_START_DBFS, Instant::now()), None);
         assert_eq!(d.update(TALK_START_DBFS + 0.1, Instant::now()), Some(true));
+    }
+
+    #[test]
+    fn a_voice_that_stops_arriving_stops_talking_after_the_hold() {
+        let t0 = Instant::now();
+        let mut d = TalkDetector::default();
+        assert_eq!(d.update(-20.0, t0), Some(true));
+        assert!(!d.expire(t0 + Duration::from_millis(500)));
+        assert!(d.is_talking());
+        assert!(d.expire(t0 + TALK_HOLD));
+        assert!(!d.is_talking());
+        assert!(!d.expire(t0 + TALK_HOLD * 2));
     }
 }

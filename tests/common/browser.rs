@@ -36,6 +36,7 @@ fn capabilities(
     kind: Kind,
     profile: &std::path::Path,
     secure_origin: Option<&str>,
+    camera_fps: Option<u32>,
 ) -> serde_json::Map<String, Value> {
     let mut caps = match kind {
         Kind::Chromium => json!({
@@ -89,6 +90,15 @@ fn capabilities(
                 "--unsafely-treat-insecure-origin-as-secure={origin}"
             )));
     }
+    // Chromium's fake camera runs at 20 fps unless told otherwise.
+    if let (Some(fps), Kind::Chromium) = (camera_fps, kind) {
+        let args = caps["goog:chromeOptions"]["args"].as_array_mut().unwrap();
+        for a in args.iter_mut() {
+            if a == "--use-fake-device-for-media-stream" {
+                *a = json!(format!("--use-fake-device-for-media-stream=fps={fps}"));
+            }
+        }
+    }
     caps.as_object().unwrap().clone()
 }
 
@@ -106,6 +116,22 @@ impl Browser {
         label: &str,
         ns: Option<&super::netns::Namespace>,
         secure_origin: Option<&str>,
+    ) -> Browser {
+        Self::start(kind, label, ns, secure_origin, None).await
+    }
+
+    /// Starts a browser whose fake camera runs at `fps` (Chromium's runs
+    /// at 20 otherwise; Firefox's at 30).
+    pub async fn launch_at_fps(kind: Kind, label: &str, fps: u32) -> Browser {
+        Self::start(kind, label, None, None, Some(fps)).await
+    }
+
+    async fn start(
+        kind: Kind,
+        label: &str,
+        ns: Option<&super::netns::Namespace>,
+        secure_origin: Option<&str>,
+        camera_fps: Option<u32>,
     ) -> Browser {
         let port = free_port();
         let profile =
@@ -142,7 +168,7 @@ impl Browser {
         let mut last = None;
         for _ in 0..100 {
             match ClientBuilder::native()
-                .capabilities(capabilities(kind, &profile, secure_origin))
+                .capabilities(capabilities(kind, &profile, secure_origin, camera_fps))
                 .connect(&url)
                 .await
             {

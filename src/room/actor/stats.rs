@@ -58,10 +58,27 @@ impl RoomActor {
         self.metrics.encoders(&outputs, elapsed);
         self.rates.update(&outputs, elapsed);
         self.place_all();
+        self.expire_talkers(now);
         self.note_canvas_skips();
         let recording = self.recording_progress();
         self.metrics
             .recording(recording.as_ref().map(|(id, bytes)| (id.as_str(), *bytes)));
+    }
+
+    /// Ends the talking of voices that stopped arriving (a paused or cut
+    /// off sender), so that their own mix-minus encode stops.
+    fn expire_talkers(&mut self, now: Instant) {
+        for (id, p) in self.participants.iter_mut() {
+            if !p.talk.expire(now) {
+                continue;
+            }
+            if let Some(pm) = p.media.as_mut() {
+                tracing::debug!(participant = %id, "talk state: its voice stopped arriving");
+                if let Err(e) = self.media.set_talking(pm, false) {
+                    tracing::error!(participant = %id, "{e:#}");
+                }
+            }
+        }
     }
 
     /// Counts the canvas frames skipped for lateness since the last tick,
