@@ -300,6 +300,24 @@ mod tests {
         );
         let written = std::fs::read_dir(&dir).unwrap().count();
         assert!(written > 0, "nothing written in {}", dir.display());
+        // Stopped as a room stops it: the files' sink may be waiting for
+        // its other stream, and a pipeline set to NULL under it then
+        // deadlocks in GStreamer 1.22's splitmuxsink.
+        assert!(media.stop_recording());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut finished = false;
+        while !finished && std::time::Instant::now() < deadline {
+            let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
+                continue;
+            };
+            finished = crate::media::from_recorder(&msg)
+                && matches!(msg.view(), gst::MessageView::Element(e)
+                    if e.structure().is_some_and(|s| s.name() == "GstBinForwarded"
+                        && s.get::<gst::Message>("message")
+                            .is_ok_and(|m| m.type_() == gst::MessageType::Eos)));
+        }
+        assert!(finished, "the recording's EOS never came");
+        media.finish_recording();
         let _ = pipeline.set_state(gst::State::Null);
         let _ = std::fs::remove_dir_all(&dir);
     }
