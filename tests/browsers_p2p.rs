@@ -22,13 +22,15 @@ fn count(s: &Value, path: &[&str]) -> u64 {
 }
 
 /// The pair sees each other directly: the direct connection's picture is
-/// shown and moving, host to host, and not through the server's ports.
+/// shown and moving, browser to browser, and not through the server's ports.
 fn direct_and_moving(s: &Value, at_least: u64) -> bool {
     let port = count(s, &["direct", "remotePort"]);
     s["mode"] == "p2p"
         && s["direct"]["shown"] == true
         && count(s, &["direct", "framesDecoded"]) >= at_least
-        && s["direct"]["remoteCandidateType"] == "host"
+        // Host, or peer-reflexive when the other's check arrived before its
+        // candidate: either way the other browser's own address.
+        && ["host", "prflx"].contains(&s["direct"]["remoteCandidateType"].as_str().unwrap_or(""))
         && port != 0
         && !(TEST_RTP_PORTS.0..=TEST_RTP_PORTS.1).contains(&(port as u16))
 }
