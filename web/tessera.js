@@ -729,8 +729,11 @@
     gaps.seen = new Map([[conn, { frames, heard }]]);
     setTimeout(watchGaps, 100);
   }
-  watchGaps();
+  // Watched only once asked for (resetGaps): polling getStats ten times a
+  // second costs a busy machine.
+  let watching = false;
   const resetGaps = () => {
+    if (!watching) { watching = true; watchGaps(); }
     Object.assign(gaps, { frameMs: 0, audioMs: 0, frameAt: 0, audioAt: 0, since: performance.now(), frameEnd: null });
     switchTimes.length = 0;
   };

@@ -47,9 +47,6 @@ impl Coturn {
                 "--use-auth-secret",
                 &format!("--static-auth-secret={TURN_SECRET}"),
                 "--realm=tessera.test",
-                // TURN over UDP only: the tests' clients use nothing else,
-                // and a TCP listener is one more port that can be taken.
-                "--no-tcp",
                 "--no-tls",
                 "--no-dtls",
                 "--no-cli",
