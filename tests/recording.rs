@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::media::{color_matches, tone_power};
 use common::peer::{PeerOptions, TestPeer};
-use common::recordings::{get, recording_config, start_recording, stop_and_export};
+use common::recordings::{decode_webm, get, recording_config, start_recording, stop_and_export};
 use common::{grid_tiles, init, test_config, wait_until, TestServer, SERIAL};
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -22,98 +22,6 @@ use serde_json::Value;
 const COLORS: [u32; 3] = [0xff0000, 0x00ff00, 0x0000ff];
 const TONES: [f64; 3] = [440.0, 660.0, 880.0];
 const RECORD_SECS: u64 = 20;
-
-/// A whole file decoded: the frame nearest `middle` and all audio.
-#[derive(Default)]
-struct Decoded {
-    frames: u64,
-    middle: Option<common::media::Frame>,
-    audio: Vec<f32>,
-    errors: Vec<String>,
-}
-
-fn decode(path: &std::path::Path, middle: gst::ClockTime) -> Decoded {
-    let desc = format!(
-        "filesrc location=\"{}\" ! matroskademux name=d \
-         d.video_0 ! queue ! vp8dec ! videoconvert ! video/x-raw,format=RGB ! appsink name=v sync=false \
-         d.audio_0 ! queue ! opusdec ! audioconvert ! audioresample \
-           ! audio/x-raw,format=F32LE,channels=1,rate=48000 ! appsink name=a sync=false",
-        path.display()
-    );
-    let pipeline = gst::parse::launch(&desc)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
-    let out = Arc::new(Mutex::new(Decoded {
-        frames: 0,
-        middle: None,
-        audio: Vec::new(),
-        errors: Vec::new(),
-    }));
-    let v = pipeline
-        .by_name("v")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
-    let o = out.clone();
-    v.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |s| {
-                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let buf = sample.buffer().unwrap();
-                let mut o = o.lock().unwrap();
-                o.frames += 1;
-                if o.middle.is_none() && buf.pts().is_some_and(|t| t >= middle) {
-                    let info =
-                        gstreamer_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
-                    let map = buf.map_readable().unwrap();
-                    o.middle = Some(common::media::Frame {
-                        width: info.width(),
-                        height: info.height(),
-                        data: map.as_slice().to_vec(),
-                        stride: info.stride()[0] as usize,
-                    });
-                }
-                Ok(gst::FlowSuccess::Ok)
-            })
-            .build(),
-    );
-    let a = pipeline
-        .by_name("a")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
-    let o = out.clone();
-    a.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |s| {
-                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let map = sample.buffer().unwrap().map_readable().unwrap();
-                let floats = map
-                    .as_slice()
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-                o.lock().unwrap().audio.extend(floats);
-                Ok(gst::FlowSuccess::Ok)
-            })
-            .build(),
-    );
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let bus = pipeline.bus().unwrap();
-    for msg in bus.iter_timed(gst::ClockTime::from_seconds(60)) {
-        match msg.view() {
-            gst::MessageView::Eos(_) => break,
-            gst::MessageView::Error(e) => {
-                out.lock().unwrap().errors.push(e.error().to_string());
-                break;
-            }
-            _ => {}
-        }
-    }
-    pipeline.set_state(gst::State::Null).unwrap();
-    let decoded = std::mem::take(&mut *out.lock().unwrap());
-    decoded
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorded_lesson_decodes_with_every_tile_and_voice() {
@@ -200,7 +108,7 @@ async fn a_recorded_lesson_decodes_with_every_tile_and_voice() {
     assert!(caps.starts_with("audio/x-opus"), "{caps}");
 
     // Decoded whole: no errors, the tiles in the middle, all three voices.
-    let d = decode(&file, gst::ClockTime::from_seconds(RECORD_SECS / 2));
+    let d = decode_webm(&file, &[gst::ClockTime::from_seconds(RECORD_SECS / 2)]);
     assert!(d.errors.is_empty(), "{:?}", d.errors);
     let fps = server.config.media.framerate as f64;
     assert!(
@@ -208,7 +116,7 @@ async fn a_recorded_lesson_decodes_with_every_tile_and_voice() {
         "{} frames in {truth} s",
         d.frames
     );
-    let middle = d.middle.expect("a frame from the middle");
+    let middle = d.stills.first().expect("a frame from the middle");
     for (r, c) in tiles.iter().zip(COLORS) {
         let got = middle.rgb_at(r.center().0, r.center().1);
         assert!(color_matches(got, c), "tile {r:?}: {got:?} not {c:06x}");

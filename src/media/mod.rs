@@ -48,6 +48,7 @@ mod overlay;
 mod participant;
 mod probes;
 mod recorder;
+mod rest;
 mod retransmit;
 mod room_media;
 pub mod rtcp_feedback;

@@ -43,6 +43,7 @@ use super::make::{
 use super::overlay::CanvasOverlay;
 use super::participant::{LabelStyle, ParticipantMedia, Room};
 use super::recorder::Recorder;
+use super::rest::Rest;
 use super::still::SolidSource;
 use super::templates::TemplateKind;
 use super::{CodecFamily, MediaEvent, MediaSettings};
@@ -86,6 +87,8 @@ pub struct RoomMedia {
     latency: LatencyUpdates,
     /// Canvas frames skipped because they were late.
     canvas_skips: Arc<super::on_time::CanvasSkips>,
+    /// Holds the canvas and the shared mix while a direct pair talks.
+    rest: Rest,
 }
 
 impl std::fmt::Debug for RoomMedia {
@@ -193,6 +196,10 @@ impl RoomMedia {
             .link(&shared_queue)
             .context("linking the full mix to its shared encoder")?;
 
+        let rest = Rest::new(
+            compositor.static_pad("src").context("compositor src")?,
+            &shared_queue.static_pad("sink").context("shared mix sink")?,
+        );
         pipeline
             .set_state(gst::State::Playing)
             .context("starting the room pipeline")?;
@@ -217,7 +224,31 @@ impl RoomMedia {
             recorder: None,
             latency: Default::default(),
             canvas_skips,
+            rest,
         })
+    }
+
+    /// Stops composing the canvas and encoding the full mix, every element
+    /// and connection staying up (`rest.rs`): the room's pair talks
+    /// directly, and nobody receives either.
+    pub fn rest(&mut self) {
+        if !self.rest.resting() {
+            tracing::info!(room = %self.room, "media resting: no canvas, no mix encode");
+            self.rest.rest();
+        }
+    }
+
+    /// Composes and encodes again after [`RoomMedia::rest`].
+    pub fn wake(&mut self) {
+        if self.rest.resting() {
+            tracing::info!(room = %self.room, "media awake");
+            self.rest.wake();
+        }
+    }
+
+    /// Whether the room's media rests now.
+    pub fn resting(&self) -> bool {
+        self.rest.resting()
     }
 
     /// An element's latency changed (or elements were added): the pipeline's
@@ -418,6 +449,7 @@ impl RoomMedia {
         choice: &MediaChoice,
         events: &UnboundedSender<MediaEvent>,
     ) -> anyhow::Result<ParticipantMedia> {
+        self.wake();
         let key = (choice.video.family, Tier::High);
         self.lingering.remove(&key);
         let mut added = Added::default();
@@ -442,6 +474,7 @@ impl RoomMedia {
     /// Removes a participant's elements and pads without disturbing the
     /// others; the encoder it received stops if nobody else does.
     pub fn remove_participant(&mut self, pm: ParticipantMedia) {
+        self.wake();
         let key = (pm.family(), pm.tier());
         let tee = self.encoders.get(&key).map(|enc| enc.tee());
         pm.dismantle(&self.participant_room(), tee);
@@ -599,6 +632,7 @@ impl RoomMedia {
         events: &UnboundedSender<MediaEvent>,
     ) -> anyhow::Result<CodecFamily> {
         anyhow::ensure!(self.recorder.is_none(), "a recording is already running");
+        self.wake();
         // The recording is of the full canvas: the high tier's encode.
         let family = [CodecFamily::Vp8, CodecFamily::H264]
             .into_iter()
@@ -706,6 +740,7 @@ pub struct EncoderOutput {
 
 impl Drop for RoomMedia {
     fn drop(&mut self) {
+        self.rest.wake();
         if let Err(e) = self.pipeline.set_state(gst::State::Null) {
             tracing::warn!(room = %self.room, "stopping room pipeline: {e}");
         }

@@ -1,8 +1,12 @@
 //! The recordings admin API as tests drive it: start, stop and wait for the
-//! export, read a manifest.
+//! export, read a manifest; and an exported WebM decoded.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
 use serde_json::Value;
 
 /// GET `url` as JSON.
@@ -55,4 +59,95 @@ pub fn recording_config(name: &str) -> (tessera::config::Config, std::path::Path
     config.recording.dir = dir.clone();
     config.recording.min_free_mb = 1;
     (config, dir)
+}
+
+/// A whole WebM file decoded: its frame count, the first frame at or
+/// after each of the times asked for, all audio (48 kHz mono) and any
+/// errors.
+#[derive(Default)]
+pub struct Decoded {
+    pub frames: u64,
+    pub stills: Vec<super::media::Frame>,
+    pub audio: Vec<f32>,
+    pub errors: Vec<String>,
+}
+
+pub fn decode_webm(path: &std::path::Path, at: &[gst::ClockTime]) -> Decoded {
+    let desc = format!(
+        "filesrc location=\"{}\" ! matroskademux name=d \
+         d.video_0 ! queue ! vp8dec ! videoconvert ! video/x-raw,format=RGB ! appsink name=v sync=false \
+         d.audio_0 ! queue ! opusdec ! audioconvert ! audioresample \
+           ! audio/x-raw,format=F32LE,channels=1,rate=48000 ! appsink name=a sync=false",
+        path.display()
+    );
+    let pipeline = gst::parse::launch(&desc)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let out = Arc::new(Mutex::new(Decoded::default()));
+    let at = at.to_vec();
+    let v = pipeline
+        .by_name("v")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    let o = out.clone();
+    v.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let buf = sample.buffer().unwrap();
+                let mut o = o.lock().unwrap();
+                o.frames += 1;
+                let due = at.get(o.stills.len()).copied();
+                if due.is_some_and(|due| buf.pts().is_some_and(|t| t >= due)) {
+                    let info =
+                        gstreamer_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
+                    let map = buf.map_readable().unwrap();
+                    o.stills.push(super::media::Frame {
+                        width: info.width(),
+                        height: info.height(),
+                        data: map.as_slice().to_vec(),
+                        stride: info.stride()[0] as usize,
+                    });
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    let a = pipeline
+        .by_name("a")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    let o = out.clone();
+    a.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let map = sample.buffer().unwrap().map_readable().unwrap();
+                let floats = map
+                    .as_slice()
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+                o.lock().unwrap().audio.extend(floats);
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(60)) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => {
+                out.lock().unwrap().errors.push(e.error().to_string());
+                break;
+            }
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    let decoded = std::mem::take(&mut *out.lock().unwrap());
+    decoded
 }

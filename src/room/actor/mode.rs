@@ -6,9 +6,10 @@
 //! Peer-to-peer, the server tells the pair who offers (`mode`), passes
 //! their offer, answer and candidates to each other, and waits up to
 //! [`DIRECT_TIMEOUT`] for both to say the direct connection is up. Then it
-//! parks the pair's media: their clients pause what they send it, and it
-//! encodes no canvas for them (both sit in the audio-only tier), while
-//! their connections to it stay up for the way back. A direct connection
+//! parks the pair's media: their clients pause what they send it, it
+//! encodes no canvas for them (both sit in the audio-only tier), and the
+//! room's media rests (no canvas composed, no mix encoded: `media::rest`),
+//! while their connections to it stay up for the way back. A direct connection
 //! that fails, drops or never comes up moves the room to the MCU, and
 //! keeps it there until the pair changes.
 
@@ -127,6 +128,7 @@ impl RoomActor {
             return;
         };
         let reason = self.mode.cause().map(|c| c.describe());
+        self.media.wake();
         for id in &pair {
             self.unpark(id);
             self.send(
@@ -203,6 +205,7 @@ impl RoomActor {
                     for id in &pair {
                         self.park(id);
                     }
+                    self.media.rest();
                 }
             }
             DirectChange::Failed => {
