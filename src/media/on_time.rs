@@ -21,7 +21,7 @@
 //! The frames the canvas skipped are counted ([`CanvasSkips`]) from gaps in
 //! its output timeline, for the room's metrics.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,12 +39,21 @@ pub(crate) const MAX_CANVAS_LAG: Duration = Duration::from_millis(150);
 #[derive(Debug, Default)]
 pub struct CanvasSkips {
     frames: AtomicU64,
+    /// The next gap in the timeline is a rest, not a skip.
+    rested: AtomicBool,
 }
 
 impl CanvasSkips {
     /// Frames skipped so far.
     pub fn frames(&self) -> u64 {
         self.frames.load(Ordering::Relaxed)
+    }
+
+    /// The canvas was held on purpose (`rest.rs`): the next gap in its
+    /// timeline is the rest, skipped to catch up with the clock, and not
+    /// counted as frames a busy machine lost.
+    pub(crate) fn rested(&self) {
+        self.rested.store(true, Ordering::Relaxed);
     }
 }
 
@@ -88,7 +97,9 @@ pub(crate) fn keep_on_time(compositor: &gst::Element, max_lag: Duration) -> Arc<
         let end = previous_end.swap((pts + duration).nseconds(), Ordering::Relaxed);
         if end != u64::MAX {
             let skipped = frames_between(gst::ClockTime::from_nseconds(end), pts, duration);
-            counted.frames.fetch_add(skipped, Ordering::Relaxed);
+            if skipped > 0 && !counted.rested.swap(false, Ordering::Relaxed) {
+                counted.frames.fetch_add(skipped, Ordering::Relaxed);
+            }
         }
         if let Some((running, now)) = super::probes::against_clock(pad, pts) {
             if now > running + max_lag {

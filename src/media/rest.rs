@@ -107,24 +107,32 @@ mod tests {
     use std::sync::atomic::AtomicU64;
     use std::time::Duration;
 
-    /// Counts the buffers reaching `pad`, and those marked discontinuous.
-    fn count(pad: &gst::Pad) -> Arc<(AtomicU64, AtomicU64)> {
-        let n = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+    /// Counts the buffers reaching `pad`, those marked discontinuous, and
+    /// how far behind the clock the last one was (ms).
+    fn count(pad: &gst::Pad) -> Arc<(AtomicU64, AtomicU64, AtomicU64)> {
+        let n = Arc::new((AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)));
         let m = n.clone();
-        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
             m.0.fetch_add(1, Ordering::Relaxed);
-            if info
-                .buffer()
-                .is_some_and(|b| b.flags().contains(gst::BufferFlags::DISCONT))
-            {
+            let Some(buffer) = info.buffer() else {
+                return gst::PadProbeReturn::Ok;
+            };
+            if buffer.flags().contains(gst::BufferFlags::DISCONT) {
                 m.1.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Some((running, now)) = buffer
+                .pts()
+                .and_then(|pts| crate::media::probes::against_clock(pad, pts))
+            {
+                let lag = now.saturating_sub(running).mseconds();
+                m.2.store(lag, Ordering::Relaxed);
             }
             gst::PadProbeReturn::Ok
         });
         n
     }
 
-    fn during(n: &(AtomicU64, AtomicU64), wait: Duration) -> u64 {
+    fn during(n: &(AtomicU64, AtomicU64, AtomicU64), wait: Duration) -> u64 {
         let before = n.0.load(Ordering::Relaxed);
         std::thread::sleep(wait);
         n.0.load(Ordering::Relaxed) - before
@@ -133,6 +141,7 @@ mod tests {
     #[test]
     fn a_resting_room_composes_and_encodes_nothing_and_wakes_on_the_clock() {
         gst::init().unwrap();
+        let held = Duration::from_secs(3);
         let pipeline = gst::parse::launch(
             "videotestsrc is-live=true ! video/x-raw,width=64,height=64,framerate=30/1 \
              ! compositor name=canvas latency=5000000 ! fakesink name=v sync=false async=false \
@@ -142,12 +151,13 @@ mod tests {
         .downcast::<gst::Pipeline>()
         .unwrap();
         let pad = |element: &str, name: &str| {
-            pipeline
-                .by_name(element)
-                .unwrap()
-                .static_pad(name)
-                .unwrap()
+            pipeline.by_name(element).unwrap().static_pad(name).unwrap()
         };
+        // As in a room: late canvas frames are skipped, not made.
+        let skips = crate::media::on_time::keep_on_time(
+            &pipeline.by_name("canvas").unwrap(),
+            crate::media::on_time::MAX_CANVAS_LAG,
+        );
         let mut rest = Rest::new(pad("canvas", "src"), &pad("mix", "sink"));
         let (video, audio) = (count(&pad("v", "sink")), count(&pad("a", "sink")));
         pipeline.set_state(gst::State::Playing).unwrap();
@@ -156,16 +166,26 @@ mod tests {
         assert!(during(&audio, step) > 10, "the mix runs");
 
         rest.rest();
+        skips.rested();
         assert!(rest.resting());
         std::thread::sleep(Duration::from_millis(100));
         // At most the frame already on its way when the hold began.
-        assert!(during(&video, step) <= 1, "the canvas rests");
+        assert!(during(&video, held) <= 1, "the canvas rests");
         assert!(during(&audio, step) <= 1, "the mix rests");
 
         let disconts = audio.1.load(Ordering::Relaxed);
         rest.wake();
         assert!(!rest.resting());
-        assert!(during(&video, step) > 5, "the canvas runs again");
+        // Back on the clock at once: the held time (90 frames) was skipped,
+        // not made, and not counted as frames a busy machine lost.
+        let made = during(&video, step);
+        assert!(
+            (6..=20).contains(&made),
+            "{made} canvas frames in {step:?} after waking"
+        );
+        let lag = video.2.load(Ordering::Relaxed);
+        assert!(lag < 100, "the canvas runs {lag} ms behind the clock");
+        assert_eq!(skips.frames(), 0);
         assert!(during(&audio, step) > 10, "the mix runs again");
         assert_eq!(
             audio.1.load(Ordering::Relaxed) - disconts,

@@ -242,6 +242,7 @@ impl RoomMedia {
     pub fn wake(&mut self) {
         if self.rest.resting() {
             tracing::info!(room = %self.room, "media awake");
+            self.canvas_skips.rested();
             self.rest.wake();
         }
     }
