@@ -32,11 +32,21 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// How a browser is set up beyond the defaults.
+#[derive(Debug, Default, Clone, Copy)]
+struct Options {
+    /// Its fake camera's frame rate (Chromium's is 20 otherwise).
+    camera_fps: Option<u32>,
+    /// A phone's screen, CSS pixels (Chromium's mobile emulation: touch,
+    /// a phone's pixel ratio and user agent).
+    phone: Option<(u32, u32)>,
+}
+
 fn capabilities(
     kind: Kind,
     profile: &std::path::Path,
     secure_origin: Option<&str>,
-    camera_fps: Option<u32>,
+    options: Options,
 ) -> serde_json::Map<String, Value> {
     let mut caps = match kind {
         Kind::Chromium => json!({
@@ -91,13 +101,20 @@ fn capabilities(
             )));
     }
     // Chromium's fake camera runs at 20 fps unless told otherwise.
-    if let (Some(fps), Kind::Chromium) = (camera_fps, kind) {
+    if let (Some(fps), Kind::Chromium) = (options.camera_fps, kind) {
         let args = caps["goog:chromeOptions"]["args"].as_array_mut().unwrap();
         for a in args.iter_mut() {
             if a == "--use-fake-device-for-media-stream" {
                 *a = json!(format!("--use-fake-device-for-media-stream=fps={fps}"));
             }
         }
+    }
+    if let Some((width, height)) = options.phone {
+        assert_eq!(kind, Kind::Chromium, "phones are emulated in Chromium");
+        caps["goog:chromeOptions"]["mobileEmulation"] = json!({
+            "deviceMetrics": {"width": width, "height": height, "pixelRatio": 3.0, "touch": true},
+            "userAgent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36"
+        });
     }
     caps.as_object().unwrap().clone()
 }
@@ -117,13 +134,27 @@ impl Browser {
         ns: Option<&super::netns::Namespace>,
         secure_origin: Option<&str>,
     ) -> Browser {
-        Self::start(kind, label, ns, secure_origin, None).await
+        Self::start(kind, label, ns, secure_origin, Options::default()).await
     }
 
     /// Starts a browser whose fake camera runs at `fps` (Chromium's runs
     /// at 20 otherwise; Firefox's at 30).
     pub async fn launch_at_fps(kind: Kind, label: &str, fps: u32) -> Browser {
-        Self::start(kind, label, None, None, Some(fps)).await
+        let options = Options {
+            camera_fps: Some(fps),
+            ..Options::default()
+        };
+        Self::start(kind, label, None, None, options).await
+    }
+
+    /// Starts Chromium emulating a phone whose screen is `width`×`height`
+    /// CSS pixels (portrait when taller than wide).
+    pub async fn launch_phone(label: &str, width: u32, height: u32) -> Browser {
+        let options = Options {
+            phone: Some((width, height)),
+            ..Options::default()
+        };
+        Self::start(Kind::Chromium, label, None, None, options).await
     }
 
     async fn start(
@@ -131,7 +162,7 @@ impl Browser {
         label: &str,
         ns: Option<&super::netns::Namespace>,
         secure_origin: Option<&str>,
-        camera_fps: Option<u32>,
+        options: Options,
     ) -> Browser {
         let port = free_port();
         let profile =
@@ -168,7 +199,7 @@ impl Browser {
         let mut last = None;
         for _ in 0..100 {
             match ClientBuilder::native()
-                .capabilities(capabilities(kind, &profile, secure_origin, camera_fps))
+                .capabilities(capabilities(kind, &profile, secure_origin, options))
                 .connect(&url)
                 .await
             {
