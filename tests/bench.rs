@@ -1,6 +1,8 @@
 //! The benchmark's smoke run: `tessera-bench --smoke` brings up the server,
 //! two synthetic participants, the direct pair and the baseline for a few
-//! seconds, and writes a report whose figures are really measured. Speed is
+//! seconds, then the same lesson peer-to-peer (the pair connecting through
+//! the server's relay, a third joining), and writes a report whose figures
+//! are really measured. Speed is
 //! never asserted here; the benchmark reports it.
 
 use std::process::Command;
@@ -104,8 +106,29 @@ fn smoke_run_writes_a_measured_report() {
         "{json:#}"
     );
 
+    // The same lesson peer-to-peer: the pair connected directly through
+    // the server's relay and rested, and every figure was measured.
+    let pair = &json["pair"];
+    assert_eq!(pair["mode"], "p2p", "{pair:#} {logs}");
+    for figure in [
+        "server_cores",
+        "mcu_cores",
+        "ratio",
+        "direct_fps",
+        "join_to_direct_ms",
+        "join_to_first_frame_ms",
+        "canvas_after_switch_ms",
+        "third_join_to_first_frame_ms",
+    ] {
+        assert!(
+            pair[figure].as_f64().is_some_and(|v| v > 0.0),
+            "{figure} measured: {pair:#} {logs}"
+        );
+    }
+
     let md = std::fs::read_to_string(out.join("results.md")).expect("results.md written");
     assert!(md.contains("| lesson-1on1 |"), "{md}");
+    assert!(md.contains("lesson-1on1 peer-to-peer"), "{md}");
     let png = std::fs::read(out.join("results.png")).expect("results.png written");
     assert!(
         png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 5_000,

@@ -13,6 +13,7 @@ mod chart;
 mod children;
 mod clip;
 mod code;
+mod direct;
 // The weak-links scenario's network: the same namespaces, impairment
 // relay and TURN server the tests of weak links use.
 #[allow(dead_code)]
@@ -24,6 +25,7 @@ mod impair;
 #[allow(dead_code)]
 #[path = "../../../tests/common/netns.rs"]
 mod netns;
+mod pair;
 mod peer;
 mod procstat;
 mod report;
@@ -323,11 +325,20 @@ fn peer_media(spec: &PeerSpec, send: bool) -> anyhow::Result<PeerMedia> {
 
 /// Serves "window" (start measuring) and "report" (print what was
 /// measured) until "stop".
-async fn steer(peer: &mut Peer, name: &str) {
+async fn steer(peer: &mut Peer, name: &str, direct: Option<&direct::DirectSide>) {
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         match line.trim() {
-            "window" => peer.start_window(),
+            "window" => {
+                peer.start_window();
+                if let Some(d) = direct {
+                    d.start_window();
+                }
+            }
+            "report-direct" => println!(
+                "{}",
+                serde_json::to_string(&direct.map(|d| d.report())).unwrap_or_default()
+            ),
             "report" => {
                 if peer.probe {
                     eprintln!("{name}: {}", peer.reads());
@@ -358,6 +369,14 @@ async fn connected(webrtc: &gst::Element, limit: Duration) {
 async fn peer_main(spec: PeerSpec) -> anyhow::Result<()> {
     gst::init()?;
     let mut peer = Peer::new(&peer_media(&spec, true)?, &spec.name)?;
+    let direct = spec.p2p.then(|| {
+        let media = peer_media(&spec, true);
+        let name = format!("{}-direct", spec.name);
+        direct::DirectSide::new(&peer, move || {
+            let media = media.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+            Peer::new(media, &name)
+        })
+    });
     let joined = session::join_server(
         &peer,
         &spec.ws,
@@ -366,6 +385,7 @@ async fn peer_main(spec: PeerSpec) -> anyhow::Result<()> {
         &spec.name,
         spec.probe,
         spec.read_tiles_of.clone(),
+        direct.clone(),
     )
     .await?;
     // Reported once the connection is up (or given up on): the runner may
@@ -373,7 +393,7 @@ async fn peer_main(spec: PeerSpec) -> anyhow::Result<()> {
     // middle of its DTLS handshake could stay unconnected for the whole run.
     connected(&peer.webrtc, Duration::from_secs(15)).await;
     println!("joined {}", joined.id);
-    steer(&mut peer, &spec.name).await;
+    steer(&mut peer, &spec.name, direct.as_deref()).await;
     drop(joined);
     peer.finish();
     Ok(())
@@ -398,7 +418,7 @@ async fn direct_main(spec: PeerSpec) -> anyhow::Result<()> {
     receiver.mark_join();
     session::link_direct(&sender, &receiver)?;
     println!("joined direct");
-    steer(&mut receiver, "direct-receiver").await;
+    steer(&mut receiver, "direct-receiver", None).await;
     receiver.finish();
     sender.finish();
     Ok(())
@@ -500,6 +520,10 @@ async fn bench(o: Options) -> anyhow::Result<()> {
             let result = run::level(&o.plan, &level, &direct).await?;
             let broke = result.breaks(o.capacity_latency);
             tracing::info!(cores = result.server_cores_mean, ratio = ?result.cpu_ratio, fps = ?result.fps_worst, "level done");
+            if level.name == "lesson-1on1" && !o.find_capacity {
+                tracing::info!("running lesson-1on1 peer-to-peer");
+                report.pair = Some(pair::run(&o.plan, &level, result.server_cores_mean).await?);
+            }
             report.levels.push(result);
             report::write(&report, &o.plan.out)?;
             if !o.find_capacity {

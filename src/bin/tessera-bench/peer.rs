@@ -117,6 +117,8 @@ struct Counters {
     at_socket: bool,
     /// When a probe last decoded a canvas frame.
     last_decoded_ms: Option<f64>,
+    /// When the last whole canvas frame arrived (in or out of the window).
+    last_frame_ms: Option<f64>,
     freezes: Vec<f64>,
     audio: AudioGaps,
     /// Whether any audio packet has reached a probe's decoder.
@@ -144,6 +146,7 @@ impl Counters {
 
     /// A whole canvas frame arrived at `now`.
     fn count_frame(&mut self, now: f64) {
+        self.last_frame_ms = Some(now);
         if self.in_window(now) {
             let second = ((now - self.window_start_ms) / 1000.0) as usize;
             if self.frames.len() <= second {
@@ -189,6 +192,9 @@ pub struct Peer {
     pacer: Option<std::thread::JoinHandle<()>>,
     /// The receive jitter buffers, for their loss and repair counts.
     jitterbuffers: Arc<Mutex<Vec<gst::Element>>>,
+    /// While set, what it sends is dropped before webrtcbin, as a browser
+    /// pauses its senders to the server while it talks to its pair directly.
+    paused: Arc<AtomicBool>,
 }
 
 fn rtp_caps(media: &str, codec: Option<Codec>) -> gst::Caps {
@@ -344,6 +350,7 @@ impl Peer {
         }
         let mut feeds = Vec::new();
         let mut sent = Vec::new();
+        let paused = Arc::new(AtomicBool::new(false));
         let sources = [
             ("video", media.video.clone()),
             ("audio", media.audio.clone()),
@@ -383,7 +390,17 @@ impl Peer {
             let sink = webrtc
                 .request_pad_simple("sink_%u")
                 .context("webrtcbin gives no sink pad")?;
-            filter.static_pad("src").unwrap().link(&sink)?;
+            let out = filter.static_pad("src").unwrap();
+            let gate = paused.clone();
+            out.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                if gate.load(Ordering::Relaxed) {
+                    drop(info.data.take());
+                    gst::PadProbeReturn::Handled
+                } else {
+                    gst::PadProbeReturn::Ok
+                }
+            });
+            out.link(&sink)?;
             let bytes = Arc::new(AtomicU64::new(0));
             sent.push(bytes.clone());
             feeds.push(Feed { src, clip, bytes });
@@ -436,7 +453,25 @@ impl Peer {
             stop,
             pacer,
             jitterbuffers,
+            paused,
         })
+    }
+
+    /// The switch that pauses what it sends (see `paused`).
+    pub fn pause_switch(&self) -> Arc<AtomicBool> {
+        self.paused.clone()
+    }
+
+    /// Reads when the last whole canvas frame arrived (Unix ms), if one
+    /// has, from any thread.
+    pub fn last_frame_clock(&self) -> impl Fn() -> Option<f64> + Send + Sync + 'static {
+        let counters = self.counters.clone();
+        move || counters.lock().unwrap().last_frame_ms
+    }
+
+    /// Notes `at` (Unix ms) as the join, for join-to-first-frame.
+    pub fn mark_join_at(&self, at: f64) {
+        self.counters.lock().unwrap().joined_ms = at;
     }
 
     /// Notes when `join` went out, for join-to-first-frame.

@@ -223,6 +223,9 @@ pub struct Report {
     /// The school-day scenario, when it ran.
     #[serde(default)]
     pub school_day: Option<crate::school::SchoolDay>,
+    /// `lesson-1on1` peer-to-peer, when it ran.
+    #[serde(default)]
+    pub pair: Option<crate::pair::Pair>,
 }
 
 fn spread(s: Option<Spread>, digits: usize) -> String {
@@ -340,6 +343,9 @@ pub fn markdown(r: &Report) -> String {
             out,
             "\nCapacity: {n} participants held the targets checked (--capacity-target); the next level did not ({why})."
         );
+    }
+    if let Some(p) = &r.pair {
+        out.push_str(&crate::pair::markdown(p, &r.direct));
     }
     if let Some(w) = &r.weak_links {
         out.push_str(&crate::weak::markdown(w));

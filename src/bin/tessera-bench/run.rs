@@ -81,6 +81,9 @@ pub struct PeerSpec {
     /// Ask for retransmissions (NACK) of what is missing.
     #[serde(default)]
     pub repair: bool,
+    /// Join able to connect directly, and run peer-to-peer when told.
+    #[serde(default)]
+    pub p2p: bool,
 }
 
 /// Time between two participants' joins.
@@ -129,6 +132,7 @@ pub async fn direct(plan: &Plan, send: (u32, u32)) -> anyhow::Result<Direct> {
         ice_address: None,
         turn: None,
         repair: false,
+        p2p: false,
     };
     let log = plan.out.join("direct.log");
     let mut child = Steered::spawn(
@@ -243,6 +247,7 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
                 ice_address: None,
                 turn: None,
                 repair: false,
+                p2p: false,
             };
             let args = [
                 "peer".into(),

@@ -213,6 +213,7 @@ impl Ctx {
             ice_address: None,
             turn: None,
             repair: false,
+            p2p: false,
         };
         let args = [
             "peer".into(),

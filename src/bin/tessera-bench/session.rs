@@ -14,10 +14,13 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
+use std::sync::Arc;
+
 use crate::code::Area;
+use crate::direct::{DirectSide, Outgoing};
 use crate::peer::Peer;
 
-fn description(
+pub(crate) fn description(
     kind: gst_webrtc::WebRTCSDPType,
     sdp: &str,
 ) -> anyhow::Result<gst_webrtc::WebRTCSessionDescription> {
@@ -26,7 +29,7 @@ fn description(
 }
 
 /// Offers when webrtcbin wants to negotiate; each offer text goes to `out`.
-fn offer_on_demand(webrtc: &gst::Element, out: mpsc::UnboundedSender<String>) {
+pub(crate) fn offer_on_demand(webrtc: &gst::Element, out: mpsc::UnboundedSender<String>) {
     webrtc.connect("on-negotiation-needed", false, move |values| {
         let webrtc = values[0].get::<gst::Element>().ok()?;
         let w = webrtc.clone();
@@ -47,7 +50,7 @@ fn offer_on_demand(webrtc: &gst::Element, out: mpsc::UnboundedSender<String>) {
 }
 
 /// Sends each local ICE candidate as (m-line, candidate) to `out`.
-fn candidates_to(webrtc: &gst::Element, out: mpsc::UnboundedSender<(u32, String)>) {
+pub(crate) fn candidates_to(webrtc: &gst::Element, out: mpsc::UnboundedSender<(u32, String)>) {
     webrtc.connect("on-ice-candidate", false, move |values| {
         let mline = values[1].get::<u32>().ok()?;
         let cand = values[2].get::<String>().ok()?;
@@ -73,7 +76,10 @@ impl Drop for Joined {
 
 /// Joins `room` on the server at `ws`, negotiates, and (for a probe) keeps
 /// `peer.tiles` up to date from the admin API at `api`: the tiles of the
-/// participants named in `read`, or of everyone where it is `None`.
+/// participants named in `read`, or of everyone where it is `None`. With
+/// `direct`, it joins able to connect directly, and runs peer-to-peer when
+/// the server says so (`direct.rs`).
+#[allow(clippy::too_many_arguments)]
 pub async fn join_server(
     peer: &Peer,
     ws: &str,
@@ -82,6 +88,7 @@ pub async fn join_server(
     name: &str,
     probe: bool,
     read: Option<Vec<String>>,
+    direct: Option<Arc<DirectSide>>,
 ) -> anyhow::Result<Joined> {
     let (offers_tx, mut offers) = mpsc::unbounded_channel::<String>();
     let (cands_tx, mut cands) = mpsc::unbounded_channel::<(u32, String)>();
@@ -104,6 +111,9 @@ pub async fn join_server(
         .with_context(|| format!("connecting to {ws}"))?;
     let (mut sink, mut stream) = socket.split();
     peer.mark_join();
+    if let Some(d) = &direct {
+        d.mark_join();
+    }
     // Where a join's time goes, in the participant's log.
     let t0 = std::time::Instant::now();
     let step = {
@@ -119,7 +129,7 @@ pub async fn join_server(
             });
     }
     sink.send(Message::text(
-        json!({"type": "join", "room": room, "name": name}).to_string(),
+        json!({"type": "join", "room": room, "name": name, "p2p": direct.is_some()}).to_string(),
     ))
     .await?;
     let id = loop {
@@ -145,9 +155,13 @@ pub async fn join_server(
     sink.send(Message::text(m.to_string())).await?;
 
     let webrtc = peer.webrtc.downgrade();
+    let (direct_tx, mut direct_out) = mpsc::unbounded_channel::<Outgoing>();
     let signaling = tokio::spawn(async move {
         loop {
             tokio::select! {
+                Some(m) = direct_out.recv() => {
+                    if sink.send(Message::text(m.message().to_string())).await.is_err() { break; }
+                }
                 Some(sdp) = offers.recv() => {
                     step("offer sent");
                     let m = json!({"type": "offer", "sdp": sdp});
@@ -162,6 +176,16 @@ pub async fn join_server(
                     let Message::Text(text) = frame else { continue };
                     let Ok(v) = serde_json::from_str::<Value>(&text) else { continue };
                     let Some(webrtc) = webrtc.upgrade() else { break };
+                    if let Some(d) = &direct {
+                        match d.on_message(&v, &direct_tx) {
+                            Ok(true) => continue,
+                            Ok(false) => {}
+                            Err(e) => {
+                                eprintln!("direct: {e:#}");
+                                continue;
+                            }
+                        }
+                    }
                     match v["type"].as_str() {
                         Some("answer") => {
                             step("answer");

@@ -442,6 +442,7 @@ pub async fn run(plan: &Plan, s: &Scenario) -> anyhow::Result<WeakLinks> {
             ice_address: namespaces.get(&p).map(|ns| IpAddr::from(ns.ns_ip)),
             turn: matches!(link, Link::Lossy(_)).then(|| turn_url(lossy.addr, coturn::TURN_SECRET)),
             repair: link != Link::Clean,
+            p2p: false,
         };
         let launcher: Vec<String> = namespaces
             .get(&p)
