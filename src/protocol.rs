@@ -141,6 +141,18 @@ pub enum ClientMessage {
         /// Whether media flows directly.
         connected: bool,
     },
+    /// Raise your hand (`raised: true`) or lower it.
+    Hand {
+        /// Raised or lowered.
+        raised: bool,
+    },
+    /// Teachers only: lower one participant's raised hand, or everyone's
+    /// when `participant` is absent.
+    LowerHand {
+        /// Participant id; absent: all hands.
+        #[serde(default)]
+        participant: Option<ParticipantId>,
+    },
     /// Leave the room. The socket stays open and may join again.
     /// (A struct variant, so that unknown fields are rejected here too.)
     Leave {},
@@ -167,6 +179,10 @@ pub struct ParticipantInfo {
     /// A teacher silenced the participant's voice.
     #[serde(default)]
     pub silenced: bool,
+    /// The participant's hand is up: its place among the raised hands, 1
+    /// for the first raised; null when down.
+    #[serde(default)]
+    pub hand: Option<u32>,
 }
 
 /// Which ICE candidates a client's peer connection may use (the

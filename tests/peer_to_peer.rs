@@ -10,51 +10,16 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::ws::{connect, Ws};
+use common::ws::{connect, join, next_of, send};
 use common::{init, test_config, TestServer, SERIAL};
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tessera::config::{Config, P2pPolicy};
-use tokio_tungstenite::tungstenite::Message;
 
 fn p2p_config() -> Config {
     let mut c = test_config();
     c.rooms.p2p = P2pPolicy::Auto;
     c.rooms.p2p_hold_seconds = 1;
     c
-}
-
-async fn send(ws: &mut Ws, msg: Value) {
-    ws.send(Message::text(msg.to_string())).await.unwrap();
-}
-
-/// Reads until a message of type `kind`, within `timeout`; None if none came.
-async fn next_of(ws: &mut Ws, kind: &str, timeout: Duration) -> Option<Value> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let frame = tokio::time::timeout_at(deadline, ws.next()).await.ok()?;
-        if let Message::Text(t) = frame.expect("socket open").expect("a frame") {
-            let msg: Value = serde_json::from_str(&t).unwrap();
-            if msg["type"] == kind {
-                return Some(msg);
-            }
-        }
-    }
-}
-
-/// Joins `room` as `name`; returns the socket and the participant id.
-async fn join(server: &TestServer, room: &str, name: &str, extra: Value) -> (Ws, String) {
-    let mut ws = connect(&server.ws_url()).await;
-    let mut msg = json!({"type": "join", "room": room, "name": name});
-    for (k, v) in extra.as_object().unwrap() {
-        msg[k] = v.clone();
-    }
-    send(&mut ws, msg).await;
-    let joined = next_of(&mut ws, "joined", Duration::from_secs(5))
-        .await
-        .expect("joined");
-    let id = joined["participantId"].as_str().unwrap().to_string();
-    (ws, id)
 }
 
 async fn room_mode(server: &TestServer, room: &str) -> (String, Option<String>) {

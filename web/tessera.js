@@ -37,7 +37,7 @@
     name: $('name'), title: $('prompt-title'), state: $('state'), count: $('count'),
     mic: $('mic'), cam: $('cam'), play: $('play'), leave: $('leave'), notice: $('notice'),
     layout: $('layout'), share: $('share'), rec: $('rec'), record: $('record'),
-    lock: $('lock'), roster: $('roster'), quality: $('quality-notice'),
+    lock: $('lock'), roster: $('roster'), quality: $('quality-notice'), hand: $('hand'),
   };
   const canShare = !!navigator.mediaDevices?.getDisplayMedia;
 
@@ -56,6 +56,8 @@
   let screenTx = null;       // send-only transceiver for a shared screen
   let screenTrack = null;
   let recording = false;
+  let handUp = false;        // this participant's hand is raised
+  let hands = [];            // raised hands in the order they went up: {id, name, place}
   let tileHint = null;
   let participants = 0;
   let participantId = null;
@@ -409,7 +411,9 @@
         role = m.participants.find((p) => p.id === participantId)?.role || role;
         ui.record.hidden = role !== 'teacher';
         ui.lock.hidden = role !== 'teacher';
+        ui.hand.hidden = role === 'teacher';
         showLock(m.locked);
+        showHands(m.participants);
         setCount(m.participants.length);
         showRoster(m.participants);
         setState('Joining…');
@@ -428,6 +432,7 @@
       }
       case 'participants':
         setCount(m.participants.length);
+        showHands(m.participants);
         showRoster(m.participants);
         silenced.clear();
         m.participants.filter((p) => p.silenced).forEach((p) => silenced.add(p.id));
@@ -500,26 +505,50 @@
     ui.lock.classList.toggle('off', on);
   }
 
-  // Teachers see who is in the room, with mute and remove buttons.
+  // Raised hands, in the order they went up, and this participant's own.
+  function showHands(list) {
+    hands = list.filter((p) => p.hand).sort((a, b) => a.hand - b.hand)
+      .map((p) => ({ id: p.id, name: p.name, place: p.hand }));
+    handUp = hands.some((h) => h.id === participantId);
+    ui.hand.textContent = handUp ? 'Lower hand' : 'Raise hand';
+    ui.hand.classList.toggle('off', handUp);
+  }
+
+  function button(text, onClick) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = text;
+    b.addEventListener('click', onClick);
+    return b;
+  }
+
+  // Teachers see who is in the room, raised hands first in the order they
+  // went up, with lower, mute and remove buttons.
   function showRoster(list) {
     ui.roster.hidden = role !== 'teacher';
     if (role !== 'teacher') return;
-    ui.roster.replaceChildren(...list.filter((p) => p.id !== participantId).map((p) => {
+    const others = list.filter((p) => p.id !== participantId)
+      .sort((a, b) => (a.hand ?? Infinity) - (b.hand ?? Infinity));
+    const items = others.map((p) => {
       const li = document.createElement('li');
-      li.textContent = p.name + (p.role === 'teacher' ? ' (teacher)' : '');
+      li.textContent = (p.hand ? `✋ ${p.hand} · ` : '') + p.name + (p.role === 'teacher' ? ' (teacher)' : '');
+      if (p.hand) {
+        li.classList.add('hand');
+        li.append(' ', button('Lower', () => send({ type: 'lowerHand', participant: p.id })));
+      }
       if (p.role !== 'teacher') {
-        const mute = document.createElement('button');
-        mute.type = 'button';
-        mute.textContent = p.silenced ? 'Unmute' : 'Mute';
-        mute.addEventListener('click', () => send({ type: 'muteParticipant', participant: p.id, muted: !p.silenced }));
-        const remove = document.createElement('button');
-        remove.type = 'button';
-        remove.textContent = 'Remove';
-        remove.addEventListener('click', () => send({ type: 'remove', participant: p.id }));
-        li.append(' ', mute, ' ', remove);
+        li.append(' ', button(p.silenced ? 'Unmute' : 'Mute',
+          () => send({ type: 'muteParticipant', participant: p.id, muted: !p.silenced })));
+        li.append(' ', button('Remove', () => send({ type: 'remove', participant: p.id })));
       }
       return li;
-    }));
+    });
+    if (hands.length > 1) {
+      const all = document.createElement('li');
+      all.append(button('Lower all hands', () => send({ type: 'lowerHand' })));
+      items.push(all);
+    }
+    ui.roster.replaceChildren(...items);
   }
 
   function teardown() {
@@ -535,6 +564,7 @@
     if (ws) { ws.onclose = null; ws.onmessage = null; ws.close(); ws = null; }
     recording = false;
     ui.rec.hidden = true;
+    showHands([]);
     showQuality('high', null);
     // The next call negotiates a fresh screen m-line.
     stopShare();
@@ -610,6 +640,7 @@
   ui.share.hidden = !canShare;
   ui.record.hidden = role !== 'teacher';
   ui.lock.addEventListener('click', () => send({ type: 'lock', locked: !locked }));
+  ui.hand.addEventListener('click', () => send({ type: 'hand', raised: !handUp }));
   ui.record.addEventListener('click', () => send({ type: 'record', on: !recording }));
   ui.share.addEventListener('click', () => (screenTrack ? stopShare() : startShare()));
   ui.cam.addEventListener('click', () => toggle('video', ui.cam, 'Stop camera', 'Start camera'));
@@ -628,7 +659,7 @@
       framesDecoded: 0, frameWidth: 0, frameHeight: 0, codec: null, audioEnergy: 0,
       audioSamples: 0, concealedSamples: 0,
       sentBytes: 0, sentFrameWidth: 0, sentFrameHeight: 0, tile: tileHint,
-      sharing: !!screenTrack, screenBytes: 0, recording,
+      sharing: !!screenTrack, screenBytes: 0, recording, hand: handUp, hands,
       localCandidateType: null, remoteCandidateType: null, tier, downlinkEstimate,
       qualityNotice: ui.quality.hidden ? '' : ui.quality.textContent,
       mode: direct ? 'p2p' : 'mcu', direct: null,

@@ -1,5 +1,5 @@
 //! Tile decorations drawn over the canvas: borders, the active speaker's
-//! highlight and the muted-microphone marker. Pure geometry: the room's
+//! highlight, the muted-microphone marker and the raised hand. Pure geometry: the room's
 //! overlay turns the [`Paint`]s into pixels.
 //!
 //! Decorations of a tile never cover a tile stacked above it (a
@@ -19,6 +19,8 @@ pub struct TileDecor {
     pub speaker: bool,
     /// Its participant's microphone is off.
     pub muted: bool,
+    /// Its participant raised a hand.
+    pub hand: bool,
 }
 
 /// How a layout decorates its tiles.
@@ -66,6 +68,27 @@ pub enum Paint {
         /// Where.
         rect: Rect,
     },
+    /// The raised-hand marker, drawn to fill `rect` (a square).
+    Hand {
+        /// Where.
+        rect: Rect,
+    },
+}
+
+impl Paint {
+    /// Where it is drawn.
+    pub fn rect(&self) -> Rect {
+        match self {
+            Paint::Fill { rect, .. } | Paint::Muted { rect } | Paint::Hand { rect } => *rect,
+        }
+    }
+}
+
+/// A marker in a tile's corner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    Muted,
+    Hand,
 }
 
 /// The highlight is at least this wide, so it shows even without borders.
@@ -91,38 +114,49 @@ pub fn decorate(tiles: &[TileDecor], style: &DecorStyle) -> Vec<Paint> {
             ),
         };
         if let Some(rgb) = rgb {
-            own.extend(
-                frame(t.rect, width)
-                    .into_iter()
-                    .map(|rect| (rect, Some(rgb))),
-            );
+            own.extend(frame(t.rect, width).into_iter().map(|rect| (rect, Ok(rgb))));
         }
-        if t.muted {
-            let side = marker_side(t.rect.height);
-            let margin = width + 4;
-            if t.rect.width > side + 2 * margin && t.rect.height > side + 2 * margin {
-                own.push((
-                    Rect {
-                        x: t.rect.x + t.rect.width - margin - side,
-                        y: t.rect.y + margin,
-                        width: side,
-                        height: side,
-                    },
-                    None,
-                ));
+        // The muted marker in the top-right corner, the hand top-left.
+        let side = marker_side(t.rect.height);
+        let margin = width + 4;
+        let high = t.rect.height > side + 2 * margin;
+        for (on, mark, x, wide) in [
+            (
+                t.muted,
+                Mark::Muted,
+                t.rect.x + t.rect.width.saturating_sub(margin + side),
+                t.rect.width > side + 2 * margin,
+            ),
+            // Beside the muted marker, never over it.
+            (
+                t.hand,
+                Mark::Hand,
+                t.rect.x + margin,
+                t.rect.width > 2 * side + 3 * margin,
+            ),
+        ] {
+            if on && high && wide {
+                let rect = Rect {
+                    x,
+                    y: t.rect.y + margin,
+                    width: side,
+                    height: side,
+                };
+                own.push((rect, Err(mark)));
             }
         }
         let above: Vec<Rect> = tiles.iter().filter(|o| o.z > t.z).map(|o| o.rect).collect();
         for (rect, rgb) in own {
             match rgb {
-                Some(rgb) => out.extend(
+                Ok(rgb) => out.extend(
                     clip(rect, &above)
                         .into_iter()
                         .map(|rect| Paint::Fill { rect, rgb }),
                 ),
                 // A marker is whole or not drawn.
-                None if !above.iter().any(|a| a.overlaps(&rect)) => out.push(Paint::Muted { rect }),
-                None => {}
+                Err(_) if above.iter().any(|a| a.overlaps(&rect)) => {}
+                Err(Mark::Muted) => out.push(Paint::Muted { rect }),
+                Err(Mark::Hand) => out.push(Paint::Hand { rect }),
             }
         }
     }
@@ -219,11 +253,50 @@ pub fn muted_marker(side: u32) -> Vec<u8> {
     px
 }
 
+/// The colour of the raised-hand marker's disc, 0xRRGGBB.
+pub const HAND_RGB: u32 = 0xf2a900;
+
+/// The raised-hand marker as straight-alpha RGBA pixels, `side` × `side`:
+/// an amber disc with a white open hand (palm, four fingers, a thumb).
+pub fn hand_marker(side: u32) -> Vec<u8> {
+    let s = side as f64;
+    let [r, g, b] = [
+        (HAND_RGB >> 16) as u8,
+        (HAND_RGB >> 8) as u8,
+        HAND_RGB as u8,
+    ];
+    let mut px = Vec::with_capacity((side * side * 4) as usize);
+    for y in 0..side {
+        for x in 0..side {
+            let (u, v) = ((f64::from(x) + 0.5) / s, (f64::from(y) + 0.5) / s);
+            let disc = (u - 0.5).hypot(v - 0.5) <= 0.5;
+            let palm = (0.33..=0.67).contains(&u) && (0.45..=0.78).contains(&v);
+            let finger = (0..4).any(|i| {
+                let left = 0.33 + 0.0875 * f64::from(i);
+                (left..=left + 0.06).contains(&u) && (0.2..=0.5).contains(&v)
+            });
+            let thumb = (u - 0.27).abs() + (v - 0.55).abs() * 0.6 < 0.07 || {
+                let t = (u - 0.26, v - 0.5);
+                (0.2..=0.33).contains(&u)
+                    && (t.0 + t.1 * 0.5).abs() < 0.05
+                    && (0.42..=0.64).contains(&v)
+            };
+            let rgba: [u8; 4] = if !disc {
+                [0, 0, 0, 0]
+            } else if palm || finger || thumb {
+                [255, 255, 255, 255]
+            } else {
+                [r, g, b, 240]
+            };
+            px.extend_from_slice(&rgba);
+        }
+    }
+    px
+}
+
 /// True when every paint lies inside the canvas (used by tests).
 pub fn inside(paints: &[Paint], canvas: Size) -> bool {
-    paints.iter().all(|p| match p {
-        Paint::Fill { rect, .. } | Paint::Muted { rect } => rect.inside(canvas),
-    })
+    paints.iter().all(|p| p.rect().inside(canvas))
 }
 
 #[cfg(test)]
@@ -245,6 +318,7 @@ mod tests {
             z,
             speaker: false,
             muted: false,
+            hand: false,
         }
     }
 
@@ -323,10 +397,10 @@ mod tests {
                 && r.y + r.height <= o.y + o.height
         };
         for paint in &p {
-            let (Paint::Fill { rect, .. } | Paint::Muted { rect }) = paint;
+            let rect = paint.rect();
             for above in [pip.rect, corner.rect] {
                 assert!(
-                    !rect.overlaps(&above) || within(rect, &above),
+                    !rect.overlaps(&above) || within(&rect, &above),
                     "{paint:?} reaches into {above:?}"
                 );
             }
@@ -361,6 +435,50 @@ mod tests {
                 height: 280
             }
         ));
+    }
+
+    #[test]
+    fn a_raised_hand_is_marked_top_left_beside_the_muted_marker() {
+        let mut t = tile(rect(100, 100, 320, 180), 0);
+        t.muted = true;
+        t.hand = true;
+        let p = decorate(&[t], &STYLE);
+        let find = |hand: bool| {
+            p.iter()
+                .find_map(|p| match (p, hand) {
+                    (Paint::Hand { rect }, true) | (Paint::Muted { rect }, false) => Some(*rect),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        let (hand, muted) = (find(true), find(false));
+        assert_eq!((hand.x, hand.y), (106, 106));
+        assert_eq!(hand.width, muted.width);
+        assert!(!hand.overlaps(&muted));
+        // Too narrow for both: the muted marker stays, the hand goes.
+        let mut narrow = tile(rect(0, 0, 50, 180), 0);
+        narrow.muted = true;
+        narrow.hand = true;
+        let p = decorate(&[narrow], &STYLE);
+        assert!(p.iter().any(|p| matches!(p, Paint::Muted { .. })));
+        assert!(!p.iter().any(|p| matches!(p, Paint::Hand { .. })));
+    }
+
+    #[test]
+    fn the_hand_marker_is_an_amber_disc_with_a_white_hand() {
+        let side = 40;
+        let px = hand_marker(side);
+        let at = |x: u32, y: u32| {
+            let i = ((y * side + x) * 4) as usize;
+            [px[i], px[i + 1], px[i + 2], px[i + 3]]
+        };
+        assert_eq!(at(0, 0)[3], 0, "outside the disc: clear");
+        assert_eq!(
+            &at(4, 20)[..3],
+            &[0xf2, 0xa9, 0x00],
+            "the disc's edge: amber"
+        );
+        assert_eq!(at(20, 26), [255, 255, 255, 255], "the palm: white");
     }
 
     #[test]

@@ -49,6 +49,7 @@ pub fn render_rgb(layout: &LayoutFile, canvas: Size, members: &[Member]) -> Vec<
             z: p.z,
             speaker: members[p.member].speaker,
             muted: false,
+            hand: false,
         })
         .collect();
     for paint in decorate(&tiles, &DecorStyle::of(layout)) {

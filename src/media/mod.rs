@@ -30,6 +30,8 @@
 //! - `formats.rs`: raw formats (I420 caps, the mix's audio format) and slack.
 //! - `latency.rs`: pipeline latency recomputed off the caller's thread.
 //! - `on_time.rs`: the canvas skips frames it is too late for.
+//! - `rest.rs`: a direct pair's room at rest: no canvas composed, no mix
+//!   encoded, every connection up.
 //! - `overlay.rs`: tile decorations drawn over the canvas; `i420_fill.rs`
 //!   fills I420 frames; `still.rs`: still frames repeated live.
 

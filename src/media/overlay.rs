@@ -16,7 +16,7 @@ use gstreamer::prelude::*;
 use gstreamer_video as gst_video;
 
 use super::i420_fill;
-use crate::layout::decor::{muted_marker, Paint};
+use crate::layout::decor::{hand_marker, muted_marker, Paint};
 use crate::layout::Rect;
 
 /// The decorations in force.
@@ -79,7 +79,7 @@ impl CanvasOverlay {
             .iter()
             .filter_map(|p| match p {
                 Paint::Fill { rect, rgb } => Some((*rect, *rgb)),
-                Paint::Muted { .. } => None,
+                Paint::Muted { .. } | Paint::Hand { .. } => None,
             })
             .collect();
         let marks = composition(paints)?;
@@ -121,8 +121,11 @@ fn composition(paints: &[Paint]) -> anyhow::Result<Option<gst_video::VideoOverla
         .iter()
         .filter_map(|p| match p {
             Paint::Fill { .. } => None,
-            Paint::Muted { rect } => {
-                let mut px = muted_marker(rect.width);
+            Paint::Muted { rect } | Paint::Hand { rect } => {
+                let mut px = match p {
+                    Paint::Hand { .. } => hand_marker(rect.width),
+                    _ => muted_marker(rect.width),
+                };
                 // RGBA to the overlay's BGRA.
                 for p in px.chunks_exact_mut(4) {
                     p.swap(0, 2);

@@ -6,7 +6,8 @@
 //!   waits in the push and composes nothing. On waking, its first frames are
 //!   late by the whole rest; the canvas's keep-on-time check
 //!   (`on_time.rs`) sees that and has the compositor skip the missed frames
-//!   without composing them, so the canvas is back on the clock at once.
+//!   without composing them, so the canvas is back on the clock at once;
+//!   the frames late by the rest are dropped before the encoders.
 //! - **Mix.** The full mix keeps its clock (its catch-up would have to
 //!   replay the rest buffer by buffer), but what it puts out is dropped
 //!   before the shared Opus encode: nothing encodes or sends it. The first
@@ -23,6 +24,9 @@ use std::sync::Arc;
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
+
+/// A canvas frame this far behind the clock after waking is dropped.
+const LATE: std::time::Duration = super::on_time::MAX_CANVAS_LAG;
 
 /// The shared mix's gate, read by its probe.
 const FLOWING: u8 = 0;
@@ -92,9 +96,27 @@ impl Rest {
                 });
     }
 
-    /// Composes and encodes again.
+    /// Composes and encodes again. The frame held through the rest, and
+    /// any made before the compositor has skipped to the present, are
+    /// dropped: the encoders would otherwise get frames stamped the whole
+    /// rest in the past, and then a leap.
     pub(crate) fn wake(&mut self) {
         if let Some(id) = self.held.take() {
+            // Added after the hold, so it sees the held frame first.
+            let limit = gst::ClockTime::from_nseconds(LATE.as_nanos() as u64);
+            self.canvas
+                .add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+                    let late = info
+                        .buffer()
+                        .and_then(|b| b.pts())
+                        .and_then(|pts| super::probes::against_clock(pad, pts))
+                        .is_some_and(|(running, now)| now > running + limit);
+                    if late {
+                        super::probes::swallow(info)
+                    } else {
+                        gst::PadProbeReturn::Remove
+                    }
+                });
             self.canvas.remove_probe(id);
             self.mix.store(WOKEN, Ordering::Relaxed);
         }
@@ -108,7 +130,7 @@ mod tests {
     use std::time::Duration;
 
     /// Counts the buffers reaching `pad`, those marked discontinuous, and
-    /// how far behind the clock the last one was (ms).
+    /// how far behind the clock the latest was at most (ms).
     fn count(pad: &gst::Pad) -> Arc<(AtomicU64, AtomicU64, AtomicU64)> {
         let n = Arc::new((AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)));
         let m = n.clone();
@@ -125,7 +147,7 @@ mod tests {
                 .and_then(|pts| crate::media::probes::against_clock(pad, pts))
             {
                 let lag = now.saturating_sub(running).mseconds();
-                m.2.store(lag, Ordering::Relaxed);
+                m.2.fetch_max(lag, Ordering::Relaxed);
             }
             gst::PadProbeReturn::Ok
         });
@@ -174,6 +196,7 @@ mod tests {
         assert!(during(&audio, step) <= 1, "the mix rests");
 
         let disconts = audio.1.load(Ordering::Relaxed);
+        video.2.store(0, Ordering::Relaxed);
         rest.wake();
         assert!(!rest.resting());
         // Back on the clock at once: the held time (90 frames) was skipped,
@@ -183,8 +206,9 @@ mod tests {
             (6..=20).contains(&made),
             "{made} canvas frames in {step:?} after waking"
         );
+        // No frame from the rest reached the encoders.
         let lag = video.2.load(Ordering::Relaxed);
-        assert!(lag < 100, "the canvas runs {lag} ms behind the clock");
+        assert!(lag < 150, "a canvas frame {lag} ms behind the clock");
         assert_eq!(skips.frames(), 0);
         assert!(during(&audio, step) > 10, "the mix runs again");
         assert_eq!(

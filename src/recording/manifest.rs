@@ -55,6 +55,18 @@ pub enum Event {
         /// Participant id, or None when nobody holds the floor.
         participant: Option<String>,
     },
+    /// A participant raised or lowered a hand (or a teacher lowered it).
+    Hand {
+        /// Offset from the start, milliseconds.
+        at_ms: u64,
+        /// Participant id.
+        participant: String,
+        /// Raised (true) or lowered.
+        raised: bool,
+        /// The teacher who lowered it, if not the participant.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
 }
 
 impl Event {
@@ -66,7 +78,8 @@ impl Event {
             | Event::Joined { at_ms, .. }
             | Event::Left { at_ms, .. }
             | Event::Layout { at_ms, .. }
-            | Event::Speaker { at_ms, .. } => *at_ms,
+            | Event::Speaker { at_ms, .. }
+            | Event::Hand { at_ms, .. } => *at_ms,
         }
     }
 }

@@ -37,6 +37,7 @@ pub use refusal::Refusal;
 mod adapt;
 mod canvas;
 mod events;
+mod hands;
 mod members;
 mod mode;
 mod moderate;
@@ -85,6 +86,8 @@ struct Participant {
     /// Its direct connection to the other of the pair is up: the server
     /// sends it no canvas.
     parked: bool,
+    /// Its hand is up: when, in the room's count of raised hands.
+    hand: Option<u64>,
 }
 
 /// The actor's state. Created by the registry, consumed by [`RoomActor::run`].
@@ -126,6 +129,8 @@ pub(super) struct RoomActor {
     mode_since: std::time::SystemTime,
     /// The pair's direct connection, while peer-to-peer.
     direct: super::mode::DirectLink,
+    /// Hands raised so far, for their order.
+    hands_raised: u64,
 }
 
 impl RoomActor {
@@ -170,6 +175,7 @@ impl RoomActor {
             ),
             mode_since: std::time::SystemTime::now(),
             direct: Default::default(),
+            hands_raised: 0,
             registry,
             media,
         }
@@ -254,6 +260,10 @@ impl RoomActor {
                 screen,
             } => self.on_offer(&participant, &sdp, screen.as_deref()),
             RoomCommand::Mute { participant, muted } => self.on_mute(&participant, muted),
+            RoomCommand::Hand {
+                participant,
+                raised,
+            } => self.on_hand(&participant, raised),
             RoomCommand::Screen {
                 participant,
                 sharing,

@@ -31,6 +31,13 @@ pub enum RoomCommand {
         /// Where the room sends this client's messages.
         outbox: mpsc::Sender<ServerMessage>,
     },
+    /// The client raised or lowered its hand.
+    Hand {
+        /// Sender.
+        participant: ParticipantId,
+        /// Raised or lowered.
+        raised: bool,
+    },
     /// The client's SDP offer.
     Offer {
         /// Sender.

@@ -27,6 +27,8 @@ pub(super) struct Seat<'a> {
     pub(super) teacher: bool,
     /// Its microphone is off, or a teacher silenced it.
     pub(super) muted: bool,
+    /// It raised a hand.
+    pub(super) hand: bool,
     /// It shares its screen and the screen's first frame reached the canvas.
     pub(super) screen: bool,
 }
@@ -187,6 +189,7 @@ pub(super) fn plan_layout(seats: &[Seat<'_>], stage: &Stage<'_>) -> LayoutPlan {
                     z: spot.z,
                     speaker: stage.speaker == Some(seat.id),
                     muted: seat.muted,
+                    hand: seat.hand,
                 },
             });
             let screen = match screen_index {
@@ -199,6 +202,7 @@ pub(super) fn plan_layout(seats: &[Seat<'_>], stage: &Stage<'_>) -> LayoutPlan {
                             z: spot.z,
                             speaker: false,
                             muted: false,
+                            hand: false,
                         },
                     },
                     None => ScreenPlan::Hidden,
@@ -283,6 +287,7 @@ fit = "crop"
             media: true,
             teacher: false,
             muted: false,
+            hand: false,
             screen: false,
         }
     }
@@ -395,7 +400,9 @@ fit = "crop"
                     assert_eq!(rgb, 0xffffff);
                     assert!(rect.overlaps(&first.spot.rect));
                 }
-                Paint::Muted { .. } => panic!("nobody is muted"),
+                Paint::Muted { .. } | Paint::Hand { .. } => {
+                    panic!("nobody is muted or has a hand up")
+                }
             }
         }
     }
@@ -516,7 +523,7 @@ fit = "crop"
                     assert_eq!(*rgb, HIGHLIGHT);
                     Some(*rect)
                 }
-                Paint::Muted { .. } => None,
+                Paint::Muted { .. } | Paint::Hand { .. } => None,
             })
             .collect();
         assert!(!fills.is_empty());
@@ -525,7 +532,7 @@ fit = "crop"
             .iter()
             .filter_map(|p| match p {
                 Paint::Muted { rect } => Some(*rect),
-                Paint::Fill { .. } => None,
+                Paint::Fill { .. } | Paint::Hand { .. } => None,
             })
             .collect();
         assert_eq!(markers.len(), 1, "{paints:?}");

@@ -395,6 +395,13 @@ impl<R: Rooms> Handler<R> {
                 self.moderate(Moderation::Remove { participant })
             }
             ClientMessage::Lock { locked } => self.moderate(Moderation::Lock { locked }),
+            ClientMessage::Hand { raised } => self.forward(|participant| RoomCommand::Hand {
+                participant,
+                raised,
+            }),
+            ClientMessage::LowerHand { participant } => {
+                self.moderate(Moderation::LowerHand { participant })
+            }
             ClientMessage::Leave {} => {
                 let j = self.joined.take().ok_or_else(not_joined)?;
                 send(

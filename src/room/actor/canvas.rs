@@ -195,6 +195,7 @@ fn seat<'a>(id: &'a str, p: &Participant) -> Seat<'a> {
         media: p.media.is_some(),
         teacher: p.role == Role::Teacher,
         muted: p.muted || p.silenced,
+        hand: p.hand.is_some(),
         screen: p.sharing && p.screen_started,
     }
 }

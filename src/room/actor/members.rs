@@ -92,6 +92,7 @@ impl RoomActor {
                 direct: p2p,
                 no_p2p: !token_p2p,
                 parked: false,
+                hand: None,
             },
         );
     }
@@ -334,6 +335,7 @@ impl RoomActor {
 
     /// Everyone in join order, as clients see them.
     pub(super) fn participant_list(&self) -> Vec<ParticipantInfo> {
+        let places = self.hand_places();
         let mut list: Vec<_> = self.participants.iter().collect();
         list.sort_by_key(|(_, p)| p.seq);
         list.into_iter()
@@ -345,6 +347,7 @@ impl RoomActor {
                 muted: p.muted,
                 sharing: p.sharing,
                 silenced: p.silenced,
+                hand: places.get(id).copied(),
             })
             .collect()
     }

@@ -31,6 +31,11 @@ pub enum Moderation {
         /// Lock or unlock.
         locked: bool,
     },
+    /// Lower a participant's raised hand, or every hand (None).
+    LowerHand {
+        /// Participant id; None: all.
+        participant: Option<ParticipantId>,
+    },
 }
 
 impl Moderation {
@@ -39,6 +44,7 @@ impl Moderation {
             Moderation::Silence { .. } => "mute another participant",
             Moderation::Remove { .. } => "remove a participant",
             Moderation::Lock { .. } => "lock or unlock the room",
+            Moderation::LowerHand { .. } => "lower a raised hand",
         }
     }
 }
@@ -122,15 +128,18 @@ impl RoomActor {
             Moderation::Silence { participant, .. } | Moderation::Remove { participant } => {
                 Some(participant.clone())
             }
+            Moderation::LowerHand { participant } => participant.clone(),
             Moderation::Lock { .. } => None,
         };
+        // A teacher may lower another teacher's hand.
+        let spares_teachers = !matches!(action, Moderation::LowerHand { .. });
         if let Some(target) = &target {
             let refusal = match self.participants.get(target) {
                 None => Some(Refusal::NoParticipant {
                     room: self.room.clone(),
                     participant: target.clone(),
                 }),
-                Some(p) if by.is_some() && p.role == Role::Teacher => {
+                Some(p) if spares_teachers && by.is_some() && p.role == Role::Teacher => {
                     Some(Refusal::TargetIsTeacher {
                         what: action.describe(),
                     })
@@ -167,6 +176,7 @@ impl RoomActor {
                 }
                 self.remove(&participant, LeaveReason::Removed);
             }
+            Moderation::LowerHand { participant } => self.lower_hands(participant.as_ref(), by),
             Moderation::Lock { locked } => {
                 if self.locked != locked {
                     self.locked = locked;
