@@ -1,0 +1,188 @@
+//! Raised hands in real browsers: a Chromium student and a Firefox teacher
+//! in one room. The student presses Raise hand; the teacher's list shows it
+//! within a second, and the student's tile on the canvas the teacher
+//! decodes gets the amber hand marker; the teacher presses Lower, and the
+//! marker goes.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::browser::{wait_stats, Browser, Kind};
+use common::{init, test_config, TestServer, SERIAL};
+use serde_json::Value;
+use tessera::layout::decor::{marker_side, HAND_RGB};
+use tessera::layout::Rect;
+
+const ROOM: &str = "hands";
+
+fn url(server: &TestServer, name: &str, extra: &str) -> String {
+    format!(
+        "http://{}/r/{ROOM}?name={name}&autojoin=1{extra}",
+        server.addr
+    )
+}
+
+/// Whether `rgb` is the marker's amber (after the canvas's encoding).
+fn amber(rgb: (u8, u8, u8)) -> bool {
+    let [r, g, b] = [
+        (HAND_RGB >> 16) as u8,
+        (HAND_RGB >> 8) as u8,
+        HAND_RGB as u8,
+    ];
+    rgb.0.abs_diff(r) < 50 && rgb.1.abs_diff(g) < 50 && rgb.2.abs_diff(b) < 70
+}
+
+/// Points inside the hand marker's amber disc on `tile`, for each place
+/// the marker can take: its margin is the tile's edge (none, or the
+/// speaker's 4-pixel highlight) plus 4.
+fn marker_points(tile: Rect) -> Vec<(u32, u32)> {
+    let side = marker_side(tile.height);
+    [4, 8]
+        .iter()
+        .map(|margin| {
+            // Right of the palm, level with it: amber.
+            (
+                tile.x + margin + side * 82 / 100,
+                tile.y + margin + side / 2,
+            )
+        })
+        .collect()
+}
+
+/// The mean colour of the 3×3 pixels around (x, y) of the canvas `b`
+/// decodes.
+async fn pixel(b: &Browser, (x, y): (u32, u32)) -> Option<(u8, u8, u8)> {
+    let v = b
+        .run(&format!(
+            "const v = document.getElementById('canvas');
+             if (!v.videoWidth) return null;
+             const c = document.createElement('canvas');
+             c.width = v.videoWidth; c.height = v.videoHeight;
+             const g = c.getContext('2d');
+             g.drawImage(v, 0, 0);
+             const d = g.getImageData({x} - 1, {y} - 1, 3, 3).data;
+             let r = 0, gr = 0, bl = 0;
+             for (let i = 0; i < d.length; i += 4) {{ r += d[i]; gr += d[i + 1]; bl += d[i + 2]; }}
+             return [Math.round(r / 9), Math.round(gr / 9), Math.round(bl / 9)];"
+        ))
+        .await;
+    let a = v.as_array()?;
+    Some((
+        a[0].as_u64()? as u8,
+        a[1].as_u64()? as u8,
+        a[2].as_u64()? as u8,
+    ))
+}
+
+/// Whether the teacher's canvas shows the marker on `tile` now.
+async fn marked(b: &Browser, tile: Rect) -> (bool, Vec<Option<(u8, u8, u8)>>) {
+    let mut seen = Vec::new();
+    for p in marker_points(tile) {
+        seen.push(pixel(b, p).await);
+    }
+    (seen.iter().flatten().any(|c| amber(*c)), seen)
+}
+
+/// Waits up to `limit` for the marker to be shown (or gone).
+async fn wait_marker(b: &Browser, tile: Rect, shown: bool, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        let (now, seen) = marked(b, tile).await;
+        if now == shown {
+            return true;
+        }
+        if Instant::now() > deadline {
+            eprintln!(
+                "marker {}: saw {seen:?}",
+                if shown { "missing" } else { "still there" }
+            );
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_student_raises_a_hand_and_the_teacher_sees_it_and_lowers_it() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let server = TestServer::start(test_config()).await;
+    let teacher = Browser::launch(Kind::Firefox, "hands-teacher").await;
+    teacher
+        .client
+        .goto(&url(&server, "Tea", "&role=teacher"))
+        .await
+        .unwrap();
+    let student = Browser::launch(Kind::Chromium, "hands-student").await;
+    student.client.goto(&url(&server, "Stu", "")).await.unwrap();
+    for b in [&teacher, &student] {
+        let (ok, s) = wait_stats(b, Duration::from_secs(40), |s| {
+            s["participants"] == 2 && s["framesDecoded"].as_u64().unwrap_or(0) > 30
+        })
+        .await;
+        assert!(ok, "{}: {s:#}", b.label);
+    }
+    let snap = server.room(ROOM).await.unwrap();
+    let stu = snap
+        .participants
+        .iter()
+        .find(|p| p.name == "Stu")
+        .unwrap()
+        .id
+        .clone();
+    let tile = snap
+        .tiles
+        .iter()
+        .find(|(id, _)| *id == stu)
+        .map(|(_, r)| *r)
+        .expect("the student's tile");
+    let (before, seen) = marked(&teacher, tile).await;
+    assert!(
+        !before,
+        "amber on the student's tile before any hand: {seen:?}"
+    );
+
+    // Raised: the teacher's list has it within a second, then the canvas.
+    let raised = Instant::now();
+    student
+        .run("document.getElementById('hand').click(); return null;")
+        .await;
+    let (ok, s) = wait_stats(&teacher, Duration::from_secs(1), |s| {
+        s["hands"][0]["name"] == "Stu" && s["hands"][0]["place"] == 1
+    })
+    .await;
+    assert!(ok, "the teacher's list after {:?}: {s:#}", raised.elapsed());
+    eprintln!(
+        "the teacher saw the hand {:?} after it went up",
+        raised.elapsed()
+    );
+    let roster = teacher
+        .run("return document.getElementById('roster').textContent;")
+        .await;
+    assert!(roster.as_str().unwrap().contains("✋ 1 · Stu"), "{roster}");
+    assert_eq!(student.stats().await["hand"], true);
+    let shown = wait_marker(&teacher, tile, true, Duration::from_secs(5)).await;
+    teacher.screenshot("hands-raised").await;
+    assert!(shown, "no hand marker on the student's tile");
+
+    // Lowered by the teacher: gone from the list, the tile and the
+    // student's button.
+    teacher
+        .run("document.querySelector('#roster li.hand button').click(); return null;")
+        .await;
+    let (ok, s) = wait_stats(&student, Duration::from_secs(5), |s| {
+        s["hand"] == false && s["hands"] == Value::Array(vec![])
+    })
+    .await;
+    assert!(ok, "the student after the teacher lowered the hand: {s:#}");
+    let gone = wait_marker(&teacher, tile, false, Duration::from_secs(5)).await;
+    teacher.screenshot("hands-lowered").await;
+    assert!(gone, "the hand marker stayed on the student's tile");
+    let text = student
+        .run("return document.getElementById('hand').textContent;")
+        .await;
+    assert_eq!(text, "Raise hand");
+    teacher.close().await;
+    student.close().await;
+}
