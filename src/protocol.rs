@@ -153,6 +153,16 @@ pub enum ClientMessage {
         #[serde(default)]
         participant: Option<ParticipantId>,
     },
+    /// Send a chat message to everyone in the room.
+    Chat {
+        /// The message, as written: at most 500 characters, not blank.
+        text: String,
+    },
+    /// Teachers only: let students chat, or not (teachers always may).
+    SetChat {
+        /// Chat on for students.
+        enabled: bool,
+    },
     /// Leave the room. The socket stays open and may join again.
     /// (A struct variant, so that unknown fields are rejected here too.)
     Leave {},
@@ -281,6 +291,26 @@ pub enum ServerMessage {
     Locked {
         /// True while only teachers may join.
         locked: bool,
+    },
+    /// A chat message, to everyone in the room (its sender too). After
+    /// `joined`, the room's recent messages come with `history: true`.
+    Chat {
+        /// Sender's participant id.
+        from: ParticipantId,
+        /// Sender's display name.
+        name: String,
+        /// The message, as written: show it as text, never as markup.
+        text: String,
+        /// When the room took it (RFC 3339, UTC).
+        at: String,
+        /// Sent before this client joined.
+        #[serde(default)]
+        history: bool,
+    },
+    /// Whether students may chat (sent after `joined` and on every change).
+    ChatState {
+        /// Chat on for students.
+        enabled: bool,
     },
     /// What this client receives changed with its downlink: `high` (the
     /// canvas), `low` (a smaller, slower canvas) or `audio-only` (no video;

@@ -327,6 +327,10 @@ const PLAY_NEWEST: &str = r#"
         width: v.videoWidth, height: v.videoHeight, duration: v.duration,
         at: v.currentTime, centre: [d[0], d[1], d[2]],
         chapters: document.querySelectorAll('#chapters li').length,
+        chat: [...document.querySelectorAll('#chat-replay li')].length,
+        chatShown: [...document.querySelectorAll('#chat-replay li')].filter((li) => !li.hidden)
+            .map((li) => li.querySelector('span').textContent),
+        chatMarkup: document.querySelectorAll('#chat-replay b b, #chat-replay span b').length,
     };
 "#;
 
@@ -358,7 +362,16 @@ async fn chromium_and_firefox_play_an_exported_lesson_and_seek_in_it() {
         .unwrap();
     let api = format!("http://{}/api", server.addr);
     let id = start_recording(&http, &api, "playback").await;
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    // Someone chats a second in, and again near the end: the page shows
+    // each message once the video reaches it.
+    let (mut chatty, _) =
+        common::ws::join(&server, "playback", "Chatty", serde_json::json!({})).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let chat = |text: &str| serde_json::json!({"type": "chat", "text": text});
+    common::ws::send(&mut chatty, chat("<b>early</b> question")).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    common::ws::send(&mut chatty, chat("late remark")).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let manifest = stop_and_export(&http, &api, "playback", &id).await;
     assert!(manifest["export"].is_string(), "{manifest}");
     peer.leave().await;
@@ -422,6 +435,15 @@ async fn chromium_and_firefox_play_an_exported_lesson_and_seek_in_it() {
             Some(chapters as u64),
             "{label}: {r}"
         );
+        // Halfway through, the chat sent a second in shows, as text; the
+        // one sent near the end does not yet.
+        assert_eq!(r["chat"], 2, "{label}: {r}");
+        assert_eq!(
+            r["chatShown"],
+            serde_json::json!(["<b>early</b> question"]),
+            "{label}: {r}"
+        );
+        assert_eq!(r["chatMarkup"], 0, "{label}: {r}");
     }
 
     // Over HTTP: the media needs the key or a link, and a link opens its

@@ -1,8 +1,12 @@
-//! Raised hands in real browsers: a Chromium student and a Firefox teacher
-//! in one room. The student presses Raise hand; the teacher's list shows it
-//! within a second, and the student's tile on the canvas the teacher
-//! decodes gets the amber hand marker; the teacher presses Lower, and the
-//! marker goes.
+//! The classroom in real browsers. Raised hands: a Chromium student and a
+//! Firefox teacher in one room; the student presses Raise hand, the
+//! teacher's list shows it within a second and the student's tile on the
+//! canvas the teacher decodes gets the amber hand marker; the teacher
+//! presses Lower, and the marker goes. Chat: a Chromium teacher and a
+//! Firefox student write to each other; both show every message in order,
+//! markup as text with nothing injected, another room hears nothing, an
+//! over-long and a too-fast message are refused, and the teacher turns chat
+//! off for the student.
 
 mod common;
 
@@ -183,6 +187,139 @@ async fn a_student_raises_a_hand_and_the_teacher_sees_it_and_lowers_it() {
         .run("return document.getElementById('hand').textContent;")
         .await;
     assert_eq!(text, "Raise hand");
+    teacher.close().await;
+    student.close().await;
+}
+
+/// Types `text` into `b`'s chat box and sends it, as a person would.
+async fn write(b: &Browser, text: &str) {
+    let text = serde_json::to_string(text).unwrap();
+    b.run(&format!(
+        "const t = document.getElementById('chat-text'); t.value = {text};
+         document.getElementById('chat-form').requestSubmit(); return null;"
+    ))
+    .await;
+}
+
+/// The chat texts `b` shows, as its page reports them.
+async fn shown(b: &Browser) -> Vec<String> {
+    b.stats().await["chat"]["messages"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .map(|m| m["text"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_and_firefox_chat_as_text_in_order_and_a_teacher_turns_it_off() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let server = TestServer::start(test_config()).await;
+    let teacher = Browser::launch(Kind::Chromium, "chat-teacher").await;
+    teacher
+        .client
+        .goto(&url(&server, "Tea", "&role=teacher"))
+        .await
+        .unwrap();
+    let student = Browser::launch(Kind::Firefox, "chat-student").await;
+    student.client.goto(&url(&server, "Stu", "")).await.unwrap();
+    let (mut outside, _) =
+        common::ws::join(&server, "another-room", "Out", serde_json::json!({})).await;
+    for b in [&teacher, &student] {
+        let (ok, s) = wait_stats(b, Duration::from_secs(40), |s| {
+            s["participants"] == 2 && s["state"] == "connected"
+        })
+        .await;
+        assert!(ok, "{}: {s:#}", b.label);
+    }
+
+    let img = r#"<img src=x onerror="window.pwned = 1">"#;
+    let script = "<script>window.pwned = 2</script>";
+    let said = [
+        (&student, "hello"),
+        (&teacher, "hi Stu, welcome"),
+        (&student, img),
+        (&student, script),
+    ];
+    let mut want = Vec::new();
+    for (b, text) in said {
+        write(b, text).await;
+        want.push(text.to_string());
+        for b in [&teacher, &student] {
+            let (ok, s) = wait_stats(b, Duration::from_secs(5), |s| {
+                s["chat"]["messages"].as_array().map(Vec::len) == Some(want.len())
+            })
+            .await;
+            assert!(ok, "{} after {text:?}: {s:#}", b.label);
+        }
+    }
+    for b in [&teacher, &student] {
+        assert_eq!(shown(b).await, want, "{}", b.label);
+        // Shown as the text it is: no element or handler came of it.
+        let page = b
+            .run(
+                "return {
+                   injected: document.querySelectorAll('#chat-log img, #chat-log script, #chat-log [onerror]').length,
+                   pwned: window.pwned ?? null,
+                   texts: [...document.querySelectorAll('#chat-log li span')].map((s) => s.textContent),
+                 };",
+            )
+            .await;
+        assert_eq!(page["injected"], 0, "{}: {page}", b.label);
+        assert_eq!(page["pwned"], Value::Null, "{}: {page}", b.label);
+        assert_eq!(
+            page["texts"],
+            serde_json::json!(want),
+            "{}: {page}",
+            b.label
+        );
+        b.screenshot(&format!("chat-{}", b.label)).await;
+    }
+    assert!(
+        common::ws::next_of(&mut outside, "chat", Duration::from_secs(1))
+            .await
+            .is_none(),
+        "another room got the chat"
+    );
+
+    // Too long (past the box's own limit) and too fast: the page shows the
+    // server's refusal.
+    write(&student, &"x".repeat(600)).await;
+    let (ok, s) = wait_stats(&student, Duration::from_secs(5), |s| {
+        s["lastError"]["code"] == "too-large"
+    })
+    .await;
+    assert!(ok, "an over-long message: {s:#}");
+    for i in 0..7 {
+        write(&student, &format!("quick {i}")).await;
+    }
+    let (ok, s) = wait_stats(&student, Duration::from_secs(5), |s| {
+        s["lastError"]["code"] == "rate-limited"
+    })
+    .await;
+    assert!(ok, "seven at once: {s:#}");
+
+    // The teacher turns chat off: the student's box is closed, and says why.
+    teacher
+        .run("document.getElementById('chat-toggle').click(); return null;")
+        .await;
+    let (ok, s) = wait_stats(&student, Duration::from_secs(5), |s| {
+        s["chat"]["enabled"] == false
+    })
+    .await;
+    assert!(ok, "the student after chat went off: {s:#}");
+    let chat_box = student
+        .run("const t = document.getElementById('chat-text'); return [t.disabled, t.placeholder];")
+        .await;
+    assert_eq!(chat_box[0], true, "{chat_box}");
+    assert!(chat_box[1].as_str().unwrap().contains("off"), "{chat_box}");
+    let text = teacher
+        .run("return document.getElementById('chat-toggle').textContent;")
+        .await;
+    assert_eq!(text, "Chat on");
     teacher.close().await;
     student.close().await;
 }

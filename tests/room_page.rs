@@ -2,7 +2,8 @@
 //! 360×640 portrait, 844×390 landscape) and a desktop window joins a lesson
 //! as its teacher, with a student in the room. On each, every visible
 //! control lies inside the viewport and overlaps no other control, nothing
-//! scrolls sideways, the self-view covers no part of the canvas picture, and
+//! scrolls sideways, the self-view covers no part of the canvas picture and
+//! no control, and
 //! in portrait the picture takes at least 90 % of the screen's width. The
 //! name prompt shows only what works before joining. Screenshots are saved
 //! under the target's tmp directory.
@@ -51,8 +52,10 @@ const GEOMETRY: &str = r#"
     const preview = document.getElementById('preview');
     const covering = [...controls, ...(shown(preview) ? [preview] : [])]
       .filter((e) => meet(box(e), picture)).map(label);
+    const underPreview = shown(preview)
+      ? controls.filter((e) => meet(box(e), box(preview))).map(label) : [];
     return {
-      vw, vh, controls: controls.map(label), outside, overlaps, covering,
+      vw, vh, controls: controls.map(label), outside, overlaps, covering, underPreview,
       pictureWidth: w, pictureHeight: h, previewShown: shown(preview),
       sideways: document.documentElement.scrollWidth > vw + 0.5,
     };
@@ -101,6 +104,7 @@ async fn check_joined(b: &Browser, server: &TestServer, label: &str, portrait: b
     assert_eq!(g["outside"], Value::Array(vec![]), "{label}: {g}");
     assert_eq!(g["overlaps"], Value::Array(vec![]), "{label}: {g}");
     assert_eq!(g["covering"], Value::Array(vec![]), "{label}: {g}");
+    assert_eq!(g["underPreview"], Value::Array(vec![]), "{label}: {g}");
     assert_eq!(g["sideways"], false, "{label}: {g}");
     assert_eq!(g["previewShown"], true, "{label}: {g}");
     if portrait {

@@ -1,5 +1,6 @@
 // Recorded lessons: lists recordings (GET /api/recordings) and plays one
-// with its chapter list. With an admin key configured, asks for it once
+// with its chapter list, and its chat shown as the video reaches each
+// message (always as text). With an admin key configured, asks for it once
 // (kept for this tab only) and fetches with it.
 'use strict';
 (() => {
@@ -61,6 +62,40 @@
       li.append(a);
       return li;
     }));
+    showChat(m.events.filter((e) => e.kind === 'chat'), video);
+  }
+
+  // The lesson's chat beside the video: each message appears when the
+  // video reaches the moment it was sent; clicking its time seeks there.
+  let replay = null;
+  function showChat(messages, video) {
+    if (replay) {
+      video.removeEventListener('timeupdate', replay);
+      video.removeEventListener('seeked', replay);
+    }
+    $('chat-none').hidden = messages.length > 0;
+    const items = messages.map((e) => {
+      const li = document.createElement('li');
+      const a = document.createElement('a');
+      a.href = '#';
+      a.textContent = seconds(e.at_ms);
+      a.addEventListener('click', (ev) => { ev.preventDefault(); video.currentTime = e.at_ms / 1000; });
+      const who = document.createElement('b');
+      who.textContent = e.name;
+      const text = document.createElement('span');
+      text.textContent = e.text;
+      li.append(a, ' ', who, ' ', text);
+      li.dataset.atMs = String(e.at_ms);
+      return li;
+    });
+    $('chat-replay').replaceChildren(...items);
+    replay = () => {
+      const now = video.currentTime * 1000;
+      for (const li of items) li.hidden = Number(li.dataset.atMs) > now;
+    };
+    replay();
+    video.addEventListener('timeupdate', replay);
+    video.addEventListener('seeked', replay);
   }
 
   $('key-form').addEventListener('submit', (e) => {

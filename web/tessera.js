@@ -38,6 +38,8 @@
     mic: $('mic'), cam: $('cam'), play: $('play'), leave: $('leave'), notice: $('notice'),
     layout: $('layout'), share: $('share'), rec: $('rec'), record: $('record'),
     lock: $('lock'), roster: $('roster'), quality: $('quality-notice'), hand: $('hand'),
+    chat: $('chat'), chatLog: $('chat-log'), chatForm: $('chat-form'), chatText: $('chat-text'),
+    chatSend: $('chat-send'), chatToggle: $('chat-toggle'),
   };
   const canShare = !!navigator.mediaDevices?.getDisplayMedia;
 
@@ -57,6 +59,9 @@
   let screenTrack = null;
   let recording = false;
   let handUp = false;        // this participant's hand is raised
+  let chatOn = true;         // students may chat
+  const chatSeen = [];       // chat messages shown: {from, name, text, at}
+  let lastError = null;      // the server's latest error: {code, message}
   let hands = [];            // raised hands in the order they went up: {id, name, place}
   let tileHint = null;
   let participants = 0;
@@ -412,6 +417,10 @@
         ui.record.hidden = role !== 'teacher';
         ui.lock.hidden = role !== 'teacher';
         ui.hand.hidden = role === 'teacher';
+        ui.chatToggle.hidden = role !== 'teacher';
+        ui.chat.hidden = false;
+        ui.chatLog.replaceChildren();
+        chatSeen.length = 0;
         showLock(m.locked);
         showHands(m.participants);
         setCount(m.participants.length);
@@ -454,6 +463,12 @@
       case 'locked':
         showLock(m.locked);
         break;
+      case 'chat':
+        showChat(m);
+        break;
+      case 'chatState':
+        showChatState(m.enabled);
+        break;
       case 'layout':
         // Teachers pick the room's layout; everyone else just sees it.
         if (role === 'teacher') {
@@ -486,9 +501,10 @@
         break;
       case 'error':
         notice(m.message);
-        // Retrying cannot fix these; nor a refused join (locked, removed).
-        if (['bad-offer', 'unsupported-codec', 'bad-message', 'unauthorized'].includes(m.code)
-            || (m.code === 'forbidden' && !participantId)) {
+        lastError = { code: m.code, message: m.message };
+        // Retrying cannot fix these; nor a refused join (bad, locked, removed).
+        if (['bad-offer', 'unsupported-codec', 'unauthorized'].includes(m.code)
+            || (['forbidden', 'bad-message'].includes(m.code) && !participantId)) {
           fatal = true;
           setState('Cannot join: ' + m.message);
           teardown();
@@ -512,6 +528,35 @@
     handUp = hands.some((h) => h.id === participantId);
     ui.hand.textContent = handUp ? 'Lower hand' : 'Raise hand';
     ui.hand.classList.toggle('off', handUp);
+  }
+
+  // A chat message, always as text: the sender's name and words never
+  // become markup.
+  function showChat(m) {
+    chatSeen.push({ from: m.from, name: m.name, text: m.text, at: m.at });
+    const li = document.createElement('li');
+    const time = document.createElement('time');
+    time.dateTime = m.at;
+    time.textContent = new Date(m.at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    const who = document.createElement('b');
+    who.textContent = m.name;
+    const text = document.createElement('span');
+    text.textContent = m.text;
+    li.append(time, ' ', who, ' ', text);
+    if (m.from === participantId) li.classList.add('mine');
+    ui.chatLog.append(li);
+    while (ui.chatLog.children.length > 200) ui.chatLog.firstElementChild.remove();
+    ui.chatLog.scrollTop = ui.chatLog.scrollHeight;
+  }
+
+  function showChatState(enabled) {
+    chatOn = enabled;
+    const mayWrite = enabled || role === 'teacher';
+    ui.chatText.disabled = !mayWrite;
+    ui.chatSend.disabled = !mayWrite;
+    ui.chatText.placeholder = mayWrite ? 'Message everyone' : 'The teacher turned chat off';
+    ui.chatToggle.textContent = enabled ? 'Chat off' : 'Chat on';
+    ui.chatToggle.classList.toggle('off', !enabled);
   }
 
   function button(text, onClick) {
@@ -641,6 +686,14 @@
   ui.record.hidden = role !== 'teacher';
   ui.lock.addEventListener('click', () => send({ type: 'lock', locked: !locked }));
   ui.hand.addEventListener('click', () => send({ type: 'hand', raised: !handUp }));
+  ui.chatToggle.addEventListener('click', () => send({ type: 'setChat', enabled: !chatOn }));
+  ui.chatForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const text = ui.chatText.value;
+    if (!text.trim()) return;
+    send({ type: 'chat', text });
+    ui.chatText.value = '';
+  });
   ui.record.addEventListener('click', () => send({ type: 'record', on: !recording }));
   ui.share.addEventListener('click', () => (screenTrack ? stopShare() : startShare()));
   ui.cam.addEventListener('click', () => toggle('video', ui.cam, 'Stop camera', 'Start camera'));
@@ -660,6 +713,7 @@
       audioSamples: 0, concealedSamples: 0,
       sentBytes: 0, sentFrameWidth: 0, sentFrameHeight: 0, tile: tileHint,
       sharing: !!screenTrack, screenBytes: 0, recording, hand: handUp, hands,
+      chat: { enabled: chatOn, messages: chatSeen.slice() }, lastError,
       localCandidateType: null, remoteCandidateType: null, tier, downlinkEstimate,
       qualityNotice: ui.quality.hidden ? '' : ui.quality.textContent,
       mode: direct ? 'p2p' : 'mcu', direct: null,

@@ -55,6 +55,17 @@ pub enum Event {
         /// Participant id, or None when nobody holds the floor.
         participant: Option<String>,
     },
+    /// A chat message.
+    Chat {
+        /// Offset from the start, milliseconds.
+        at_ms: u64,
+        /// Sender's participant id.
+        participant: String,
+        /// Sender's display name.
+        name: String,
+        /// The message, as written.
+        text: String,
+    },
     /// A participant raised or lowered a hand (or a teacher lowered it).
     Hand {
         /// Offset from the start, milliseconds.
@@ -79,7 +90,8 @@ impl Event {
             | Event::Left { at_ms, .. }
             | Event::Layout { at_ms, .. }
             | Event::Speaker { at_ms, .. }
-            | Event::Hand { at_ms, .. } => *at_ms,
+            | Event::Hand { at_ms, .. }
+            | Event::Chat { at_ms, .. } => *at_ms,
         }
     }
 }

@@ -36,6 +36,7 @@ pub use refusal::Refusal;
 
 mod adapt;
 mod canvas;
+mod chat;
 mod events;
 mod hands;
 mod members;
@@ -88,6 +89,8 @@ struct Participant {
     parked: bool,
     /// Its hand is up: when, in the room's count of raised hands.
     hand: Option<u64>,
+    /// How fast it may chat.
+    chat_rate: crate::room::chat::ChatRate,
 }
 
 /// The actor's state. Created by the registry, consumed by [`RoomActor::run`].
@@ -131,6 +134,10 @@ pub(super) struct RoomActor {
     direct: super::mode::DirectLink,
     /// Hands raised so far, for their order.
     hands_raised: u64,
+    /// Students may chat.
+    chat_enabled: bool,
+    /// The latest chat messages, for those who join later.
+    chat_history: std::collections::VecDeque<ServerMessage>,
 }
 
 impl RoomActor {
@@ -176,6 +183,8 @@ impl RoomActor {
             mode_since: std::time::SystemTime::now(),
             direct: Default::default(),
             hands_raised: 0,
+            chat_enabled: true,
+            chat_history: Default::default(),
             registry,
             media,
         }
@@ -264,6 +273,7 @@ impl RoomActor {
                 participant,
                 raised,
             } => self.on_hand(&participant, raised),
+            RoomCommand::Chat { participant, text } => self.on_chat(&participant, text),
             RoomCommand::Screen {
                 participant,
                 sharing,

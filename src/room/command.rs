@@ -31,6 +31,13 @@ pub enum RoomCommand {
         /// Where the room sends this client's messages.
         outbox: mpsc::Sender<ServerMessage>,
     },
+    /// The client sent a chat message.
+    Chat {
+        /// Sender.
+        participant: ParticipantId,
+        /// The message.
+        text: String,
+    },
     /// The client raised or lowered its hand.
     Hand {
         /// Sender.

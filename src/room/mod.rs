@@ -4,11 +4,12 @@
 //! takes and the snapshot it reports ([`command`]), what a relayout puts
 //! where ([`layout_plan`], pure), who is talking ([`talk`]), each
 //! receiver's tier ([`downlink`]), the audio loss its encoders expect
-//! ([`audio_loss`]) and whether it runs peer-to-peer or on the MCU
-//! ([`mode`]).
+//! ([`audio_loss`]), whether it runs peer-to-peer or on the MCU
+//! ([`mode`]) and what its chat accepts ([`chat`]).
 
 mod actor;
 pub mod audio_loss;
+pub mod chat;
 mod command;
 pub mod downlink;
 mod layout_plan;

@@ -395,6 +395,10 @@ impl<R: Rooms> Handler<R> {
                 self.moderate(Moderation::Remove { participant })
             }
             ClientMessage::Lock { locked } => self.moderate(Moderation::Lock { locked }),
+            ClientMessage::Chat { text } => {
+                self.forward(|participant| RoomCommand::Chat { participant, text })
+            }
+            ClientMessage::SetChat { enabled } => self.moderate(Moderation::Chat { enabled }),
             ClientMessage::Hand { raised } => self.forward(|participant| RoomCommand::Hand {
                 participant,
                 raised,

@@ -97,8 +97,11 @@ pub fn load(dir: &Path, kind: ClipKind) -> anyhow::Result<Arc<Clip>> {
     read(&path).map(Arc::new)
 }
 
+/// Writes `clip` to `path` whole or not at all. The part file is this
+/// process's own: two runs making the same clip at once (the smoke tests
+/// do) each write their own and rename it into place, and either one wins.
 fn save(clip: &Clip, path: &Path) -> anyhow::Result<()> {
-    let tmp = PathBuf::from(format!("{}.part", path.display()));
+    let tmp = PathBuf::from(format!("{}.{}.part", path.display(), std::process::id()));
     let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
     out.write_all(MAGIC)?;
     writeln!(out, "{}", clip.caps)?;

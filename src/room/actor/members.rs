@@ -93,6 +93,7 @@ impl RoomActor {
                 no_p2p: !token_p2p,
                 parked: false,
                 hand: None,
+                chat_rate: Default::default(),
             },
         );
     }
@@ -120,6 +121,7 @@ impl RoomActor {
         self.send(id, joined);
         let layout = self.layout_message();
         self.send(id, layout);
+        self.greet_chat(id);
         self.broadcast_participants(Some(id));
         if let Some(r) = self.recording_id() {
             self.send(

@@ -31,6 +31,11 @@ pub enum Moderation {
         /// Lock or unlock.
         locked: bool,
     },
+    /// Let students chat, or not.
+    Chat {
+        /// Chat on for students.
+        enabled: bool,
+    },
     /// Lower a participant's raised hand, or every hand (None).
     LowerHand {
         /// Participant id; None: all.
@@ -45,6 +50,7 @@ impl Moderation {
             Moderation::Remove { .. } => "remove a participant",
             Moderation::Lock { .. } => "lock or unlock the room",
             Moderation::LowerHand { .. } => "lower a raised hand",
+            Moderation::Chat { .. } => "turn chat on or off",
         }
     }
 }
@@ -129,7 +135,7 @@ impl RoomActor {
                 Some(participant.clone())
             }
             Moderation::LowerHand { participant } => participant.clone(),
-            Moderation::Lock { .. } => None,
+            Moderation::Lock { .. } | Moderation::Chat { .. } => None,
         };
         // A teacher may lower another teacher's hand.
         let spares_teachers = !matches!(action, Moderation::LowerHand { .. });
@@ -177,6 +183,7 @@ impl RoomActor {
                 self.remove(&participant, LeaveReason::Removed);
             }
             Moderation::LowerHand { participant } => self.lower_hands(participant.as_ref(), by),
+            Moderation::Chat { enabled } => self.set_chat(enabled),
             Moderation::Lock { locked } => {
                 if self.locked != locked {
                     self.locked = locked;
