@@ -307,7 +307,8 @@ pub enum ServerMessage {
         #[serde(default)]
         history: bool,
     },
-    /// Whether students may chat (sent after `joined` and on every change).
+    /// Whether students may chat: sent on every change, and after `joined`
+    /// when chat is off (a room opens with chat on).
     ChatState {
         /// Chat on for students.
         enabled: bool,

@@ -369,6 +369,11 @@ async fn chromium_and_firefox_play_an_exported_lesson_and_seek_in_it() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let chat = |text: &str| serde_json::json!({"type": "chat", "text": text});
     common::ws::send(&mut chatty, chat("<b>early</b> question")).await;
+    common::ws::send(
+        &mut chatty,
+        serde_json::json!({"type": "hand", "raised": true}),
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     common::ws::send(&mut chatty, chat("late remark")).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -435,12 +440,12 @@ async fn chromium_and_firefox_play_an_exported_lesson_and_seek_in_it() {
             Some(chapters as u64),
             "{label}: {r}"
         );
-        // Halfway through, the chat sent a second in shows, as text; the
-        // one sent near the end does not yet.
-        assert_eq!(r["chat"], 2, "{label}: {r}");
+        // Halfway through, the chat and the hand of a second in show, as
+        // text; the message sent near the end does not yet.
+        assert_eq!(r["chat"], 3, "{label}: {r}");
         assert_eq!(
             r["chatShown"],
-            serde_json::json!(["<b>early</b> question"]),
+            serde_json::json!(["<b>early</b> question", "raised a hand"]),
             "{label}: {r}"
         );
         assert_eq!(r["chatMarkup"], 0, "{label}: {r}");

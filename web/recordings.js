@@ -1,6 +1,6 @@
 // Recorded lessons: lists recordings (GET /api/recordings) and plays one
-// with its chapter list, and its chat shown as the video reaches each
-// message (always as text). With an admin key configured, asks for it once
+// with its chapter list, and its chat and raised hands shown as the video
+// reaches each (always as text). With an admin key configured, asks for it once
 // (kept for this tab only) and fetches with it.
 'use strict';
 (() => {
@@ -62,13 +62,13 @@
       li.append(a);
       return li;
     }));
-    showChat(m.events.filter((e) => e.kind === 'chat'), video);
+    showChat(m.events.filter((e) => e.kind === 'chat' || e.kind === 'hand'), names, video);
   }
 
-  // The lesson's chat beside the video: each message appears when the
-  // video reaches the moment it was sent; clicking its time seeks there.
+  // The lesson's chat and raised hands beside the video: each appears when
+  // the video reaches the moment it happened; clicking its time seeks there.
   let replay = null;
-  function showChat(messages, video) {
+  function showChat(messages, names, video) {
     if (replay) {
       video.removeEventListener('timeupdate', replay);
       video.removeEventListener('seeked', replay);
@@ -81,9 +81,14 @@
       a.textContent = seconds(e.at_ms);
       a.addEventListener('click', (ev) => { ev.preventDefault(); video.currentTime = e.at_ms / 1000; });
       const who = document.createElement('b');
-      who.textContent = e.name;
+      who.textContent = e.kind === 'chat' ? e.name : '✋ ' + (names[e.participant] || e.participant);
       const text = document.createElement('span');
-      text.textContent = e.text;
+      if (e.kind === 'chat') {
+        text.textContent = e.text;
+      } else {
+        li.className = 'hand';
+        text.textContent = e.raised ? 'raised a hand' : (e.by ? 'hand lowered by the teacher' : 'lowered the hand');
+      }
       li.append(a, ' ', who, ' ', text);
       li.dataset.atMs = String(e.at_ms);
       return li;

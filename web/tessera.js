@@ -421,6 +421,7 @@
         ui.chat.hidden = false;
         ui.chatLog.replaceChildren();
         chatSeen.length = 0;
+        showChatState(true);
         showLock(m.locked);
         showHands(m.participants);
         setCount(m.participants.length);

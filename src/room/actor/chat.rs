@@ -73,11 +73,12 @@ impl RoomActor {
         }
     }
 
-    /// A newcomer learns whether students may chat, and gets the recent
-    /// messages.
+    /// A newcomer learns that students may not chat, if so (a client
+    /// joins with chat on), and gets the recent messages.
     pub(super) fn greet_chat(&mut self, id: &ParticipantId) {
-        let enabled = self.chat_enabled;
-        self.send(id, ServerMessage::ChatState { enabled });
+        if !self.chat_enabled {
+            self.send(id, ServerMessage::ChatState { enabled: false });
+        }
         let history: Vec<ServerMessage> = self
             .chat_history
             .iter()
