@@ -124,6 +124,7 @@ async fn hands_go_up_in_order_and_a_teacher_lowers_one_or_all() {
     .await;
     wait_hands(&mut tea, "the teacher", &[]).await;
     send(&mut ann, json!({"type": "hand", "raised": true})).await;
+    wait_hands(&mut tea, "the teacher", &["Ann"]).await;
     send(&mut ben, json!({"type": "hand", "raised": true})).await;
     wait_hands(&mut tea, "the teacher", &["Ann", "Ben"]).await;
     send(&mut tea, json!({"type": "lowerHand"})).await;
