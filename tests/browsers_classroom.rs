@@ -54,36 +54,11 @@ fn marker_points(tile: Rect) -> Vec<(u32, u32)> {
         .collect()
 }
 
-/// The mean colour of the 3×3 pixels around (x, y) of the canvas `b`
-/// decodes.
-async fn pixel(b: &Browser, (x, y): (u32, u32)) -> Option<(u8, u8, u8)> {
-    let v = b
-        .run(&format!(
-            "const v = document.getElementById('canvas');
-             if (!v.videoWidth) return null;
-             const c = document.createElement('canvas');
-             c.width = v.videoWidth; c.height = v.videoHeight;
-             const g = c.getContext('2d');
-             g.drawImage(v, 0, 0);
-             const d = g.getImageData({x} - 1, {y} - 1, 3, 3).data;
-             let r = 0, gr = 0, bl = 0;
-             for (let i = 0; i < d.length; i += 4) {{ r += d[i]; gr += d[i + 1]; bl += d[i + 2]; }}
-             return [Math.round(r / 9), Math.round(gr / 9), Math.round(bl / 9)];"
-        ))
-        .await;
-    let a = v.as_array()?;
-    Some((
-        a[0].as_u64()? as u8,
-        a[1].as_u64()? as u8,
-        a[2].as_u64()? as u8,
-    ))
-}
-
 /// Whether the teacher's canvas shows the marker on `tile` now.
 async fn marked(b: &Browser, tile: Rect) -> (bool, Vec<Option<(u8, u8, u8)>>) {
     let mut seen = Vec::new();
     for p in marker_points(tile) {
-        seen.push(pixel(b, p).await);
+        seen.push(b.canvas_rgb_within(p.0, p.1, 1).await);
     }
     (seen.iter().flatten().any(|c| amber(*c)), seen)
 }

@@ -52,6 +52,17 @@ async fn wait_hands(ws: &mut Ws, who: &str, want: &[&str]) {
     panic!("{who} never saw the hands {want:?}: {last}");
 }
 
+/// The manifest of the recording running in `room` (recorded into `dir`).
+async fn manifest_of(server: &TestServer, room: &str, dir: &std::path::Path) -> Value {
+    let id = server
+        .room(room)
+        .await
+        .unwrap()
+        .recording
+        .expect("a recording");
+    serde_json::from_slice(&std::fs::read(dir.join(&id).join("manifest.json")).unwrap()).unwrap()
+}
+
 async fn error_of(ws: &mut Ws, msg: Value) -> Value {
     send(ws, msg).await;
     next_of(ws, "error", Duration::from_secs(5))
@@ -137,15 +148,7 @@ async fn hands_go_up_in_order_and_a_teacher_lowers_one_or_all() {
     }
 
     // The timeline has every hand, and who lowered it.
-    let id = server
-        .room(ROOM)
-        .await
-        .unwrap()
-        .recording
-        .expect("a recording");
-    let manifest: Value =
-        serde_json::from_slice(&std::fs::read(dir.join(&id).join("manifest.json")).unwrap())
-            .unwrap();
+    let manifest = manifest_of(&server, ROOM, &dir).await;
     let hands: Vec<(String, bool, bool)> = manifest["events"]
         .as_array()
         .unwrap()
@@ -322,15 +325,7 @@ async fn chat_reaches_the_room_in_order_and_nobody_else_and_is_kept() {
     );
 
     // The recording's timeline holds every message, with its sender.
-    let id = server
-        .room(room)
-        .await
-        .unwrap()
-        .recording
-        .expect("a recording");
-    let manifest: Value =
-        serde_json::from_slice(&std::fs::read(dir.join(&id).join("manifest.json")).unwrap())
-            .unwrap();
+    let manifest = manifest_of(&server, room, &dir).await;
     let chats: Vec<(String, String)> = manifest["events"]
         .as_array()
         .unwrap()

@@ -238,8 +238,16 @@ impl Browser {
     }
 
     /// The colour of the received canvas at (x, y) in canvas pixels, read
-    /// back by drawing the video element into a 2D canvas.
+    /// back by drawing the video element into a 2D canvas: the mean of the
+    /// 9×9 pixels around it.
     pub async fn canvas_rgb(&self, x: u32, y: u32) -> Option<(u8, u8, u8)> {
+        self.canvas_rgb_within(x, y, 4).await
+    }
+
+    /// The mean colour of the received canvas within `reach` pixels of
+    /// (x, y), as [`Browser::canvas_rgb`].
+    pub async fn canvas_rgb_within(&self, x: u32, y: u32, reach: u32) -> Option<(u8, u8, u8)> {
+        let side = 2 * reach + 1;
         let v = self
             .run(&format!(
                 "const v = document.getElementById('canvas');
@@ -248,7 +256,7 @@ impl Browser {
                  c.width = v.videoWidth; c.height = v.videoHeight;
                  const g = c.getContext('2d');
                  g.drawImage(v, 0, 0);
-                 const d = g.getImageData({x} - 4, {y} - 4, 9, 9).data;
+                 const d = g.getImageData({x} - {reach}, {y} - {reach}, {side}, {side}).data;
                  let r = 0, gr = 0, b = 0;
                  for (let i = 0; i < d.length; i += 4) {{ r += d[i]; gr += d[i + 1]; b += d[i + 2]; }}
                  const n = d.length / 4;
