@@ -5,12 +5,12 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
-cargo test --all-targets --no-run "$@"
+cargo test --workspace --all-targets --no-run "$@"
 # Tests that start servers serialise themselves; the media tests want both cores.
 # The suite runs in about 15 minutes; a test that hangs (a deadlock) fails the
 # run after 40 instead of stalling it.
 status=0
-timeout --kill-after=30s 40m cargo test --all-targets "$@" || status=$?
+timeout --kill-after=30s 40m cargo test --workspace --all-targets "$@" || status=$?
 if [ "$status" -eq 124 ]; then
   echo "scripts/test.sh: tests still running after 40 minutes; the test named last above hangs" >&2
 fi

@@ -14,6 +14,7 @@ fn smoke_run_writes_a_measured_report() {
     let out = std::env::temp_dir().join(format!("tessera-bench-smoke-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let status = Command::new(env!("CARGO_BIN_EXE_tessera-bench"))
+        .current_dir(workspace())
         .args(["--smoke", "--media", "target/bench-media", "--out"])
         .arg(&out)
         .status()
@@ -165,6 +166,7 @@ fn a_short_school_day_is_measured() {
     let out = std::env::temp_dir().join(format!("tessera-bench-day-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let status = Command::new(env!("CARGO_BIN_EXE_tessera-bench"))
+        .current_dir(workspace())
         .args([
             "--scenario",
             "school-day",
@@ -213,4 +215,13 @@ fn a_short_school_day_is_measured() {
     assert_eq!(breaks[0]["rooms"], 0, "{logs}");
     assert!(out.join("school-day.png").is_file(), "the chart is drawn");
     let _ = std::fs::remove_dir_all(&out);
+}
+
+/// The workspace's root: the benchmark runs from there, as a user runs it,
+/// so its clip cache is the one under the workspace's `target/`.
+fn workspace() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ sits in the workspace")
+        .to_path_buf()
 }

@@ -17,13 +17,13 @@ mod direct;
 // The weak-links scenario's network: the same namespaces, impairment
 // relay and TURN server the tests of weak links use.
 #[allow(dead_code)]
-#[path = "../../../tests/common/coturn.rs"]
+#[path = "../../tests/common/coturn.rs"]
 mod coturn;
 #[allow(dead_code)]
-#[path = "../../../tests/common/impair.rs"]
+#[path = "../../tests/common/impair.rs"]
 mod impair;
 #[allow(dead_code)]
-#[path = "../../../tests/common/netns.rs"]
+#[path = "../../tests/common/netns.rs"]
 mod netns;
 mod pair;
 mod peer;
