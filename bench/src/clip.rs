@@ -30,7 +30,7 @@ const MAGIC: &[u8] = b"TSCLIP1\n";
 
 /// A video codec a synthetic participant sends and receives.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, clap::ValueEnum,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Codec {
@@ -51,7 +51,7 @@ impl Codec {
 }
 
 /// What a clip holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ClipKind {
     /// Moving test picture with the frame code, in this codec and size.
     Video(Codec, u32, u32),

@@ -13,6 +13,7 @@ mod chart;
 mod children;
 mod clip;
 mod code;
+mod crowd;
 mod direct;
 // The weak-links scenario's network: the same namespaces, impairment
 // relay and TURN server the tests of weak links use.
@@ -22,6 +23,7 @@ mod coturn;
 #[allow(dead_code)]
 #[path = "../../tests/common/impair.rs"]
 mod impair;
+mod light;
 #[allow(dead_code)]
 #[path = "../../tests/common/netns.rs"]
 mod netns;
@@ -105,6 +107,12 @@ struct Cli {
     /// flatters the server in this mode.
     #[arg(long)]
     peers_low_priority: bool,
+    /// Run every synthetic participant as its own webrtcbin process, as
+    /// the timed ones (each room's clicker and probe) always run, instead
+    /// of the light participants that share one thread: to compare what
+    /// the load generator costs.
+    #[arg(long)]
+    webrtcbin_participants: bool,
     /// A few seconds of lesson-1on1 at a small size: checks that the
     /// benchmark works and writes a report; its figures mean little.
     #[arg(long)]
@@ -138,6 +146,9 @@ enum Child {
         #[arg(long)]
         spec: String,
     },
+    /// (internal) The light participants, all on one thread.
+    #[command(hide = true)]
+    Crowd,
     /// (internal) Two participants connected directly.
     #[command(hide = true)]
     Direct {
@@ -183,7 +194,14 @@ fn main() {
         // As the server's own binary does, before any thread exists.
         tessera::media::memory::cap_arenas();
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    // The light participants share one thread; everything else may use both.
+    let runtime = match cli.child {
+        Some(Child::Crowd) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Runtime::new(),
+    };
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: starting the async runtime: {e}");
@@ -193,6 +211,7 @@ fn main() {
     let result = runtime.block_on(async move {
         match cli.child {
             Some(Child::Serve { config }) => serve(config).await,
+            Some(Child::Crowd) => crowd::run().await,
             Some(Child::Peer { spec }) => peer_main(serde_json::from_str(&spec)?).await,
             Some(Child::Direct { spec }) => direct_main(serde_json::from_str(&spec)?).await,
             Some(Child::Baseline { spec, config }) => {
@@ -253,6 +272,7 @@ fn cli_rest(cli: Cli) -> Options {
             record: !cli.no_record,
             baseline: !cli.no_baseline,
             peers_low_priority: cli.peers_low_priority,
+            light: !cli.webrtcbin_participants,
             out: cli.out,
             media_dir: cli.media,
             config: cli.config,

@@ -123,6 +123,15 @@ pub struct Level {
     /// them out, and only the server's own count says what they were sent.
     #[serde(default)]
     pub idle_participants: usize,
+    /// Participants run light (`light.rs`), all in one process.
+    #[serde(default)]
+    pub light_participants: usize,
+    /// That process's CPU over the window, cores (part of `peers_cores`).
+    #[serde(default)]
+    pub light_cores: Option<f64>,
+    /// The server's threads over the window, grouped by role.
+    #[serde(default)]
+    pub server_threads: Vec<crate::procstat::ThreadGroup>,
 }
 
 impl Level {
@@ -169,6 +178,25 @@ impl Level {
         }
         None
     }
+}
+
+/// The server's threads in a level's window, grouped by role.
+fn threads_table(l: &Level) -> String {
+    let total: usize = l.server_threads.iter().map(|g| g.threads).sum();
+    let mut out = format!(
+        "\n{} ({} × {}): the server's {total} threads over the window, by role\n\n| role | threads | cores | busiest thread |\n|---|---|---|---|\n",
+        l.scenario,
+        l.rooms,
+        l.participants / l.rooms.max(1),
+    );
+    for g in &l.server_threads {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.3} | {:.3} |",
+            g.role, g.threads, g.cores, g.busiest
+        );
+    }
+    out
 }
 
 /// Each target of the issue this level can be held to, and whether it held
@@ -337,6 +365,21 @@ pub fn markdown(r: &Report) -> String {
             l.idle_participants,
             l.participants,
         );
+    }
+    for l in r.levels.iter().filter(|l| l.light_participants > 0) {
+        let _ = writeln!(
+            out,
+            "\n{}: {} of {} participants were light (str0m, all on one thread of one process, sending pre-encoded media and counting frames without decoding); they took {} cores together. The other {} (each room's clicker and probe, webrtcbin, decoding to measure) took {:.2}.",
+            l.scenario,
+            l.light_participants,
+            l.participants,
+            opt(l.light_cores, 3),
+            l.participants.saturating_sub(l.light_participants),
+            l.peers_cores - l.light_cores.unwrap_or(0.0),
+        );
+    }
+    for l in r.levels.iter().filter(|l| !l.server_threads.is_empty()) {
+        out.push_str(&threads_table(l));
     }
     if let Some((n, why)) = &r.capacity {
         let _ = writeln!(

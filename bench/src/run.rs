@@ -38,6 +38,10 @@ pub struct Plan {
     pub config: Option<PathBuf>,
     /// Run the synthetic participants at the lowest CPU priority.
     pub peers_low_priority: bool,
+    /// Run the participants that are not timed as light ones, all in one
+    /// process on one thread (`crowd.rs`); else each is a webrtcbin
+    /// process as the timed ones are.
+    pub light: bool,
 }
 
 /// What a synthetic participant process is told to do.
@@ -219,6 +223,17 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
     let peer_log = dir.join("peers.log");
     let mut peers = Vec::new();
     let mut failed = 0;
+    // The light participants' one process, if any is light.
+    let mut crowd = if plan.light && (0..s.per_room).any(|p| !is_timed(p)) {
+        Some(Steered::spawn(
+            &["crowd".into()],
+            &[],
+            &dir.join("crowd.log"),
+        )?)
+    } else {
+        None
+    };
+    let mut light_joined = 0;
     for r in 0..s.rooms {
         let name = |p: usize| format!("p{r}-{p}");
         for p in 0..s.per_room {
@@ -249,6 +264,23 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
                 repair: false,
                 p2p: false,
             };
+            if let (Some(c), false) = (crowd.as_mut(), is_timed(p)) {
+                c.say(&format!("join {}", serde_json::to_string(&spec)?))
+                    .await?;
+                let line = c.next_line(Duration::from_secs(40)).await?;
+                if line.starts_with("joined ") {
+                    light_joined += 1;
+                    tokio::time::sleep(JOIN_GAP).await;
+                } else {
+                    tracing::warn!(
+                        room = r,
+                        participant = p,
+                        "a light participant did not join: {line}"
+                    );
+                    failed += 1;
+                }
+                continue;
+            }
             let args = [
                 "peer".into(),
                 "--spec".into(),
@@ -278,10 +310,20 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
             }
         }
     }
-    tracing::info!(joined = peers.len(), "participants joined; warming up");
+    if let Some(c) = crowd.as_ref().filter(|_| plan.peers_low_priority) {
+        c.to_idle_priority().await?;
+    }
+    tracing::info!(
+        joined = peers.len() + light_joined,
+        light = light_joined,
+        "participants joined; warming up"
+    );
     tokio::time::sleep(plan.warmup).await;
     for (p, _) in &mut peers {
         p.say("window").await?;
+    }
+    if let Some(c) = crowd.as_mut() {
+        c.say("window").await?;
     }
     tracing::info!("measuring the window");
     let client = reqwest::Client::new();
@@ -295,13 +337,26 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
         .iter()
         .map(|(p, _)| p.pid().and_then(procstat::read))
         .collect();
+    let crowd_before = crowd
+        .as_ref()
+        .and_then(|c| c.pid())
+        .and_then(procstat::read);
+    let threads_before = pid.map(procstat::threads).unwrap_or_default();
     let (per_second, mean, last) = sample(pid, plan.window).await;
+    let server_threads = procstat::by_role(
+        &threads_before,
+        &pid.map(procstat::threads).unwrap_or_default(),
+        window_start.elapsed(),
+    );
     // What the synthetic participants took of the same machine meanwhile.
-    let peers_cores: f64 = peers
+    let webrtcbin_cores: f64 = peers
         .iter()
         .zip(&peers_before)
         .map(|((p, _), before)| cores_between(before, &p.pid().and_then(procstat::read)))
         .sum();
+    let light_cores = crowd
+        .as_ref()
+        .map(|c| cores_between(&crowd_before, &c.pid().and_then(procstat::read)));
     let states = room_states(&client, &http, s.rooms).await?;
     let sent_after = canvas_frames_sent(&states);
     let sent_fps = sent_rates(&sent_before, &sent_after, window_start.elapsed());
@@ -333,6 +388,20 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
             None => failed += 1,
         }
     }
+    if let Some(c) = crowd.as_mut() {
+        c.say("report").await?;
+        let all: Vec<Measured> = c
+            .next_line(Duration::from_secs(20))
+            .await
+            .ok()
+            .and_then(|line| serde_json::from_str(&line).ok())
+            .unwrap_or_default();
+        failed += light_joined - all.len().min(light_joined);
+        reports.extend(all.into_iter().map(|measured| Report {
+            measured,
+            idle: plan.peers_low_priority,
+        }));
+    }
     tracing::info!("window done");
     let recording_cpu_ratio = if plan.record {
         tracing::info!("recording every room");
@@ -348,8 +417,14 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
     for (p, _) in &mut peers {
         let _ = p.say("stop").await;
     }
+    if let Some(c) = crowd.as_mut() {
+        let _ = c.say("stop").await;
+    }
     for (p, _) in peers {
         p.reap(Duration::from_secs(5)).await;
+    }
+    if let Some(c) = crowd {
+        c.reap(Duration::from_secs(5)).await;
     }
     server.stop().await;
 
@@ -378,7 +453,10 @@ pub async fn level(plan: &Plan, s: &Scenario, direct: &Direct) -> anyhow::Result
         recording_cpu_ratio,
         direct,
     );
-    level.peers_cores = peers_cores;
+    level.peers_cores = webrtcbin_cores + light_cores.unwrap_or(0.0);
+    level.light_cores = light_cores;
+    level.light_participants = light_joined;
+    level.server_threads = server_threads;
     level.baseline_cores_runs = baseline_runs;
     level.sent_fps = Spread::of(&sent_fps);
     level.sent_fps_worst = sent_fps.iter().copied().reduce(f64::min);
@@ -635,5 +713,8 @@ fn assemble(
         recording_cpu_ratio,
         failed_participants: failed + no_frames,
         idle_participants,
+        light_participants: 0,
+        light_cores: None,
+        server_threads: Vec::new(),
     }
 }

@@ -68,6 +68,40 @@ pub(crate) fn swallow(info: &mut gst::PadProbeInfo) -> gst::PadProbeReturn {
     gst::PadProbeReturn::Handled
 }
 
+/// The upstream event an RTP session sends each time transport-wide
+/// congestion control (TWCC) feedback arrives about what it sent: every
+/// packet's fate, for an encoder that adapts its rate itself.
+pub(crate) const TWCC_PACKETS_EVENT: &str = "RTPTWCCPackets";
+
+/// Stops, at `pad` (a payloader's source pad, linked to the transport), the
+/// TWCC feedback events the transport sends upstream; everything else
+/// upstream (keyframe requests, reconfigure, latency) goes on.
+///
+/// Nothing in the room reads them: the room's encoders adapt to the
+/// receivers' reports (`rtcp_feedback.rs`). Left alone, each one climbs
+/// the shared stream: into the family's encoder, through the tee into the
+/// compositor, and from there into every sender's tile, scaler, decoder
+/// and jitter buffer, down to its socket. A participant whose client
+/// sends TWCC feedback (browsers do, five to ten times a second) thus
+/// costs every other participant's chains an event each time: in a room
+/// of thirty, 16,000 events a second, which took more than a third of the
+/// server's time.
+pub(crate) fn stop_twcc_feedback_events(pad: &gst::Pad) {
+    pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, |_, info| {
+        let twcc = matches!(
+            info.data.as_ref(),
+            Some(gst::PadProbeData::Event(e))
+                if e.type_() == gst::EventType::CustomUpstream
+                    && e.structure().is_some_and(|s| s.name() == TWCC_PACKETS_EVENT)
+        );
+        if twcc {
+            swallow(info)
+        } else {
+            gst::PadProbeReturn::Ok
+        }
+    });
+}
+
 /// Whether a bus message comes from an element whose name, or an enclosing
 /// bin's, satisfies `named`.
 pub(crate) fn posted_within(msg: &gst::Message, named: impl Fn(&str) -> bool) -> bool {
@@ -144,6 +178,50 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{Arc, Mutex};
+
+    /// TWCC feedback events stop at the payloader; a keyframe request
+    /// passes on upstream.
+    #[test]
+    fn twcc_feedback_events_stop_and_keyframe_requests_pass() {
+        gst::init().unwrap();
+        let pipeline = gst::parse::launch(
+            "fakesrc name=src num-buffers=1 ! identity name=shared ! identity name=pay \
+             ! fakesink name=sink async=false",
+        )
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        let pad = |el: &str, pad: &str| pipeline.by_name(el).unwrap().static_pad(pad).unwrap();
+        stop_twcc_feedback_events(&pad("pay", "src"));
+        // Pads pass events only once active.
+        pipeline.set_state(gst::State::Paused).unwrap();
+        let reached: Arc<Mutex<Vec<String>>> = Arc::default();
+        {
+            let reached = reached.clone();
+            pad("shared", "src").add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+                if let Some(gst::PadProbeData::Event(e)) = info.data.as_ref() {
+                    if let Some(s) = e.structure() {
+                        reached.lock().unwrap().push(s.name().to_string());
+                    }
+                }
+                gst::PadProbeReturn::Ok
+            });
+        }
+        let sink = pad("sink", "sink");
+        sink.push_event(gst::event::CustomUpstream::new(gst::Structure::new_empty(
+            TWCC_PACKETS_EVENT,
+        )));
+        sink.push_event(
+            gstreamer_video::UpstreamForceKeyUnitEvent::builder()
+                .all_headers(true)
+                .build(),
+        );
+        pipeline.set_state(gst::State::Null).unwrap();
+        assert_eq!(
+            *reached.lock().unwrap(),
+            vec!["GstForceKeyUnit".to_string()]
+        );
+    }
 
     /// In a live pipeline, a buffer stamped a second before now is dropped
     /// and one stamped now passes, without GStreamer complaining: a probe

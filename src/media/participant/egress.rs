@@ -9,7 +9,9 @@
 //! ```
 //!
 //! Each branch of a shared stream sits behind a firewalled queue: if it
-//! fails, the room is told and the shared stream flows on.
+//! fails, the room is told and the shared stream flows on. The transport's
+//! TWCC feedback events stop at the payloaders (`probes.rs`): they would
+//! otherwise climb the shared streams into every sender's chains.
 
 use crate::ids::ParticipantId;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +27,7 @@ use super::transport::Transport;
 use crate::media::build::Added;
 use crate::media::codec::{CodecFamily, MediaChoice};
 use crate::media::make::{firewalled_queue, make_element};
-use crate::media::probes::private_copies;
+use crate::media::probes::{private_copies, stop_twcc_feedback_events};
 use crate::media::MediaEvent;
 
 /// Video buffers a participant's send queue may hold before dropping the oldest.
@@ -106,9 +108,9 @@ pub(super) fn build_video(
     vqueue
         .link(&pay)
         .context("linking video queue to payloader")?;
-    pay_tail
-        .static_pad("src")
-        .context("payloader src")?
+    let pay_src = pay_tail.static_pad("src").context("payloader src")?;
+    stop_twcc_feedback_events(&pay_src);
+    pay_src
         .link(&transport.video_send)
         .context("linking video payloader to webrtcbin")?;
     Ok(VideoEgress {
@@ -155,9 +157,9 @@ pub(super) fn build_audio(
         .link(&shared_select_pad)
         .context("linking shared mix to the selector")?;
     selector.set_property("active-pad", &shared_select_pad);
-    opuspay
-        .static_pad("src")
-        .context("opus payloader src")?
+    let pay_src = opuspay.static_pad("src").context("opus payloader src")?;
+    stop_twcc_feedback_events(&pay_src);
+    pay_src
         .link(&transport.audio_send)
         .context("linking opus payloader to webrtcbin")?;
     Ok(AudioEgress {
