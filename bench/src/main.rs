@@ -113,8 +113,9 @@ struct Cli {
     /// the load generator costs.
     #[arg(long)]
     webrtcbin_participants: bool,
-    /// A few seconds of lesson-1on1 at a small size: checks that the
-    /// benchmark works and writes a report; its figures mean little.
+    /// A few seconds of lesson-1on1 at a small size, with a third
+    /// participant (a light one): checks that the benchmark works and
+    /// writes a report; its figures mean little.
     #[arg(long)]
     smoke: bool,
     /// Where the report and the logs go.
@@ -277,7 +278,8 @@ fn cli_rest(cli: Cli) -> Options {
             media_dir: cli.media,
             config: cli.config,
         },
-        participants: cli.participants,
+        // Three in the smoke run, so that one of them is light.
+        participants: cli.participants.or(smoke.then_some(3)),
         rooms: cli.rooms,
         send: cli.send.or(smoke.then_some((320, 180))),
         smoke,

@@ -1,5 +1,6 @@
 //! The benchmark's smoke run: `tessera-bench --smoke` brings up the server,
-//! two synthetic participants, the direct pair and the baseline for a few
+//! three synthetic participants (the clicker and the probe, webrtcbin, and
+//! a light one, str0m), the direct pair and the baseline for a few
 //! seconds, then the same lesson peer-to-peer (the pair connecting through
 //! the server's relay, a third joining), and writes a report whose figures
 //! are really measured. Speed is
@@ -34,8 +35,38 @@ fn smoke_run_writes_a_measured_report() {
     let l = &levels[0];
     let logs = format!("{l:#}\n{}", log_tails(&out));
     assert_eq!(l["scenario"], "lesson-1on1");
-    assert_eq!(l["participants"], 2);
+    assert_eq!(l["participants"], 3);
     assert_eq!(l["failed_participants"], 0, "{logs}");
+    // The third is light: it joined, and its process's CPU was measured.
+    assert_eq!(l["light_participants"], 1, "{logs}");
+    assert!(l["light_cores"].as_f64().is_some_and(|c| c > 0.0), "{logs}");
+    assert!(
+        l["peers_cores"].as_f64().unwrap() > l["light_cores"].as_f64().unwrap(),
+        "the webrtcbin participants' CPU is counted too: {logs}"
+    );
+    // The server's threads, by role: every connection's, and together
+    // about what the whole process took.
+    let groups = l["server_threads"].as_array().expect("server threads");
+    let role = |prefix: &str| {
+        groups
+            .iter()
+            .find(|g| g["role"].as_str().is_some_and(|r| r.starts_with(prefix)))
+            .unwrap_or_else(|| panic!("no {prefix} threads: {logs}"))
+    };
+    assert!(
+        role("webrtcbin: UDP receive")["threads"].as_u64() == Some(3),
+        "one receive thread per connection: {logs}"
+    );
+    assert!(
+        role("canvas out")["cores"].as_f64().unwrap() > 0.0,
+        "{logs}"
+    );
+    let threads_cores: f64 = groups.iter().filter_map(|g| g["cores"].as_f64()).sum();
+    let server = l["server_cores_mean"].as_f64().unwrap();
+    assert!(
+        threads_cores > server * 0.5 && threads_cores < server * 1.5,
+        "the threads' CPU ({threads_cores:.3}) adds up to about the process's ({server:.3}): {logs}"
+    );
     // Measured, not made up: each figure comes from the processes and media.
     assert!(l["server_cores_mean"].as_f64().unwrap() > 0.0, "{logs}");
     assert!(l["baseline_cores_mean"].as_f64().unwrap() > 0.0, "{logs}");
@@ -78,12 +109,13 @@ fn smoke_run_writes_a_measured_report() {
         assert!(median.is_some_and(|m| m > 0.0), "{figure} measured: {logs}");
     }
     // One participant counts what it receives at the socket, the probe
-    // after decryption and depayloading; both receive the same canvas. The
+    // after decryption and depayloading, the light one the frames it
+    // reassembled; all receive the same canvas. The
     // socket also sees headers and retransmissions, and a starved probe
     // drops what comes late (12 % and 30 % apart here with a long
     // benchmark running beside the tests): they must agree within half,
     // which still catches a count that is doubled or halved.
-    let peers_log = std::fs::read_to_string(out.join("lesson-1on1-1x2/peers.log"))
+    let peers_log = std::fs::read_to_string(out.join("lesson-1on1-1x3/peers.log"))
         .expect("the participants' log");
     assert!(
         peers_log.contains("counting received RTP at the socket"),
@@ -144,7 +176,7 @@ fn log_tails(out: &std::path::Path) -> String {
     let mut text = format!("logs in {}", out.display());
     let levels = std::fs::read_dir(out).into_iter().flatten().flatten();
     for level in levels.filter(|e| e.path().is_dir()) {
-        for log in ["peers.log", "server.log"] {
+        for log in ["peers.log", "crowd.log", "server.log"] {
             let path = level.path().join(log);
             let Ok(content) = std::fs::read_to_string(&path) else {
                 continue;
