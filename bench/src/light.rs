@@ -195,8 +195,8 @@ pub async fn run(
 /// The crypto every light participant of the process uses: OpenSSL's
 /// DTLS, which GStreamer's DTLS (OpenSSL too) shakes hands with, and pure
 /// Rust SRTP and HMAC-SHA1. OpenSSL 3 sets up an HMAC key for each packet,
-/// looking its algorithm up by name: with it a crowd of 28 spent more than
-/// half its time there.
+/// looking its algorithm up by name: with it the 28 light participants of
+/// speaking-club-30 took 0.151 cores, with these 0.083.
 pub fn install_crypto() {
     let openssl = str0m_openssl::default_provider();
     let rust = str0m_rust_crypto::default_provider();
