@@ -246,8 +246,11 @@ mod tests {
         let late = Duration::from_millis(30);
         let (left, _) = run_voice(late, Duration::ZERO, false);
         let (caught, inserted) = run_voice(late, Duration::ZERO, true);
+        // Left alone the voice sits about 30 ms ahead; brought back, near
+        // the clock (2 ms aimed for; on a machine busy with a build beside
+        // the test it measured 5 ms, so the bound is not the aim).
         assert!(
-            left - caught >= 25 * MS,
+            left >= 25 * MS && caught <= 10 * MS,
             "lead without the catch-up {:.1} ms, with it {:.1} ms",
             left as f64 / MS as f64,
             caught as f64 / MS as f64
