@@ -19,6 +19,18 @@
 //! buffer on time in the second keeps the voice as it is). Downstream, the
 //! timeline stays contiguous, so the full mix and a mix-minus still place
 //! every sample alike.
+//!
+//! The other way round, a voice can come to sit *behind* the clock: its
+//! samples reach the mixers after the time they are stamped for, and every
+//! mix waits for them, so everyone hears the room that much later.
+//! Browsers' voices do, 13–40 ms (the Opus decoder, with in-band FEC on,
+//! hands each packet on only when the next one arrives; then the arrival
+//! jitter). When every buffer of a whole second sat more than [`MAX_BEHIND`]
+//! behind, the voice's timeline is moved later by the least of those lags
+//! (plus [`KEEP_AHEAD`]), with an offset on `audiorate`'s source pad: that
+//! voice alone carries its delay, and the mixes no longer wait for it. The
+//! offset is taken back as far as the voice later sits ahead again, and
+//! never passes [`MAX_OFFSET`].
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,6 +46,13 @@ pub(crate) const MAX_AHEAD: Duration = Duration::from_millis(4);
 /// How far ahead a voice is left after a cut: its samples reach the mixer
 /// just before it needs them.
 pub(crate) const KEEP_AHEAD: Duration = Duration::from_millis(2);
+/// A voice sitting further behind than this for a whole window is moved
+/// later.
+pub(crate) const MAX_BEHIND: Duration = Duration::from_millis(4);
+/// The most a voice's timeline is moved later: a voice later than that is
+/// late for the mixers whatever is done (they drop what misses their
+/// deadline), and moving it further would only delay it more.
+pub(crate) const MAX_OFFSET: Duration = Duration::from_millis(150);
 /// Buffers per window: one second of 20 ms Opus frames.
 const WINDOW: usize = 50;
 /// What the two probes share: the window's least lead, the samples still
@@ -42,8 +61,16 @@ const WINDOW: usize = 50;
 struct Lead {
     seen: usize,
     least_ns: Option<i64>,
+    /// The window's greatest lead as measured (negative: every buffer
+    /// behind), and its least, for moving the timeline.
+    most_ahead_ns: Option<i64>,
+    least_ahead_ns: Option<i64>,
     to_cut: u64,
     going_in: Option<u64>,
+    /// How much later the voice's timeline is moved now.
+    offset_ns: i64,
+    /// A new offset to put on the pad.
+    new_offset: Option<i64>,
 }
 
 impl Lead {
@@ -55,15 +82,34 @@ impl Lead {
     fn note(&mut self, ahead_ns: i64, added_ns: i64) {
         let lead = ahead_ns.min(added_ns);
         let least = self.least_ns.map_or(lead, |l| l.min(lead));
+        let most_ahead = self.most_ahead_ns.map_or(ahead_ns, |m| m.max(ahead_ns));
+        let least_ahead = self.least_ahead_ns.map_or(ahead_ns, |m| m.min(ahead_ns));
         self.seen += 1;
         if self.seen < WINDOW {
             self.least_ns = Some(least);
+            self.most_ahead_ns = Some(most_ahead);
+            self.least_ahead_ns = Some(least_ahead);
             return;
         }
         self.seen = 0;
         self.least_ns = None;
-        if least > MAX_AHEAD.as_nanos() as i64 {
-            let excess = least as u64 - KEEP_AHEAD.as_nanos() as u64;
+        self.most_ahead_ns = None;
+        self.least_ahead_ns = None;
+        let keep = KEEP_AHEAD.as_nanos() as i64;
+        if most_ahead < -(MAX_BEHIND.as_nanos() as i64) {
+            // Behind all second: move the timeline later.
+            let offset = (self.offset_ns - most_ahead + keep).min(MAX_OFFSET.as_nanos() as i64);
+            if offset != self.offset_ns {
+                self.offset_ns = offset;
+                self.new_offset = Some(offset);
+            }
+        } else if least_ahead > MAX_AHEAD.as_nanos() as i64 && self.offset_ns > 0 {
+            // Ahead all second with the timeline moved: move it back first.
+            let back = (least_ahead - keep).min(self.offset_ns);
+            self.offset_ns -= back;
+            self.new_offset = Some(self.offset_ns);
+        } else if least > MAX_AHEAD.as_nanos() as i64 {
+            let excess = least as u64 - keep as u64;
             self.to_cut = excess * RATE / 1_000_000_000;
         }
     }
@@ -86,16 +132,33 @@ pub(crate) fn catch_up(rate: &gst::Element, room: &str, participant: &str) -> Op
     let within = rate.static_pad("sink")?;
     {
         let lead = lead.clone();
+        let (room_out, participant_out) = (room.clone(), participant.clone());
         out.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
             let Some(pts) = info.buffer().and_then(|b| b.pts()) else {
                 return gst::PadProbeReturn::Ok;
             };
             if let Some((running, now)) = crate::media::probes::against_clock(pad, pts) {
                 let running = running.nseconds() as i64;
-                if let Ok(mut l) = lead.lock() {
+                let moved = {
+                    let Ok(mut l) = lead.lock() else {
+                        return gst::PadProbeReturn::Ok;
+                    };
                     if let Some(went_in) = l.going_in {
-                        l.note(running - now.nseconds() as i64, running - went_in as i64);
+                        // Downstream, the pad's offset is part of the running time.
+                        let ahead = running + l.offset_ns - now.nseconds() as i64;
+                        l.note(ahead, running - went_in as i64);
                     }
+                    l.new_offset.take()
+                };
+                if let Some(offset) = moved {
+                    tracing::debug!(
+                        room = %room_out,
+                        participant = %participant_out,
+                        offset_ms = offset / 1_000_000,
+                        "the voice sat behind real time; its timeline moved"
+                    );
+                    // Applied to the segment sent before the next buffer.
+                    pad.set_offset(offset);
                 }
             }
             gst::PadProbeReturn::Ok
@@ -196,12 +259,27 @@ mod tests {
     /// how far ahead of the clock the last buffer left, and the samples
     /// `audiorate` had to insert.
     fn run_voice(first_late: Duration, all_ahead: Duration, caught_up: bool) -> (i64, u64) {
+        run_voice_behind(first_late, all_ahead, Duration::ZERO, caught_up)
+    }
+
+    /// As [`run_voice`], with every buffer handed on `all_behind` after its
+    /// time: a voice that reaches the mixers late.
+    fn run_voice_behind(
+        first_late: Duration,
+        all_ahead: Duration,
+        all_behind: Duration,
+        caught_up: bool,
+    ) -> (i64, u64) {
         gst::init().unwrap();
-        let pipeline = gst::parse::launch(
+        // A queue that holds `all_behind` of the voice hands every buffer
+        // on that late, from the first one on, as the Opus decoder does.
+        let hold = all_behind.as_nanos() as u64;
+        let pipeline = gst::parse::launch(&format!(
             "audiotestsrc is-live=true samplesperbuffer=960 wave=sine \
              ! capsfilter name=caps caps=audio/x-raw,format=F32LE,rate=48000,channels=1,layout=interleaved \
-             ! audiorate skip-to-first=true name=rate ! fakesink sync=false name=sink",
-        )
+             ! queue min-threshold-time={hold} max-size-time=0 max-size-buffers=0 max-size-bytes=0 \
+             ! audiorate skip-to-first=true name=rate ! fakesink sync=false name=sink"
+        ))
         .unwrap()
         .downcast::<gst::Pipeline>()
         .unwrap();
@@ -256,6 +334,42 @@ mod tests {
             caught as f64 / MS as f64
         );
         assert_eq!(inserted, 0, "the cut is not undone with silence");
+    }
+
+    #[test]
+    fn a_voice_behind_for_a_whole_second_is_moved_later_and_back() {
+        let mut lead = Lead::default();
+        window(&mut lead, |i| -25 - (i % 3) as i64);
+        // 25 ms behind at best, 2 ms ahead kept: moved 27 ms later.
+        assert_eq!(lead.new_offset.take(), Some(27 * MS));
+        assert_eq!(lead.to_cut, 0, "nothing is cut from a late voice");
+        // On time now: left as it is.
+        window(&mut lead, |i| 2 + (i % 3) as i64);
+        assert_eq!(lead.new_offset, None);
+        // One buffer in the second on time: jitter, left alone.
+        window(&mut lead, |i| if i == 9 { 0 } else { -12 });
+        assert_eq!(lead.new_offset, None);
+        // Ahead all second: the move is taken back before anything is cut.
+        window(&mut lead, |_| 40);
+        assert_eq!(lead.new_offset.take(), Some(0));
+        assert_eq!(lead.to_cut, 0);
+        // Never more than MAX_OFFSET.
+        window(&mut lead, |_| -400);
+        assert_eq!(lead.new_offset, Some(MAX_OFFSET.as_nanos() as i64));
+    }
+
+    #[test]
+    fn a_live_voice_behind_the_clock_is_brought_onto_it() {
+        let behind = Duration::from_millis(25);
+        let (left, _) = run_voice_behind(Duration::ZERO, Duration::ZERO, behind, false);
+        let (moved, inserted) = run_voice_behind(Duration::ZERO, Duration::ZERO, behind, true);
+        assert!(
+            left <= -20 * MS && (-5 * MS..=10 * MS).contains(&moved),
+            "lead without the catch-up {:.1} ms, with it {:.1} ms",
+            left as f64 / MS as f64,
+            moved as f64 / MS as f64
+        );
+        assert_eq!(inserted, 0, "no silence inserted");
     }
 
     #[test]
