@@ -14,7 +14,7 @@ use common::browser::{wait_stats, Browser, Kind};
 use common::media::{tone_power, Frame};
 use common::netns::{Forwarder, Namespace};
 use common::recordings::{decode_webm, recording_config};
-use common::{init, test_config, TestServer, SERIAL, TEST_RTP_PORTS};
+use common::{init, test_config, TestServer, SERIAL};
 use gstreamer as gst;
 use serde_json::Value;
 use tessera::config::P2pPolicy;
@@ -26,7 +26,8 @@ fn count(s: &Value, path: &[&str]) -> u64 {
 }
 
 /// The pair sees each other directly: the direct connection's picture is
-/// shown and moving, browser to browser, and not through the server's ports.
+/// shown and moving, over a host (or peer-reflexive) pair; that it ends at
+/// the other browser is [`browser_to_browser`].
 fn direct_and_moving(s: &Value, at_least: u64) -> bool {
     let port = count(s, &["direct", "remotePort"]);
     s["mode"] == "p2p"
@@ -36,7 +37,18 @@ fn direct_and_moving(s: &Value, at_least: u64) -> bool {
         // candidate: either way the other browser's own address.
         && ["host", "prflx"].contains(&s["direct"]["remoteCandidateType"].as_str().unwrap_or(""))
         && port != 0
-        && !(TEST_RTP_PORTS.0..=TEST_RTP_PORTS.1).contains(&(port as u16))
+}
+
+/// Each browser's direct connection ends at the other browser's port: the
+/// pair talks browser to browser, not through the server. (A range check
+/// against the server's ports failed when a browser's own ephemeral port
+/// happened to fall in that range.)
+fn browser_to_browser(a: &Value, b: &Value) -> bool {
+    let ends = |from: &Value, to: &Value| {
+        let remote = count(from, &["direct", "remotePort"]);
+        remote != 0 && remote == count(to, &["direct", "localPort"])
+    };
+    ends(a, b) && ends(b, a)
 }
 
 fn url(server: &TestServer, room: &str, name: &str, extra: &str) -> String {
@@ -175,10 +187,18 @@ async fn chromium_and_firefox_go_direct_a_third_moves_them_to_the_mcu_and_they_g
     }
 
     // Direct: each decodes the other's camera over a host-to-host pair.
+    let mut direct_stats = Vec::new();
     for b in &pair {
         let (ok, s) = wait_stats(b, Duration::from_secs(40), |s| direct_and_moving(s, 30)).await;
         assert!(ok, "{}: {s:#}", b.label);
+        direct_stats.push(s);
     }
+    assert!(
+        browser_to_browser(&direct_stats[0], &direct_stats[1]),
+        "the direct connection runs browser to browser: {:#} {:#}",
+        direct_stats[0]["direct"],
+        direct_stats[1]["direct"]
+    );
     let snap = server.room(ROOM).await.unwrap();
     assert_eq!(snap.mode.mode.as_str(), "p2p");
     for b in &pair {

@@ -759,7 +759,7 @@
   async function directStats(d) {
     const out = { state: d.pc.connectionState, shown: d.shown, framesDecoded: 0, frameWidth: 0,
       audioSamples: 0, concealedSamples: 0, audioEnergy: 0, audioBytes: 0, sentBytes: 0,
-      localCandidateType: null, remoteCandidateType: null, remotePort: null };
+      localCandidateType: null, remoteCandidateType: null, localPort: null, remotePort: null };
     const report = await d.pc.getStats();
     report.forEach((r) => {
       if (r.type === 'inbound-rtp' && r.kind === 'video') {
@@ -778,6 +778,7 @@
         const pair = r.type === 'transport' ? report.get(r.selectedCandidatePairId) : r;
         const remote = report.get(pair?.remoteCandidateId);
         out.localCandidateType = report.get(pair?.localCandidateId)?.candidateType || null;
+        out.localPort = report.get(pair?.localCandidateId)?.port || null;
         out.remoteCandidateType = remote?.candidateType || null;
         out.remotePort = remote?.port || null;
       }
