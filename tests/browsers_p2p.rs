@@ -39,14 +39,18 @@ fn direct_and_moving(s: &Value, at_least: u64) -> bool {
         && port != 0
 }
 
-/// Each browser's direct connection ends at the other browser's port: the
-/// pair talks browser to browser, not through the server. (A range check
-/// against the server's ports failed when a browser's own ephemeral port
-/// happened to fall in that range.)
+/// Each browser's direct connection ends at a port the other browser
+/// gathered: the pair talks browser to browser, not through the server.
+/// (A range check against the server's ports failed when a browser's own
+/// ephemeral port fell in that range; requiring the two selected pairs to
+/// be one failed on a machine with two interfaces, where each side may
+/// send over a different valid pair.)
 fn browser_to_browser(a: &Value, b: &Value) -> bool {
     let ends = |from: &Value, to: &Value| {
         let remote = count(from, &["direct", "remotePort"]);
-        remote != 0 && remote == count(to, &["direct", "localPort"])
+        let gathered = to["direct"]["localPorts"].as_array();
+        remote != 0
+            && gathered.is_some_and(|ports| ports.iter().any(|p| p.as_u64() == Some(remote)))
     };
     ends(a, b) && ends(b, a)
 }

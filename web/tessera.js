@@ -759,10 +759,15 @@
   async function directStats(d) {
     const out = { state: d.pc.connectionState, shown: d.shown, framesDecoded: 0, frameWidth: 0,
       audioSamples: 0, concealedSamples: 0, audioEnergy: 0, audioBytes: 0, sentBytes: 0,
-      localCandidateType: null, remoteCandidateType: null, localPort: null, remotePort: null };
+      localCandidateType: null, remoteCandidateType: null, localPort: null, remotePort: null,
+      localPorts: [] };
     const report = await d.pc.getStats();
     report.forEach((r) => {
-      if (r.type === 'inbound-rtp' && r.kind === 'video') {
+      if (r.type === 'local-candidate' && r.port && !out.localPorts.includes(r.port)) {
+        // Every port this browser gathered: with two interfaces each side
+        // may send over a different valid pair, each ending at the other.
+        out.localPorts.push(r.port);
+      } else if (r.type === 'inbound-rtp' && r.kind === 'video') {
         out.framesDecoded = r.framesDecoded || 0;
         out.frameWidth = r.frameWidth || 0;
       } else if (r.type === 'inbound-rtp' && r.kind === 'audio') {
