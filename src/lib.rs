@@ -12,6 +12,8 @@
 //!   loop that limits connections and their deadlines.
 //! - [`signaling`]: one session per WebSocket: its decisions (sans-IO,
 //!   unit-tested) apart from the socket loop that only moves frames.
+//! - [`cluster`]: several nodes sharing Redis as their directory: node
+//!   entries, room leases, placement, routing joins, draining.
 //! - [`room`]: one actor task per room owning its pipeline, split by
 //!   concern; relayout, tier placement and the peer-to-peer/MCU decision
 //!   as pure functions; the registry.
@@ -32,6 +34,7 @@
 //!   `CodecFamily`. Imports nothing of ours.
 
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod ids;

@@ -362,6 +362,18 @@ pub enum ServerMessage {
         /// Media id the candidate belongs to, if known.
         sdp_mid: Option<String>,
     },
+    /// The room lives on another node of the cluster, or moves there:
+    /// connect to `url` and send the same `join` again. Sent instead of
+    /// `joined`, or to everyone in a room whose node is draining.
+    Redirect {
+        /// The signaling socket to use (`ws://node-b:8080/ws`).
+        url: String,
+        /// The node's name in the cluster.
+        node: String,
+        /// Why: `elsewhere` (the room lives there) or `draining` (this
+        /// node is going away).
+        reason: String,
+    },
     /// This client is no longer in the room (after `leave`, or removed).
     Left {
         /// Why, in plain words.

@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use gstreamer as gst;
 use tokio::net::TcpListener;
 
+use crate::cluster::Cluster;
 use crate::config::{Config, P2pPolicy};
 use crate::ids::Tier;
 use crate::layout::Size;
@@ -42,6 +43,7 @@ pub fn init_gstreamer() -> anyhow::Result<()> {
 pub struct Server {
     registry: Registry,
     addr: SocketAddr,
+    cluster: Option<Cluster>,
 }
 
 impl Server {
@@ -53,6 +55,11 @@ impl Server {
     /// The rooms.
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// The cluster this node is part of, if any.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_ref()
     }
 }
 
@@ -176,8 +183,9 @@ pub fn start(
             p2p: config.rooms.p2p == P2pPolicy::Auto,
             hold: config.rooms.p2p_hold(),
         });
+    let cluster = join_cluster(config, addr, &registry)?;
     let admin = crate::http::api::AdminAuth::new(&config.admin.key, addr.ip().is_loopback());
-    let routes = crate::http::routes(registry.clone(), admin);
+    let routes = crate::http::routes(registry.clone(), admin, cluster.clone());
     let watch = {
         let registry = registry.clone();
         crate::layout::watch::watch(registry.layouts().clone(), move |name, layout| {
@@ -185,8 +193,21 @@ pub fn start(
         })
     };
     let closing = registry.clone();
+    let leaving = cluster.clone();
     let stopping = async move {
         shutdown.await;
+        if let Some(cluster) = leaving {
+            let within = cluster.drain_within();
+            if !within.is_zero() {
+                tokio::select! {
+                    () = cluster.drain(within) => {}
+                    () = second_signal() => {
+                        tracing::warn!("a second signal: stopping without finishing the drain");
+                    }
+                }
+            }
+            cluster.leave().await;
+        }
         tracing::info!("shutting down: closing rooms");
         closing.close_all();
     };
@@ -219,7 +240,61 @@ pub fn start(
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
-    Ok((Server { registry, addr }, done))
+    Ok((
+        Server {
+            registry,
+            addr,
+            cluster,
+        },
+        done,
+    ))
+}
+
+/// Joins the cluster when `cluster.redis_url` is set.
+fn join_cluster(
+    config: &Config,
+    addr: SocketAddr,
+    registry: &Registry,
+) -> anyhow::Result<Option<Cluster>> {
+    let c = &config.cluster;
+    if !c.enabled() {
+        return Ok(None);
+    }
+    let url = if !config.server.public_url.is_empty() {
+        config.server.public_url.clone()
+    } else if addr.ip().is_unspecified() {
+        anyhow::bail!(
+            "cluster.redis_url is set and the server listens on {addr}: set server.public_url (TESSERA_SERVER__PUBLIC_URL) to the address clients reach this node at, so other nodes can send them here"
+        );
+    } else {
+        let scheme = if config.server.tls() { "https" } else { "http" };
+        format!("{scheme}://{addr}")
+    };
+    let id = if c.node_id.is_empty() {
+        crate::cluster::default_node_id(addr.port())
+    } else {
+        c.node_id.clone()
+    };
+    let cluster = Cluster::start(c, id, url, registry.clone())
+        .context("joining the cluster (cluster.redis_url)")?;
+    tracing::info!(node = %cluster.id(), url = %cluster.url(), "in a cluster");
+    Ok(Some(cluster))
+}
+
+/// A second SIGINT or SIGTERM, to stop without finishing a drain.
+async fn second_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
 }
 
 /// Serves until `shutdown` resolves.

@@ -22,9 +22,10 @@ const FLOORS: &[(&str, u32)] = &[
     ("metrics", 4),
     ("protocol", 4),
     ("room", 5),
-    ("signaling", 6),
-    ("http", 7),
-    ("server", 8),
+    ("cluster", 6),
+    ("signaling", 7),
+    ("http", 8),
+    ("server", 9),
 ];
 
 fn src() -> PathBuf {

@@ -14,9 +14,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::CodecFamily;
 
+mod cluster;
 mod downlink;
 mod rooms;
 mod security;
+pub use cluster::ClusterConfig;
 pub use downlink::DownlinkConfig;
 pub use rooms::{P2pPolicy, RoomsConfig};
 pub use security::{AuthConfig, AuthMode, IceConfig, LimitsConfig};
@@ -50,6 +52,8 @@ pub struct Config {
     pub downlink: DownlinkConfig,
     /// Peer-to-peer for rooms of two.
     pub rooms: RoomsConfig,
+    /// Several nodes sharing rooms through Redis.
+    pub cluster: ClusterConfig,
 }
 
 /// `[recording]`
@@ -233,7 +237,7 @@ pub enum ConfigError {
     /// A `TESSERA_*` variable names a key the configuration does not have.
     #[error("environment variable {variable}: {problem}; allowed: {allowed}")]
     UnknownEnvKey {
-        /// The variable, e.g. `TESSERA_CLUSTER__REDIS_URL`.
+        /// The variable, e.g. `TESSERA_MEDIA__CANVAS_WIDE`.
         variable: String,
         /// What it names and why that is not a key.
         problem: String,
@@ -372,6 +376,7 @@ impl Config {
         self.downlink
             .validate((m.canvas_width, m.canvas_height), m.framerate, source_name)?;
         self.rooms.validate(source_name)?;
+        self.cluster.validate(source_name)?;
         if !(2..=3600).contains(&self.recording.segment_seconds) {
             return Err(invalid(
                 "recording.segment_seconds",
@@ -533,7 +538,7 @@ mod tests {
         let e = Config::load_with_env(
             None,
             vec![(
-                "TESSERA_CLUSTER__REDIS_URL".to_string(),
+                "TESSERA_CLUSTRE__REDIS_URL".to_string(),
                 "redis://x".to_string(),
             )],
         )
@@ -541,7 +546,7 @@ mod tests {
         .to_string();
         assert!(
             e.starts_with(
-                "environment variable TESSERA_CLUSTER__REDIS_URL: there is no section `[cluster]`"
+                "environment variable TESSERA_CLUSTRE__REDIS_URL: there is no section `[clustre]`"
             ),
             "{e}"
         );

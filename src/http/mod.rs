@@ -13,6 +13,7 @@
 
 pub mod accept;
 pub mod api;
+mod cluster_api;
 pub mod media_link;
 mod origin;
 pub mod ready;
@@ -27,6 +28,7 @@ use serde_json::json;
 use warp::http::StatusCode;
 use warp::{Filter, Reply as _};
 
+use crate::cluster::{Cluster, NodeState};
 use crate::room::Registry;
 use crate::signaling::limits::IpSlots;
 use crate::signaling::session::serve_socket;
@@ -48,12 +50,20 @@ fn with_registry(
     warp::any().map(move || registry.clone())
 }
 
+fn with_cluster(
+    cluster: Option<Cluster>,
+) -> impl Filter<Extract = (Option<Cluster>,), Error = std::convert::Infallible> + Clone {
+    warp::any().map(move || cluster.clone())
+}
+
 /// All routes of the server.
 pub fn routes(
     registry: Registry,
     admin: api::AdminAuth,
+    cluster: Option<Cluster>,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection> + Clone {
-    let api = api::routes(registry.clone(), admin.clone());
+    let api = cluster_api::routes(registry.clone(), admin.clone(), cluster.clone())
+        .or(api::routes(registry.clone(), admin.clone()));
     let metrics = warp::path("metrics")
         .and(warp::path::end())
         .and(warp::get())
@@ -79,22 +89,28 @@ pub fn routes(
         .and(warp::header::optional::<String>("origin"))
         .and(warp::header::optional::<String>("host"))
         .and(with_registry(registry.clone()))
+        .and(with_cluster(cluster.clone()))
         .map(
             move |ws: warp::ws::Ws,
                   remote: Option<SocketAddr>,
                   tls_client: Option<tls::ClientAddr>,
                   origin: Option<String>,
                   host: Option<String>,
-                  registry: Registry| {
+                  registry: Registry,
+                  cluster: Option<Cluster>| {
                 let refuse = |status, message: &str| {
                     warp::reply::with_status(warp::reply::json(&json!({ "error": message })), status)
                         .into_response()
                 };
+                // The cluster's own nodes serve the page a client joins
+                // from, then send it to the room's node.
+                let from_node = |o: &str| cluster.as_ref().is_some_and(|c| c.knows_origin(o));
                 if !origin::origin_allowed(
                     origin.as_deref(),
                     host.as_deref(),
                     registry.allowed_origins(),
-                ) {
+                ) && !origin.as_deref().is_some_and(from_node)
+                {
                     tracing::info!("WebSocket from a page of another site refused");
                     return refuse(
                         StatusCode::FORBIDDEN,
@@ -121,7 +137,7 @@ pub fn routes(
                 };
                 ws.max_message_size(HARD_WS_MESSAGE)
                     .max_frame_size(HARD_WS_MESSAGE)
-                    .on_upgrade(move |socket| serve_socket(socket, registry, slot))
+                    .on_upgrade(move |socket| serve_socket(socket, registry, cluster, slot))
                     .into_response()
             },
         );
@@ -133,9 +149,10 @@ pub fn routes(
         .and(warp::path::end())
         .and(warp::get())
         .and(with_registry(registry.clone()))
-        .then(|registry: Registry| async move {
+        .and(with_cluster(cluster))
+        .then(|registry: Registry, cluster: Option<Cluster>| async move {
             let dir = registry.recordings().store.root().to_path_buf();
-            let problems = tokio::task::spawn_blocking(move || ready::check(&dir))
+            let mut problems = tokio::task::spawn_blocking(move || ready::check(&dir))
                 .await
                 .unwrap_or_else(|e| {
                     vec![ready::Problem {
@@ -143,6 +160,9 @@ pub fn routes(
                         fix: "see the server log".into(),
                     }]
                 });
+            if cluster.is_some_and(|c| c.state() == NodeState::Draining) {
+                problems.push(ready::draining());
+            }
             let (status, body) = ready::report(problems);
             warp::reply::with_status(warp::reply::json(&body), status)
         });

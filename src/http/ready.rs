@@ -59,6 +59,15 @@ pub fn dir_problem(dir: &Path, error: &io::Error) -> Problem {
     }
 }
 
+/// A draining node (cluster) takes no new rooms: not ready, so that a
+/// load balancer stops sending it new clients.
+pub fn draining() -> Problem {
+    Problem {
+        what: "draining: this node takes no new rooms; its rooms go on until they end or move".into(),
+        fix: "none needed: the node is being taken out of service (POST /api/node/drain or SIGTERM)".into(),
+    }
+}
+
 /// Creates `dir` if needed, then writes and removes a probe file in it.
 pub fn check_writable(dir: &Path) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;

@@ -317,7 +317,22 @@ impl RoomActor {
             RoomCommand::Inspect { reply } => {
                 let _ = reply.send(self.snapshot());
             }
-            RoomCommand::Close => self.close(),
+            RoomCommand::Close => self.close(LeaveReason::Shutdown),
+            RoomCommand::Move { url, node } => {
+                tracing::info!(to = %node, "room moves to another node");
+                let ids: Vec<_> = self.participants.keys().cloned().collect();
+                for id in ids {
+                    self.send(
+                        &id,
+                        ServerMessage::Redirect {
+                            url: url.clone(),
+                            node: node.clone(),
+                            reason: "draining".into(),
+                        },
+                    );
+                }
+                self.close(LeaveReason::Moved);
+            }
         }
     }
 

@@ -151,6 +151,14 @@ pub enum RoomCommand {
     },
     /// Remove everyone and close (server shutdown).
     Close,
+    /// The room moves to another node (this one is draining): tell every
+    /// client to reconnect at `url`, stop the recording, and close.
+    Move {
+        /// The other node's signaling socket.
+        url: String,
+        /// Its name.
+        node: String,
+    },
 }
 
 /// What one participant of a peer-to-peer pair passes to the other.

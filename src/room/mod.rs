@@ -37,6 +37,8 @@ pub enum LeaveReason {
     Shutdown,
     /// A teacher (or the admin API) removed it.
     Removed,
+    /// The room moved to another node of the cluster.
+    Moved,
 }
 
 impl LeaveReason {
@@ -49,6 +51,7 @@ impl LeaveReason {
             LeaveReason::TooSlow => "the connection could not keep up with signaling".into(),
             LeaveReason::Shutdown => "the server is shutting down".into(),
             LeaveReason::Removed => "you were removed from the room".into(),
+            LeaveReason::Moved => "the room moved to another server".into(),
         }
     }
 }

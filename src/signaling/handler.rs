@@ -15,6 +15,7 @@ use tracing::info;
 
 use super::limits::TokenBucket;
 use crate::auth::{Auth, TokenError};
+use crate::cluster::Route;
 use crate::config::LimitsConfig;
 use crate::ids::{ParticipantId, RoomId};
 use crate::layout::library::LayoutStore;
@@ -38,6 +39,9 @@ pub(crate) trait Rooms {
     /// Delivers `join` (a [`RoomCommand::Join`]) to `room`, creating the
     /// room if needed.
     fn join(&self, room: &RoomId, join: RoomCommand) -> Result<Self::Link, RoomError>;
+
+    /// True if `room` is open here (a join to it needs no routing).
+    fn is_open(&self, room: &RoomId) -> bool;
 }
 
 /// The session's way to the one room it is in.
@@ -54,6 +58,10 @@ impl Rooms for Registry {
 
     fn join(&self, room: &RoomId, join: RoomCommand) -> Result<RoomHandle, RoomError> {
         Registry::join(self, room, join)
+    }
+
+    fn is_open(&self, room: &RoomId) -> bool {
+        self.get(room).is_some()
     }
 }
 
@@ -98,6 +106,8 @@ pub(crate) enum Input<'a> {
     },
     /// The time allowed to join ran out (see [`Handler::awaits_join`]).
     JoinDeadline,
+    /// The cluster said where the join waiting for it ([`Output::Route`]) goes.
+    Routed(Route),
     /// The socket has closed; nothing more will be written.
     Closed,
 }
@@ -111,6 +121,9 @@ pub(crate) enum Output {
     Send(ServerMessage),
     /// Ping the client.
     Ping,
+    /// Ask the cluster where a join to this room goes, then hand the
+    /// answer back as [`Input::Routed`].
+    Route(RoomId),
     /// Write `notice` to the client, then close the socket for a policy
     /// violation, giving `reason` in the close frame.
     Close {
@@ -126,6 +139,13 @@ struct Joined<L> {
     participant: ParticipantId,
 }
 
+/// A join waiting for the cluster to say where the room is.
+struct Pending {
+    room: RoomId,
+    participant: ParticipantId,
+    join: RoomCommand,
+}
+
 /// One socket's session state and decisions.
 pub(crate) struct Handler<R: Rooms> {
     rooms: R,
@@ -136,6 +156,9 @@ pub(crate) struct Handler<R: Rooms> {
     outbox: mpsc::Sender<ServerMessage>,
     joined: Option<Joined<R::Link>>,
     ever_joined: bool,
+    /// Joins of rooms not open here are routed through the cluster.
+    routed: bool,
+    pending: Option<Pending>,
     bucket: TokenBucket,
     /// Messages dropped in a row for exceeding the rate.
     strikes: u32,
@@ -163,9 +186,18 @@ impl<R: Rooms> Handler<R> {
             outbox,
             joined: None,
             ever_joined: false,
+            routed: false,
+            pending: None,
             strikes: 0,
             last_heard: now,
         }
+    }
+
+    /// Joins to rooms not open here are routed through the cluster
+    /// ([`Output::Route`]).
+    pub(crate) fn routed(mut self) -> Handler<R> {
+        self.routed = true;
+        self
     }
 
     /// True while the join deadline still applies: the session has never
@@ -204,6 +236,7 @@ impl<R: Rooms> Handler<R> {
                 self.limits.join_timeout_seconds
             )),
             Input::JoinDeadline => Output::Nothing,
+            Input::Routed(route) => self.routed_join(route),
             Input::Closed => {
                 if let Some(j) = self.joined.take() {
                     let _ = j.link.send(RoomCommand::Leave {
@@ -252,7 +285,10 @@ impl<R: Rooms> Handler<R> {
         };
         self.ever_joined |= self.joined.is_some();
         match reply {
-            Ok(()) => Output::Nothing,
+            Ok(()) => match &self.pending {
+                Some(p) => Output::Route(p.room.clone()),
+                None => Output::Nothing,
+            },
             Err(reply) => Output::Send(reply),
         }
     }
@@ -274,6 +310,12 @@ impl<R: Rooms> Handler<R> {
                     return Err(error(
                         ErrorCode::OutOfOrder,
                         format!("already in room {}; send leave first", j.link.room()),
+                    ));
+                }
+                if let Some(p) = &self.pending {
+                    return Err(error(
+                        ErrorCode::OutOfOrder,
+                        format!("the join to room {} is still being placed; wait for `joined`", p.room),
                     ));
                 }
                 let who = self
@@ -298,12 +340,15 @@ impl<R: Rooms> Handler<R> {
                     p2p,
                     outbox: self.outbox.clone(),
                 };
-                let link = self
-                    .rooms
-                    .join(&room, cmd)
-                    .map_err(|e| error(ErrorCode::RoomUnavailable, e.to_string()))?;
-                self.joined = Some(Joined { link, participant });
-                Ok(())
+                if self.routed && !self.rooms.is_open(&room) {
+                    self.pending = Some(Pending {
+                        room,
+                        participant,
+                        join: cmd,
+                    });
+                    return Ok(());
+                }
+                self.enter(&room, participant, cmd)
             }
             ClientMessage::Offer { sdp, screen } => {
                 self.forward(|participant| RoomCommand::Offer {
@@ -416,6 +461,45 @@ impl<R: Rooms> Handler<R> {
                     },
                 )
             }
+        }
+    }
+
+    /// Joins `room` here.
+    fn enter(
+        &mut self,
+        room: &RoomId,
+        participant: ParticipantId,
+        join: RoomCommand,
+    ) -> Result<(), ServerMessage> {
+        let link = self
+            .rooms
+            .join(room, join)
+            .map_err(|e| error(ErrorCode::RoomUnavailable, e.to_string()))?;
+        self.joined = Some(Joined { link, participant });
+        self.ever_joined = true;
+        Ok(())
+    }
+
+    /// The cluster's answer for the pending join.
+    fn routed_join(&mut self, route: Route) -> Output {
+        let Some(p) = self.pending.take() else {
+            return Output::Nothing;
+        };
+        let reply = match route {
+            Route::Here => self.enter(&p.room, p.participant, p.join),
+            Route::There { node, url } => {
+                info!(room = %p.room, node = %node, "join sent to the room's node");
+                return Output::Send(ServerMessage::Redirect {
+                    url,
+                    node,
+                    reason: "elsewhere".into(),
+                });
+            }
+            Route::Unavailable(why) => Err(error(ErrorCode::RoomUnavailable, why)),
+        };
+        match reply {
+            Ok(()) => Output::Nothing,
+            Err(reply) => Output::Send(reply),
         }
     }
 

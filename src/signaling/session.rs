@@ -3,6 +3,8 @@
 //! pings, feeds all of it to the session's [`Handler`] and writes what the
 //! handler answers; every decision (limits, joins, commands to the room) is
 //! the handler's. The server pings; any frame, pongs too, counts as heard.
+//! In a cluster, the loop asks the directory where a join goes when the
+//! handler says so ([`Output::Route`]).
 
 use std::time::{Duration, Instant};
 
@@ -13,6 +15,7 @@ use warp::ws::{Message, WebSocket};
 
 use super::handler::{Handler, Input, Output};
 use super::limits::IpSlot;
+use crate::cluster::{Cluster, Route};
 use crate::protocol::{encode_server_message, ServerMessage};
 use crate::room::Registry;
 
@@ -25,7 +28,13 @@ const POLICY_VIOLATION: u16 = 1008;
 
 /// Serves one WebSocket until it closes. `_slot` holds the client
 /// address's place in `limits.sockets_per_ip` while the socket lives.
-pub async fn serve_socket(ws: WebSocket, registry: Registry, _slot: Option<IpSlot>) {
+/// With a `cluster`, joins to rooms not open here are routed through it.
+pub async fn serve_socket(
+    ws: WebSocket,
+    registry: Registry,
+    cluster: Option<Cluster>,
+    _slot: Option<IpSlot>,
+) {
     let span = info_span!("ws");
     async move {
         let limits = registry.policy().limits.clone();
@@ -39,13 +48,16 @@ pub async fn serve_socket(ws: WebSocket, registry: Registry, _slot: Option<IpSlo
             outbox,
             Instant::now(),
         );
+        if cluster.is_some() {
+            handler = handler.routed();
+        }
         let join_deadline = tokio::time::sleep(Duration::from_secs(limits.join_timeout_seconds));
         tokio::pin!(join_deadline);
         let idle = Duration::from_secs(limits.idle_timeout_seconds);
         let mut ping = tokio::time::interval(idle / 3);
         ping.tick().await;
         let close: Option<(ServerMessage, String)> = loop {
-            let output = tokio::select! {
+            let mut output = tokio::select! {
                 frame = stream.next() => {
                     let Some(Ok(frame)) = frame else { break None };
                     let at = Instant::now();
@@ -67,11 +79,21 @@ pub async fn serve_socket(ws: WebSocket, registry: Registry, _slot: Option<IpSlo
                 }
                 _ = ping.tick() => handler.handle(Input::Tick { at: Instant::now() }),
             };
+            // The directory is asked outside the handler, which hands the
+            // join back once it knows where the room is.
+            while let Output::Route(room) = &output {
+                let route = match &cluster {
+                    Some(c) => c.route(room).await,
+                    None => Route::Here,
+                };
+                output = handler.handle(Input::Routed(route));
+            }
             let sent = match output {
                 Output::Nothing => Ok(()),
                 Output::Send(msg) => sink.send(text(&registry, &msg)).await,
                 Output::Ping => sink.send(Message::ping(Vec::new())).await,
                 Output::Close { notice, reason } => break Some((notice, reason)),
+                Output::Route(_) => Ok(()),
             };
             if sent.is_err() {
                 break None;

@@ -324,14 +324,14 @@ impl RoomActor {
     }
 
     /// Server shutdown: stop the recording and remove everyone.
-    pub(super) fn close(&mut self) {
+    pub(super) fn close(&mut self, why: LeaveReason) {
         self.closing = true;
         if self.recording.is_some() {
-            let _ = self.stop_recording(None, "the server is shutting down");
+            let _ = self.stop_recording(None, &why.describe());
         }
         let ids: Vec<_> = self.participants.keys().cloned().collect();
         for id in ids {
-            self.remove(&id, LeaveReason::Shutdown);
+            self.remove(&id, why.clone());
         }
     }
 

@@ -35,6 +35,10 @@ impl Rooms for TestRooms {
         link.send(join)?;
         Ok(link)
     }
+
+    fn is_open(&self, room: &RoomId) -> bool {
+        room.as_str() == "open-here"
+    }
 }
 
 impl RoomLink for TestLink {
@@ -625,4 +629,68 @@ fn a_silent_client_is_pinged_then_closed_after_the_idle_timeout() {
         tick(&mut b, 131),
         closing("nothing received for 60 s (limits.idle_timeout_seconds)")
     );
+}
+
+#[test]
+fn a_routed_join_waits_for_the_cluster_then_joins_here_or_is_redirected() {
+    let Bench {
+        handler,
+        room,
+        outbox,
+        t0,
+    } = bench();
+    let mut b = Bench {
+        handler: handler.routed(),
+        room,
+        outbox,
+        t0,
+    };
+    // A room open here needs no routing.
+    let out = b.text(r#"{"type":"join","room":"open-here","name":"Ada"}"#);
+    assert_eq!(out, Output::Nothing);
+    assert!(b.command().starts_with("Join"));
+    let _ = b.text(r#"{"type":"leave"}"#);
+    let _ = b.command();
+
+    // Another room: the cluster is asked first; nothing reaches a room yet.
+    let out = b.text(r#"{"type":"join","room":"r","name":"Ada"}"#);
+    assert_eq!(out, Output::Route(RoomId::parse("r").unwrap()));
+    b.no_command();
+    // A second join meanwhile is out of order.
+    match b.text(r#"{"type":"join","room":"r","name":"Ada"}"#) {
+        Output::Send(ServerMessage::Error { code, message }) => {
+            assert_eq!(code, ErrorCode::OutOfOrder);
+            assert!(message.contains("being placed"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Elsewhere: the client is told where, and no room hears of it.
+    let out = b.handler.handle(Input::Routed(Route::There {
+        node: "b".into(),
+        url: "ws://b:8080/ws".into(),
+    }));
+    assert_eq!(
+        out,
+        Output::Send(ServerMessage::Redirect {
+            url: "ws://b:8080/ws".into(),
+            node: "b".into(),
+            reason: "elsewhere".into(),
+        })
+    );
+    b.no_command();
+
+    // Unreachable directory: a clear error, and the session may try again.
+    let _ = b.text(r#"{"type":"join","room":"r","name":"Ada"}"#);
+    match b.handler.handle(Input::Routed(Route::Unavailable("Redis is down".into()))) {
+        Output::Send(ServerMessage::Error { code, message }) => {
+            assert_eq!(code, ErrorCode::RoomUnavailable);
+            assert_eq!(message, "Redis is down");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Here: the pending join reaches the room.
+    let _ = b.text(r#"{"type":"join","room":"r","name":"Ada"}"#);
+    assert_eq!(b.handler.handle(Input::Routed(Route::Here)), Output::Nothing);
+    assert!(b.command().starts_with("Join"));
+    assert!(!b.handler.awaits_join());
 }

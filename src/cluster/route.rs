@@ -1,0 +1,134 @@
+//! Where a join goes. A room open here is joined here. Otherwise the
+//! directory says: a room owned by a live node is joined there; a room
+//! that is free, or whose owner is gone, is claimed (atomically, so two
+//! nodes asked at once end with one room) for the least-loaded serving
+//! node, which may be this one.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::placement::{self, NodeEntry, NodeState};
+use super::{Cluster, DirectoryError};
+use crate::ids::RoomId;
+use crate::room::RoomCommand;
+
+/// The answer to "where does this join go?".
+#[derive(Debug, Clone, PartialEq)]
+pub enum Route {
+    /// Join here.
+    Here,
+    /// Join at another node.
+    There {
+        /// Its name.
+        node: String,
+        /// Its signaling socket.
+        url: String,
+    },
+    /// The join cannot be placed now; the words say why.
+    Unavailable(String),
+}
+
+impl Cluster {
+    /// Where a join to `room` goes.
+    pub async fn route(&self, room: &RoomId) -> Route {
+        if self.inner.registry.get(room).is_some() {
+            return Route::Here;
+        }
+        let routed = self.place(room).await;
+        match self.observe(routed) {
+            Ok(route) => {
+                if route == Route::Here {
+                    self.resume_handoff(room);
+                }
+                route
+            }
+            Err(e) => Route::Unavailable(format!(
+                "room {room} is not on this node and the cluster directory cannot be asked where it is ({e}); try again in a moment"
+            )),
+        }
+    }
+
+    async fn place(&self, room: &RoomId) -> Result<Route, DirectoryError> {
+        let inner = &self.inner;
+        let dir = &inner.directory;
+        let nodes = self.nodes().await?;
+        let owner = dir.owner(room.as_str()).await?;
+        let dead = match owner {
+            Some(o) if o == inner.id => return Ok(Route::Here),
+            Some(o) => match nodes.iter().find(|n| n.id == o) {
+                Some(n) => return Ok(there(n)),
+                None => Some(o),
+            },
+            None => None,
+        };
+        let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
+        let since = super::now_ms().saturating_sub(inner.window.as_millis() as u64);
+        let recent: HashMap<String, u32> = dir.recent(&ids, since).await?;
+        let chosen = match placement::choose(&nodes, &recent, None) {
+            Some(n) => n.id.clone(),
+            // This node's entry is not there yet (Redis came back a moment
+            // ago): it can still take the room if it serves.
+            None if self.state() == NodeState::Serving
+                && !nodes.iter().any(|n| n.id == inner.id) =>
+            {
+                inner.id.clone()
+            }
+            None => {
+                return Ok(Route::Unavailable(format!(
+                    "no node takes new rooms now (all {} are draining); room {room} cannot start",
+                    nodes.len()
+                )))
+            }
+        };
+        let owner = dir
+            .claim(room.as_str(), &chosen, inner.lease, dead.as_deref())
+            .await?;
+        if owner == chosen {
+            dir.placed(&chosen, room.as_str(), super::now_ms()).await?;
+            tracing::info!(room = %room, node = %chosen, "room placed");
+        }
+        if owner == inner.id {
+            return Ok(Route::Here);
+        }
+        Ok(match nodes.iter().find(|n| n.id == owner) {
+            Some(n) => there(n),
+            None => Route::Unavailable(format!(
+                "room {room} is held by node {owner}, which is not in the directory; try again in a few seconds"
+            )),
+        })
+    }
+
+    /// A room moved here from a draining node goes on recording if it was:
+    /// once the join has opened it, the recording starts again (a new part).
+    fn resume_handoff(&self, room: &RoomId) {
+        let cluster = self.clone();
+        let room = room.clone();
+        tokio::spawn(async move {
+            let Ok(Some(what)) = cluster.inner.directory.take_handoff(room.as_str()).await else {
+                return;
+            };
+            if !what.contains("\"recording\":true") {
+                return;
+            }
+            for _ in 0..100 {
+                if let Some(handle) = cluster.inner.registry.get(&room) {
+                    tracing::info!(room = %room, "the room was recording on its old node: recording again");
+                    let _ = handle.send(RoomCommand::Record {
+                        on: true,
+                        by: None,
+                        reply: None,
+                    });
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+    }
+}
+
+fn there(n: &NodeEntry) -> Route {
+    Route::There {
+        node: n.id.clone(),
+        url: placement::signaling_url(&n.url),
+    }
+}
