@@ -72,6 +72,7 @@
   let fatal = false;         // an error that retrying cannot fix
   let retries = 0;
   let reconnectTimer = null;
+  let redirects = 0;
   let disconnectTimer = null;
   let pendingIce = [];
   let tier = 'high';         // what the server sends us: high, low or audio-only
@@ -413,6 +414,7 @@
     switch (m.type) {
       case 'joined':
         participantId = m.participantId;
+        redirects = 0;
         role = m.participants.find((p) => p.id === participantId)?.role || role;
         ui.record.hidden = role !== 'teacher';
         ui.lock.hidden = role !== 'teacher';
@@ -489,6 +491,9 @@
         break;
       case 'quality':
         showQuality(m.tier, m.estimate);
+        break;
+      case 'redirect':
+        redirect(m);
         break;
       case 'left':
         if (m.reason === 'you were removed from the room') {
@@ -628,17 +633,40 @@
     reconnectTimer = setTimeout(connect, delay);
   }
 
+  // The signaling socket: this page's server, or the node of a cluster it
+  // sent us to (`redirect`). A lost connection goes back through this
+  // page's server, which knows where the room lives now.
+  const entryUrl = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws';
+  let signalingUrl = null;
+
   function connect() {
     if (leaving) return;
     setState(retries ? 'Reconnecting…' : 'Connecting…');
-    ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws');
+    ws = new WebSocket(signalingUrl || entryUrl);
     ws.onopen = () => send({
       type: 'join', room, ...(name ? { name } : {}), ...(token ? { token } : {}),
       ...(wantCodec ? { codec: wantCodec } : {}), ...(askedRole ? { role: askedRole } : {}),
       ...(relay ? { relay: true } : {}), ...(p2p ? { p2p: true } : {}),
     });
     ws.onmessage = (e) => { onMessage(JSON.parse(e.data)).catch((err) => console.error(err)); };
-    ws.onclose = () => reconnect('lost the connection to the server');
+    ws.onclose = () => { signalingUrl = null; reconnect('lost the connection to the server'); };
+  }
+
+  // The room lives on (or moves to) another node: go there at once.
+  function redirect(m) {
+    if (leaving || fatal) return;
+    teardown();
+    signalingUrl = m.url;
+    redirects += 1;
+    if (redirects > 5) {
+      // Nodes that keep sending us on: back off as after a lost connection.
+      signalingUrl = null;
+      reconnect('the cluster keeps sending the room elsewhere');
+      return;
+    }
+    setState(m.reason === 'draining' ? 'Moving to another server…' : 'Connecting…');
+    clearTimeout(reconnectTimer);
+    connect();
   }
 
   async function start() {

@@ -232,7 +232,9 @@ impl Directory {
         let mut con = self.redis.clone();
         let mut call = self.release.key(self.key("room", room));
         call.arg(node);
-        bounded(call.invoke_async::<i64>(&mut con)).await.map(|_| ())
+        bounded(call.invoke_async::<i64>(&mut con))
+            .await
+            .map(|_| ())
     }
 
     /// Notes that `room` was placed on `node` at `now_ms`.
@@ -251,25 +253,26 @@ impl Directory {
         .await
     }
 
-    /// Rooms placed on each of `nodes` since `since_ms`.
+    /// Rooms placed on each node since the given time (node id, ms), and
+    /// forgets placements before `forget_ms`.
     pub async fn recent(
         &self,
-        nodes: &[String],
-        since_ms: u64,
+        nodes: &[(String, u64)],
+        forget_ms: u64,
     ) -> Result<HashMap<String, u32>, DirectoryError> {
         if nodes.is_empty() {
             return Ok(HashMap::new());
         }
         let mut pipe = redis::pipe();
-        for id in nodes {
+        for (id, since) in nodes {
             let key = self.key("placed", id);
-            pipe.zrembyscore(&key, "-inf", format!("({since_ms}"))
+            pipe.zrembyscore(&key, "-inf", format!("({forget_ms}"))
                 .ignore()
-                .zcount(&key, since_ms, "+inf");
+                .zcount(&key, format!("({since}"), "+inf");
         }
         let mut con = self.redis.clone();
         let counts: Vec<u32> = bounded(pipe.query_async(&mut con)).await?;
-        Ok(nodes.iter().cloned().zip(counts).collect())
+        Ok(nodes.iter().map(|(id, _)| id.clone()).zip(counts).collect())
     }
 
     /// Leaves what a moved room was doing for the node that takes it.

@@ -74,7 +74,8 @@ async fn load(cluster: &Cluster, cpu: f64) -> (Load, Vec<RoomEntry>) {
         let participants = if handle.send(RoomCommand::Inspect { reply: tx }).is_ok() {
             match tokio::time::timeout(Duration::from_millis(500), rx).await {
                 Ok(Ok(s)) => {
-                    load.decoders += s.participants.iter().filter(|p| p.codec.is_some()).count() as u32;
+                    load.decoders +=
+                        s.participants.iter().filter(|p| p.codec.is_some()).count() as u32;
                     load.encoders += s.video_encoders.len() as u32;
                     s.participants.len() as u32
                 }

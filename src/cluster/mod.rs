@@ -156,7 +156,9 @@ impl Cluster {
                 node = %self.inner.id,
                 "the cluster directory is unreachable; rooms here go on, joins that need it are refused until it is back: {e}"
             ),
-            (Ok(_), false) => tracing::info!(node = %self.inner.id, "the cluster directory is reachable again"),
+            (Ok(_), false) => {
+                tracing::info!(node = %self.inner.id, "the cluster directory is reachable again")
+            }
             _ => {}
         }
         result

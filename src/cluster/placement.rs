@@ -162,7 +162,10 @@ mod tests {
         let none = HashMap::new();
         assert_eq!(choose(&nodes, &none, None).unwrap().id, "b");
         assert_eq!(choose(&nodes, &none, Some("b")).unwrap().id, "a");
-        assert!(choose(&nodes[2..], &none, None).is_none(), "draining takes nothing");
+        assert!(
+            choose(&nodes[2..], &none, None).is_none(),
+            "draining takes nothing"
+        );
     }
 
     #[test]
@@ -196,7 +199,10 @@ mod tests {
     #[test]
     fn urls_for_the_socket_and_the_origin() {
         assert_eq!(signaling_url("http://h:8080"), "ws://h:8080/ws");
-        assert_eq!(signaling_url("https://school.example/"), "wss://school.example/ws");
+        assert_eq!(
+            signaling_url("https://school.example/"),
+            "wss://school.example/ws"
+        );
         assert_eq!(origin_of("http://h:8080/x/y"), "http://h:8080");
         assert_eq!(origin_of("https://h"), "https://h");
     }

@@ -61,9 +61,14 @@ impl Cluster {
             },
             None => None,
         };
-        let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
-        let since = super::now_ms().saturating_sub(inner.window.as_millis() as u64);
-        let recent: HashMap<String, u32> = dir.recent(&ids, since).await?;
+        // A placement counts until the node's own figures (written at
+        // `updated_ms`) include it, and at most for the placement window.
+        let forget = super::now_ms().saturating_sub(inner.window.as_millis() as u64);
+        let since: Vec<(String, u64)> = nodes
+            .iter()
+            .map(|n| (n.id.clone(), n.updated_ms.max(forget)))
+            .collect();
+        let recent: HashMap<String, u32> = dir.recent(&since, forget).await?;
         let chosen = match placement::choose(&nodes, &recent, None) {
             Some(n) => n.id.clone(),
             // This node's entry is not there yet (Redis came back a moment

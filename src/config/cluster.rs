@@ -96,7 +96,10 @@ impl ClusterConfig {
         if !(200..=60_000).contains(&self.heartbeat_ms) {
             return Err(invalid(
                 "cluster.heartbeat_ms",
-                format!("is {}; use 200 to 60000 (2000 by default)", self.heartbeat_ms),
+                format!(
+                    "is {}; use 200 to 60000 (2000 by default)",
+                    self.heartbeat_ms
+                ),
             ));
         }
         if self.lease_ms < 2 * self.heartbeat_ms || self.lease_ms > 600_000 {
@@ -142,7 +145,10 @@ mod tests {
             redis_url: "localhost:6379".into(),
             ..Default::default()
         });
-        assert!(e.contains("`cluster.redis_url`") && e.contains("redis://"), "{e}");
+        assert!(
+            e.contains("`cluster.redis_url`") && e.contains("redis://"),
+            "{e}"
+        );
         let e = bad(ClusterConfig {
             node_id: "a b".into(),
             ..Default::default()
@@ -152,7 +158,10 @@ mod tests {
             lease_ms: 3000,
             ..Default::default()
         });
-        assert!(e.contains("`cluster.lease_ms`") && e.contains("twice"), "{e}");
+        assert!(
+            e.contains("`cluster.lease_ms`") && e.contains("twice"),
+            "{e}"
+        );
         ClusterConfig {
             redis_url: "redis://127.0.0.1:6379".into(),
             node_id: "node-1".into(),

@@ -63,8 +63,11 @@ pub fn dir_problem(dir: &Path, error: &io::Error) -> Problem {
 /// load balancer stops sending it new clients.
 pub fn draining() -> Problem {
     Problem {
-        what: "draining: this node takes no new rooms; its rooms go on until they end or move".into(),
-        fix: "none needed: the node is being taken out of service (POST /api/node/drain or SIGTERM)".into(),
+        what: "draining: this node takes no new rooms; its rooms go on until they end or move"
+            .into(),
+        fix:
+            "none needed: the node is being taken out of service (POST /api/node/drain or SIGTERM)"
+                .into(),
     }
 }
 

@@ -315,7 +315,10 @@ impl<R: Rooms> Handler<R> {
                 if let Some(p) = &self.pending {
                     return Err(error(
                         ErrorCode::OutOfOrder,
-                        format!("the join to room {} is still being placed; wait for `joined`", p.room),
+                        format!(
+                            "the join to room {} is still being placed; wait for `joined`",
+                            p.room
+                        ),
                     ));
                 }
                 let who = self

@@ -14,6 +14,7 @@ pub mod media;
 pub mod netns;
 pub mod peer;
 pub mod recordings;
+pub mod redis;
 pub mod ws;
 
 use std::sync::Once;

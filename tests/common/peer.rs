@@ -118,6 +118,10 @@ pub struct Received {
     pub watch: Option<(u32, u32, u32, u32)>,
     pub watch_changes: u64,
     watch_last: Vec<u8>,
+    /// Times the server sent the join to another node (`redirect`).
+    pub redirects: u32,
+    /// The signaling socket the peer joined through.
+    pub signaling: String,
 }
 
 /// Whether a watched region differs from its last samples: at least one
@@ -227,56 +231,46 @@ fn send_branch(opts: &PeerOptions) -> String {
 impl TestPeer {
     /// Connects, joins, and starts negotiating. Returns once `joined` arrived.
     pub async fn join(ws_url: &str, opts: PeerOptions) -> TestPeer {
-        let (ws, _) = tokio_tungstenite::connect_async(ws_url)
-            .await
-            .expect("websocket connects");
-        let (mut sink, mut stream) = ws.split();
         let state = Arc::new(Mutex::new(Received::default()));
-        let (out, mut out_rx) = mpsc::unbounded_channel::<Message>();
-        let (inbound_tx, mut inbound) = mpsc::unbounded_channel::<Value>();
-
-        let reader_state = state.clone();
-        let ws_task = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    Some(m) = out_rx.recv() => {
-                        if sink.send(m).await.is_err() { break; }
-                    }
-                    frame = stream.next() => {
-                        let Some(Ok(Message::Text(t))) = frame else {
-                            if frame.is_none() { break; }
-                            continue;
-                        };
-                        let v: Value = serde_json::from_str(&t).expect("server sends JSON");
-                        reader_state.lock().unwrap().messages.push(v.clone());
-                        let _ = inbound_tx.send(v);
-                    }
-                    else => break,
+        let mut ws_url = ws_url.to_string();
+        // A node of a cluster may send the join to the room's node
+        // (`redirect`): follow, as the web client does.
+        let (out, mut inbound, ws_task, id) = loop {
+            let (out, mut inbound, ws_task) = open_socket(&ws_url, state.clone()).await;
+            let mut join = json!({"type": "join", "room": opts.room, "name": opts.name});
+            if let Some(c) = opts.ask {
+                join["codec"] = json!(c);
+            }
+            if let Some(r) = opts.role {
+                join["role"] = json!(r);
+            }
+            if let Some(t) = &opts.token {
+                join["token"] = json!(t);
+            }
+            out.send(Message::text(join.to_string())).unwrap();
+            let joined = loop {
+                let v = tokio::time::timeout(Duration::from_secs(10), inbound.recv())
+                    .await
+                    .expect("joined in time")
+                    .expect("socket open");
+                if v["type"] == "joined" {
+                    break Some(v["participantId"].as_str().unwrap().to_string());
+                }
+                if v["type"] == "redirect" {
+                    ws_url = v["url"].as_str().unwrap().to_string();
+                    break None;
+                }
+                assert_ne!(v["type"], "error", "join refused: {v}");
+            };
+            match joined {
+                Some(id) => break (out, inbound, ws_task, id),
+                None => {
+                    ws_task.abort();
+                    state.lock().unwrap().redirects += 1;
                 }
             }
-        });
-
-        let mut join = json!({"type": "join", "room": opts.room, "name": opts.name});
-        if let Some(c) = opts.ask {
-            join["codec"] = json!(c);
-        }
-        if let Some(r) = opts.role {
-            join["role"] = json!(r);
-        }
-        if let Some(t) = &opts.token {
-            join["token"] = json!(t);
-        }
-        out.send(Message::text(join.to_string())).unwrap();
-        let id = loop {
-            let v = tokio::time::timeout(Duration::from_secs(10), inbound.recv())
-                .await
-                .expect("joined in time")
-                .expect("socket open");
-            if v["type"] == "joined" {
-                break v["participantId"].as_str().unwrap().to_string();
-            }
-            assert_ne!(v["type"], "error", "join refused: {v}");
         };
+        state.lock().unwrap().signaling = ws_url.clone();
 
         let pipeline = gst::parse::launch(&send_branch(&opts))
             .expect("peer pipeline parses")
@@ -493,6 +487,17 @@ impl TestPeer {
 
     pub fn audio_samples(&self) -> u64 {
         self.state.lock().unwrap().audio_samples
+    }
+
+    /// Times a node sent the join on to another (`redirect`) before it
+    /// was joined.
+    pub fn redirects(&self) -> u32 {
+        self.state.lock().unwrap().redirects
+    }
+
+    /// The signaling socket the peer joined through.
+    pub fn signaling(&self) -> String {
+        self.state.lock().unwrap().signaling.clone()
     }
 
     pub fn messages(&self) -> Vec<Value> {
@@ -717,4 +722,42 @@ fn bytemuck_f32(bytes: &[u8]) -> &[f32] {
     // SAFETY: GStreamer buffer memory is aligned for any primitive, F32LE is
     // the native layout on the test machines (x86_64), and n*4 <= len.
     unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<f32>(), n) }
+}
+
+/// Opens the signaling socket at `url`: a task moves frames, what arrives
+/// is kept in `state` and passed on.
+async fn open_socket(
+    url: &str,
+    state: Arc<Mutex<Received>>,
+) -> (
+    mpsc::UnboundedSender<Message>,
+    mpsc::UnboundedReceiver<Value>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket connects");
+    let (mut sink, mut stream) = ws.split();
+    let (out, mut out_rx) = mpsc::unbounded_channel::<Message>();
+    let (inbound_tx, inbound) = mpsc::unbounded_channel::<Value>();
+    let task = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                Some(m) = out_rx.recv() => {
+                    if sink.send(m).await.is_err() { break; }
+                }
+                frame = stream.next() => {
+                    let Some(Ok(Message::Text(t))) = frame else {
+                        if frame.is_none() { break; }
+                        continue;
+                    };
+                    let v: Value = serde_json::from_str(&t).expect("server sends JSON");
+                    state.lock().unwrap().messages.push(v.clone());
+                    let _ = inbound_tx.send(v);
+                }
+                else => break,
+            }
+        }
+    });
+    (out, inbound, task)
 }

@@ -681,7 +681,10 @@ fn a_routed_join_waits_for_the_cluster_then_joins_here_or_is_redirected() {
 
     // Unreachable directory: a clear error, and the session may try again.
     let _ = b.text(r#"{"type":"join","room":"r","name":"Ada"}"#);
-    match b.handler.handle(Input::Routed(Route::Unavailable("Redis is down".into()))) {
+    match b
+        .handler
+        .handle(Input::Routed(Route::Unavailable("Redis is down".into())))
+    {
         Output::Send(ServerMessage::Error { code, message }) => {
             assert_eq!(code, ErrorCode::RoomUnavailable);
             assert_eq!(message, "Redis is down");
@@ -690,7 +693,10 @@ fn a_routed_join_waits_for_the_cluster_then_joins_here_or_is_redirected() {
     }
     // Here: the pending join reaches the room.
     let _ = b.text(r#"{"type":"join","room":"r","name":"Ada"}"#);
-    assert_eq!(b.handler.handle(Input::Routed(Route::Here)), Output::Nothing);
+    assert_eq!(
+        b.handler.handle(Input::Routed(Route::Here)),
+        Output::Nothing
+    );
     assert!(b.command().starts_with("Join"));
     assert!(!b.handler.awaits_join());
 }
