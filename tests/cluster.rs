@@ -450,3 +450,60 @@ async fn a_drained_nodes_rooms_move_and_a_killed_nodes_rooms_come_back() {
     a.leave().await;
     b.leave().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_client_follows_its_room_to_another_node_and_when_the_room_moves() {
+    init();
+    let _serial = SERIAL.lock().await;
+    let _cleanup = Cleanup("web");
+    let redis = RedisServer::start().await;
+    let nodes = start_nodes(&redis, "web", 2).await;
+    // A room that lives on node 1, with a peer in it.
+    let mut room = String::new();
+    for i in 0..10 {
+        let name = format!("web-{i}");
+        let (_socket, url, _) = join_signaling(&nodes[1].ws, &name, "probe").await;
+        if url == nodes[1].ws {
+            room = name;
+            break;
+        }
+    }
+    assert!(!room.is_empty(), "no room landed on node 1");
+    let peer = TestPeer::join(&nodes[1].ws, PeerOptions::new(&room, "ada", RED)).await;
+
+    // Chromium opens the room's page on node 0 and is sent to node 1.
+    let b = common::browser::Browser::launch(common::browser::Kind::Chromium, "cluster").await;
+    b.client
+        .goto(&format!("{}/r/{room}?name=bob&autojoin=1", nodes[0].base))
+        .await
+        .unwrap();
+    let on_node = |s: &Value, i: usize| {
+        s["signaling"] == nodes[i].ws.as_str()
+            && s["participants"] == 2
+            && s["framesDecoded"].as_u64().unwrap_or(0) >= 30
+    };
+    let (ok, s) = common::browser::wait_stats(&b, Duration::from_secs(30), |s| on_node(s, 1)).await;
+    assert!(ok, "the page on node 0 joins the room on node 1: {s:#}");
+    assert_eq!(s["redirects"], 1, "{s:#}");
+
+    // Node 1 drains: the page follows the room to node 0 by itself.
+    let drained = reqwest::Client::new()
+        .post(format!("{}/api/node/drain?seconds=1", nodes[1].base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(drained.status(), 202);
+    let moved = peer
+        .wait_message(Duration::from_secs(10), |m| m["type"] == "redirect")
+        .await
+        .expect("the peer is sent on");
+    let peer = TestPeer::join(
+        moved["url"].as_str().unwrap(),
+        PeerOptions::new(&room, "ada", RED),
+    )
+    .await;
+    let (ok, s) = common::browser::wait_stats(&b, Duration::from_secs(30), |s| on_node(s, 0)).await;
+    assert!(ok, "the page follows the room to node 0: {s:#}");
+    b.close().await;
+    peer.leave().await;
+}

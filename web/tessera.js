@@ -72,7 +72,8 @@
   let fatal = false;         // an error that retrying cannot fix
   let retries = 0;
   let reconnectTimer = null;
-  let redirects = 0;
+  let redirects = 0; // in a row, since the last join
+  let redirected = 0; // in all, for stats()
   let disconnectTimer = null;
   let pendingIce = [];
   let tier = 'high';         // what the server sends us: high, low or audio-only
@@ -658,6 +659,7 @@
     teardown();
     signalingUrl = m.url;
     redirects += 1;
+    redirected += 1;
     if (redirects > 5) {
       // Nodes that keep sending us on: back off as after a lost connection.
       signalingUrl = null;
@@ -748,6 +750,7 @@
       mode: direct ? 'p2p' : 'mcu', direct: null,
       frameGapMs: Math.round(gaps.frameMs), audioGapMs: Math.round(gaps.audioMs),
       frameGapEndMs: gaps.frameEnd ?? null, switchTimes,
+      signaling: signalingUrl || entryUrl, redirects: redirected,
     };
     if (direct) out.direct = await directStats(direct);
     if (!pc) return out;
