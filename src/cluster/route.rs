@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::placement::{self, NodeEntry, NodeState};
-use super::{Cluster, DirectoryError};
+use super::{Cluster, Directory, DirectoryError};
 use crate::ids::RoomId;
 use crate::room::RoomCommand;
 
@@ -50,57 +50,14 @@ impl Cluster {
 
     async fn place(&self, room: &RoomId) -> Result<Route, DirectoryError> {
         let inner = &self.inner;
-        let dir = &inner.directory;
         let nodes = self.nodes().await?;
-        let owner = dir.owner(room.as_str()).await?;
-        let dead = match owner {
-            Some(o) if o == inner.id => return Ok(Route::Here),
-            Some(o) => match nodes.iter().find(|n| n.id == o) {
-                Some(n) => return Ok(there(n)),
-                None => Some(o),
-            },
-            None => None,
+        let me = Placer {
+            id: &inner.id,
+            state: self.state(),
+            lease: inner.lease,
+            window: inner.window,
         };
-        // A placement counts until the node's own figures (written at
-        // `updated_ms`) include it, and at most for the placement window.
-        let forget = super::now_ms().saturating_sub(inner.window.as_millis() as u64);
-        let since: Vec<(String, u64)> = nodes
-            .iter()
-            .map(|n| (n.id.clone(), n.updated_ms.max(forget)))
-            .collect();
-        let recent: HashMap<String, u32> = dir.recent(&since, forget).await?;
-        let chosen = match placement::choose(&nodes, &recent, None) {
-            Some(n) => n.id.clone(),
-            // This node's entry is not there yet (Redis came back a moment
-            // ago): it can still take the room if it serves.
-            None if self.state() == NodeState::Serving
-                && !nodes.iter().any(|n| n.id == inner.id) =>
-            {
-                inner.id.clone()
-            }
-            None => {
-                return Ok(Route::Unavailable(format!(
-                    "no node takes new rooms now (all {} are draining); room {room} cannot start",
-                    nodes.len()
-                )))
-            }
-        };
-        let owner = dir
-            .claim(room.as_str(), &chosen, inner.lease, dead.as_deref())
-            .await?;
-        if owner == chosen {
-            dir.placed(&chosen, room.as_str(), super::now_ms()).await?;
-            tracing::info!(room = %room, node = %chosen, "room placed");
-        }
-        if owner == inner.id {
-            return Ok(Route::Here);
-        }
-        Ok(match nodes.iter().find(|n| n.id == owner) {
-            Some(n) => there(n),
-            None => Route::Unavailable(format!(
-                "room {room} is held by node {owner}, which is not in the directory; try again in a few seconds"
-            )),
-        })
+        place(&inner.directory, &me, &nodes, room.as_str()).await
     }
 
     /// A room moved here from a draining node goes on recording if it was:
@@ -136,4 +93,73 @@ fn there(n: &NodeEntry) -> Route {
         node: n.id.clone(),
         url: placement::signaling_url(&n.url),
     }
+}
+
+/// Who is placing a room, and the cluster's timings.
+pub struct Placer<'a> {
+    /// The node asked.
+    pub id: &'a str,
+    /// Its state.
+    pub state: NodeState,
+    /// How long a claim lasts before the owner renews it.
+    pub lease: Duration,
+    /// How long a placement counts against a node at most.
+    pub window: Duration,
+}
+
+/// Where a join to `room` goes, asked of node `me` given the live `nodes`:
+/// the room's live owner, or else the least-loaded serving node, for which
+/// the room is claimed at once. (The node's own rooms are looked up before
+/// this; the benchmark's simulation calls it directly.)
+pub async fn place(
+    dir: &Directory,
+    me: &Placer<'_>,
+    nodes: &[NodeEntry],
+    room: &str,
+) -> Result<Route, DirectoryError> {
+    let owner = dir.owner(room).await?;
+    let dead = match owner {
+        Some(o) if o == me.id => return Ok(Route::Here),
+        Some(o) => match nodes.iter().find(|n| n.id == o) {
+            Some(n) => return Ok(there(n)),
+            None => Some(o),
+        },
+        None => None,
+    };
+    // A placement counts until the node's own figures (written at
+    // `updated_ms`) include it, and at most for the placement window.
+    let forget = super::now_ms().saturating_sub(me.window.as_millis() as u64);
+    let since: Vec<(String, u64)> = nodes
+        .iter()
+        .map(|n| (n.id.clone(), n.updated_ms.max(forget)))
+        .collect();
+    let recent: HashMap<String, u32> = dir.recent(&since, forget).await?;
+    let chosen = match placement::choose(nodes, &recent, None) {
+        Some(n) => n.id.clone(),
+        // This node's entry is not there yet (Redis came back a moment
+        // ago): it can still take the room if it serves.
+        None if me.state == NodeState::Serving && !nodes.iter().any(|n| n.id == me.id) => {
+            me.id.to_string()
+        }
+        None => {
+            return Ok(Route::Unavailable(format!(
+                "no node takes new rooms now (all {} are draining); room {room} cannot start",
+                nodes.len()
+            )))
+        }
+    };
+    let owner = dir.claim(room, &chosen, me.lease, dead.as_deref()).await?;
+    if owner == chosen {
+        dir.placed(&chosen, room, super::now_ms()).await?;
+        tracing::info!(room = %room, node = %chosen, "room placed");
+    }
+    if owner == me.id {
+        return Ok(Route::Here);
+    }
+    Ok(match nodes.iter().find(|n| n.id == owner) {
+        Some(n) => there(n),
+        None => Route::Unavailable(format!(
+            "room {room} is held by node {owner}, which is not in the directory; try again in a few seconds"
+        )),
+    })
 }
