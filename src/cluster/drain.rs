@@ -3,7 +3,8 @@
 //! go on until they end, and at the deadline the rooms still open move:
 //! each is handed to the least-loaded serving node, its clients are told
 //! to reconnect there, and its recording is closed (the new node records
-//! a new part).
+//! a new part). Rooms that no other node can take stay; on SIGTERM they
+//! are then closed as at any shutdown.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -16,12 +17,10 @@ use crate::room::RoomCommand;
 
 impl Cluster {
     /// Drains this node for `within`, then moves what is left; returns
-    /// when no room is open here (or, if no other node can take them, once
-    /// the rooms that could not move have ended).
+    /// once the moved rooms have closed here (at most a few seconds more).
+    /// Rooms no other node could take are still open then: on SIGTERM the
+    /// shutdown closes them (recordings finish cleanly).
     pub async fn drain(&self, within: Duration) {
-        if self.state() == NodeState::Draining {
-            tracing::info!(node = %self.id(), "already draining");
-        }
         self.set_state(NodeState::Draining);
         let registry = &self.inner.registry;
         tracing::info!(
@@ -32,23 +31,34 @@ impl Cluster {
         while registry.room_count() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        let mut pause = Duration::from_millis(250);
-        while registry.room_count() > 0 {
-            self.move_rooms().await;
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(5));
+        if registry.room_count() == 0 {
+            tracing::info!(node = %self.id(), "drained: every room ended");
+            return;
         }
-        tracing::info!(node = %self.id(), "drained: no rooms left");
+        self.move_rooms().await;
+        let closing = tokio::time::Instant::now() + Duration::from_secs(10);
+        while registry.room_count() > 0 && tokio::time::Instant::now() < closing {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tracing::info!(node = %self.id(), left = registry.room_count(), "drained");
     }
 
-    /// Starts a drain in the background (the admin API's), unless one runs.
+    /// Starts a drain in the background (the admin API's), unless one
+    /// runs. Rooms that could not move are offered to other nodes again
+    /// every few seconds until they move or end; the node stays up.
     pub fn start_drain(&self, within: Duration) -> bool {
         if self.state() == NodeState::Draining {
             return false;
         }
         self.set_state(NodeState::Draining);
         let cluster = self.clone();
-        tokio::spawn(async move { cluster.drain(within).await });
+        tokio::spawn(async move {
+            cluster.drain(within).await;
+            while cluster.inner.registry.room_count() > 0 {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                cluster.move_rooms().await;
+            }
+        });
         true
     }
 

@@ -150,6 +150,7 @@ impl Cluster {
     /// Logs when the directory becomes unreachable or reachable again.
     fn observe<T>(&self, result: Result<T, DirectoryError>) -> Result<T, DirectoryError> {
         let ok = result.is_ok();
+        self.inner.registry.metrics().cluster_directory_up(ok);
         let was = self.inner.reachable.swap(ok, Ordering::Relaxed);
         match (&result, was) {
             (Err(e), true) => tracing::warn!(

@@ -35,7 +35,7 @@ impl Cluster {
             return Route::Here;
         }
         let routed = self.place(room).await;
-        match self.observe(routed) {
+        let route = match self.observe(routed) {
             Ok(route) => {
                 if route == Route::Here {
                     self.resume_handoff(room);
@@ -45,7 +45,13 @@ impl Cluster {
             Err(e) => Route::Unavailable(format!(
                 "room {room} is not on this node and the cluster directory cannot be asked where it is ({e}); try again in a moment"
             )),
-        }
+        };
+        self.inner.registry.metrics().cluster_route(match route {
+            Route::Here => "here",
+            Route::There { .. } => "elsewhere",
+            Route::Unavailable(_) => "unavailable",
+        });
+        route
     }
 
     async fn place(&self, room: &RoomId) -> Result<Route, DirectoryError> {

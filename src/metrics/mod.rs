@@ -118,6 +118,13 @@ struct ErrorLabels {
     code: String,
 }
 
+/// Labels of the cluster's routed joins.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    /// `here`, `elsewhere` (redirected) or `unavailable`.
+    route: String,
+}
+
 /// Every metric the server exports. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -151,6 +158,8 @@ pub(crate) struct Inner {
     pub(crate) canvas_frames_skipped: Counter,
     signaling_errors: Family<ErrorLabels, Counter>,
     connections_refused: Family<ReasonLabels, Counter>,
+    cluster_routes: Family<RouteLabels, Counter>,
+    cluster_directory_up: Gauge,
 }
 
 impl Default for Metrics {
@@ -306,6 +315,18 @@ impl Metrics {
             "TCP connections refused at accept time or closed for a missed deadline, by reason",
             connections_refused.clone(),
         );
+        let cluster_routes = Family::default();
+        r.register(
+            "cluster_routes",
+            "Joins of rooms not open on this node, by where the cluster sent them: here, elsewhere (redirect) or unavailable",
+            cluster_routes.clone(),
+        );
+        let cluster_directory_up = Gauge::default();
+        r.register(
+            "cluster_directory_up",
+            "1 while the cluster's Redis answered the last call, 0 when it did not (always 0 on a single node)",
+            cluster_directory_up.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -333,6 +354,8 @@ impl Metrics {
                 canvas_frames_skipped,
                 signaling_errors,
                 connections_refused,
+                cluster_routes,
+                cluster_directory_up,
             }),
         }
     }
@@ -359,6 +382,21 @@ impl Metrics {
                 reason: reason.to_string(),
             })
             .inc();
+    }
+
+    /// Counts a join routed by the cluster (`here`, `elsewhere`, `unavailable`).
+    pub fn cluster_route(&self, route: &str) {
+        self.inner
+            .cluster_routes
+            .get_or_create(&RouteLabels {
+                route: route.to_string(),
+            })
+            .inc();
+    }
+
+    /// Whether the cluster's directory answered the last call.
+    pub fn cluster_directory_up(&self, up: bool) {
+        self.inner.cluster_directory_up.set(i64::from(up));
     }
 
     /// The whole exposition, ending in `# EOF`.
