@@ -3,6 +3,7 @@
 //! the leases of its rooms, taken again when they lapsed (after Redis
 //! restarted). A failure is logged once and retried on the next beat.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -11,11 +12,12 @@ use super::placement::{Load, NodeEntry, RoomEntry};
 use super::Cluster;
 use crate::room::RoomCommand;
 
-/// Beats until the process ends.
+/// Beats until the node leaves the cluster.
 pub(super) async fn run(cluster: Cluster) {
     let mut cpu = CpuMeter::new();
-    loop {
-        beat(&cluster, cpu.cores()).await;
+    let mut held: Vec<String> = Vec::new();
+    while !cluster.inner.left.load(Ordering::Relaxed) {
+        held = beat(&cluster, cpu.cores(), held).await;
         tokio::select! {
             () = tokio::time::sleep(cluster.inner.heartbeat) => {}
             () = cluster.inner.wake.notified() => {}
@@ -23,8 +25,10 @@ pub(super) async fn run(cluster: Cluster) {
     }
 }
 
-/// One refresh: the entry, then the leases, then the view of the others.
-async fn beat(cluster: &Cluster, cpu: f64) {
+/// One refresh: the entry, then the leases (given up for rooms that closed
+/// since the last beat, of those `held`), then the view of the others.
+/// Answers the rooms whose leases are held now.
+async fn beat(cluster: &Cluster, cpu: f64, held: Vec<String>) -> Vec<String> {
     let inner = &cluster.inner;
     let (load, rooms) = load(cluster, cpu).await;
     let entry = NodeEntry {
@@ -37,9 +41,13 @@ async fn beat(cluster: &Cluster, cpu: f64) {
     };
     let published = inner.directory.publish(&entry, inner.lease).await;
     if cluster.observe(published).is_err() {
-        return;
+        return held;
     }
     let ids: Vec<String> = entry.rooms.iter().map(|r| r.room.clone()).collect();
+    for closed in held.iter().filter(|r| !ids.contains(r)) {
+        // Closed here: free at once for whichever node the next join picks.
+        let _ = inner.directory.release(closed, &inner.id).await;
+    }
     match inner.directory.renew(&inner.id, &ids, inner.lease).await {
         Ok(conflicts) => {
             for (room, owner) in conflicts {
@@ -51,10 +59,11 @@ async fn beat(cluster: &Cluster, cpu: f64) {
         }
         Err(e) => {
             let _ = cluster.observe::<()>(Err(e));
-            return;
+            return ids;
         }
     }
     let _ = cluster.nodes().await;
+    ids
 }
 
 /// The node's load and rooms, asked of each room (a room that does not

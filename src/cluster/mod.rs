@@ -52,6 +52,8 @@ struct Inner {
     reachable: AtomicBool,
     /// Wakes the heartbeat early (a drain began).
     wake: Notify,
+    /// Set when the node leaves: the heartbeat stops writing its entry.
+    left: AtomicBool,
 }
 
 impl Cluster {
@@ -79,6 +81,7 @@ impl Cluster {
                 peers: Mutex::new(Vec::new()),
                 reachable: AtomicBool::new(true),
                 wake: Notify::new(),
+                left: AtomicBool::new(false),
             }),
         };
         tokio::spawn(heartbeat::run(cluster.clone()));
@@ -138,6 +141,8 @@ impl Cluster {
     /// Leaves the cluster on a clean stop: gives up every lease and the
     /// node's entry, so other nodes take its rooms at once.
     pub async fn leave(&self) {
+        self.inner.left.store(true, Ordering::Relaxed);
+        self.set_state(NodeState::Draining);
         let dir = &self.inner.directory;
         for room in self.inner.registry.room_ids() {
             let _ = dir.release(room.as_str(), &self.inner.id).await;
