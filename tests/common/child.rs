@@ -24,7 +24,8 @@ impl ChildServer {
     pub async fn start(env: &[(&str, String)]) -> ChildServer {
         let server = ChildServer::spawn(env, "http", "ws");
         let http = reqwest::Client::new();
-        for _ in 0..100 {
+        // GStreamer's start-up takes a few seconds on a busy machine.
+        for _ in 0..300 {
             if http
                 .get(format!("{}/healthz", server.base))
                 .send()
