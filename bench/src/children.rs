@@ -175,6 +175,11 @@ impl Server {
         self.child.id()
     }
 
+    /// Kills the server with SIGKILL, as a crash would, and reaps it.
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+
     /// Stops the server with SIGTERM, as an operator would.
     pub async fn stop(mut self) {
         if let Some(pid) = self.child.id() {

@@ -12,6 +12,7 @@ mod baseline;
 mod chart;
 mod children;
 mod clip;
+mod cluster;
 mod code;
 mod crowd;
 mod direct;
@@ -30,11 +31,13 @@ mod netns;
 mod pair;
 mod peer;
 mod procstat;
+mod redis;
 mod report;
 mod run;
 mod scenario;
 mod school;
 mod session;
+mod signal;
 mod weak;
 
 use std::path::PathBuf;
@@ -63,9 +66,10 @@ use crate::scenario::Scenario;
 )]
 struct Cli {
     /// Scenario preset to run (repeatable): lesson-1on1, group-8,
-    /// speaking-club-30, school-morning, weak-links, school-day. Default:
-    /// the first four (weak-links needs root and coturn; school-day is
-    /// run for hours: docs/performance.md).
+    /// speaking-club-30, school-morning, weak-links, school-day, cluster,
+    /// cluster-sim. Default: the first four (weak-links needs root and
+    /// coturn; school-day is run for hours; the cluster ones need
+    /// redis-server: docs/performance.md).
     #[arg(long = "scenario", value_name = "NAME")]
     scenarios: Vec<String>,
     /// Raise participants (rooms, for school-morning) from the smallest
@@ -85,9 +89,26 @@ struct Cli {
     /// Participants per room instead of the preset's.
     #[arg(long)]
     participants: Option<usize>,
-    /// Rooms instead of the preset's.
+    /// Rooms instead of the preset's; for `cluster`, the joins of each
+    /// kind (200); for `cluster-sim`, the rooms placed (2000).
     #[arg(long)]
     rooms: Option<usize>,
+    /// Nodes of the cluster scenarios: `cluster`'s server processes (3),
+    /// `cluster-sim`'s simulated nodes (50).
+    #[arg(long)]
+    nodes: Option<usize>,
+    /// The cluster scenarios' heartbeat; default: the server's (2 s) for
+    /// `cluster`, 500 ms for `cluster-sim`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    heartbeat: Option<Duration>,
+    /// The cluster scenarios' lease of a node's entry and of its rooms;
+    /// default: three heartbeats, as the server's defaults have it.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    lease: Option<Duration>,
+    /// `cluster-sim`: placements in flight at once in the burst of new
+    /// rooms (32).
+    #[arg(long)]
+    burst_in_flight: Option<usize>,
     /// Send size instead of the preset's, WIDTHxHEIGHT.
     #[arg(long, value_parser = parse_size)]
     send: Option<(u32, u32)>,
@@ -187,7 +208,10 @@ fn main() {
         ))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // Not a line per room the cluster scenarios place.
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("info,tessera::cluster::route=warn")
+                }),
         )
         .init();
     let cli = Cli::parse();
@@ -251,6 +275,7 @@ struct Options {
     rooms: Option<usize>,
     send: Option<(u32, u32)>,
     smoke: bool,
+    cluster: cluster::Sizes,
 }
 
 fn cli_rest(cli: Cli) -> Options {
@@ -283,6 +308,13 @@ fn cli_rest(cli: Cli) -> Options {
         rooms: cli.rooms,
         send: cli.send.or(smoke.then_some((320, 180))),
         smoke,
+        cluster: cluster::Sizes {
+            nodes: cli.nodes,
+            rooms: cli.rooms,
+            heartbeat: cli.heartbeat,
+            lease: cli.lease,
+            burst_in_flight: cli.burst_in_flight,
+        },
     }
 }
 
@@ -469,12 +501,17 @@ async fn bench(o: Options) -> anyhow::Result<()> {
     } else {
         o.scenarios.clone()
     };
+    // The cluster scenarios place rooms and route joins: no media, no preset.
+    let (clusters, names): (Vec<String>, Vec<String>) = names
+        .into_iter()
+        .partition(|n| cluster::NAMES.contains(&n.as_str()));
     let mut scenarios = Vec::new();
     for name in &names {
         let mut s = Scenario::preset(name).with_context(|| {
             format!(
-                "--scenario {name}: no such preset; choose one of {}",
-                scenario::NAMES.join(", ")
+                "--scenario {name}: no such preset; choose one of {}, {}",
+                scenario::NAMES.join(", "),
+                cluster::NAMES.join(", ")
             )
         })?;
         if let Some(p) = o.participants {
@@ -508,6 +545,16 @@ async fn bench(o: Options) -> anyhow::Result<()> {
         date: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         ..Report::default()
     };
+    for name in &clusters {
+        if name == "cluster" {
+            tracing::info!("running the cluster scenario");
+            report.cluster = Some(cluster::run(&o.plan, &o.cluster).await?);
+        } else {
+            tracing::info!("running the cluster simulation");
+            report.cluster_sim = Some(cluster::sim::run(&o.plan, &o.cluster).await?);
+        }
+        report::write(&report, &o.plan.out)?;
+    }
     let mut directs = std::collections::HashMap::new();
     for s in scenarios {
         if s.name == "school-day" {

@@ -254,6 +254,12 @@ pub struct Report {
     /// `lesson-1on1` peer-to-peer, when it ran.
     #[serde(default)]
     pub pair: Option<crate::pair::Pair>,
+    /// The cluster scenario, when it ran.
+    #[serde(default)]
+    pub cluster: Option<crate::cluster::ClusterRouting>,
+    /// The cluster simulation, when it ran.
+    #[serde(default)]
+    pub cluster_sim: Option<crate::cluster::sim::Simulation>,
 }
 
 fn spread(s: Option<Spread>, digits: usize) -> String {
@@ -287,16 +293,18 @@ pub fn markdown(r: &Report) -> String {
         "Command: `{}`  \nMachine: {}  \nDate: {}\n",
         r.command, r.machine, r.date
     );
-    let _ = writeln!(
-        out,
-        "Direct peer-to-peer latency (median / p95): video {} ms, audio {} ms.\n",
-        spread(r.direct.video_ms, 0),
-        spread(r.direct.audio_ms, 0)
-    );
-    out.push_str("| scenario | rooms × people | send | Tessera CPU (cores, median / p95) | baseline CPU | **ratio** | recording CPU ratio | RSS MB (per person) | synthetic peers' CPU |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|\n");
-    for l in &r.levels {
+    // Levels of load: none in a run of only the day or the cluster.
+    if !r.levels.is_empty() {
         let _ = writeln!(
+            out,
+            "Direct peer-to-peer latency (median / p95): video {} ms, audio {} ms.\n",
+            spread(r.direct.video_ms, 0),
+            spread(r.direct.audio_ms, 0)
+        );
+        out.push_str("| scenario | rooms × people | send | Tessera CPU (cores, median / p95) | baseline CPU | **ratio** | recording CPU ratio | RSS MB (per person) | synthetic peers' CPU |\n");
+        out.push_str("|---|---|---|---|---|---|---|---|---|\n");
+        for l in &r.levels {
+            let _ = writeln!(
             out,
             "| {} | {} × {} | {}×{} | {} (mean {:.2}) | {} | **{}** | {} | {:.0} ({:.1}) | {:.2} |",
             l.scenario,
@@ -313,29 +321,30 @@ pub fn markdown(r: &Report) -> String {
             l.rss_per_participant_mb,
             l.peers_cores,
         );
-    }
-    out.push('\n');
-    out.push_str("| scenario | people | canvas fps per receiver (median / p95; worst) | canvas fps sent by the server (median; worst) | video latency added ms (median / p95) | audio latency added ms | through Tessera: video / audio ms | join → first frame ms | up / down kbit/s per person |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|\n");
-    for l in &r.levels {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} ; {} of {} | {} ; {} | {} | {} | {} / {} | {} | {} / {} |",
-            l.scenario,
-            l.participants,
-            spread(l.fps, 1),
-            opt(l.fps_worst, 1),
-            l.fps_target,
-            opt(l.sent_fps.map(|s| s.median), 1),
-            opt(l.sent_fps_worst, 1),
-            spread(l.video_added_ms, 0),
-            spread(l.audio_added_ms, 0),
-            spread(l.video_latency_ms, 0),
-            spread(l.audio_latency_ms, 0),
-            spread(l.join_ms, 0),
-            spread(l.up_kbps, 0),
-            spread(l.down_kbps, 0),
-        );
+        }
+        out.push('\n');
+        out.push_str("| scenario | people | canvas fps per receiver (median / p95; worst) | canvas fps sent by the server (median; worst) | video latency added ms (median / p95) | audio latency added ms | through Tessera: video / audio ms | join → first frame ms | up / down kbit/s per person |\n");
+        out.push_str("|---|---|---|---|---|---|---|---|---|\n");
+        for l in &r.levels {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} ; {} of {} | {} ; {} | {} | {} | {} / {} | {} | {} / {} |",
+                l.scenario,
+                l.participants,
+                spread(l.fps, 1),
+                opt(l.fps_worst, 1),
+                l.fps_target,
+                opt(l.sent_fps.map(|s| s.median), 1),
+                opt(l.sent_fps_worst, 1),
+                spread(l.video_added_ms, 0),
+                spread(l.audio_added_ms, 0),
+                spread(l.video_latency_ms, 0),
+                spread(l.audio_latency_ms, 0),
+                spread(l.join_ms, 0),
+                spread(l.up_kbps, 0),
+                spread(l.down_kbps, 0),
+            );
+        }
     }
     if let Some(first) = r.levels.first() {
         out.push_str("\nTargets (✔ held, ✘ missed, – not measured; the CPU ratio is not judged where the server could not send the canvas at 29 fps or more, as it then did less work than the baseline):\n\n| scenario | people |");
@@ -395,6 +404,12 @@ pub fn markdown(r: &Report) -> String {
     }
     if let Some(d) = &r.school_day {
         out.push_str(&crate::school::markdown(d));
+    }
+    if let Some(c) = &r.cluster {
+        out.push_str(&crate::cluster::markdown(c));
+    }
+    if let Some(s) = &r.cluster_sim {
+        out.push_str(&crate::cluster::sim::markdown(s));
     }
     out
 }

@@ -249,6 +249,161 @@ fn a_short_school_day_is_measured() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
+/// Runs `tessera-bench` with `args`, its report written to a fresh
+/// directory named after `name`; returns the report and the directory.
+fn bench_run(name: &str, args: &[&str]) -> (Value, std::path::PathBuf) {
+    let out = std::env::temp_dir().join(format!("tessera-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let status = Command::new(env!("CARGO_BIN_EXE_tessera-bench"))
+        .current_dir(workspace())
+        .args(args)
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .expect("tessera-bench runs");
+    assert!(
+        status.success(),
+        "tessera-bench {args:?} failed (it needs redis-server: Debian's package, in scripts/packages.txt); logs in {}",
+        out.display()
+    );
+    let json = serde_json::from_str(
+        &std::fs::read_to_string(out.join("results.json")).expect("results.json written"),
+    )
+    .expect("results.json is JSON");
+    (json, out)
+}
+
+/// A figure the report must hold, a number (or a spread's median) above 0.
+fn measured(v: &Value, path: &str) -> f64 {
+    let mut at = v;
+    for key in path.split('.') {
+        at = &at[key];
+    }
+    let x = at["median"].as_f64().or_else(|| at.as_f64());
+    assert!(x.is_some_and(|x| x > 0.0), "{path} measured: {v:#}");
+    x.unwrap()
+}
+
+/// The cluster scenarios in little: two nodes and a real redis-server
+/// (joins of each kind through the entry node, with and without a
+/// redirect, beside one node without a cluster; the directory's time; a
+/// killed node's room joined again), and five simulated nodes placing 50
+/// rooms and draining one. Every figure is measured; speed is not judged.
+#[test]
+fn the_cluster_scenarios_measure_every_figure() {
+    let (json, out) = bench_run(
+        "cluster",
+        &[
+            "--scenario",
+            "cluster",
+            "--nodes",
+            "2",
+            "--rooms",
+            "10",
+            "--heartbeat",
+            "500ms",
+            "--lease",
+            "1s",
+        ],
+    );
+    let c = &json["cluster"];
+    assert_eq!(c["nodes"], 2, "{c:#}");
+    assert_eq!(c["settings"]["heartbeat_ms"], 500, "{c:#}");
+    assert_eq!(c["settings"]["lease_ms"], 1000, "{c:#}");
+    for side in ["cluster", "baseline"] {
+        let j = &c[side];
+        assert_eq!(j["failed"], 0, "{side}: {c:#}");
+        for kind in ["new_all", "open_all"] {
+            assert_eq!(j[kind]["joins"], 10, "{side} {kind}: {c:#}");
+            measured(j, &format!("{kind}.ms"));
+            measured(j, &format!("{kind}.entry_reply_ms"));
+        }
+        measured(j, "new_per_s");
+        measured(j, "open_per_s");
+    }
+    // Each kind of join happened in the cluster, none redirected on the
+    // single node.
+    for kind in [
+        "new_on_entry",
+        "new_elsewhere",
+        "open_on_entry",
+        "open_elsewhere",
+    ] {
+        measured(&c["cluster"], &format!("{kind}.ms"));
+        measured(&c["cluster"], &format!("{kind}.entry_reply_ms"));
+    }
+    assert_eq!(c["baseline"]["new_elsewhere"]["joins"], 0, "{c:#}");
+    assert_eq!(c["baseline"]["open_elsewhere"]["joins"], 0, "{c:#}");
+    for figure in ["open_elsewhere_ms", "new_room_ms", "new_second_hop_ms"] {
+        measured(&c["directory"], figure);
+    }
+    for figure in ["new_by_difference_ms", "open_by_difference_ms"] {
+        assert!(c["directory"][figure].is_f64(), "{figure}: {c:#}");
+    }
+    let trials = c["recovery"].as_array().expect("recovery trials");
+    assert!(!trials.is_empty(), "{c:#}");
+    for t in trials {
+        measured(t, "ms");
+        assert!(t["attempts"].as_u64() >= Some(1), "{c:#}");
+        assert_ne!(
+            t["from"], t["to"],
+            "the room came back on a live node: {c:#}"
+        );
+    }
+    measured(c, "recovery_ms");
+    measured(c, "single_node_restart.ms");
+    let md = std::fs::read_to_string(out.join("results.md")).expect("results.md written");
+    assert!(md.contains("Cluster routing"), "{md}");
+    let _ = std::fs::remove_dir_all(&out);
+
+    let (json, out) = bench_run(
+        "cluster-sim",
+        &["--scenario", "cluster-sim", "--nodes", "5", "--rooms", "50"],
+    );
+    let s = &json["cluster_sim"];
+    assert_eq!(
+        (s["nodes"].as_u64(), s["rooms"].as_u64()),
+        (Some(5), Some(50)),
+        "{s:#}"
+    );
+    for must_be_zero in ["failed", "misrouted", "leases_wrong"] {
+        assert_eq!(s[must_be_zero], 0, "{must_be_zero}: {s:#}");
+    }
+    for figure in ["placement_ms", "second_hop_ms", "burst_per_s", "seconds"] {
+        measured(s, figure);
+    }
+    assert!(s["redirects"].as_u64() > Some(0), "{s:#}");
+    // Every room is somewhere: the mean over the serving nodes says so.
+    let e = &s["after_arrivals"];
+    assert_eq!(e["nodes"], 5, "{s:#}");
+    assert!(
+        (e["rooms_mean"].as_f64().unwrap() - 10.0).abs() < 1e-9,
+        "{s:#}"
+    );
+    assert!(e["rooms_max"].as_u64() >= e["rooms_min"].as_u64(), "{s:#}");
+    measured(e, "cost_mean");
+    assert!(
+        e["cost_stddev"].is_f64() && e["rooms_stddev"].is_f64(),
+        "{s:#}"
+    );
+    assert_eq!(s["after_burst"]["nodes"], 5, "{s:#}");
+    let d = &s["drain"];
+    for figure in ["rooms", "seconds", "move_ms", "targets"] {
+        measured(d, figure);
+    }
+    assert_eq!(
+        d["after"]["nodes"], 4,
+        "the drained node serves no more: {s:#}"
+    );
+    assert!(
+        (d["after"]["rooms_mean"].as_f64().unwrap() - 12.5).abs() < 1e-9,
+        "its rooms moved to the others: {s:#}"
+    );
+    let md = std::fs::read_to_string(out.join("results.md")).expect("results.md written");
+    assert!(md.contains("Cluster simulation"), "{md}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
 /// The workspace's root: the benchmark runs from there, as a user runs it,
 /// so its clip cache is the one under the workspace's `target/`.
 fn workspace() -> std::path::PathBuf {
