@@ -199,7 +199,7 @@ fn an_unknown_key_in_the_environment_names_the_variable() {
         .arg("check")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("TESSERA_LOG", "error")
-        .env("TESSERA_CLUSTER__REDIS_URL", "redis://127.0.0.1:6379")
+        .env("TESSERA_CLUSTRE__REDIS_URL", "redis://127.0.0.1:6379")
         .output()
         .unwrap();
     let text =
@@ -207,7 +207,7 @@ fn an_unknown_key_in_the_environment_names_the_variable() {
     assert!(!out.status.success(), "{text}");
     assert!(
         text.contains(
-            "environment variable TESSERA_CLUSTER__REDIS_URL: there is no section `[cluster]`"
+            "environment variable TESSERA_CLUSTRE__REDIS_URL: there is no section `[clustre]`"
         ),
         "{text}"
     );
