@@ -74,7 +74,8 @@ impl Cluster {
         };
         let mut placed: HashMap<String, u32> = HashMap::new();
         for room in inner.registry.room_ids() {
-            let Some(target) = placement::choose(&nodes, &placed, Some(&inner.id)) else {
+            let Some(target) = placement::choose(&nodes, &placed, Some(&inner.id), room.as_str())
+            else {
                 tracing::warn!(
                     node = %inner.id, room = %room,
                     "no other node serves: the room stays here until it ends"

@@ -140,7 +140,7 @@ pub async fn place(
         .map(|n| (n.id.clone(), n.updated_ms.max(forget)))
         .collect();
     let recent: HashMap<String, u32> = dir.recent(&since, forget).await?;
-    let chosen = match placement::choose(nodes, &recent, None) {
+    let chosen = match placement::choose(nodes, &recent, None, room) {
         Some(n) => n.id.clone(),
         // This node's entry is not there yet (Redis came back a moment
         // ago): it can still take the room if it serves.

@@ -517,7 +517,7 @@ async fn drain(sim: &Arc<Sim>) -> anyhow::Result<Drain> {
     let rooms = me.rooms();
     for (room, people) in &rooms {
         let t = Instant::now();
-        let Some(target) = choose(&nodes, &placed, Some(&me.id)) else {
+        let Some(target) = choose(&nodes, &placed, Some(&me.id), room) else {
             bail!("no serving node to take {room}");
         };
         let owner = me.dir.claim(room, &target.id, lease, Some(&me.id)).await?;
