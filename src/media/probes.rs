@@ -68,6 +68,29 @@ pub(crate) fn swallow(info: &mut gst::PadProbeInfo) -> gst::PadProbeReturn {
     gst::PadProbeReturn::Handled
 }
 
+/// GStreamer's critical warnings in this process so far. A probe that
+/// returns `Drop` after gstreamer-rs took its data makes one per buffer or
+/// event (see [`swallow`]); tests read this before and after.
+#[cfg(test)]
+pub(crate) fn criticals() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNT: AtomicU32 = AtomicU32::new(0);
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        glib::log_set_handler(
+            Some("GStreamer"),
+            glib::LogLevels::LEVEL_CRITICAL,
+            false,
+            false,
+            |_, _, msg| {
+                COUNT.fetch_add(1, Ordering::SeqCst);
+                eprintln!("GStreamer-CRITICAL: {msg}");
+            },
+        );
+    });
+    COUNT.load(Ordering::SeqCst)
+}
+
 /// The upstream event an RTP session sends each time transport-wide
 /// congestion control (TWCC) feedback arrives about what it sent: every
 /// packet's fate, for an encoder that adapts its rate itself.

@@ -232,14 +232,14 @@ fn put_on_budget(rtxsend: &gst::Element, video_pt: u8, rules: Retransmits) {
         let seq = request.get::<u32>("seqnum").ok().map(|s| s as u16);
         if seq.is_some_and(|s| state.start.before(s)) {
             tracing::trace!(?seq, "retransmission of an earlier stream: not sent");
-            return gst::PadProbeReturn::Drop;
+            return super::probes::swallow(info);
         }
         if let Some(seq) = seq {
             state.asked.asked(seq);
         }
         if !state.budget.allow() {
             tracing::debug!("retransmission over budget: not sent");
-            return gst::PadProbeReturn::Drop;
+            return super::probes::swallow(info);
         }
         gst::PadProbeReturn::Ok
     });
@@ -310,6 +310,39 @@ mod tests {
         assert_eq!(video_seq(&short, 96), None);
         let not_rtp = gst::Buffer::from_slice([0x00u8, 0x60, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]);
         assert_eq!(video_seq(&not_rtp, 96), None);
+    }
+
+    #[test]
+    fn a_request_over_budget_is_swallowed_before_rtprtxsend() {
+        gst::init().unwrap();
+        let criticals = crate::media::probes::criticals();
+        let rtx = gst::ElementFactory::make("rtprtxsend").build().unwrap();
+        let rules = Retransmits::default();
+        put_on_budget(&rtx, 96, rules.clone());
+        let downstream = gst::Pad::builder(gst::PadDirection::Sink).build();
+        rtx.static_pad("src").unwrap().link(&downstream).unwrap();
+        downstream.set_active(true).unwrap();
+        rtx.set_state(gst::State::Paused).unwrap();
+        // Nothing sent yet: the saved-up burst is honoured, the rest refused.
+        let asked = BURST as u32 + 20;
+        for seq in 0..asked {
+            let request = gst::Structure::builder(REQUEST)
+                .field("seqnum", seq)
+                .field("ssrc", 1234u32)
+                .build();
+            downstream.push_event(gst::event::CustomUpstream::new(request));
+        }
+        assert_eq!(
+            rules.requests().0,
+            u64::from(asked),
+            "every request counted"
+        );
+        assert_eq!(
+            crate::media::probes::criticals(),
+            criticals,
+            "refused requests are swallowed, not handed back empty"
+        );
+        rtx.set_state(gst::State::Null).unwrap();
     }
 
     #[test]

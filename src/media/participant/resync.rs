@@ -29,6 +29,8 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_video as gst_video;
 
+use crate::media::probes::swallow;
+
 /// What happens to one encoded frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
@@ -87,14 +89,14 @@ pub(crate) fn resync_after_gaps(pad: &gst::Pad) {
         });
         match decided {
             Ok(Step::Pass) | Err(_) => gst::PadProbeReturn::Ok,
-            Ok(Step::Drop) => gst::PadProbeReturn::Drop,
+            Ok(Step::Drop) => swallow(info),
             Ok(Step::DropAndAsk) => {
                 tracing::debug!(pad = %pad.name(), "frames dropped for a slow sender: waiting for a keyframe");
                 let request = gst_video::UpstreamForceKeyUnitEvent::builder()
                     .all_headers(true)
                     .build();
                 pad.send_event(request);
-                gst::PadProbeReturn::Drop
+                swallow(info)
             }
         }
     });
@@ -124,7 +126,7 @@ impl SwitchGate {
                 waiting.store(false, Ordering::Release);
                 gst::PadProbeReturn::Ok
             } else {
-                gst::PadProbeReturn::Drop
+                swallow(info)
             }
         });
         gate
@@ -182,6 +184,7 @@ mod tests {
     #[test]
     fn a_leaking_queue_holds_back_deltas_until_a_keyframe_and_asks_for_one() {
         gst::init().unwrap();
+        let criticals = crate::media::probes::criticals();
         let pipeline = gst::Pipeline::new();
         let src = gst::ElementFactory::make("appsrc")
             .property("format", gst::Format::Time)
@@ -262,6 +265,11 @@ mod tests {
             "after the gap, nothing until the keyframe"
         );
         assert_eq!(asked.load(Ordering::SeqCst), 1, "one keyframe asked for");
+        assert_eq!(
+            crate::media::probes::criticals(),
+            criticals,
+            "the dropped frames were swallowed, not handed back empty"
+        );
         pipeline.set_state(gst::State::Null).unwrap();
     }
 }
