@@ -102,11 +102,10 @@ pub fn placement_cost(nodes: &[NodeEntry]) -> f64 {
 /// The serving node, other than `except`, for new room `room`: among the
 /// nodes within one placement's cost ([`placement_cost`]) of the least
 /// (with `recent` placements per node id added at that cost), the one
-/// with the fewest recent
-/// placements, then the one `room` hashes highest with
-/// ([`affinity`]). Every node asked about one room chooses alike; rooms
-/// placed at the same moment on the same figures spread over the nodes
-/// that are nearly as cheap instead of piling onto the cheapest.
+/// with the fewest recent placements, then the one `room` hashes highest
+/// with ([`affinity`]). Every node asked about one room chooses alike;
+/// rooms placed at the same moment on the same figures spread over the
+/// nodes that are nearly as cheap instead of piling onto the cheapest.
 pub fn choose<'a>(
     nodes: &'a [NodeEntry],
     recent: &HashMap<String, u32>,
