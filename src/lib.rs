@@ -12,6 +12,8 @@
 //!   loop that limits connections and their deadlines.
 //! - [`signaling`]: one session per WebSocket: its decisions (sans-IO,
 //!   unit-tested) apart from the socket loop that only moves frames.
+//! - [`sip`]: phone callers: SIP ingress translating calls into joins
+//!   of rooms, whose actors build the callers' plain-RTP legs.
 //! - [`cluster`]: several nodes sharing Redis as their directory: node
 //!   entries, room leases, placement, routing joins, draining.
 //! - [`room`]: one actor task per room owning its pipeline, split by
@@ -47,3 +49,4 @@ pub mod recording;
 pub mod room;
 pub mod server;
 pub mod signaling;
+pub mod sip;

@@ -193,6 +193,21 @@ pub struct ParticipantInfo {
     /// for the first raised; null when down.
     #[serde(default)]
     pub hand: Option<u32>,
+    /// How the participant's media travels: `webrtc`, or `sip` for a
+    /// phone caller (audio only).
+    #[serde(default)]
+    pub transport: TransportKind,
+}
+
+/// How a participant's media travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// WebRTC: a browser or another WebRTC peer.
+    #[default]
+    Webrtc,
+    /// A phone caller: SIP and plain RTP, audio only.
+    Sip,
 }
 
 /// Which ICE candidates a client's peer connection may use (the

@@ -44,9 +44,15 @@ pub struct Server {
     registry: Registry,
     addr: SocketAddr,
     cluster: Option<Cluster>,
+    sip_addr: Option<SocketAddr>,
 }
 
 impl Server {
+    /// Where SIP is received, when `sip.listen` is set.
+    pub fn sip_addr(&self) -> Option<SocketAddr> {
+        self.sip_addr
+    }
+
     /// Address the server listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -138,7 +144,7 @@ pub fn default_layout(
 
 /// Starts serving on `listener` in the background; returns a handle and a
 /// future that completes when the server has stopped after `shutdown`.
-pub fn start(
+pub async fn start(
     listener: TcpListener,
     config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -184,6 +190,20 @@ pub fn start(
             hold: config.rooms.p2p_hold(),
         });
     let cluster = join_cluster(config, addr, &registry)?;
+    let sip = match config.sip.listen {
+        Some(_) => Some(
+            crate::sip::SipServer::start(
+                &config.sip,
+                config.ice.public_ip,
+                registry.clone(),
+                registry.metrics().clone(),
+            )
+            .await
+            .context("starting SIP (sip.listen)")?,
+        ),
+        None => None,
+    };
+    let sip_addr = sip.as_ref().map(|s| s.local_addr());
     let admin = crate::http::api::AdminAuth::new(&config.admin.key, addr.ip().is_loopback());
     let routes = crate::http::routes(registry.clone(), admin, cluster.clone());
     let watch = {
@@ -207,6 +227,11 @@ pub fn start(
                 }
             }
             cluster.leave().await;
+        }
+        if let Some(sip) = sip {
+            // Callers hear BYE and leave before their rooms close.
+            tracing::info!("shutting down: ending phone calls");
+            sip.shutdown().await;
         }
         tracing::info!("shutting down: closing rooms");
         closing.close_all();
@@ -245,6 +270,7 @@ pub fn start(
             registry,
             addr,
             cluster,
+            sip_addr,
         },
         done,
     ))
@@ -303,7 +329,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (server, done) = start(listener, &config, shutdown)?;
+    let (server, done) = start(listener, &config, shutdown).await?;
     let scheme = if config.server.tls() { "wss" } else { "ws" };
     tracing::info!(addr = %server.addr(), "listening: signaling at {scheme}://{}/ws", server.addr());
     done.await;

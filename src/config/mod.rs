@@ -18,10 +18,12 @@ mod cluster;
 mod downlink;
 mod rooms;
 mod security;
+mod sip;
 pub use cluster::ClusterConfig;
 pub use downlink::DownlinkConfig;
 pub use rooms::{P2pPolicy, RoomsConfig};
 pub use security::{AuthConfig, AuthMode, IceConfig, LimitsConfig};
+pub use sip::SipConfig;
 
 /// The config file read when `--config` is not given, relative to the working directory.
 pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
@@ -54,6 +56,8 @@ pub struct Config {
     pub rooms: RoomsConfig,
     /// Several nodes sharing rooms through Redis.
     pub cluster: ClusterConfig,
+    /// Phone callers over SIP.
+    pub sip: SipConfig,
 }
 
 /// `[recording]`
@@ -377,6 +381,7 @@ impl Config {
             .validate((m.canvas_width, m.canvas_height), m.framerate, source_name)?;
         self.rooms.validate(source_name)?;
         self.cluster.validate(source_name)?;
+        self.sip.validate(source_name)?;
         if !(2..=3600).contains(&self.recording.segment_seconds) {
             return Err(invalid(
                 "recording.segment_seconds",

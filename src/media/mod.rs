@@ -48,6 +48,7 @@ pub mod memory;
 mod on_time;
 mod overlay;
 mod participant;
+pub mod phone;
 mod probes;
 mod recorder;
 mod rest;

@@ -472,6 +472,27 @@ impl RoomMedia {
         result
     }
 
+    /// Adds a phone caller: its RTP leg bound on `local`, its audio and a
+    /// placeholder tile named `name`; no encoder of the canvas starts for
+    /// it. Gives where its RTP arrives, for the SDP answer.
+    pub fn add_phone(
+        &mut self,
+        id: &ParticipantId,
+        name: &str,
+        leg: &crate::media::phone::PhoneLeg,
+        local: std::net::IpAddr,
+        events: &UnboundedSender<MediaEvent>,
+    ) -> anyhow::Result<(ParticipantMedia, std::net::SocketAddr)> {
+        self.wake();
+        let mut added = Added::default();
+        let room = self.participant_room();
+        let result = ParticipantMedia::build_phone(&room, id, name, leg, local, events, &mut added);
+        if result.is_err() {
+            added.undo(self.pipeline.upcast_ref());
+        }
+        result
+    }
+
     /// Removes a participant's elements and pads without disturbing the
     /// others; the encoder it received stops if nobody else does.
     pub fn remove_participant(&mut self, pm: ParticipantMedia) {

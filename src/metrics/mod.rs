@@ -125,6 +125,14 @@ struct RouteLabels {
     route: String,
 }
 
+/// Labels of phone calls' outcomes.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    /// `answered`, or why not (`unauthorized`, `forbidden`, `not_found`,
+    /// `busy`, `bad_offer`, `failed`, `cancelled`).
+    outcome: String,
+}
+
 /// Every metric the server exports. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -160,6 +168,9 @@ pub(crate) struct Inner {
     connections_refused: Family<ReasonLabels, Counter>,
     cluster_routes: Family<RouteLabels, Counter>,
     cluster_directory_up: Gauge,
+    sip_calls: Family<OutcomeLabels, Counter>,
+    sip_dropped: Counter,
+    sip_active: Gauge,
 }
 
 impl Default for Metrics {
@@ -327,6 +338,24 @@ impl Metrics {
             "1 while the cluster's Redis answered the last call, 0 when it did not (always 0 on a single node)",
             cluster_directory_up.clone(),
         );
+        let sip_calls = Family::default();
+        r.register(
+            "sip_calls",
+            "Phone calls (SIP INVITEs) by outcome: answered, unauthorized, forbidden, not_found, busy, bad_offer, failed or cancelled",
+            sip_calls.clone(),
+        );
+        let sip_dropped = Counter::default();
+        r.register(
+            "sip_messages_dropped",
+            "SIP messages dropped unanswered: over a source's rate, or from a source that may not call",
+            sip_dropped.clone(),
+        );
+        let sip_active = Gauge::default();
+        r.register(
+            "sip_calls_active",
+            "Phone callers in rooms on this node now",
+            sip_active.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -356,6 +385,9 @@ impl Metrics {
                 connections_refused,
                 cluster_routes,
                 cluster_directory_up,
+                sip_calls,
+                sip_dropped,
+                sip_active,
             }),
         }
     }
@@ -392,6 +424,26 @@ impl Metrics {
                 route: route.to_string(),
             })
             .inc();
+    }
+
+    /// A phone call ended its setup with `outcome`.
+    pub fn sip_call(&self, outcome: &str) {
+        self.inner
+            .sip_calls
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// A SIP message was dropped unanswered.
+    pub fn sip_dropped(&self) {
+        self.inner.sip_dropped.inc();
+    }
+
+    /// A phone caller joined (+1) or left (-1) a room.
+    pub fn sip_active(&self, delta: i64) {
+        self.inner.sip_active.inc_by(delta);
     }
 
     /// Whether the cluster's directory answered the last call.

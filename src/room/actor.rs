@@ -42,6 +42,7 @@ mod hands;
 mod members;
 mod mode;
 mod moderate;
+mod phone;
 mod record;
 mod refusal;
 mod stats;
@@ -91,6 +92,8 @@ struct Participant {
     hand: Option<u64>,
     /// How fast it may chat.
     chat_rate: crate::room::chat::ChatRate,
+    /// A phone caller (SIP): audio only, never in another tier.
+    phone: bool,
 }
 
 /// The actor's state. Created by the registry, consumed by [`RoomActor::run`].
@@ -268,6 +271,15 @@ impl RoomActor {
                 sdp,
                 screen,
             } => self.on_offer(&participant, &sdp, screen.as_deref()),
+            RoomCommand::Phone {
+                participant,
+                tile,
+                leg,
+                local,
+                reply,
+            } => {
+                let _ = reply.send(self.on_phone(&participant, &tile, &leg, local));
+            }
             RoomCommand::Mute { participant, muted } => self.on_mute(&participant, muted),
             RoomCommand::Hand {
                 participant,

@@ -54,6 +54,20 @@ pub enum RoomCommand {
         /// The `a=mid` of its screen-share m-line, if any.
         screen: Option<String>,
     },
+    /// A joined phone caller's media leg (the SIP side answered the
+    /// caller's INVITE with what the reply gives).
+    Phone {
+        /// The caller, already joined.
+        participant: ParticipantId,
+        /// The name on its tile.
+        tile: String,
+        /// Its codec and where it receives RTP.
+        leg: crate::media::phone::PhoneLeg,
+        /// The local address to receive its RTP on.
+        local: std::net::IpAddr,
+        /// Where its RTP is received, or why the room could not take it.
+        reply: oneshot::Sender<Result<std::net::SocketAddr, String>>,
+    },
     /// The client's microphone went off or on.
     Mute {
         /// Sender.

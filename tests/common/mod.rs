@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod baresip;
 pub mod browser;
 pub mod child;
 pub mod coturn;
@@ -71,6 +72,9 @@ pub fn test_config() -> Config {
 /// A server running in this process on an ephemeral loopback port.
 pub struct TestServer {
     pub addr: std::net::SocketAddr,
+    /// Where SIP is received, when the config sets `sip.listen`.
+    #[allow(dead_code)]
+    pub sip_addr: Option<std::net::SocketAddr>,
     pub registry: Registry,
     pub config: Config,
     stop: Option<oneshot::Sender<()>>,
@@ -101,10 +105,12 @@ impl TestServer {
         let (server, done) = tessera::server::start(listener, &config, async move {
             let _ = stop_rx.await;
         })
+        .await
         .expect("server starts");
         tokio::spawn(done);
         TestServer {
             addr: server.addr(),
+            sip_addr: server.sip_addr(),
             registry: server.registry().clone(),
             config,
             stop: Some(stop_tx),

@@ -129,7 +129,7 @@ pub(super) fn build_audio(
     bin: &gst::Bin,
     added: &mut Added,
     id: &ParticipantId,
-    choice: &MediaChoice,
+    audio_payload: u8,
     transport: &Transport,
     events: &UnboundedSender<MediaEvent>,
 ) -> anyhow::Result<AudioEgress> {
@@ -143,7 +143,7 @@ pub(super) fn build_audio(
     // Drop what the inactive input brings instead of holding it back.
     selector.set_property("sync-streams", false);
     let opuspay = make_element("rtpopuspay", &n("opuspay"))?;
-    opuspay.set_property("pt", u32::from(choice.audio_payload));
+    opuspay.set_property("pt", u32::from(audio_payload));
     opuspay.set_property("ssrc", transport.audio_ssrc);
     added.chain(bin, &[&shared_queue])?;
     private_copies(&shared_queue.static_pad("src").context("shared queue src")?);

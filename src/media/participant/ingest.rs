@@ -6,7 +6,8 @@
 //! webrtcbin src (VP8)  ─► rtpvp8depay ─► vp8dec(threads=1) ─┐
 //! webrtcbin src (H264) ─► rtph264depay ─► avdec_h264 ───────┴► videoconvert ─► videoscale(bilinear, borders)
 //!                         ─► caps(I420, tile size) ─► queue(leaky) ─► compositor (tile)
-//! webrtcbin src (OPUS) ─► rtpopusdepay ─► opusdec ─► audioconvert ─► audioresample ─► caps(F32 48k mono)
+//! webrtcbin src (OPUS) ─► rtpopusdepay ─► opusdec ─┐
+//! phone RTP (PCMU, PCMA, G722) ─► depay ─► decoder ─► spanplc ─┴► audioconvert ─► audioresample ─► caps(F32 48k mono)
 //!                         ─► audiorate ─► volume (teacher's mute) ─► level (talk detection) ─► queue ─► mix tee
 //!                         mix tee ─► full mixer
 //!                         mix tee ─► every other talker's own mixer (talk.rs)
@@ -31,6 +32,7 @@ use crate::media::formats::{i420_caps, mix_audio_caps};
 use crate::media::make::{
     make_capsfilter, make_element, make_leaky_queue, make_tee, sync_downstream_first,
 };
+use crate::media::phone::PhoneCodec;
 use crate::media::probes::{drop_stale, hide_latency, swallow, time_segment};
 use crate::media::MediaEvent;
 
@@ -105,7 +107,12 @@ impl ParticipantMedia {
                 };
                 self.link_video(room, pad, source, events, &mut added)
             }
-            ("audio", "OPUS") => self.link_audio(room, pad, &mut added),
+            ("audio", _) => match PhoneCodec::from_encoding_name(&encoding) {
+                Some(codec) => self.link_audio(room, pad, codec, &mut added),
+                None => Err(anyhow::anyhow!(
+                    "incoming audio in {encoding} was not negotiated"
+                )),
+            },
             _ => Err(anyhow::anyhow!(
                 "incoming {media} stream in {encoding} was not negotiated"
             )),
@@ -277,6 +284,7 @@ impl ParticipantMedia {
         &mut self,
         room: &Room<'_>,
         pad: &gst::Pad,
+        codec: PhoneCodec,
         added: &mut Added,
     ) -> anyhow::Result<()> {
         if self.mix_tee.is_some() {
@@ -284,13 +292,7 @@ impl ParticipantMedia {
         }
         let id = self.id.clone();
         let n = |what: &str| format!("{id}-{what}");
-        let depay = make_element("rtpopusdepay", &n("opusdepay"))?;
-        let dec = make_element("opusdec", &n("opusdec"))?;
-        dec.set_property("plc", true);
-        // A lost packet is rebuilt from the FEC in the one after it (asked
-        // for with `useinbandfec=1` in our answer), concealed only when that
-        // is lost too.
-        dec.set_property("use-inband-fec", true);
+        let (depay, decoders) = voice_decoder(&id, codec)?;
         let convert = make_element("audioconvert", &n("audioconvert"))?;
         let resample = make_element("audioresample", &n("audioresample"))?;
         let caps = make_capsfilter(&n("voice-caps"), &mix_audio_caps())?;
@@ -316,9 +318,11 @@ impl ParticipantMedia {
 
         center_on_sample(&to_mixers.static_pad("sink").context("voice queue sink")?);
         let bin = room.bin();
-        let main = [
-            &depay, &dec, &convert, &resample, &caps, &rate, &gate, &level, &to_mixers, &tee,
-        ];
+        let mut main = vec![&depay];
+        main.extend(decoders.iter());
+        main.extend([
+            &convert, &resample, &caps, &rate, &gate, &level, &to_mixers, &tee,
+        ]);
         added.chain(&bin, &main)?;
 
         // Voice that comes later than a mixer's deadline is late for the
@@ -337,13 +341,40 @@ impl ParticipantMedia {
         sync_downstream_first(&main)?;
         self.voice_gate = Some(gate);
         self.mix_tee = Some(tee);
-        let depay_sink = depay.static_pad("sink").context("opus depayloader sink")?;
+        let depay_sink = depay.static_pad("sink").context("voice depayloader sink")?;
         drop_stale(&depay_sink, room.settings.jitter_buffer + STALE_MARGIN);
         pad.link(&depay_sink)
-            .context("linking webrtcbin to opus depayloader")?;
+            .context("linking the transport to the voice depayloader")?;
         room.latency_changed();
         Ok(())
     }
+}
+
+/// The depayloader and the decoders of an incoming voice in `codec`,
+/// with loss concealment: Opus's own, with the FEC in the next packet
+/// (asked for with `useinbandfec=1` in a WebRTC answer); for the
+/// telephone codecs, `spanplc` fills the gaps the jitter buffer reports.
+fn voice_decoder(
+    id: &ParticipantId,
+    codec: PhoneCodec,
+) -> anyhow::Result<(gst::Element, Vec<gst::Element>)> {
+    let n = |what: &str| format!("{id}-{what}");
+    let (depay, dec) = match codec {
+        PhoneCodec::Opus => ("rtpopusdepay", "opusdec"),
+        PhoneCodec::Pcmu => ("rtppcmudepay", "mulawdec"),
+        PhoneCodec::Pcma => ("rtppcmadepay", "alawdec"),
+        PhoneCodec::G722 => ("rtpg722depay", "avdec_g722"),
+    };
+    let depay = make_element(depay, &n("voice-depay"))?;
+    let dec = make_element(dec, &n("voice-dec"))?;
+    if codec == PhoneCodec::Opus {
+        dec.set_property("plc", true);
+        dec.set_property("use-inband-fec", true);
+        return Ok((depay, vec![dec]));
+    }
+    let convert = make_element("audioconvert", &n("voice-plc-convert"))?;
+    let plc = make_element("spanplc", &n("voice-plc"))?;
+    Ok((depay, vec![dec, convert, plc]))
 }
 
 /// Lets frames through at no more than the canvas's rate on average: a

@@ -9,8 +9,10 @@
 //!
 //! - `mod.rs`: [`ParticipantMedia`], its state and accessors; [`Room`], the
 //!   narrow view of the room it plugs into; building and removing one.
-//! - `transport/`: the seam to the participant (`webrtcbin` today): send
-//!   pads, incoming streams, negotiation, statistics.
+//! - `transport/`: the seam to the participant (`webrtcbin`, or plain RTP
+//!   for a phone caller): send pads, incoming streams, negotiation,
+//!   statistics.
+//! - `phone.rs`: a phone caller's media: RTP leg, audio, placeholder tile.
 //! - `ingest.rs`: what the participant sends, depayloaded, decoded and
 //!   placed on the canvas and in the mix.
 //! - `egress.rs`: what is sent to it: the canvas and what it hears.
@@ -35,6 +37,7 @@ mod egress;
 mod ingest;
 mod label;
 mod newest_frame;
+mod phone;
 mod resync;
 mod talk;
 mod tile;
@@ -191,7 +194,7 @@ impl ParticipantMedia {
 
         let transport = Transport::webrtc(room, added, id, choice, events)?;
         let video = egress::build_video(&bin, added, id, choice, &transport, events)?;
-        let audio = egress::build_audio(&bin, added, id, choice, &transport, events)?;
+        let audio = egress::build_audio(&bin, added, id, choice.audio_payload, &transport, events)?;
         // Placeholder tile with the participant's name.
         let placeholder = tile::build_placeholder(room, added, id, name)?;
 
@@ -202,7 +205,7 @@ impl ParticipantMedia {
         // (`remove_participant`), no streaming thread is left blocked inside
         // an element that still runs, such as webrtcbin holding media back
         // until DTLS is up.
-        let mut elements = vec![transport.element.clone()];
+        let mut elements = transport.elements();
         if video.tail != video.pay {
             elements.push(video.tail.clone());
         }

@@ -186,6 +186,10 @@ impl RoomActor {
         let Some(pm) = p.media.as_mut() else {
             return;
         };
+        if p.phone {
+            // A phone caller receives no video, whatever its link.
+            return;
+        }
         if p.parked {
             // Its direct connection carries its video; a branch that came
             // up after the pair connected is parked too.

@@ -13,7 +13,7 @@ use crate::auth::Identity;
 use crate::media::codec::{check_offer_shape, choose_codecs, parse_sdp, CodecError, MediaChoice};
 use crate::media::{CodecFamily, ParticipantMedia};
 use crate::protocol::{
-    ErrorCode, IceTransportPolicy, ParticipantInfo, ServerMessage, PROTOCOL_VERSION,
+    ErrorCode, IceTransportPolicy, ParticipantInfo, ServerMessage, TransportKind, PROTOCOL_VERSION,
 };
 use crate::room::talk::TalkDetector;
 use crate::room::LeaveReason;
@@ -94,6 +94,7 @@ impl RoomActor {
                 parked: false,
                 hand: None,
                 chat_rate: Default::default(),
+                phone: false,
             },
         );
     }
@@ -181,6 +182,15 @@ impl RoomActor {
         pm.negotiate(offer, &self.events_tx);
         if let Some(p) = self.participants.get_mut(id) {
             p.media = Some(pm);
+        }
+        self.media_added(id);
+    }
+
+    /// New media was added: it starts in the high tier, the canvas
+    /// re-flows, everyone learns the list, and an auto-recorded room
+    /// starts recording.
+    pub(super) fn media_added(&mut self, id: &ParticipantId) {
+        if let Some(p) = self.participants.get_mut(id) {
             // New media starts in the high tier, and so does its placement.
             p.downlink = super::super::downlink::Downlink::new(
                 self.registry.downlink_policy().unwrap_or_default(),
@@ -345,11 +355,16 @@ impl RoomActor {
                 id: id.clone(),
                 name: p.name.clone(),
                 role: p.role,
-                codec: p.media.as_ref().map(|m| m.family()),
+                codec: p.media.as_ref().filter(|_| !p.phone).map(|m| m.family()),
                 muted: p.muted,
                 sharing: p.sharing,
                 silenced: p.silenced,
                 hand: places.get(id).copied(),
+                transport: if p.phone {
+                    TransportKind::Sip
+                } else {
+                    TransportKind::Webrtc
+                },
             })
             .collect()
     }

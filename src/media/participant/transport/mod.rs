@@ -7,11 +7,13 @@
 //! saying which negotiated stream a pad carries), the negotiation calls, and
 //! the element to stop first. The compositor and the mixers never see it.
 //!
-//! Today's one transport is `webrtcbin` ([`webrtc`]). A plain-RTP leg, a
-//! peer-to-peer pair or a link to another node would be another constructor
-//! here giving the same pads and events.
+//! Two transports: `webrtcbin` ([`webrtc`]) for browsers and WebRTC
+//! peers, and plain RTP over one UDP socket ([`rtp`]) for phone callers.
+//! A link to another node would be another constructor here giving the
+//! same pads and events.
 
 mod red_audio;
+mod rtp;
 mod webrtc;
 
 use crate::ids::ParticipantId;
@@ -23,6 +25,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::Room;
 use crate::media::build::Added;
 use crate::media::codec::MediaChoice;
+use crate::media::phone::PhoneLeg;
 use crate::media::MediaEvent;
 
 pub use red_audio::RedAudio;
@@ -47,6 +50,23 @@ pub(super) struct Transport {
     pub(super) retransmits: crate::media::retransmit::Retransmits,
     /// Redundant audio, when the offer had it.
     pub(super) red: Option<RedAudio>,
+    /// More of the transport's elements, downstream first: started before
+    /// `element`, stopped after it.
+    pub(super) extra: Vec<gst::Element>,
+    /// Which transport it is.
+    pub(super) kind: Kind,
+}
+
+/// Which transport carries a participant's media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// `webrtcbin`.
+    Webrtc,
+    /// Plain RTP with a phone caller, from `local`.
+    Rtp {
+        /// Where the caller's RTP arrives.
+        local: std::net::SocketAddr,
+    },
 }
 
 impl Transport {
@@ -62,9 +82,41 @@ impl Transport {
         webrtc::build(room, added, id, choice, events)
     }
 
+    /// A phone caller's plain-RTP leg on `local` (its port from the media
+    /// range), audio only.
+    pub(super) fn rtp(
+        room: &Room<'_>,
+        added: &mut Added,
+        id: &ParticipantId,
+        leg: &PhoneLeg,
+        local: std::net::IpAddr,
+        events: &UnboundedSender<MediaEvent>,
+    ) -> anyhow::Result<Transport> {
+        rtp::build(room, added, id, leg, local, events)
+    }
+
+    /// Its elements in the order they start: `extra` (downstream first),
+    /// then `element`.
+    pub(super) fn elements(&self) -> Vec<gst::Element> {
+        let mut all = self.extra.clone();
+        all.push(self.element.clone());
+        all
+    }
+
+    /// Where a phone caller's RTP arrives; None for WebRTC.
+    pub(super) fn rtp_local(&self) -> Option<std::net::SocketAddr> {
+        match self.kind {
+            Kind::Rtp { local } => Some(local),
+            Kind::Webrtc => None,
+        }
+    }
+
     /// The negotiated stream (m-line) an incoming pad carries.
     pub(super) fn mline_of(&self, pad: &gst::Pad) -> Option<u32> {
-        webrtc::mline_of(pad)
+        match self.kind {
+            Kind::Webrtc => webrtc::mline_of(pad),
+            Kind::Rtp { .. } => Some(0),
+        }
     }
 
     /// Applies the remote offer and asks for an answer; the answer arrives
@@ -76,7 +128,9 @@ impl Transport {
         events: &UnboundedSender<MediaEvent>,
     ) {
         let red = self.red.as_ref().map(|r| (r.payload, r.opus));
-        webrtc::negotiate(&self.element, id, offer, red, events)
+        if self.kind == Kind::Webrtc {
+            webrtc::negotiate(&self.element, id, offer, red, events);
+        }
     }
 
     /// Puts the previous audio packet in every one sent, or stops, when
@@ -89,17 +143,23 @@ impl Transport {
 
     /// Applies the answer we created as the local description.
     pub(super) fn set_local_answer(&self, answer: &gst_webrtc::WebRTCSessionDescription) {
-        webrtc::set_local_answer(&self.element, answer)
+        if self.kind == Kind::Webrtc {
+            webrtc::set_local_answer(&self.element, answer);
+        }
     }
 
     /// Adds a remote ICE candidate.
     pub(super) fn add_ice_candidate(&self, mline: u32, candidate: &str) {
-        webrtc::add_ice_candidate(&self.element, mline, candidate)
+        if self.kind == Kind::Webrtc {
+            webrtc::add_ice_candidate(&self.element, mline, candidate);
+        }
     }
 
     /// Asks for the connection's statistics; the answer arrives as
     /// [`MediaEvent::Stats`].
     pub(super) fn request_stats(&self, id: &ParticipantId, events: &UnboundedSender<MediaEvent>) {
-        webrtc::request_stats(&self.element, id, events)
+        if self.kind == Kind::Webrtc {
+            webrtc::request_stats(&self.element, id, events);
+        }
     }
 }

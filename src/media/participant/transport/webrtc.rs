@@ -92,6 +92,8 @@ pub(super) fn build(
         red: choice
             .audio_red
             .map(|red| super::RedAudio::new(red, choice.audio_payload)),
+        extra: Vec::new(),
+        kind: super::Kind::Webrtc,
     })
 }
 

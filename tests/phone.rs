@@ -1,0 +1,506 @@
+//! Phone callers end to end: a real SIP phone (baresip) dials into a room
+//! of GStreamer WebRTC peers over SIP and plain RTP on loopback. It hears
+//! the room but not itself, is heard by everyone, has a tile with its
+//! name, becomes the active speaker when it alone talks, is removed by a
+//! teacher (BYE, its RTP leg gone) and hears BYE at shutdown. Refusals get
+//! their SIP codes and leave rooms untouched; a flood of malformed SIP
+//! and INVITEs stops neither the lesson nor the next good call.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::baresip::{Baresip, Caller};
+use common::media::{color_matches, tone_power};
+use common::peer::{PeerOptions, TestPeer};
+use common::{init, live_elements, metric, test_config, wait_until, TestServer, SERIAL};
+use tessera::config::Config;
+use tessera::protocol::TransportKind;
+
+const RED: u32 = 0xff0000;
+const GREEN: u32 = 0x00ff00;
+const NUMBER: &str = "100";
+const ROOM: &str = "phone-lesson";
+
+fn sip_config() -> Config {
+    let mut c = test_config();
+    c.sip.listen = Some("127.0.0.1:0".parse().unwrap());
+    c.sip.rooms.insert(NUMBER.into(), ROOM.into());
+    c
+}
+
+fn dial_uri(server: &TestServer, number: &str) -> String {
+    let sip = server.sip_addr.expect("SIP is on");
+    format!("sip:{number}@{sip}")
+}
+
+/// The phone caller of `room`, once it is in with its leg built.
+async fn caller_in(server: &TestServer, room: &str) -> Option<tessera::ids::ParticipantId> {
+    let snap = server.room(room).await?;
+    snap.participants
+        .iter()
+        .find(|p| p.transport == TransportKind::Sip)
+        .filter(|_| !snap.tiles.is_empty())
+        .map(|p| p.id.clone())
+}
+
+async fn wait_caller(
+    server: &TestServer,
+    room: &str,
+    phone: &Baresip,
+) -> tessera::ids::ParticipantId {
+    for _ in 0..150 {
+        if let Some(id) = caller_in(server, room).await {
+            return id;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no phone caller joined {room}; the phone says:\n{}", phone.log());
+}
+
+/// Writes `peer`'s last frame to a PPM file in the temp directory.
+fn dump_frame(peer: &TestPeer, name: &str) -> String {
+    let path = std::env::temp_dir().join(format!("{name}.ppm"));
+    if let Some(frame) = peer.last_frame() {
+        let _ = std::fs::write(&path, frame.to_ppm());
+    }
+    path.display().to_string()
+}
+
+/// Tone powers of the last `secs` of `samples` at `rate`, per frequency.
+fn powers(samples: &[f32], rate: u32, secs: f64, tones: &[f64]) -> Vec<f64> {
+    let n = (secs * f64::from(rate)) as usize;
+    let tail = &samples[samples.len().saturating_sub(n)..];
+    tones
+        .iter()
+        .map(|f| tone_power(tail, *f, f64::from(rate)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_hears_the_room_is_heard_has_a_tile_and_is_removed_with_bye() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let server = TestServer::start(sip_config()).await;
+    let baseline = live_elements().len();
+    let url = server.ws_url();
+    let teacher = TestPeer::join(
+        &url,
+        PeerOptions {
+            tone_hz: 500.0,
+            role: Some("teacher"),
+            ..PeerOptions::new(ROOM, "tia", RED)
+        },
+    )
+    .await;
+    let student = TestPeer::join(
+        &url,
+        PeerOptions {
+            tone_hz: 1300.0,
+            ..PeerOptions::new(ROOM, "sam", GREEN)
+        },
+    )
+    .await;
+    let phone = Baresip::dial(
+        &Caller::new("Ann Lee", "5551234", 900.0),
+        &dial_uri(&server, NUMBER),
+    );
+    let caller = wait_caller(&server, ROOM, &phone).await;
+    assert!(
+        phone
+            .wait_log("Call established", Duration::from_secs(10))
+            .await,
+        "baresip did not get through:\n{}",
+        phone.log()
+    );
+    let snap = server.room(ROOM).await.unwrap();
+    let info = snap.participants.iter().find(|p| p.id == caller).unwrap();
+    assert_eq!(info.name, "Ann Lee");
+    assert_eq!(info.codec, None, "a phone receives no video");
+
+    // Four seconds of lesson.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let tones = [500.0, 1300.0, 900.0];
+    let (heard, rate) = phone.heard();
+    assert!(
+        heard.len() > rate as usize * 3,
+        "the phone recorded {} samples",
+        heard.len()
+    );
+    let p = powers(&heard, rate, 2.0, &tones);
+    assert!(
+        p[0] > 100.0 * p[2] && p[1] > 100.0 * p[2],
+        "the phone should hear 500 and 1300 Hz and not its own 900 Hz: {p:?}"
+    );
+    for peer in [&teacher, &student] {
+        let audio = peer.recent_audio(2.0);
+        let p = powers(&audio, 48000, 2.0, &tones);
+        let own = if peer.opts.tone_hz == 500.0 {
+            p[0]
+        } else {
+            p[1]
+        };
+        assert!(
+            p[2] > 100.0 * own.max(1e-9),
+            "{} should hear the caller's 900 Hz over its own tone: {p:?}",
+            peer.opts.name
+        );
+    }
+
+    // The caller's tile: the placeholder's grey with its name drawn in white.
+    let snap = server.room(ROOM).await.unwrap();
+    let rect = snap
+        .tiles
+        .iter()
+        .find(|(id, _)| *id == caller)
+        .map(|(_, r)| *r)
+        .or_else(|| common::grid_tiles(&server.config, 3).get(2).copied())
+        .expect("the caller has a tile");
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            let Some(frame) = teacher.last_frame() else {
+                return false;
+            };
+            let (_, cy) = rect.center();
+            let grey = frame.rgb_at(rect.x + 20, rect.y + 20);
+            let white = (cy - 10..cy + 10)
+                .flat_map(|y| {
+                    (rect.x..rect.x + rect.width)
+                        .step_by(2)
+                        .map(move |x| (x, y))
+                })
+                .filter(|&(x, y)| {
+                    let i = y as usize * frame.stride + x as usize * 3;
+                    frame.data[i..i + 3].iter().all(|c| *c > 200)
+                })
+                .count();
+            color_matches(grey, 0x404040) && white >= 20
+        })
+        .await,
+        "the canvas should show the caller's tile ({rect:?}) with its name; canvas in {}",
+        dump_frame(&teacher, "phone-tile")
+    );
+
+    // A teacher removes the caller: it hears BYE, and its RTP leg is gone.
+    teacher.send_text(&format!(r#"{{"type":"remove","participant":"{caller}"}}"#));
+    assert!(
+        phone.wait_log("session closed", Duration::from_secs(10)).await,
+        "the phone should hear BYE:\n{}",
+        phone.log()
+    );
+    let leg = format!("{caller}-rtp-out");
+    assert!(
+        wait_until(Duration::from_secs(5), || !live_elements()
+            .iter()
+            .any(|e| e.starts_with(&leg)))
+        .await,
+        "the caller's RTP leg should be gone"
+    );
+    let base = format!("http://{}", server.addr);
+    assert_eq!(
+        metric(&base, "tessera_sip_calls_total", "answered").await,
+        1.0
+    );
+    assert_eq!(metric(&base, "tessera_sip_calls_active", "").await, 0.0);
+
+    drop(phone);
+    teacher.leave().await;
+    student.leave().await;
+    assert!(
+        wait_until(Duration::from_secs(10), || live_elements().len()
+            <= baseline)
+        .await,
+        "elements left behind: {:?}",
+        live_elements()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_talking_alone_takes_the_speaker_slot_and_hears_bye_at_shutdown() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let mut server = TestServer::start(sip_config()).await;
+    let url = server.ws_url();
+    let quiet = TestPeer::join(&url, PeerOptions::new(ROOM, "quiet", RED)).await;
+    let phone = Baresip::dial(
+        &Caller::new("Bo", "5550007", 700.0),
+        &dial_uri(&server, NUMBER),
+    );
+    let caller = wait_caller(&server, ROOM, &phone).await;
+    let mut speaker = None;
+    for _ in 0..100 {
+        speaker = server.room(ROOM).await.and_then(|s| s.speaker);
+        if speaker.as_ref() == Some(&caller) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(speaker, Some(caller), "the caller alone talks");
+
+    server.shutdown();
+    assert!(
+        phone.wait_log("session closed", Duration::from_secs(10)).await,
+        "the phone should hear BYE at shutdown:\n{}",
+        phone.log()
+    );
+    drop(quiet);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_calls_get_their_sip_codes_and_leave_rooms_untouched() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let mut config = sip_config();
+    config.sip.username = Some("trunk".into());
+    config.sip.password = Some("s3cret-trunk".into());
+    config.sip.rooms.insert("200".into(), "small".into());
+    config.sip.rooms.insert("300".into(), "locked".into());
+    config.limits.participants_per_room = 1;
+    let server = TestServer::start(config).await;
+    let base = format!("http://{}", server.addr);
+    let url = server.ws_url();
+    let auth = Some(("trunk".to_string(), "s3cret-trunk".to_string()));
+
+    // Without credentials: 401 and no room.
+    let anon = Baresip::dial(
+        &Caller::new("Eve", "666", 900.0),
+        &dial_uri(&server, NUMBER),
+    );
+    assert!(
+        wait_until_async(|| async {
+            metric(&base, "tessera_sip_calls_total", "unauthorized").await >= 1.0
+        })
+        .await,
+        "an unauthenticated INVITE is challenged:\n{}",
+        anon.log()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        server.room(ROOM).await.is_none(),
+        "no room for a refused call"
+    );
+    drop(anon);
+
+    // Wrong password: challenged again, never answered.
+    let wrong = Baresip::dial(
+        &Caller {
+            auth: Some(("trunk".into(), "guess".into())),
+            ..Caller::new("Eve", "666", 900.0)
+        },
+        &dial_uri(&server, NUMBER),
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        server.room(ROOM).await.is_none(),
+        "a wrong password gets no room"
+    );
+    assert!(!wrong.log().contains("Call established"), "{}", wrong.log());
+    drop(wrong);
+
+    // An unknown number: 404.
+    let lost = Baresip::dial(
+        &Caller {
+            auth: auth.clone(),
+            ..Caller::new("Al", "1", 900.0)
+        },
+        &dial_uri(&server, "999"),
+    );
+    assert!(
+        lost.wait_log("404", Duration::from_secs(10)).await,
+        "{}",
+        lost.log()
+    );
+    drop(lost);
+
+    // A full room: 486, and its one member stays.
+    let member = TestPeer::join(&url, PeerOptions::new("small", "only", RED)).await;
+    let full = Baresip::dial(
+        &Caller {
+            auth: auth.clone(),
+            ..Caller::new("Al", "1", 900.0)
+        },
+        &dial_uri(&server, "200"),
+    );
+    assert!(
+        full.wait_log("486", Duration::from_secs(10)).await,
+        "{}",
+        full.log()
+    );
+    drop(full);
+    let snap = server.room("small").await.unwrap();
+    assert_eq!(snap.participants.len(), 1);
+    assert!(wait_until(Duration::from_secs(10), || member.frames() > 0).await);
+    member.leave().await;
+
+    // A locked room: 486.
+    let teacher = TestPeer::join(
+        &url,
+        PeerOptions {
+            role: Some("teacher"),
+            ..PeerOptions::new("locked", "tia", GREEN)
+        },
+    )
+    .await;
+    teacher.send_text(r#"{"type":"lock","locked":true}"#);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let locked = Baresip::dial(
+        &Caller {
+            auth: auth.clone(),
+            ..Caller::new("Al", "1", 900.0)
+        },
+        &dial_uri(&server, "300"),
+    );
+    assert!(
+        locked.wait_log("486", Duration::from_secs(10)).await,
+        "{}",
+        locked.log()
+    );
+    drop(locked);
+    assert_eq!(server.room("locked").await.unwrap().participants.len(), 1);
+    teacher.leave().await;
+
+    // The right credentials get through.
+    let good = Baresip::dial(
+        &Caller {
+            auth,
+            ..Caller::new("Al", "1", 900.0)
+        },
+        &dial_uri(&server, NUMBER),
+    );
+    wait_caller(&server, ROOM, &good).await;
+    assert!(
+        good.wait_log("Call established", Duration::from_secs(10))
+            .await
+    );
+    assert!(metric(&base, "tessera_sip_calls_total", "not_found").await >= 1.0);
+    assert!(metric(&base, "tessera_sip_calls_total", "busy").await >= 2.0);
+    drop(good);
+}
+
+/// Polls an async condition for ten seconds.
+async fn wait_until_async<F, Fut>(mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if cond().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// A SIP request from `from_port` (Via, Call-ID and tags made unique by `n`).
+fn invite(to: SocketAddr, from_port: u16, n: usize, body: &str) -> String {
+    format!(
+        "INVITE sip:{NUMBER}@{to} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:{from_port};branch=z9hG4bK-flood-{n}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:flood@127.0.0.1>;tag=f{n}\r\n\
+         To: <sip:{NUMBER}@{to}>\r\n\
+         Call-ID: flood-{n}@127.0.0.1\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:flood@127.0.0.1:{from_port}>\r\n\
+         Content-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_sip_and_an_invite_flood_stop_neither_the_lesson_nor_the_next_call() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let mut config = sip_config();
+    config.sip.username = Some("trunk".into());
+    config.sip.password = Some("s3cret-trunk".into());
+    let server = TestServer::start(config).await;
+    let base = format!("http://{}", server.addr);
+    let url = server.ws_url();
+    let sip = server.sip_addr.unwrap();
+    let a = TestPeer::join(
+        &url,
+        PeerOptions {
+            tone_hz: 500.0,
+            ..PeerOptions::new(ROOM, "ada", RED)
+        },
+    )
+    .await;
+    let b = TestPeer::join(
+        &url,
+        PeerOptions {
+            tone_hz: 1300.0,
+            ..PeerOptions::new(ROOM, "bea", GREEN)
+        },
+    )
+    .await;
+    assert!(
+        wait_until(Duration::from_secs(10), || a.frames() > 10
+            && b.frames() > 10)
+        .await
+    );
+    let (frames_before, audio_before) = (a.frames(), a.audio_samples());
+
+    // 1,000 malformed messages over UDP, and some over TCP.
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = udp.local_addr().unwrap().port();
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n";
+    for n in 0..1000usize {
+        let junk = match n % 5 {
+            0 => format!("INVITE garbage {n}\r\n\r\n"),
+            1 => "\u{0}\u{1}\u{2}\u{ff}".repeat(50),
+            2 => format!("SIP/2.0 999 ???\r\nVia: nowhere\r\n\r\n{n}"),
+            3 => invite(sip, port, n, sdp).replace("CSeq: 1 INVITE", "CSeq: x"),
+            _ => invite(sip, port, n, &"a".repeat(7000)),
+        };
+        let _ = udp.send_to(junk.as_bytes(), sip).await;
+    }
+    for n in 0..20usize {
+        use tokio::io::AsyncWriteExt as _;
+        if let Ok(mut tcp) = tokio::net::TcpStream::connect(sip).await {
+            let big = invite(sip, port, 5000 + n, &"b".repeat(60_000))
+                .replace("Content-Length: 60000", "Content-Length: 99999999999");
+            let _ = tcp.write_all(big.as_bytes()).await;
+        }
+    }
+    // An INVITE flood from one source.
+    for n in 0..2000usize {
+        let _ = udp
+            .send_to(invite(sip, port, 10_000 + n, sdp).as_bytes(), sip)
+            .await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        a.frames() > frames_before + 15 && a.audio_samples() > audio_before + 48000,
+        "the lesson stalled: frames {frames_before} -> {}, audio {audio_before} -> {}",
+        a.frames(),
+        a.audio_samples()
+    );
+    let p = powers(&a.recent_audio(1.0), 48000, 1.0, &[1300.0]);
+    assert!(p[0] > 1e-4, "ada still hears bea: {p:?}");
+    assert!(metric(&base, "tessera_sip_messages_dropped_total", "").await > 100.0);
+    let snap = server.room(ROOM).await.unwrap();
+    assert_eq!(snap.participants.len(), 2, "no flooded INVITE joined");
+
+    // The next good call is answered.
+    let good = Baresip::dial(
+        &Caller {
+            auth: Some(("trunk".into(), "s3cret-trunk".into())),
+            ..Caller::new("Al", "1", 900.0)
+        },
+        &format!("sip:{NUMBER}@{sip}"),
+    );
+    wait_caller(&server, ROOM, &good).await;
+    assert!(
+        good.wait_log("Call established", Duration::from_secs(10))
+            .await,
+        "{}",
+        good.log()
+    );
+    drop(good);
+    a.leave().await;
+    b.leave().await;
+}
