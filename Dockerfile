@@ -44,6 +44,8 @@ COPY --from=build /src/target/release/tessera /usr/local/bin/tessera
 COPY config /etc/tessera/config
 COPY layouts /etc/tessera/layouts
 COPY pipelines /etc/tessera/pipelines
+# The phone lobby's spoken prompts (sip.prompts_dir, docs/phone.md).
+COPY assets /etc/tessera/assets
 WORKDIR /etc/tessera
 # Lessons are recorded here: mount a volume so they outlive the container.
 VOLUME /var/lib/tessera/recordings

@@ -68,6 +68,19 @@ pub fn bridge_gstreamer_log() {
     });
 }
 
+/// The log filter for `TESSERA_LOG` (`info` when unset). The SIP stack
+/// logs every packet it receives, raw, at info: scanners' floods and
+/// digest answers would fill the log, so it is kept at warn unless the
+/// filter names it (`TESSERA_LOG=info,rsipstack=debug` to trace SIP).
+pub fn filter_spec(env: Option<&str>) -> String {
+    let spec = env.filter(|s| !s.trim().is_empty()).unwrap_or("info");
+    if spec.contains("rsipstack") {
+        spec.to_string()
+    } else {
+        format!("{spec},rsipstack=warn")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +110,15 @@ mod tests {
             "rtpsession",
             "ignoring RTP packet with invalid ssrc"
         ));
+    }
+
+    #[test]
+    fn the_sip_stack_stays_at_warn_unless_the_filter_names_it() {
+        assert_eq!(filter_spec(None), "info,rsipstack=warn");
+        assert_eq!(filter_spec(Some("debug")), "debug,rsipstack=warn");
+        assert_eq!(
+            filter_spec(Some("info,rsipstack=debug")),
+            "info,rsipstack=debug"
+        );
     }
 }

@@ -122,7 +122,11 @@ struct ServeArgs {
 }
 
 fn init_logging() {
-    let filter = EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let spec = tessera::logging::filter_spec(std::env::var("TESSERA_LOG").ok().as_deref());
+    let filter = EnvFilter::try_new(&spec).unwrap_or_else(|e| {
+        eprintln!("TESSERA_LOG: `{spec}` is not a log filter ({e}); logging at info");
+        EnvFilter::new(tessera::logging::filter_spec(None))
+    });
     // Colour codes only where a person reads them: a log file or a pipe
     // (journald, `| grep`) gets plain text.
     let ansi = tessera::logging::use_colour(

@@ -195,6 +195,8 @@ pub async fn start(
             crate::sip::SipServer::start(
                 &config.sip,
                 config.ice.public_ip,
+                (config.media.rtp_port_max != 0)
+                    .then_some((config.media.rtp_port_min, config.media.rtp_port_max)),
                 registry.clone(),
                 registry.metrics().clone(),
             )

@@ -24,6 +24,7 @@ const FLOORS: &[(&str, u32)] = &[
     ("room", 5),
     ("cluster", 6),
     ("signaling", 7),
+    ("sip", 7),
     ("http", 8),
     ("server", 9),
 ];

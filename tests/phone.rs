@@ -56,7 +56,21 @@ async fn wait_caller(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("no phone caller joined {room}; the phone says:\n{}", phone.log());
+    panic!(
+        "no phone caller joined {room}; the phone says:\n{}",
+        phone.log()
+    );
+}
+
+/// Waits up to ten seconds for the room to have no phone caller.
+async fn wait_gone(server: &TestServer) -> bool {
+    for _ in 0..100 {
+        if caller_in(server, ROOM).await.is_none() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }
 
 /// Writes `peer`'s last frame to a PPM file in the temp directory.
@@ -82,8 +96,12 @@ fn powers(samples: &[f32], rate: u32, secs: f64, tones: &[f64]) -> Vec<f64> {
 async fn a_caller_hears_the_room_is_heard_has_a_tile_and_is_removed_with_bye() {
     let _serial = SERIAL.lock().await;
     init();
-    let server = TestServer::start(sip_config()).await;
+    let (mut config, rec_dir) = common::recordings::recording_config("phone");
+    config.sip = sip_config().sip;
+    let server = TestServer::start(config).await;
     let baseline = live_elements().len();
+    let http = reqwest::Client::new();
+    let api = format!("http://{}/api", server.addr);
     let url = server.ws_url();
     let teacher = TestPeer::join(
         &url,
@@ -107,19 +125,28 @@ async fn a_caller_hears_the_room_is_heard_has_a_tile_and_is_removed_with_bye() {
         &dial_uri(&server, NUMBER),
     );
     let caller = wait_caller(&server, ROOM, &phone).await;
-    assert!(
-        phone
-            .wait_log("Call established", Duration::from_secs(10))
-            .await,
-        "baresip did not get through:\n{}",
-        phone.log()
-    );
+    phone
+        .expect_log("Call established", 10, "baresip did not get through")
+        .await;
     let snap = server.room(ROOM).await.unwrap();
     let info = snap.participants.iter().find(|p| p.id == caller).unwrap();
     assert_eq!(info.name, "Ann Lee");
     assert_eq!(info.codec, None, "a phone receives no video");
 
-    // Four seconds of lesson.
+    // The admin API shows the caller as a SIP participant.
+    let room_json = common::recordings::get(&http, &format!("{api}/rooms/{ROOM}")).await;
+    let listed = room_json["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == caller.as_str())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(listed["transport"], "sip", "{room_json}");
+    assert_eq!(listed["name"], "Ann Lee");
+
+    // Four seconds of lesson, recorded.
+    let recording = common::recordings::start_recording(&http, &api, ROOM).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     let tones = [500.0, 1300.0, 900.0];
     let (heard, rate) = phone.heard();
@@ -182,13 +209,31 @@ async fn a_caller_hears_the_room_is_heard_has_a_tile_and_is_removed_with_bye() {
         dump_frame(&teacher, "phone-tile")
     );
 
+    // The recording holds the caller's voice, and its join on the timeline.
+    let manifest = common::recordings::stop_and_export(&http, &api, ROOM, &recording).await;
+    assert!(manifest["export"].is_string(), "no export: {manifest}");
+    let events = manifest["events"].as_array().unwrap();
+    assert!(
+        events.iter().any(|e| e["kind"] == "joined"
+            && e["participant"] == caller.as_str()
+            && e["name"] == "Ann Lee"),
+        "the caller's join is on the timeline: {manifest}"
+    );
+    let file = rec_dir
+        .join(&recording)
+        .join(manifest["export"].as_str().unwrap());
+    let decoded = common::recordings::decode_webm(&file, &[]);
+    let p = powers(&decoded.audio, 48000, 2.0, &tones);
+    assert!(
+        p[2] > 1e-4 && p[0] > 1e-4 && p[1] > 1e-4,
+        "the recording should hold all three voices: {p:?}"
+    );
+
     // A teacher removes the caller: it hears BYE, and its RTP leg is gone.
     teacher.send_text(&format!(r#"{{"type":"remove","participant":"{caller}"}}"#));
-    assert!(
-        phone.wait_log("session closed", Duration::from_secs(10)).await,
-        "the phone should hear BYE:\n{}",
-        phone.log()
-    );
+    phone
+        .expect_log("session closed", 10, "the phone should hear BYE")
+        .await;
     let leg = format!("{caller}-rtp-out");
     assert!(
         wait_until(Duration::from_secs(5), || !live_elements()
@@ -239,11 +284,13 @@ async fn a_caller_talking_alone_takes_the_speaker_slot_and_hears_bye_at_shutdown
     assert_eq!(speaker, Some(caller), "the caller alone talks");
 
     server.shutdown();
-    assert!(
-        phone.wait_log("session closed", Duration::from_secs(10)).await,
-        "the phone should hear BYE at shutdown:\n{}",
-        phone.log()
-    );
+    phone
+        .expect_log(
+            "session closed",
+            10,
+            "the phone should hear BYE at shutdown",
+        )
+        .await;
     drop(quiet);
 }
 
@@ -260,7 +307,6 @@ async fn refused_calls_get_their_sip_codes_and_leave_rooms_untouched() {
     let server = TestServer::start(config).await;
     let base = format!("http://{}", server.addr);
     let url = server.ws_url();
-    let auth = Some(("trunk".to_string(), "s3cret-trunk".to_string()));
 
     // Without credentials: 401 and no room.
     let anon = Baresip::dial(
@@ -299,34 +345,15 @@ async fn refused_calls_get_their_sip_codes_and_leave_rooms_untouched() {
     drop(wrong);
 
     // An unknown number: 404.
-    let lost = Baresip::dial(
-        &Caller {
-            auth: auth.clone(),
-            ..Caller::new("Al", "1", 900.0)
-        },
-        &dial_uri(&server, "999"),
-    );
-    assert!(
-        lost.wait_log("404", Duration::from_secs(10)).await,
-        "{}",
-        lost.log()
-    );
+    let lost = trunk_call(&server, "999");
+    lost.expect_log("404", 10, "an unknown number gets 404")
+        .await;
     drop(lost);
 
     // A full room: 486, and its one member stays.
     let member = TestPeer::join(&url, PeerOptions::new("small", "only", RED)).await;
-    let full = Baresip::dial(
-        &Caller {
-            auth: auth.clone(),
-            ..Caller::new("Al", "1", 900.0)
-        },
-        &dial_uri(&server, "200"),
-    );
-    assert!(
-        full.wait_log("486", Duration::from_secs(10)).await,
-        "{}",
-        full.log()
-    );
+    let full = trunk_call(&server, "200");
+    full.expect_log("486", 10, "a full room gets 486").await;
     drop(full);
     let snap = server.room("small").await.unwrap();
     assert_eq!(snap.participants.len(), 1);
@@ -344,38 +371,34 @@ async fn refused_calls_get_their_sip_codes_and_leave_rooms_untouched() {
     .await;
     teacher.send_text(r#"{"type":"lock","locked":true}"#);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let locked = Baresip::dial(
-        &Caller {
-            auth: auth.clone(),
-            ..Caller::new("Al", "1", 900.0)
-        },
-        &dial_uri(&server, "300"),
-    );
-    assert!(
-        locked.wait_log("486", Duration::from_secs(10)).await,
-        "{}",
-        locked.log()
-    );
+    let locked = trunk_call(&server, "300");
+    locked.expect_log("486", 10, "a locked room gets 486").await;
     drop(locked);
     assert_eq!(server.room("locked").await.unwrap().participants.len(), 1);
     teacher.leave().await;
 
     // The right credentials get through.
-    let good = Baresip::dial(
-        &Caller {
-            auth,
-            ..Caller::new("Al", "1", 900.0)
-        },
-        &dial_uri(&server, NUMBER),
-    );
+    let good = trunk_call(&server, NUMBER);
     wait_caller(&server, ROOM, &good).await;
-    assert!(
-        good.wait_log("Call established", Duration::from_secs(10))
-            .await
-    );
+    good.expect_log("Call established", 10, "the call should be answered")
+        .await;
     assert!(metric(&base, "tessera_sip_calls_total", "not_found").await >= 1.0);
     assert!(metric(&base, "tessera_sip_calls_total", "busy").await >= 2.0);
     drop(good);
+}
+
+/// The trunk's credentials in the tests that turn digest on.
+const TRUNK: (&str, &str) = ("trunk", "s3cret-trunk");
+
+/// A G.711 call from the trunk (with its credentials) to `number`.
+fn trunk_call(server: &TestServer, number: &str) -> Baresip {
+    Baresip::dial(
+        &Caller {
+            auth: Some((TRUNK.0.into(), TRUNK.1.into())),
+            ..Caller::new("Al", "1", 900.0)
+        },
+        &dial_uri(server, number),
+    )
 }
 
 /// Polls an async condition for ten seconds.
@@ -486,21 +509,221 @@ async fn malformed_sip_and_an_invite_flood_stop_neither_the_lesson_nor_the_next_
     assert_eq!(snap.participants.len(), 2, "no flooded INVITE joined");
 
     // The next good call is answered.
-    let good = Baresip::dial(
-        &Caller {
-            auth: Some(("trunk".into(), "s3cret-trunk".into())),
-            ..Caller::new("Al", "1", 900.0)
-        },
-        &format!("sip:{NUMBER}@{sip}"),
-    );
+    let good = trunk_call(&server, NUMBER);
     wait_caller(&server, ROOM, &good).await;
-    assert!(
-        good.wait_log("Call established", Duration::from_secs(10))
-            .await,
-        "{}",
-        good.log()
-    );
+    good.expect_log("Call established", 10, "the call should be answered")
+        .await;
     drop(good);
     a.leave().await;
     b.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lobby_asks_for_a_pin_a_right_one_joins_and_three_wrong_ones_end_the_call() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let mut config = sip_config();
+    config.sip.lobby = Some("1000".into());
+    config.sip.pins.insert(ROOM.into(), "4321".into());
+    config.sip.prompts_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/prompts").into();
+    let server = TestServer::start(config).await;
+    let base = format!("http://{}", server.addr);
+    let url = server.ws_url();
+    let member = TestPeer::join(&url, PeerOptions::new(ROOM, "tia", RED)).await;
+
+    // The right PIN, typed while the prompt plays.
+    let right = Baresip::dial(
+        &Caller::new("Cy", "5550100", 900.0),
+        &dial_uri(&server, "1000"),
+    );
+    right
+        .expect_log("Call established", 10, "the call should be answered")
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The prompt is speech: the phone heard something before it typed.
+    let (heard, rate) = right.heard();
+    let spoken = heard
+        .chunks(rate as usize / 10)
+        .filter(|c| c.iter().map(|s| s * s).sum::<f32>() / c.len() as f32 > 1e-4)
+        .count();
+    assert!(
+        spoken >= 5,
+        "the phone should hear the spoken prompt: {spoken} loud tenths of a second"
+    );
+    assert!(
+        server.room(ROOM).await.unwrap().participants.len() == 1,
+        "not in before its PIN"
+    );
+    right.press("4321#").await;
+    let caller = wait_caller(&server, ROOM, &right).await;
+    let snap = server.room(ROOM).await.unwrap();
+    assert_eq!(
+        snap.participants
+            .iter()
+            .find(|p| p.id == caller)
+            .unwrap()
+            .name,
+        "Cy"
+    );
+
+    // Three wrong PINs: told goodbye, then BYE; the room never sees it.
+    let wrong = Baresip::dial(
+        &Caller::new("Dee", "5550101", 700.0),
+        &dial_uri(&server, "1000"),
+    );
+    wrong
+        .expect_log("Call established", 10, "the call should be answered")
+        .await;
+    wrong.press("1111#2222#").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    wrong.press("3333#").await;
+    wrong
+        .expect_log(
+            "session closed",
+            20,
+            "three wrong PINs end the call with BYE",
+        )
+        .await;
+    assert_eq!(
+        metric(&base, "tessera_sip_calls_total", "pin_failed").await,
+        1.0
+    );
+    let snap = server.room(ROOM).await.unwrap();
+    assert_eq!(
+        snap.participants.len(),
+        2,
+        "the member and the right caller only"
+    );
+    drop(wrong);
+    drop(right);
+    member.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g722_and_opus_callers_over_udp_and_tcp_hear_the_room_and_are_heard() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let server = TestServer::start(sip_config()).await;
+    let url = server.ws_url();
+    let peer = TestPeer::join(
+        &url,
+        PeerOptions {
+            tone_hz: 500.0,
+            ..PeerOptions::new(ROOM, "ada", RED)
+        },
+    )
+    .await;
+    // The G.722 call over UDP, the Opus one over TCP.
+    for (codec, tone, transport) in [("g722", 900.0, ""), ("opus", 1500.0, ";transport=tcp")] {
+        let phone = Baresip::dial(
+            &Caller {
+                codecs: vec![codec],
+                ..Caller::new(codec, "5550200", tone)
+            },
+            &format!("{}{transport}", dial_uri(&server, NUMBER)),
+        );
+        wait_caller(&server, ROOM, &phone).await;
+        phone
+            .expect_log("Call established", 10, "the call should be answered")
+            .await;
+        assert!(
+            phone
+                .log()
+                .to_lowercase()
+                .contains(&format!("set audio decoder: {codec}")),
+            "{codec} should be negotiated:\n{}",
+            phone.log()
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let (heard, rate) = phone.heard();
+        let p = powers(&heard, rate, 1.5, &[500.0, tone]);
+        assert!(
+            p[0] > 100.0 * p[1].max(1e-9),
+            "the {codec} caller should hear 500 Hz and not its own {tone} Hz (rate {rate}): {p:?}"
+        );
+        let p = powers(&peer.recent_audio(1.5), 48000, 1.5, &[500.0, tone]);
+        assert!(
+            p[1] > 100.0 * p[0].max(1e-9),
+            "ada should hear the {codec} caller's {tone} Hz: {p:?}"
+        );
+        // It hangs up: its BYE takes it out of the room.
+        phone.hang_up().await;
+        assert!(
+            wait_gone(&server).await,
+            "the {codec} caller should leave on its BYE"
+        );
+        drop(phone);
+    }
+    peer.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_gone_without_bye_leaves_after_the_media_timeout() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let mut config = sip_config();
+    config.sip.media_timeout_seconds = 3;
+    let server = TestServer::start(config).await;
+    let member = TestPeer::join(&server.ws_url(), PeerOptions::new(ROOM, "tia", RED)).await;
+    let phone = Baresip::dial(
+        &Caller::new("Gone", "5550300", 900.0),
+        &dial_uri(&server, NUMBER),
+    );
+    let caller = wait_caller(&server, ROOM, &phone).await;
+    phone
+        .expect_log("Call established", 10, "the call should be answered")
+        .await;
+    // Still there after more than the timeout while it sends.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(caller_in(&server, ROOM).await, Some(caller));
+    // Killed: no BYE, no more RTP.
+    drop(phone);
+    assert!(
+        wait_gone(&server).await,
+        "the silent phone should be let go"
+    );
+    let snap = server.room(ROOM).await.unwrap();
+    assert_eq!(snap.participants.len(), 1);
+    member.leave().await;
+}
+
+/// Sends `request` from a fresh UDP socket; gives the status line of the
+/// first answer within two seconds, if any.
+async fn status_of(sip: SocketAddr, request: &str) -> Option<String> {
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    udp.send_to(request.as_bytes(), sip).await.unwrap();
+    let mut buf = vec![0u8; 8192];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(2), udp.recv_from(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    text.lines().next().map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_that_may_not_call_gets_403_or_no_answer_at_all() {
+    let _serial = SERIAL.lock().await;
+    init();
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n";
+    for answer_unknown in [true, false] {
+        let mut config = sip_config();
+        // Only the trunk (not loopback) may call.
+        config.sip.allowed_sources = vec!["192.0.2.10".parse().unwrap()];
+        config.sip.answer_unknown = answer_unknown;
+        let server = TestServer::start(config).await;
+        let sip = server.sip_addr.unwrap();
+        let status = status_of(sip, &invite(sip, 5999, 1, sdp)).await;
+        if answer_unknown {
+            assert!(
+                status.as_deref().is_some_and(|s| s.contains("403")),
+                "a stranger gets 403: {status:?}"
+            );
+        } else {
+            assert_eq!(status, None, "a stranger gets no answer at all");
+            let base = format!("http://{}", server.addr);
+            assert!(metric(&base, "tessera_sip_messages_dropped_total", "").await >= 1.0);
+        }
+        assert!(server.room(ROOM).await.is_none());
+    }
 }

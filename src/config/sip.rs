@@ -20,6 +20,15 @@ pub struct SipConfig {
     pub media_address: Option<IpAddr>,
     /// Dialled number (the request URI's user part) to room id.
     pub rooms: BTreeMap<String, String>,
+    /// The number that asks the caller for a room's PIN (by a spoken
+    /// prompt; typed on the keypad, then `#`).
+    pub lobby: Option<String>,
+    /// Room id to its PIN (4 to 12 digits), for the lobby. A room without
+    /// one cannot be joined through the lobby.
+    pub pins: BTreeMap<String, String>,
+    /// Where the lobby's spoken prompts are (`enter-pin.wav`,
+    /// `wrong-pin.wav`, `welcome.wav`, `goodbye.wav`).
+    pub prompts_dir: std::path::PathBuf,
     /// Caller number to the name on its tile (instead of the `From`
     /// display name).
     pub names: BTreeMap<String, String>,
@@ -41,6 +50,9 @@ pub struct SipConfig {
     pub messages_per_second: u32,
     /// Calls at once on this node; more get 486.
     pub max_calls: usize,
+    /// A caller that sends no RTP for this long is let go (BYE), seconds:
+    /// a phone that vanished without hanging up.
+    pub media_timeout_seconds: u64,
 }
 
 impl Default for SipConfig {
@@ -49,6 +61,9 @@ impl Default for SipConfig {
             listen: None,
             media_address: None,
             rooms: BTreeMap::new(),
+            lobby: None,
+            pins: BTreeMap::new(),
+            prompts_dir: "assets/prompts".into(),
             names: BTreeMap::new(),
             username: None,
             password: None,
@@ -57,6 +72,7 @@ impl Default for SipConfig {
             answer_unknown: true,
             messages_per_second: 20,
             max_calls: 100,
+            media_timeout_seconds: 30,
         }
     }
 }
@@ -77,6 +93,45 @@ impl SipConfig {
                 ));
             }
         }
+        let mut seen = std::collections::BTreeSet::new();
+        for (room, pin) in &self.pins {
+            if crate::ids::RoomId::parse(room).is_err() {
+                return Err(invalid(
+                    "sip.pins",
+                    format!(
+                        "names `{room}`, which is not a room id; use letters, digits, `-` and `_`"
+                    ),
+                ));
+            }
+            if !(4..=12).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invalid(
+                    "sip.pins",
+                    format!("gives room `{room}` the PIN `{pin}`; use 4 to 12 digits"),
+                ));
+            }
+            if !seen.insert(pin) {
+                return Err(invalid(
+                    "sip.pins",
+                    format!("gives room `{room}` a PIN another room has; each room needs its own"),
+                ));
+            }
+        }
+        if let Some(lobby) = &self.lobby {
+            if self.rooms.contains_key(lobby) {
+                return Err(invalid(
+                    "sip.lobby",
+                    format!(
+                        "is `{lobby}`, which sip.rooms also maps to a room; use another number"
+                    ),
+                ));
+            }
+            if self.pins.is_empty() {
+                return Err(invalid(
+                    "sip.lobby",
+                    format!("is `{lobby}` but no room has a PIN: add rooms to sip.pins, or unset sip.lobby"),
+                ));
+            }
+        }
         if self.username.is_some() != self.password.is_some() {
             return Err(invalid(
                 "sip.username",
@@ -88,6 +143,15 @@ impl SipConfig {
             return Err(invalid(
                 "sip.messages_per_second",
                 "is 0; use at least 1 (20 by default)".into(),
+            ));
+        }
+        if !(2..=3600).contains(&self.media_timeout_seconds) {
+            return Err(invalid(
+                "sip.media_timeout_seconds",
+                format!(
+                    "is {}; use 2 to 3600 (30 by default)",
+                    self.media_timeout_seconds
+                ),
             ));
         }
         if self.max_calls == 0 {

@@ -32,6 +32,8 @@
 //! - `on_time.rs`: the canvas skips frames it is too late for.
 //! - `rest.rs`: a direct pair's room at rest: no canvas composed, no mix
 //!   encoded, every connection up.
+//! - `phone.rs`: a phone caller's codecs and leg (pure), its RTP socket;
+//!   `phone_prompt.rs`: prompts played and keys read before it is in a room.
 //! - `overlay.rs`: tile decorations drawn over the canvas; `i420_fill.rs`
 //!   fills I420 frames; `still.rs`: still frames repeated live.
 
@@ -49,6 +51,7 @@ mod on_time;
 mod overlay;
 mod participant;
 pub mod phone;
+pub mod phone_prompt;
 mod probes;
 mod recorder;
 mod rest;

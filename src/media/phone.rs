@@ -2,7 +2,9 @@
 //! receive over plain RTP ([`PhoneCodec`]), the leg the room builds for it
 //! ([`PhoneLeg`]), and the choice among what the caller offers (pure).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+
+use anyhow::Context as _;
 
 /// An audio codec a phone leg can carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,6 +100,23 @@ pub struct PhoneLeg {
     pub dtmf_payload: Option<u8>,
     /// Where the caller receives RTP.
     pub remote: SocketAddr,
+}
+
+/// A UDP socket on `ip`, on the first free port of `ports` (any free
+/// port without a range).
+pub fn bind_rtp_socket(ip: IpAddr, ports: Option<(u16, u16)>) -> anyhow::Result<UdpSocket> {
+    let Some((min, max)) = ports else {
+        return UdpSocket::bind((ip, 0)).with_context(|| format!("binding an RTP socket on {ip}"));
+    };
+    // Start at a random port of the range: calls spread over it.
+    let span = u32::from(max - min) + 1;
+    let first = glib::random_int_range(0, span as i32) as u32;
+    (0..span)
+        .map(|i| min + ((first + i) % span) as u16)
+        .find_map(|port| UdpSocket::bind(SocketAddr::new(ip, port)).ok())
+        .with_context(|| {
+            format!("no free UDP port on {ip} in the media port range {min}-{max} (media.rtp_port_min and media.rtp_port_max)")
+        })
 }
 
 /// A key the caller pressed (RFC 4733 event 0-15), once, at its end.

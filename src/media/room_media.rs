@@ -472,7 +472,7 @@ impl RoomMedia {
         result
     }
 
-    /// Adds a phone caller: its RTP leg bound on `local`, its audio and a
+    /// Adds a phone caller: its RTP leg on `socket`, its audio and a
     /// placeholder tile named `name`; no encoder of the canvas starts for
     /// it. Gives where its RTP arrives, for the SDP answer.
     pub fn add_phone(
@@ -480,13 +480,14 @@ impl RoomMedia {
         id: &ParticipantId,
         name: &str,
         leg: &crate::media::phone::PhoneLeg,
-        local: std::net::IpAddr,
+        socket: std::net::UdpSocket,
         events: &UnboundedSender<MediaEvent>,
     ) -> anyhow::Result<(ParticipantMedia, std::net::SocketAddr)> {
         self.wake();
         let mut added = Added::default();
         let room = self.participant_room();
-        let result = ParticipantMedia::build_phone(&room, id, name, leg, local, events, &mut added);
+        let result =
+            ParticipantMedia::build_phone(&room, id, name, leg, socket, events, &mut added);
         if result.is_err() {
             added.undo(self.pipeline.upcast_ref());
         }

@@ -92,8 +92,9 @@ struct Participant {
     hand: Option<u64>,
     /// How fast it may chat.
     chat_rate: crate::room::chat::ChatRate,
-    /// A phone caller (SIP): audio only, never in another tier.
-    phone: bool,
+    /// A phone caller (SIP): audio only, never in another tier; let go
+    /// after this long without RTP.
+    phone: Option<std::time::Duration>,
 }
 
 /// The actor's state. Created by the registry, consumed by [`RoomActor::run`].
@@ -275,10 +276,11 @@ impl RoomActor {
                 participant,
                 tile,
                 leg,
-                local,
+                timeout,
+                socket,
                 reply,
             } => {
-                let _ = reply.send(self.on_phone(&participant, &tile, &leg, local));
+                let _ = reply.send(self.on_phone(&participant, &tile, &leg, socket, timeout));
             }
             RoomCommand::Mute { participant, muted } => self.on_mute(&participant, muted),
             RoomCommand::Hand {

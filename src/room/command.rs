@@ -63,8 +63,12 @@ pub enum RoomCommand {
         tile: String,
         /// Its codec and where it receives RTP.
         leg: crate::media::phone::PhoneLeg,
-        /// The local address to receive its RTP on.
-        local: std::net::IpAddr,
+        /// How long it may send no RTP before the room lets it go (a
+        /// phone that vanished without BYE).
+        timeout: std::time::Duration,
+        /// The socket its RTP is received on and sent from (bound by the
+        /// SIP side: its address is in the answer).
+        socket: std::net::UdpSocket,
         /// Where its RTP is received, or why the room could not take it.
         reply: oneshot::Sender<Result<std::net::SocketAddr, String>>,
     },

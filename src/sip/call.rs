@@ -1,8 +1,10 @@
-//! One phone call: the INVITE checked (who calls, which room, the offer),
-//! the caller joined to the room like any participant and its RTP leg
-//! built, the answer sent; then BYE from either side, a teacher's
-//! removal, the room closing or shutdown end it, and the caller leaves.
+//! One phone call: the INVITE checked (who calls, which number, the
+//! offer); for a room's own number the caller joins the room like any
+//! participant and is answered, for the lobby number it is answered, asked
+//! for a PIN and then joins; BYE from either side, a teacher's removal,
+//! the room closing or shutdown end it, and the caller leaves.
 
+use std::net::UdpSocket;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,12 +14,13 @@ use rsipstack::sip::prelude::{HeadersExt as _, ToTypedHeader as _};
 use rsipstack::sip::{Header, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
 use tokio::sync::{mpsc, oneshot};
-use tracing::{info, info_span, warn, Instrument as _};
+use tracing::{info, info_span, Instrument as _};
 
-use super::{sdp, Shared};
+use super::answered::{answer, bye, Answered};
+use super::{pin, sdp, Shared};
 use crate::auth::Identity;
 use crate::ids::{ParticipantId, Role, RoomId};
-use crate::media::phone::tile_name;
+use crate::media::phone::{tile_name, PhoneLeg};
 use crate::protocol::{ErrorCode, ServerMessage};
 use crate::room::{LeaveReason, RoomCommand, RoomHandle};
 
@@ -26,12 +29,37 @@ const ROOM_WAIT: Duration = Duration::from_secs(10);
 
 /// Why a call was not answered: its SIP code, the reason given, the
 /// outcome counted, and headers for the response (a challenge).
-struct Refused(StatusCode, String, &'static str, Vec<Header>);
+pub(super) struct Refused(StatusCode, String, &'static str, Vec<Header>);
 
 impl Refused {
     fn new(code: StatusCode, reason: impl Into<String>, outcome: &'static str) -> Refused {
         Refused(code, reason.into(), outcome, Vec::new())
     }
+}
+
+/// Where a caller is going.
+enum Target {
+    /// Straight into a room (its number is in `sip.rooms`).
+    Room(RoomId),
+    /// The lobby: asked for a room's PIN first.
+    Lobby,
+}
+
+/// A call that may go ahead.
+struct Setup {
+    target: Target,
+    leg: PhoneLeg,
+    /// The name on its tile.
+    name: String,
+    /// The caller's number.
+    number: String,
+}
+
+/// A caller in its room with its leg built.
+struct Joined {
+    room: RoomHandle,
+    participant: ParticipantId,
+    outbox: mpsc::Receiver<ServerMessage>,
 }
 
 /// Takes an INVITE from its arrival to the end of the call.
@@ -49,93 +77,74 @@ pub(super) async fn run(
     let span = info_span!("call", source = ?source);
     async move {
         let Ok(_permit) = shared.calls.clone().try_acquire_owned() else {
-            return refuse(
-                &mut tx,
-                &shared,
-                Refused::new(
-                    StatusCode::BusyHere,
-                    format!(
-                        "{} calls are in progress (sip.max_calls)",
-                        shared.config.max_calls
-                    ),
-                    "busy",
-                ),
-            )
-            .await;
+            let busy = Refused::new(
+                StatusCode::BusyHere,
+                format!("{} calls are in progress (sip.max_calls)", shared.config.max_calls),
+                "busy",
+            );
+            return refuse(&mut tx, &shared, busy).await;
         };
-        let admitted = match admit(&mut tx, &shared, source.map(|s| s.ip())).await {
-            Ok(a) => a,
+        let setup = match check(&tx, &shared, source.map(|s| s.ip())) {
+            Ok(s) => s,
             Err(r) => return refuse(&mut tx, &shared, r).await,
         };
-        let Admitted {
-            room,
-            participant,
-            mut outbox,
-            local,
-            leg,
-        } = admitted;
-        let (state_tx, mut states) = dialogs.new_dialog_state_channel();
-        let dialog = match dialogs.get_or_create_server_invite(&tx, state_tx, None, Some(contact)) {
-            Ok(d) => d,
+        let socket = match crate::media::phone::bind_rtp_socket(shared.media_ip, shared.ports) {
+            Ok(s) => s,
             Err(e) => {
-                leave(&room, &participant, LeaveReason::MediaFailed(e.to_string()));
-                return refuse(
-                    &mut tx,
-                    &shared,
-                    Refused::new(StatusCode::ServerInternalError, e.to_string(), "failed"),
-                )
-                .await;
+                let r = Refused::new(StatusCode::ServiceUnavailable, format!("{e:#}"), "failed");
+                return refuse(&mut tx, &shared, r).await;
             }
         };
-        let id = dialog.id();
-        let mut handling = dialog.clone();
-        tokio::spawn(async move {
-            let _ = handling.handle(&mut tx).await;
-        });
-        let body = sdp::answer(&leg, local, u64::from(glib::random_int()));
-        let headers = vec![Header::ContentType("application/sdp".into())];
-        if let Err(e) = dialog.accept(Some(headers), Some(body.into_bytes())) {
-            warn!("answering: {e}");
-            leave(&room, &participant, LeaveReason::MediaFailed(e.to_string()));
-            shared.metrics.sip_call("failed");
-            dialogs.remove_dialog(&id);
+        let Ok(local) = socket.local_addr() else {
             return;
-        }
+        };
+        let joined = match &setup.target {
+            Target::Room(room) => match enter(&shared, room, &setup, socket).await {
+                Ok(joined) => {
+                    let Some(answered) = answer(tx, &dialogs, contact, &setup.leg, local) else {
+                        leave(&joined.room, &joined.participant, LeaveReason::MediaFailed("answering".into()));
+                        shared.metrics.sip_call("failed");
+                        return;
+                    };
+                    Some((joined, answered))
+                }
+                Err(r) => return refuse(&mut tx, &shared, r).await,
+            },
+            Target::Lobby => {
+                let Some(mut answered) = answer(tx, &dialogs, contact, &setup.leg, local) else {
+                    shared.metrics.sip_call("failed");
+                    return;
+                };
+                match pin::ask(&shared, &setup.leg, &socket, &mut answered).await {
+                    pin::Outcome::Room(room) => match enter(&shared, &room, &setup, socket).await {
+                        Ok(joined) => Some((joined, answered)),
+                        Err(Refused(_, reason, outcome, _)) => {
+                            info!("{reason}: BYE");
+                            shared.metrics.sip_call(outcome);
+                            bye(&mut answered).await;
+                            None
+                        }
+                    },
+                    pin::Outcome::Wrong => {
+                        shared.metrics.sip_call("pin_failed");
+                        bye(&mut answered).await;
+                        None
+                    }
+                    pin::Outcome::HungUp => {
+                        shared.metrics.sip_call("cancelled");
+                        None
+                    }
+                }
+            }
+        };
+        let Some((joined, answered)) = joined else {
+            return;
+        };
+        let id = answered.dialog.id();
         shared.metrics.sip_call("answered");
         shared.metrics.sip_active(1);
-        info!(room = %room.room(), %participant, %local, "call answered");
-        let mut confirmed = false;
-        let ended = loop {
-            tokio::select! {
-                _ = shared.stop.cancelled() => break End::Bye(LeaveReason::Shutdown),
-                msg = outbox.recv() => match msg {
-                    // Removed by a teacher, the room closed or moved.
-                    Some(ServerMessage::Left { reason }) => break End::Removed(reason),
-                    Some(_) => {}
-                    None => break End::Removed("the room is gone".into()),
-                },
-                state = states.recv() => match state {
-                    Some(DialogState::Terminated(_, why)) => break End::Hungup(why),
-                    Some(DialogState::Confirmed(..)) => confirmed = true,
-                    Some(_) => {}
-                    None => break End::Hungup(TerminatedReason::Timeout),
-                },
-            }
-        };
-        match ended {
-            End::Bye(reason) => {
-                leave(&room, &participant, reason);
-                bye(&dialog, confirmed, &mut states).await;
-            }
-            End::Removed(reason) => {
-                info!(%participant, "removed from the room ({reason}): BYE");
-                bye(&dialog, confirmed, &mut states).await;
-            }
-            End::Hungup(why) => {
-                info!(%participant, "caller hung up ({why:?})");
-                leave(&room, &participant, LeaveReason::Requested);
-            }
-        }
+        info!(room = %joined.room.room(), participant = %joined.participant, %local, "caller in the room");
+        in_room(&shared, joined, answered).await;
         shared.metrics.sip_active(-1);
         dialogs.remove_dialog(&id);
     }
@@ -153,34 +162,43 @@ enum End {
     Hungup(TerminatedReason),
 }
 
-/// Sends BYE once the caller has acknowledged our answer (RFC 3261
-/// §15: not before its ACK), waiting no longer than shutdown allows.
-async fn bye(
-    dialog: &rsipstack::dialog::invite_dialog::InviteDialog,
-    confirmed: bool,
-    states: &mut rsipstack::dialog::dialog::DialogStateReceiver,
-) {
-    let acked = confirmed
-        || tokio::time::timeout(super::BYE_WAIT, async {
-            while let Some(state) = states.recv().await {
-                match state {
-                    DialogState::Confirmed(..) => return true,
-                    DialogState::Terminated(..) => return false,
-                    _ => {}
-                }
-            }
-            false
-        })
-        .await
-        .unwrap_or(false);
-    if !acked {
-        warn!("the caller never acknowledged the answer: no BYE");
-        return;
-    }
-    match tokio::time::timeout(super::BYE_WAIT, dialog.bye()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => warn!("BYE: {e}"),
-        Err(_) => warn!("the caller did not answer BYE in time"),
+/// The caller is in its room until one side ends the call.
+async fn in_room(shared: &Shared, joined: Joined, mut answered: Answered) {
+    let Joined {
+        room,
+        participant,
+        mut outbox,
+    } = joined;
+    let ended = loop {
+        tokio::select! {
+            _ = shared.stop.cancelled() => break End::Bye(LeaveReason::Shutdown),
+            msg = outbox.recv() => match msg {
+                // Removed by a teacher, the room closed or moved.
+                Some(ServerMessage::Left { reason }) => break End::Removed(reason),
+                Some(_) => {}
+                None => break End::Removed("the room is gone".into()),
+            },
+            state = answered.states.recv() => match state {
+                Some(DialogState::Terminated(_, why)) => break End::Hungup(why),
+                Some(DialogState::Confirmed(..)) => answered.confirmed = true,
+                Some(_) => {}
+                None => break End::Hungup(TerminatedReason::Timeout),
+            },
+        }
+    };
+    match ended {
+        End::Bye(reason) => {
+            leave(&room, &participant, reason);
+            bye(&mut answered).await;
+        }
+        End::Removed(reason) => {
+            info!(%participant, "removed from the room ({reason}): BYE");
+            bye(&mut answered).await;
+        }
+        End::Hungup(why) => {
+            info!(%participant, "caller hung up ({why:?})");
+            leave(&room, &participant, LeaveReason::Requested);
+        }
     }
 }
 
@@ -207,64 +225,55 @@ async fn refuse(tx: &mut Transaction, shared: &Shared, refused: Refused) {
     let _ = tx.reply_with(code, headers, None).await;
 }
 
-/// A caller in its room with its leg built.
-struct Admitted {
-    room: RoomHandle,
-    participant: ParticipantId,
-    outbox: mpsc::Receiver<ServerMessage>,
-    local: std::net::SocketAddr,
-    leg: crate::media::phone::PhoneLeg,
-}
-
-/// Who may call, which room, whether the offer can be answered, whether
-/// the room takes the caller; then its leg is built.
-async fn admit(
-    tx: &mut Transaction,
+/// Who may call, which number, whether the offer can be answered.
+fn check(
+    tx: &Transaction,
     shared: &Shared,
     source: Option<std::net::IpAddr>,
-) -> Result<Admitted, Refused> {
+) -> Result<Setup, Refused> {
     let req = &tx.original;
     let listed = source.is_some_and(|s| shared.may_call(s));
     if !listed {
-        match &shared.digest {
-            None => {
-                return Err(Refused::new(
-                    StatusCode::Forbidden,
-                    "this source may not call (sip.allowed_sources)",
-                    "forbidden",
-                ))
-            }
-            Some(digest) => {
-                let now = crate::auth::bans::unix_now();
-                let answered = req
-                    .authorization_header()
-                    .and_then(|h| rsipstack::sip::typed::Authorization::parse(h.value()).ok())
-                    .is_some_and(|a| digest.check(&a, &req.method, now));
-                if !answered {
-                    let challenge: Header = digest.challenge(now).into();
-                    return Err(Refused(
-                        StatusCode::Unauthorized,
-                        String::new(),
-                        "unauthorized",
-                        vec![challenge],
-                    ));
-                }
-            }
+        let Some(digest) = &shared.digest else {
+            return Err(Refused::new(
+                StatusCode::Forbidden,
+                "this source may not call (sip.allowed_sources)",
+                "forbidden",
+            ));
+        };
+        let now = crate::auth::bans::unix_now();
+        let answered = req
+            .authorization_header()
+            .and_then(|h| rsipstack::sip::typed::Authorization::parse(h.value()).ok())
+            .is_some_and(|a| digest.check(&a, &req.method, now));
+        if !answered {
+            let challenge: Header = digest.challenge(now).into();
+            return Err(Refused(
+                StatusCode::Unauthorized,
+                String::new(),
+                "unauthorized",
+                vec![challenge],
+            ));
         }
     }
     let dialled = req.uri.user().unwrap_or_default().to_string();
-    let room = shared
-        .config
-        .rooms
-        .get(&dialled)
-        .and_then(|r| RoomId::parse(r).ok())
-        .ok_or_else(|| {
-            Refused::new(
-                StatusCode::NotFound,
-                format!("no room has the number {dialled} (sip.rooms)"),
-                "not_found",
-            )
-        })?;
+    let target = if shared.config.lobby.as_deref() == Some(dialled.as_str()) {
+        Target::Lobby
+    } else {
+        shared
+            .config
+            .rooms
+            .get(&dialled)
+            .and_then(|r| RoomId::parse(r).ok())
+            .map(Target::Room)
+            .ok_or_else(|| {
+                Refused::new(
+                    StatusCode::NotFound,
+                    format!("no room has the number {dialled} (sip.rooms)"),
+                    "not_found",
+                )
+            })?
+    };
     let leg = sdp::read_offer(&req.body)
         .map_err(|e| Refused::new(StatusCode::NotAcceptableHere, e.to_string(), "bad_offer"))?;
     let from = req.from_header().ok().and_then(|f| f.typed().ok());
@@ -282,17 +291,34 @@ async fn admit(
             n.trim()
                 .trim_matches('"')
                 .chars()
+                .filter(|c| !c.is_control())
                 .take(64)
                 .collect::<String>()
         })
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "Phone".into());
+    Ok(Setup {
+        target,
+        leg,
+        name,
+        number,
+    })
+}
+
+/// Joins the caller to `room` like any participant, then has the room
+/// build its leg on `socket`.
+async fn enter(
+    shared: &Shared,
+    room: &RoomId,
+    setup: &Setup,
+    socket: UdpSocket,
+) -> Result<Joined, Refused> {
     let participant = crate::room::new_participant_id();
     let (outbox_tx, mut outbox) = mpsc::channel(64);
     let join = RoomCommand::Join {
         participant: participant.clone(),
         who: Identity {
-            name: name.clone(),
+            name: setup.name.clone(),
             role: Role::Student,
             token: None,
             p2p: false,
@@ -304,7 +330,7 @@ async fn admit(
     };
     let handle = shared
         .registry
-        .join(&room, join)
+        .join(room, join)
         .map_err(|e| Refused::new(StatusCode::ServiceUnavailable, e.to_string(), "busy"))?;
     // The room greets the caller with `joined`, or refuses it.
     let greeted = tokio::time::timeout(ROOM_WAIT, async {
@@ -330,35 +356,24 @@ async fn admit(
     let (reply, built) = oneshot::channel();
     let _ = handle.send(RoomCommand::Phone {
         participant: participant.clone(),
-        tile: tile_name(&name, &number),
-        leg: leg.clone(),
-        local: shared.media_ip,
+        tile: tile_name(&setup.name, &setup.number),
+        leg: setup.leg.clone(),
+        timeout: Duration::from_secs(shared.config.media_timeout_seconds),
+        socket,
         reply,
     });
-    let local = match tokio::time::timeout(ROOM_WAIT, built).await {
-        Ok(Ok(Ok(local))) => local,
-        Ok(Ok(Err(why))) => {
-            leave(&handle, &participant, LeaveReason::MediaFailed(why.clone()));
-            return Err(Refused::new(StatusCode::ServerInternalError, why, "failed"));
-        }
-        _ => {
-            leave(
-                &handle,
-                &participant,
-                LeaveReason::MediaFailed("no answer".into()),
-            );
-            return Err(Refused::new(
-                StatusCode::ServerInternalError,
-                "the room did not build the call's media",
-                "failed",
-            ));
-        }
+    let failed = match tokio::time::timeout(ROOM_WAIT, built).await {
+        Ok(Ok(Ok(_))) => None,
+        Ok(Ok(Err(why))) => Some(why),
+        _ => Some("the room did not build the call's media".to_string()),
     };
-    Ok(Admitted {
+    if let Some(why) = failed {
+        leave(&handle, &participant, LeaveReason::MediaFailed(why.clone()));
+        return Err(Refused::new(StatusCode::ServerInternalError, why, "failed"));
+    }
+    Ok(Joined {
         room: handle,
         participant,
         outbox,
-        local,
-        leg,
     })
 }

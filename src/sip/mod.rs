@@ -7,14 +7,18 @@
 //! - `mod.rs`: [`SipServer`]: the SIP endpoint (UDP and TCP, by
 //!   `rsipstack`), the gate every message passes (per-source rate,
 //!   allowed sources), the loop of incoming requests, shutdown.
-//! - `call.rs`: one call, from INVITE to BYE.
+//! - `call.rs`: one call, from INVITE to BYE; `answered.rs`: our answer,
+//!   the dialog's states, our BYE.
+//! - `pin.rs`: the lobby: a spoken prompt and a room's PIN typed.
 //! - `sdp.rs`: the caller's offer and our answer (pure).
 //! - `digest.rs`: digest authentication of the trunk (pure).
 //! - `limit.rs`: per-source token buckets (pure).
 
+mod answered;
 mod call;
 pub mod digest;
 pub mod limit;
+pub mod pin;
 pub mod sdp;
 
 use std::net::{IpAddr, SocketAddr};
@@ -48,6 +52,8 @@ pub(crate) struct Shared {
     digest: Option<digest::Digest>,
     /// The address put in SDP answers and bound for RTP.
     media_ip: IpAddr,
+    /// The media port range RTP sockets come from, if any.
+    ports: Option<(u16, u16)>,
     registry: Registry,
     metrics: Metrics,
     /// Calls in progress (setting up or in a room), against `max_calls`.
@@ -69,10 +75,12 @@ pub struct SipServer {
 impl SipServer {
     /// Starts SIP on `config.listen` (UDP and TCP, same port): INVITEs to
     /// numbers of `config.rooms` join those rooms of `registry`.
-    /// `public_ip` is `ice.public_ip`, for the media address.
+    /// `public_ip` is `ice.public_ip`, for the media address; `ports` the
+    /// media port range.
     pub async fn start(
         config: &SipConfig,
         public_ip: Option<IpAddr>,
+        ports: Option<(u16, u16)>,
         registry: Registry,
         metrics: Metrics,
     ) -> anyhow::Result<SipServer> {
@@ -80,6 +88,21 @@ impl SipServer {
         let media_ip = config.media_address(public_ip).with_context(|| {
             format!("sip.listen is {listen}, a wildcard: set sip.media_address (or ice.public_ip) to the address callers send RTP to")
         })?;
+        if config.lobby.is_some() {
+            for prompt in [
+                "enter-pin.wav",
+                "wrong-pin.wav",
+                "welcome.wav",
+                "goodbye.wav",
+            ] {
+                let path = config.prompts_dir.join(prompt);
+                anyhow::ensure!(
+                    path.is_file(),
+                    "sip.lobby is set but its prompt {} is missing: set sip.prompts_dir to the directory with the prompts (assets/prompts in the source tree)",
+                    path.display()
+                );
+            }
+        }
         let cancel = CancellationToken::new();
         let transport = TransportLayer::new(cancel.clone());
         let udp = UdpConnection::create_connection(listen, None, Some(cancel.child_token()))
@@ -101,6 +124,7 @@ impl SipServer {
                 _ => None,
             },
             media_ip,
+            ports,
             registry,
             metrics: metrics.clone(),
             calls: Arc::new(Semaphore::new(config.max_calls)),

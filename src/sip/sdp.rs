@@ -26,11 +26,18 @@ pub enum OfferError {
     NoCodec,
 }
 
+/// One payload type of the offer: its number, our codec it is (if any),
+/// and its `rtpmap` name and clock rate (if given).
+type Offered = (u8, Option<PhoneCodec>, Option<(String, u32)>);
+
 /// Reads the caller's offer: its first audio m-line, the best of our
 /// codecs it lists (in [`PhoneCodec::PREFERENCE`] order), and its
 /// telephone-event payload type at 8000 Hz.
 pub fn read_offer(body: &[u8]) -> Result<PhoneLeg, OfferError> {
-    let sdp = gst_sdp::SDPMessage::parse_buffer(body).map_err(|_| OfferError::Unparsable)?;
+    let sdp = gst_sdp::SDPMessage::parse_buffer(body)
+        .ok()
+        .filter(|s| s.version() == Some("0"))
+        .ok_or(OfferError::Unparsable)?;
     let media = sdp
         .medias()
         .find(|m| m.media() == Some("audio") && m.port() != 0)
@@ -59,7 +66,7 @@ pub fn read_offer(body: &[u8]) -> Result<PhoneLeg, OfferError> {
             Some((name, rate))
         })
     };
-    let offered: Vec<(u8, Option<PhoneCodec>, Option<(String, u32)>)> = media
+    let offered: Vec<Offered> = media
         .formats()
         .filter_map(|f| f.parse::<u8>().ok())
         .map(|pt| {
@@ -132,6 +139,7 @@ mod tests {
 
     #[test]
     fn an_offer_gives_the_best_codec_dtmf_and_the_callers_address() {
+        gstreamer::init().unwrap();
         let leg = read_offer(BARESIP.as_bytes()).unwrap();
         assert_eq!(leg.codec, PhoneCodec::Pcmu);
         assert_eq!(leg.payload, 0);
@@ -153,6 +161,7 @@ mod tests {
 
     #[test]
     fn offers_we_cannot_answer_say_why() {
+        gstreamer::init().unwrap();
         assert_eq!(read_offer(b"hello"), Err(OfferError::Unparsable));
         let video = BARESIP.replace("m=audio", "m=video");
         assert_eq!(read_offer(video.as_bytes()), Err(OfferError::NoAudio));
@@ -164,6 +173,7 @@ mod tests {
 
     #[test]
     fn the_answer_names_our_address_codec_and_dtmf() {
+        gstreamer::init().unwrap();
         let leg = read_offer(BARESIP.as_bytes()).unwrap();
         let a = answer(&leg, "127.0.0.1:40000".parse().unwrap(), 7);
         assert!(a.contains("c=IN IP4 127.0.0.1\r\n"), "{a}");

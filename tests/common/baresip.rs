@@ -40,18 +40,27 @@ impl Caller {
 pub struct Baresip {
     child: Child,
     dir: PathBuf,
+    /// Its control socket (`ctrl_tcp`), for keys pressed.
+    control: u16,
 }
 
 impl Baresip {
     /// Starts baresip and dials `uri` (e.g. `sip:100@127.0.0.1:5080`).
     pub fn dial(caller: &Caller, uri: &str) -> Baresip {
         let port = free_port();
+        let control = free_port();
         let dir =
             std::env::temp_dir().join(format!("tessera-baresip-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("rec")).unwrap();
         let tone = dir.join("tone.wav");
-        write_tone(&tone, caller.tone_hz, 8000, 120);
+        // baresip's aufile wants the file at the codec's own rate.
+        let (rate, channels) = match caller.codecs.first() {
+            Some(&"g722") => (16000, 1),
+            Some(&"opus") => (48000, 2),
+            _ => (8000, 1),
+        };
+        write_tone(&tone, caller.tone_hz, rate, channels, 60);
         let codecs: String = caller
             .codecs
             .iter()
@@ -70,6 +79,8 @@ impl Baresip {
              module\t\t\tsndfile.so\n\
              module_app\t\taccount.so\n\
              module_app\t\tmenu.so\n\
+             module_app\t\tctrl_tcp.so\n\
+             ctrl_tcp_listen\t\t127.0.0.1:{control}\n\
              snd_path\t\t{rec}\n",
             tone = tone.display(),
             rec = dir.join("rec").display(),
@@ -99,7 +110,11 @@ impl Baresip {
             .stderr(log)
             .spawn()
             .expect("baresip runs (Debian package baresip; scripts/setup.sh installs it)");
-        Baresip { child, dir }
+        Baresip {
+            child,
+            dir,
+            control,
+        }
     }
 
     /// What baresip printed so far.
@@ -120,6 +135,16 @@ impl Baresip {
         false
     }
 
+    /// Fails the test, with `why` and what baresip printed, unless its
+    /// output contains `text` within `secs` seconds.
+    pub async fn expect_log(&self, text: &str, secs: u64, why: &str) {
+        assert!(
+            self.wait_log(text, Duration::from_secs(secs)).await,
+            "{why} (no `{text}` from baresip in {secs} s):\n{}",
+            self.log()
+        );
+    }
+
     /// The audio it heard (decoded, as baresip's `sndfile` wrote it),
     /// samples in -1..1 at 8 kHz for G.711.
     pub fn heard(&self) -> (Vec<f32>, u32) {
@@ -134,6 +159,33 @@ impl Baresip {
             return (Vec::new(), 8000);
         };
         read_wav(&std::fs::read(path).unwrap_or_default())
+    }
+
+    /// Presses `keys` on the keypad (sent as RFC 4733 telephone-events),
+    /// one after the other.
+    pub async fn press(&self, keys: &str) {
+        for key in keys.chars() {
+            self.command("sndcode", &key.to_string()).await;
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+
+    /// Hangs up (BYE).
+    pub async fn hang_up(&self) {
+        self.command("hangup", "").await;
+    }
+
+    /// Runs one command of baresip's menu over its control socket.
+    async fn command(&self, command: &str, params: &str) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut control = tokio::net::TcpStream::connect(("127.0.0.1", self.control))
+            .await
+            .expect("baresip's control socket");
+        let json = format!(r#"{{"command":"{command}","params":"{params}","token":"t"}}"#);
+        let framed = format!("{}:{json},", json.len());
+        control.write_all(framed.as_bytes()).await.unwrap();
+        let mut reply = [0u8; 256];
+        let _ = tokio::time::timeout(Duration::from_secs(2), control.read(&mut reply)).await;
     }
 
     /// Whether the process has ended.
@@ -166,8 +218,8 @@ fn free_port() -> u16 {
 }
 
 /// Writes `seconds` of a sine at `hz` (half scale; silence for 0) as a
-/// mono 16-bit WAV file at `rate`.
-pub fn write_tone(path: &Path, hz: f64, rate: u32, seconds: u32) {
+/// 16-bit WAV file at `rate` with `channels` alike.
+pub fn write_tone(path: &Path, hz: f64, rate: u32, channels: u16, seconds: u32) {
     let n = rate * seconds;
     let mut data = Vec::with_capacity(n as usize * 2);
     for i in 0..n {
@@ -177,7 +229,9 @@ pub fn write_tone(path: &Path, hz: f64, rate: u32, seconds: u32) {
         } else {
             0
         };
-        data.extend_from_slice(&v.to_le_bytes());
+        for _ in 0..channels {
+            data.extend_from_slice(&v.to_le_bytes());
+        }
     }
     let mut f = std::fs::File::create(path).unwrap();
     f.write_all(b"RIFF").unwrap();
@@ -186,31 +240,35 @@ pub fn write_tone(path: &Path, hz: f64, rate: u32, seconds: u32) {
     f.write_all(b"WAVEfmt ").unwrap();
     f.write_all(&16u32.to_le_bytes()).unwrap();
     f.write_all(&1u16.to_le_bytes()).unwrap();
-    f.write_all(&1u16.to_le_bytes()).unwrap();
+    f.write_all(&channels.to_le_bytes()).unwrap();
     f.write_all(&rate.to_le_bytes()).unwrap();
-    f.write_all(&(rate * 2).to_le_bytes()).unwrap();
-    f.write_all(&2u16.to_le_bytes()).unwrap();
+    f.write_all(&(rate * 2 * u32::from(channels)).to_le_bytes())
+        .unwrap();
+    f.write_all(&(2 * channels).to_le_bytes()).unwrap();
     f.write_all(&16u16.to_le_bytes()).unwrap();
     f.write_all(b"data").unwrap();
     f.write_all(&(data.len() as u32).to_le_bytes()).unwrap();
     f.write_all(&data).unwrap();
 }
 
-/// The samples and rate of a 16-bit PCM WAV file (its `fmt ` and `data`
-/// chunks; a `data` chunk still being written is read to the end).
+/// The samples (of the first channel) and rate of a 16-bit PCM WAV file
+/// (its `fmt ` and `data` chunks; a `data` chunk still being written is
+/// read to the end).
 pub fn read_wav(bytes: &[u8]) -> (Vec<f32>, u32) {
     let mut rate = 8000;
+    let mut channels = 1usize;
     let mut at = 12;
     while at + 8 <= bytes.len() {
         let id = &bytes[at..at + 4];
         let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
         let body = &bytes[at + 8..];
         if id == b"fmt " && body.len() >= 8 {
+            channels = usize::from(u16::from_le_bytes([body[2], body[3]])).max(1);
             rate = u32::from_le_bytes(body[4..8].try_into().unwrap());
         }
         if id == b"data" {
             let samples = body
-                .chunks_exact(2)
+                .chunks_exact(2 * channels)
                 .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
                 .collect();
             return (samples, rate);

@@ -3,7 +3,7 @@
 //! of its number. It sends no video and receives none: it stays in the
 //! audio-only tier, and no encoder of the canvas runs for it.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -25,19 +25,19 @@ use crate::media::phone::{PhoneCodec, PhoneLeg};
 use crate::media::MediaEvent;
 
 impl ParticipantMedia {
-    /// Builds a phone caller's leg, bound on `local`, its audio chains and
+    /// Builds a phone caller's leg on `socket`, its audio chains and
     /// its tile. Gives where its RTP arrives, for the SDP answer.
     pub(in crate::media) fn build_phone(
         room: &Room<'_>,
         id: &ParticipantId,
         name: &str,
         leg: &PhoneLeg,
-        local: IpAddr,
+        socket: UdpSocket,
         events: &UnboundedSender<MediaEvent>,
         added: &mut Added,
     ) -> anyhow::Result<(ParticipantMedia, SocketAddr)> {
         let bin = room.bin();
-        let transport = Transport::rtp(room, added, id, leg, local, events)?;
+        let transport = Transport::rtp(room, added, id, leg, socket, events)?;
         let at = transport
             .rtp_local()
             .context("an RTP leg has a local address")?;
@@ -120,6 +120,13 @@ impl ParticipantMedia {
             canvas_sent: Arc::new(AtomicU64::new(0)),
         };
         Ok((media, at))
+    }
+
+    /// How long a phone caller has sent nothing; None for WebRTC.
+    pub fn phone_quiet_for(&self) -> Option<std::time::Duration> {
+        let heard = self.transport.heard.as_ref()?;
+        let since = glib::monotonic_time() - heard.load(std::sync::atomic::Ordering::Relaxed);
+        Some(std::time::Duration::from_micros(since.max(0) as u64))
     }
 
     /// Whether this is a phone caller (plain RTP, audio only).

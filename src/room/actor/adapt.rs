@@ -186,7 +186,7 @@ impl RoomActor {
         let Some(pm) = p.media.as_mut() else {
             return;
         };
-        if p.phone {
+        if p.phone.is_some() {
             // A phone caller receives no video, whatever its link.
             return;
         }

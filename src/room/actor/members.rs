@@ -94,7 +94,7 @@ impl RoomActor {
                 parked: false,
                 hand: None,
                 chat_rate: Default::default(),
-                phone: false,
+                phone: None,
             },
         );
     }
@@ -355,12 +355,16 @@ impl RoomActor {
                 id: id.clone(),
                 name: p.name.clone(),
                 role: p.role,
-                codec: p.media.as_ref().filter(|_| !p.phone).map(|m| m.family()),
+                codec: p
+                    .media
+                    .as_ref()
+                    .filter(|_| p.phone.is_none())
+                    .map(|m| m.family()),
                 muted: p.muted,
                 sharing: p.sharing,
                 silenced: p.silenced,
                 hand: places.get(id).copied(),
-                transport: if p.phone {
+                transport: if p.phone.is_some() {
                     TransportKind::Sip
                 } else {
                     TransportKind::Webrtc

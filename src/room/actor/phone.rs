@@ -2,7 +2,8 @@
 //! an ordinary join, its RTP leg is built here and the caller takes part
 //! like anyone else (tile, mix, talk, recording), audio only.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
 
 use tracing::{error, info};
 
@@ -17,7 +18,8 @@ impl RoomActor {
         id: &ParticipantId,
         tile: &str,
         leg: &PhoneLeg,
-        local: IpAddr,
+        socket: UdpSocket,
+        timeout: Duration,
     ) -> Result<SocketAddr, String> {
         match self.participants.get(id) {
             None => return Err(format!("{id} is not in room {}", self.room)),
@@ -28,7 +30,7 @@ impl RoomActor {
         }
         let (pm, at) = self
             .media
-            .add_phone(id, tile, leg, local, &self.events_tx)
+            .add_phone(id, tile, leg, socket, &self.events_tx)
             .map_err(|e| {
                 error!(participant = %id, "building a phone leg: {e:#}");
                 format!("the server could not set up the call's media: {e}")
@@ -36,9 +38,33 @@ impl RoomActor {
         info!(participant = %id, codec = %leg.codec, %at, "phone leg up");
         if let Some(p) = self.participants.get_mut(id) {
             p.media = Some(pm);
-            p.phone = true;
+            p.phone = Some(timeout);
         }
         self.media_added(id);
         Ok(at)
+    }
+
+    /// Lets go of phone callers that sent no RTP for their timeout: a
+    /// phone gone without BYE (its session then gets `left` and sends BYE).
+    pub(super) fn expire_phones(&mut self) {
+        let quiet: Vec<_> = self
+            .participants
+            .iter()
+            .filter_map(|(id, p)| {
+                let timeout = p.phone?;
+                let quiet = p.media.as_ref()?.phone_quiet_for()?;
+                (quiet > timeout).then(|| (id.clone(), timeout))
+            })
+            .collect();
+        for (id, timeout) in quiet {
+            info!(participant = %id, "no RTP from the phone for {timeout:?}: letting it go");
+            self.remove(
+                &id,
+                crate::room::LeaveReason::MediaFailed(format!(
+                    "no audio from the phone for {} s",
+                    timeout.as_secs()
+                )),
+            );
+        }
     }
 }

@@ -59,6 +59,7 @@ impl RoomActor {
         self.rates.update(&outputs, elapsed);
         self.place_all();
         self.expire_talkers(now);
+        self.expire_phones();
         self.note_canvas_skips();
         let recording = self.recording_progress();
         self.metrics

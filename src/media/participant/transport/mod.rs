@@ -55,6 +55,8 @@ pub(super) struct Transport {
     pub(super) extra: Vec<gst::Element>,
     /// Which transport it is.
     pub(super) kind: Kind,
+    /// When an RTP leg last received a packet (GLib monotonic time, µs).
+    pub(super) heard: Option<std::sync::Arc<std::sync::atomic::AtomicI64>>,
 }
 
 /// Which transport carries a participant's media.
@@ -82,17 +84,17 @@ impl Transport {
         webrtc::build(room, added, id, choice, events)
     }
 
-    /// A phone caller's plain-RTP leg on `local` (its port from the media
+    /// A phone caller's plain-RTP leg on `socket` (a port of the media
     /// range), audio only.
     pub(super) fn rtp(
         room: &Room<'_>,
         added: &mut Added,
         id: &ParticipantId,
         leg: &PhoneLeg,
-        local: std::net::IpAddr,
+        socket: std::net::UdpSocket,
         events: &UnboundedSender<MediaEvent>,
     ) -> anyhow::Result<Transport> {
-        rtp::build(room, added, id, leg, local, events)
+        rtp::build(room, added, id, leg, socket, events)
     }
 
     /// Its elements in the order they start: `extra` (downstream first),

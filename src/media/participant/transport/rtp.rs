@@ -11,7 +11,9 @@
 //! video pad ends in a `fakesink` the egress never feeds (a phone stays in
 //! the audio-only tier).
 
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::UdpSocket;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use gstreamer as gst;
@@ -22,23 +24,22 @@ use super::super::Room;
 use super::{Kind, Transport};
 use crate::ids::ParticipantId;
 use crate::media::build::Added;
-use crate::media::make::{make_capsfilter, make_element};
+use crate::media::make::make_element;
 use crate::media::phone::{PhoneCodec, PhoneLeg};
 use crate::media::MediaEvent;
 
-/// Builds the caller's RTP leg, bound on `local` (a port of the media
-/// range when one is set), sending to `leg.remote`.
+/// Builds the caller's RTP leg on `socket` (bound by the SIP side, on a
+/// port of the media range), sending to `leg.remote`.
 pub(super) fn build(
     room: &Room<'_>,
     added: &mut Added,
     id: &ParticipantId,
     leg: &PhoneLeg,
-    local: IpAddr,
+    socket: UdpSocket,
     events: &UnboundedSender<MediaEvent>,
 ) -> anyhow::Result<Transport> {
     let bin = room.bin();
     let n = |what: &str| format!("{id}-{what}");
-    let socket = bind_in_range(local, room.settings.ice.ports)?;
     let local = socket.local_addr().context("the RTP socket's address")?;
     let gsocket = gio::Socket::from_fd(std::os::fd::OwnedFd::from(socket))
         .context("handing the RTP socket to GStreamer")?;
@@ -47,7 +48,8 @@ pub(super) fn build(
     src.set_property("socket", &gsocket);
     src.set_property("close-socket", false);
     src.set_property("caps", incoming_caps(leg));
-    only_payload(&src, leg.payload)?;
+    let heard = Arc::new(AtomicI64::new(glib::monotonic_time()));
+    only_payload(&src, leg.payload, heard.clone())?;
     let jitter = make_element("rtpjitterbuffer", &n("rtp-jitter"))?;
     jitter.set_property("latency", room.settings.jitter_buffer.as_millis() as u32);
     // Lost packets become gaps the decoder's concealment fills.
@@ -102,24 +104,8 @@ pub(super) fn build(
         retransmits: Default::default(),
         red: None,
         kind: Kind::Rtp { local },
+        heard: Some(heard),
     })
-}
-
-/// A UDP socket on `ip`, on the first free port of `ports` (any free
-/// port without a range).
-fn bind_in_range(ip: IpAddr, ports: Option<(u16, u16)>) -> anyhow::Result<UdpSocket> {
-    let Some((min, max)) = ports else {
-        return UdpSocket::bind((ip, 0)).with_context(|| format!("binding an RTP socket on {ip}"));
-    };
-    // Start at a random port of the range: calls spread over it.
-    let span = u32::from(max - min) + 1;
-    let first = glib::random_int_range(0, span as i32) as u32;
-    (0..span)
-        .map(|i| min + ((first + i) % span) as u16)
-        .find_map(|port| UdpSocket::bind(SocketAddr::new(ip, port)).ok())
-        .with_context(|| {
-            format!("no free UDP port on {ip} in the media port range {min}-{max} (media.rtp_port_min and media.rtp_port_max)")
-        })
 }
 
 /// The RTP caps of what the caller sends.
@@ -137,18 +123,22 @@ fn incoming_caps(leg: &PhoneLeg) -> gst::Caps {
 
 /// Lets only RTP packets of the caller's audio payload type through:
 /// keys pressed (telephone-events), comfort noise and anything else on the
-/// socket stay out of the decoder.
-fn only_payload(src: &gst::Element, payload: u8) -> anyhow::Result<()> {
+/// socket stay out of the decoder. Any RTP packet notes in `heard` when
+/// the caller was last heard from (GLib's monotonic time, µs).
+fn only_payload(src: &gst::Element, payload: u8, heard: Arc<AtomicI64>) -> anyhow::Result<()> {
     src.static_pad("src").context("udpsrc src")?.add_probe(
         gst::PadProbeType::BUFFER,
         move |_, info| {
             let Some(gst::PadProbeData::Buffer(buf)) = &info.data else {
                 return gst::PadProbeReturn::Ok;
             };
-            let ours = buf
-                .map_readable()
-                .ok()
-                .is_some_and(|m| m.len() >= 12 && m[0] >> 6 == 2 && m[1] & 0x7f == payload);
+            let (rtp, ours) = buf.map_readable().ok().map_or((false, false), |m| {
+                let rtp = m.len() >= 12 && m[0] >> 6 == 2;
+                (rtp, rtp && m[1] & 0x7f == payload)
+            });
+            if rtp {
+                heard.store(glib::monotonic_time(), Ordering::Relaxed);
+            }
             if ours {
                 gst::PadProbeReturn::Ok
             } else {
@@ -169,27 +159,11 @@ fn transcoder(id: &ParticipantId, leg: &PhoneLeg) -> anyhow::Result<Vec<gst::Ele
     let depay = make_element("rtpopusdepay", &n("phone-opusdepay"))?;
     let dec = make_element("opusdec", &n("phone-opusdec"))?;
     dec.set_property("plc", true);
-    let convert = make_element("audioconvert", &n("phone-convert"))?;
-    let resample = make_element("audioresample", &n("phone-resample"))?;
-    let caps = make_capsfilter(
-        &n("phone-caps"),
-        &gst::Caps::builder("audio/x-raw")
-            .field("format", "S16LE")
-            .field("rate", leg.codec.sample_rate() as i32)
-            .field("channels", 1i32)
-            .build(),
-    )?;
-    let (enc, pay) = match leg.codec {
-        PhoneCodec::Pcmu => ("mulawenc", "rtppcmupay"),
-        PhoneCodec::Pcma => ("alawenc", "rtppcmapay"),
-        PhoneCodec::G722 => ("avenc_g722", "rtpg722pay"),
-        PhoneCodec::Opus => unreachable!("passed through above"),
-    };
-    let enc = make_element(enc, &n("phone-enc"))?;
-    let pay = make_element(pay, &n("phone-pay"))?;
-    pay.set_property("pt", u32::from(leg.payload));
-    // 20 ms a packet, as telephones expect.
-    pay.set_property("min-ptime", 20_000_000i64);
-    pay.set_property("max-ptime", 20_000_000i64);
-    Ok(vec![depay, dec, convert, resample, caps, enc, pay])
+    let mut chain = vec![depay, dec];
+    chain.extend(crate::media::phone_prompt::encoder_chain(
+        leg.codec,
+        leg.payload,
+        id.as_str(),
+    )?);
+    Ok(chain)
 }

@@ -94,6 +94,7 @@ pub(super) fn build(
             .map(|red| super::RedAudio::new(red, choice.audio_payload)),
         extra: Vec::new(),
         kind: super::Kind::Webrtc,
+        heard: None,
     })
 }
 
