@@ -706,23 +706,33 @@ async fn a_source_that_may_not_call_gets_403_or_no_answer_at_all() {
     let _serial = SERIAL.lock().await;
     init();
     let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n";
-    for answer_unknown in [true, false] {
+    // (answer strangers, digest on): what a stranger's INVITE gets.
+    for (answer_unknown, digest, want) in [
+        (true, false, Some("403")),
+        (false, false, None),
+        (false, true, Some("401")),
+    ] {
         let mut config = sip_config();
-        // Only the trunk (not loopback) may call.
+        // Only the trunk (not loopback) may call without a password.
         config.sip.allowed_sources = vec!["192.0.2.10".parse().unwrap()];
         config.sip.answer_unknown = answer_unknown;
+        if digest {
+            config.sip.username = Some(TRUNK.0.into());
+            config.sip.password = Some(TRUNK.1.into());
+        }
         let server = TestServer::start(config).await;
         let sip = server.sip_addr.unwrap();
         let status = status_of(sip, &invite(sip, 5999, 1, sdp)).await;
-        if answer_unknown {
-            assert!(
-                status.as_deref().is_some_and(|s| s.contains("403")),
-                "a stranger gets 403: {status:?}"
-            );
-        } else {
-            assert_eq!(status, None, "a stranger gets no answer at all");
-            let base = format!("http://{}", server.addr);
-            assert!(metric(&base, "tessera_sip_messages_dropped_total", "").await >= 1.0);
+        match want {
+            Some(code) => assert!(
+                status.as_deref().is_some_and(|s| s.contains(code)),
+                "answer_unknown {answer_unknown}, digest {digest}: want {code}, got {status:?}"
+            ),
+            None => {
+                assert_eq!(status, None, "a stranger gets no answer at all");
+                let base = format!("http://{}", server.addr);
+                assert!(metric(&base, "tessera_sip_messages_dropped_total", "").await >= 1.0);
+            }
         }
         assert!(server.room(ROOM).await.is_none());
     }

@@ -115,7 +115,8 @@ pub(super) async fn run(
                     shared.metrics.sip_call("failed");
                     return;
                 };
-                match pin::ask(&shared, &setup.leg, &socket, &mut answered).await {
+                let id = answered.dialog.id();
+                let joined = match pin::ask(&shared, &setup.leg, &socket, &mut answered).await {
                     pin::Outcome::Room(room) => match enter(&shared, &room, &setup, socket).await {
                         Ok(joined) => Some((joined, answered)),
                         Err(Refused(_, reason, outcome, _)) => {
@@ -134,7 +135,11 @@ pub(super) async fn run(
                         shared.metrics.sip_call("cancelled");
                         None
                     }
+                };
+                if joined.is_none() {
+                    dialogs.remove_dialog(&id);
                 }
+                joined
             }
         };
         let Some((joined, answered)) = joined else {

@@ -203,7 +203,11 @@ impl TransportEventInspector for Gate {
         let Ok(source) = from.get_socketaddr().map(|a| a.ip()) else {
             return Some(event);
         };
-        let allowed = self.shared.may_call(source) || self.shared.config.answer_unknown;
+        // With digest on, anyone may answer a challenge; otherwise a
+        // source that may not call is dropped when strangers get silence.
+        let allowed = self.shared.may_call(source)
+            || self.shared.digest.is_some()
+            || self.shared.config.answer_unknown;
         let within = allowed
             && self
                 .limits
