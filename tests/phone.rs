@@ -229,6 +229,30 @@ async fn a_caller_hears_the_room_is_heard_has_a_tile_and_is_removed_with_bye() {
         "the recording should hold all three voices: {p:?}"
     );
 
+    // A teacher silences the caller: nobody hears it any more.
+    teacher.send_text(&format!(
+        r#"{{"type":"muteParticipant","participant":"{caller}","muted":true}}"#
+    ));
+    let mut silenced = false;
+    for _ in 0..50 {
+        let snap = server.room(ROOM).await.unwrap();
+        let flagged = snap
+            .participants
+            .iter()
+            .any(|p| p.id == caller && p.silenced);
+        let p = powers(&student.recent_audio(1.0), 48000, 1.0, &tones);
+        if flagged && p[2] < 1e-6 {
+            silenced = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        silenced,
+        "sam should no longer hear the silenced caller: {:?}",
+        powers(&student.recent_audio(1.0), 48000, 1.0, &tones)
+    );
+
     // A teacher removes the caller: it hears BYE, and its RTP leg is gone.
     teacher.send_text(&format!(r#"{{"type":"remove","participant":"{caller}"}}"#));
     phone
