@@ -394,7 +394,14 @@ async fn refused_calls_get_their_sip_codes_and_leave_rooms_untouched() {
     )
     .await;
     teacher.send_text(r#"{"type":"lock","locked":true}"#);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        teacher
+            .wait_message(Duration::from_secs(5), |m| m["type"] == "locked"
+                && m["locked"] == true)
+            .await
+            .is_some(),
+        "the room should say it is locked"
+    );
     let locked = trunk_call(&server, "300");
     locked.expect_log("486", 10, "a locked room gets 486").await;
     drop(locked);
